@@ -1,0 +1,5 @@
+"""PLACEHOLDER: being written; replace this whole file."""
+
+
+def main(argv=None):
+    raise NotImplementedError("demo")
