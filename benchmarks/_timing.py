@@ -1,0 +1,80 @@
+"""Shared timing harness for the benchmarks: same process, interleaved rounds, medians.
+
+Absolute times on shared machines mean little; every benchmark here reports the *ratio*
+of medians of implementations timed side by side, round-robin, in one process.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import jax
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def interleaved(
+    fns: Mapping[str, Callable[[], Any]],
+    *,
+    rounds: int = 15,
+    warmup: int = 2,
+    inner: int = 1,
+) -> dict[str, float]:
+    """Times each zero-argument callable round-robin and returns the median seconds per call.
+
+    Each callable must block until its result is ready (wrap JAX calls with
+    ``jax.block_until_ready``). The starting implementation rotates every round so that no
+    implementation always runs first (cache state, frequency scaling).
+    """
+    names = list(fns)
+    for _ in range(warmup):
+        for name in names:
+            fns[name]()
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(rounds):
+        order = names[r % len(names) :] + names[: r % len(names)]
+        for name in order:
+            fn = fns[name]
+            t0 = time.perf_counter()
+            for _ in range(inner):
+                fn()
+            samples[name].append((time.perf_counter() - t0) / inner)
+    return {name: statistics.median(v) for name, v in samples.items()}
+
+
+def metadata() -> dict[str, Any]:
+    """Versions and machine facts recorded next to every result."""
+    meta: dict[str, Any] = {
+        "jax": jax.__version__,
+        "backend": jax.default_backend(),
+        "device": str(jax.devices()[0].device_kind),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    try:
+        import torch
+
+        meta["torch"] = torch.__version__
+        meta["torch_threads"] = torch.get_num_threads()
+    except ImportError:
+        meta["torch"] = None
+    return meta
+
+
+def write_results(name: str, payload: Mapping[str, Any]) -> Path:
+    """Writes ``benchmarks/results/<name>.json`` (read by notebooks/03_performance.ipynb)."""
+    RESULTS_DIR.mkdir(exist_ok=True)
+    path = RESULTS_DIR / f"{name}.json"
+    path.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def geomean(values: list[float]) -> float:
+    return statistics.geometric_mean(values)
