@@ -1,14 +1,355 @@
-"""PLACEHOLDER: being written; replace this whole file."""
+"""The gather family with torch semantics: ``gather``, ``take_along_dim``, ``index_select``.
+
+Each public function is a thin wrapper: it checks shapes and dtypes at trace time (free under
+jit), checks index values when the index is concrete, and calls a jitted core defined once
+below. Each core emits a single ``lax.gather``: ``gather`` and ``take_along_dim`` use batching
+dimensions for every axis but ``dim`` (no iota index grid is built), ``index_select`` gathers
+whole slices (rows, columns, ...).
+
+Out-of-range index values (torch never wraps negative ones):
+
+* ``mode=None`` (default): a concrete index raises ``IndexError`` with torch's wording. A traced
+  index (under ``jax.jit``, ``jax.vmap``, ...) cannot raise; out-of-range positions are then
+  filled with ``fill_value`` (default NaN for inexact dtypes, the smallest value for signed
+  integers, the largest for unsigned, True for bool) and
+  ``jax.experimental.checkify.checkify(f, errors=checkify.index_checks)`` reports them.
+* ``mode='fill'``: as the traced default, also for concrete indices (no IndexError).
+* ``mode='clip'``: indices are clamped into ``[0, size - 1]`` (nothing for checkify to report).
+* ``mode='promise_in_bounds'``: the caller promises every index is in range; fastest; an
+  out-of-range value gives an unspecified (but memory-safe) result.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from jgather import _indexing as ix
+
+__all__ = ["gather", "index_select", "take_along_dim"]
 
 
-def gather(*args, **kwargs):
-    raise NotImplementedError('gather')
+def _default_fill(dtype: Any) -> Any:
+    """lax's FILL_OR_DROP default: NaN, signed min, unsigned max, True."""
+    dtype = np.dtype(dtype)
+    if jnp.issubdtype(dtype, jnp.inexact):
+        return np.nan
+    if dtype == np.bool_:
+        return True
+    if jnp.issubdtype(dtype, jnp.signedinteger):
+        return jnp.iinfo(dtype).min
+    return jnp.iinfo(dtype).max
 
 
-def index_select(*args, **kwargs):
-    raise NotImplementedError('index_select')
+def _fill_scalar(fn: str, mode: Any, fill_value: Any, dtype: Any) -> jax.Array | None:
+    """Checks ``fill_value`` against ``mode`` and returns it as a 0-d array of ``dtype``."""
+    if fill_value is None:
+        return None
+    if mode not in (None, "fill"):
+        raise ValueError(
+            f"{fn}: fill_value={fill_value!r} has no effect with mode={mode!r}; "
+            "pass mode='fill' (or leave mode=None) to fill out-of-range positions."
+        )
+    if ix.is_concrete(fill_value):
+        value = np.asarray(fill_value)
+        if value.ndim != 0:
+            raise ValueError(f"{fn}: fill_value must be a scalar, got shape {value.shape}.")
+        if (
+            jnp.issubdtype(dtype, jnp.integer)
+            and np.issubdtype(value.dtype, np.inexact)
+            and not (np.isfinite(value) and float(value).is_integer())
+        ):
+            raise ValueError(
+                f"{fn}: fill_value={fill_value!r} cannot be represented in the input dtype "
+                f"{np.dtype(dtype)}; pass an integer fill_value."
+            )
+    return jnp.asarray(fill_value).astype(dtype)
 
 
-def take_along_dim(*args, **kwargs):
-    raise NotImplementedError('take_along_dim')
+def _gather_impl(
+    input: jax.Array, index: jax.Array, fill: jax.Array | None, dim: int, mode: str | None
+) -> jax.Array:
+    """torch.gather on validated operands (input sliced here to index's extent off dim)."""
+    index = ix.canonical_index(index)
+    if index.size == 0:
+        return jnp.zeros(index.shape, input.dtype)
+    if input.ndim == 0:
+        return _gather_impl(input[None], index[None], fill, 0, mode)[0]
+    size = input.shape[dim]
+    if size == 0:  # every index value is out of range
+        value = _default_fill(input.dtype) if fill is None else fill
+        return jnp.full(index.shape, value, input.dtype)
+    operand = ix.slice_to(input, index.shape, dim)
+    if mode == "clip":
+        index = ix.clamp(index, size)
+    out = ix.batched_gather(operand, index, dim, ix.lax_mode(mode))
+    if fill is not None:
+        out = jnp.where((index >= 0) & (index < size), out, fill)
+    return out
 
+
+@functools.partial(jax.jit, static_argnames=("dim", "mode"))
+def _gather_core(input, index, fill, *, dim, mode):
+    return _gather_impl(input, index, fill, dim, mode)
+
+
+def gather(
+    input: Any,
+    dim: int,
+    index: Any,
+    *,
+    mode: ix.GatherMode = None,
+    fill_value: Any = None,
+) -> jax.Array:
+    """Gathers values along an axis: ``out[i][j][k] = input[i][index[i][j][k]][k]`` (dim=1).
+
+    Mirrors ``torch.gather(input, dim, index)`` exactly: ``index.ndim == input.ndim``,
+    ``index.shape[d] <= input.shape[d]`` for every ``d != dim`` (only the leading part of
+    ``input`` is read there), the output has ``index``'s shape, nothing broadcasts, and the
+    dtype of ``input`` is kept. Unlike ``jnp.take_along_axis`` it neither broadcasts nor wraps
+    negative indices. Lowers to one ``lax.gather`` with batching dimensions.
+
+    Its gradient with respect to ``input`` is a scatter-add of the cotangent at ``index``, as
+    in torch.
+
+    Args:
+      input: array of any shape and dtype, ``[..., N, ...]`` with ``N`` at ``dim``.
+      dim: the axis to gather along; negative values count from the end. Static.
+      index: integer array (int32 or int64, or narrower) with ``index.ndim == input.ndim``.
+      mode: what an out-of-range index value does (see the module docstring): ``None``
+        (default: ``IndexError`` for a concrete index; fill under jit, reported by checkify),
+        ``'fill'``, ``'clip'`` or ``'promise_in_bounds'``. Static.
+      fill_value: value for out-of-range positions with ``mode`` None or ``'fill'``; default
+        NaN for inexact dtypes, the smallest signed / largest unsigned integer, True for bool.
+        It is traced, so changing it does not recompile.
+
+    Returns:
+      Array with ``index``'s shape and ``input``'s dtype.
+
+    Raises:
+      TypeError: ``index`` is not of integer dtype.
+      IndexError: ``dim`` is out of range, or (mode None) a concrete index value is out of
+        range, e.g. ``index 23 is out of bounds for dimension 1 with size 2``.
+      ValueError: ``index.ndim != input.ndim``, ``index`` larger than ``input`` off ``dim``,
+        an unknown ``mode``, or ``fill_value`` with a mode that never fills.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jgather import gather
+      >>> t = jnp.array([[1, 2], [3, 4]])
+      >>> gather(t, 1, jnp.array([[0, 0], [1, 0]]))
+      Array([[1, 1],
+             [4, 3]], dtype=int32)
+    """
+    fn = "gather"
+    input = ix.as_array(fn, "input", input)
+    index = ix.as_array(fn, "index", index)
+    ix.check_index_dtype(fn, index)
+    dim = ix.canonical_dim(fn, dim, input.ndim)
+    ix.check_mode(fn, mode, ix.GATHER_MODES)
+    ix.check_gather_shapes(fn, input.shape, index.shape, dim)
+    fill = _fill_scalar(fn, mode, fill_value, input.dtype)
+    size = input.shape[dim] if input.ndim else 1
+    if mode is None:
+        ix.check_bounds_eagerly(fn, index, dim, size)
+    return _gather_core(input, index, fill, dim=dim, mode=mode)
+
+
+def _index_select_impl(input, index, fill, dim, mode):
+    index = ix.canonical_index(index)
+    if input.ndim == 0:
+        return _index_select_impl(input[None], index, fill, 0, mode).reshape(())
+    index = index.reshape(-1)
+    out_shape = input.shape[:dim] + index.shape + input.shape[dim + 1 :]
+    size = input.shape[dim]
+    if index.size == 0 or 0 in out_shape:
+        return jnp.zeros(out_shape, input.dtype)
+    if size == 0:  # every index value is out of range
+        value = _default_fill(input.dtype) if fill is None else fill
+        return jnp.full(out_shape, value, input.dtype)
+    if mode == "clip":
+        index = ix.clamp(index, size)
+    dnums = lax.GatherDimensionNumbers(
+        offset_dims=tuple(d for d in range(input.ndim) if d != dim),
+        collapsed_slice_dims=(dim,),
+        start_index_map=(dim,),
+    )
+    slice_sizes = (*input.shape[:dim], 1, *input.shape[dim + 1 :])
+    out = lax.gather(input, index[:, None], dnums, slice_sizes, mode=ix.lax_mode(mode))
+    if fill is not None:
+        ok = lax.broadcast_in_dim((index >= 0) & (index < size), out.shape, (dim,))
+        out = jnp.where(ok, out, fill)
+    return out
+
+
+@functools.partial(jax.jit, static_argnames=("dim", "mode"))
+def _index_select_core(input, index, fill, *, dim, mode):
+    return _index_select_impl(input, index, fill, dim, mode)
+
+
+def index_select(
+    input: Any,
+    dim: int,
+    index: Any,
+    *,
+    mode: ix.GatherMode = None,
+    fill_value: Any = None,
+) -> jax.Array:
+    """Selects whole slices of ``input`` along ``dim``: ``out = input[..., index, ...]``.
+
+    Mirrors ``torch.index_select(input, dim, index)``: ``index`` is 1-D (or 0-d, which acts as
+    a single-element vector), and the output is ``input`` with axis ``dim`` replaced by
+    ``len(index)``. Lowers to one ``lax.gather`` of whole slices (rows for ``dim=0``), which
+    ``jax.vmap`` turns into a single batched gather: e.g. ``jax.vmap(index_select, (0, None,
+    0))(x, 0, ids)`` with ``x`` ``[N, L, D]`` and ``ids`` ``[N, K]`` gives ``[N, K, D]``.
+
+    Args:
+      input: array ``[..., N, ...]`` with ``N`` at ``dim``; a 0-d input acts as shape ``[1]``
+        and gives a 0-d result (index must then hold exactly one value).
+      dim: the axis to select along; negative values count from the end. Static.
+      index: integer array of shape ``[K]`` or ``[]``.
+      mode: out-of-range behaviour, as in :func:`gather`. Static.
+      fill_value: value for out-of-range slices with ``mode`` None or ``'fill'``.
+
+    Returns:
+      Array ``input.shape[:dim] + [K] + input.shape[dim + 1:]`` of ``input``'s dtype.
+
+    Raises:
+      TypeError: ``index`` is not of integer dtype.
+      IndexError: ``dim`` is out of range, or (mode None) a concrete index value is out of
+        range.
+      ValueError: ``index`` has more than one dimension, an unknown ``mode``, or (0-d input)
+        an index with more than one value.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jgather import index_select
+      >>> x = jnp.arange(6).reshape(2, 3)
+      >>> index_select(x, 1, jnp.array([2, 0]))
+      Array([[2, 0],
+             [5, 3]], dtype=int32)
+    """
+    fn = "index_select"
+    input = ix.as_array(fn, "input", input)
+    index = ix.as_array(fn, "index", index)
+    ix.check_index_dtype(fn, index)
+    dim = ix.canonical_dim(fn, dim, input.ndim)
+    ix.check_mode(fn, mode, ix.GATHER_MODES)
+    if index.ndim > 1:
+        raise ValueError(
+            f"{fn}: index must be 1-D (or 0-d), got shape {index.shape}; flatten it with "
+            "index.reshape(-1) and reshape the result, or use gather for per-element indices."
+        )
+    if input.ndim == 0 and index.size != 1:
+        raise ValueError(
+            f"{fn}: a 0-d input needs an index with exactly one value, got shape {index.shape}."
+        )
+    fill = _fill_scalar(fn, mode, fill_value, input.dtype)
+    size = input.shape[dim] if input.ndim else 1
+    if mode is None:
+        ix.check_bounds_eagerly(fn, index, dim, size)
+    return _index_select_core(input, index, fill, dim=dim, mode=mode)
+
+
+def _broadcast_off_dim(
+    fn: str, a_shape: tuple[int, ...], b_shape: tuple[int, ...], dim: int
+) -> tuple[int, ...]:
+    """Broadcast of two equal-rank shapes on every axis but ``dim`` (where ``a`` wins)."""
+    out = []
+    for d, (a, b) in enumerate(zip(a_shape, b_shape, strict=True)):
+        if d == dim:
+            out.append(a)
+        elif a == b or b == 1:
+            out.append(a)
+        elif a == 1:
+            out.append(b)
+        else:
+            raise ValueError(
+                f"{fn}: input shape {a_shape} and indices shape {b_shape} do not broadcast at "
+                f"dimension {d} ({a} vs {b}); off dim {dim} sizes must be equal or 1."
+            )
+    return tuple(out)
+
+
+@functools.partial(jax.jit, static_argnames=("dim", "mode"))
+def _take_along_dim_core(input, indices, fill, *, dim, mode):
+    if dim is None:
+        return _gather_impl(input.reshape(-1), indices.reshape(-1), fill, 0, mode)
+    if input.ndim:
+        in_shape = _broadcast_off_dim("take_along_dim", input.shape, indices.shape, dim)
+        idx_shape = in_shape[:dim] + indices.shape[dim : dim + 1] + in_shape[dim + 1 :]
+        input = jnp.broadcast_to(input, in_shape)
+        indices = jnp.broadcast_to(indices, idx_shape)
+    return _gather_impl(input, indices, fill, dim, mode)
+
+
+def take_along_dim(
+    input: Any,
+    indices: Any,
+    dim: int | None = None,
+    *,
+    mode: ix.GatherMode = None,
+    fill_value: Any = None,
+) -> jax.Array:
+    """Gathers along ``dim`` with broadcasting, like ``torch.take_along_dim``.
+
+    With ``dim=None`` both ``input`` and ``indices`` are flattened and the result is 1-D
+    (``input.reshape(-1)[indices.reshape(-1)]``). Otherwise ``input`` and ``indices`` must have
+    the same number of dimensions, are broadcast against each other on every axis but ``dim``,
+    and the result is :func:`gather` of the broadcast operands. Negative indices do not wrap
+    (as in torch; ``jnp.take_along_axis`` wraps them).
+
+    Args:
+      input: array of any shape and dtype.
+      indices: integer array; same ndim as ``input`` when ``dim`` is given.
+      dim: the axis, or None for the flattened input. Static.
+      mode: out-of-range behaviour, as in :func:`gather`. Static.
+      fill_value: value for out-of-range positions with ``mode`` None or ``'fill'``.
+
+    Returns:
+      ``dim=None``: ``[indices.size]``. Otherwise the broadcast shape, with ``indices``'s
+      size at ``dim``.
+
+    Raises:
+      TypeError: ``indices`` is not of integer dtype.
+      IndexError: ``dim`` is out of range, or (mode None) a concrete index value is out of
+        range.
+      ValueError: different ndims, shapes that do not broadcast off ``dim``, unknown mode.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jgather import take_along_dim
+      >>> t = jnp.array([[10, 30, 20], [60, 40, 50]])
+      >>> take_along_dim(t, jnp.argmax(t, axis=1, keepdims=True), dim=1)
+      Array([[30],
+             [60]], dtype=int32)
+      >>> take_along_dim(t, jnp.array([0, 5]))
+      Array([10, 50], dtype=int32)
+    """
+    fn = "take_along_dim"
+    input = ix.as_array(fn, "input", input)
+    indices = ix.as_array(fn, "indices", indices)
+    ix.check_index_dtype(fn, indices, "indices")
+    ix.check_mode(fn, mode, ix.GATHER_MODES)
+    if dim is None:
+        size, check_dim = input.size, 0
+    else:
+        dim = ix.canonical_dim(fn, dim, input.ndim)
+        if indices.ndim != input.ndim:
+            raise ValueError(
+                f"{fn}: input and indices should have the same number of dimensions, but got "
+                f"{input.ndim} for input (shape {input.shape}) and {indices.ndim} for indices "
+                f"(shape {indices.shape}); add size-1 axes to indices, or pass dim=None."
+            )
+        if input.ndim:
+            _broadcast_off_dim(fn, input.shape, indices.shape, dim)
+        size, check_dim = (input.shape[dim] if input.ndim else 1), dim
+    fill = _fill_scalar(fn, mode, fill_value, input.dtype)
+    if mode is None:
+        ix.check_bounds_eagerly(fn, indices, check_dim, size)
+    return _take_along_dim_core(input, indices, fill, dim=dim, mode=mode)

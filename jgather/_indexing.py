@@ -1,0 +1,234 @@
+"""Shared checks and lowering helpers for the gather and scatter families.
+
+Everything here runs at trace time on static shapes and dtypes (``canonical_dim``,
+``check_*``) or builds a single ``lax.gather`` / ``lax.scatter*`` with batching dimensions
+(``batched_gather``, ``batched_scatter``). The public ops in ``_gather`` and ``_scatter`` are
+thin wrappers: validate here, then call a jitted core defined once at module level.
+
+The one value check that can run before tracing is ``check_bounds_eagerly``: when the index is
+a concrete array (not a tracer) it raises ``IndexError`` with torch's wording. Under ``jax.jit``
+values cannot raise; the lax mode chosen by ``lax_mode`` then decides what an out-of-range index
+does, and ``jax.experimental.checkify`` with ``index_checks`` reports it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+GatherMode = Literal["clip", "fill", "promise_in_bounds"] | None
+ScatterMode = Literal["clip", "drop", "promise_in_bounds"] | None
+
+GATHER_MODES = (None, "clip", "fill", "promise_in_bounds")
+SCATTER_MODES = (None, "clip", "drop", "promise_in_bounds")
+
+
+def is_concrete(x: Any) -> bool:
+    """True when ``x`` holds values now (a NumPy/JAX array or a Python sequence, not a tracer)."""
+    return not isinstance(x, jax.core.Tracer)
+
+
+def canonical_dim(fn: str, dim: Any, ndim: int) -> int:
+    """Returns ``dim`` in ``[0, max(ndim, 1))``; torch treats a 0-d array as having one dim."""
+    if isinstance(dim, bool) or not isinstance(dim, int | np.integer):
+        raise TypeError(
+            f"{fn}: dim must be a Python int, got {dim!r} of type {type(dim).__name__}; "
+            "pass the axis as an int (it is static under jit)."
+        )
+    dim = int(dim)
+    n = max(ndim, 1)
+    if not -n <= dim < n:
+        raise IndexError(
+            f"{fn}: dim {dim} is out of range for an input with {ndim} dimensions "
+            f"(expected dim in [{-n}, {n - 1}])."
+        )
+    return dim % n
+
+
+def as_array(fn: str, name: str, x: Any) -> jax.Array:
+    """Converts array-likes to JAX arrays (tracers pass through unchanged)."""
+    if isinstance(x, jax.Array):
+        return x
+    try:
+        return jnp.asarray(x)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"{fn}: {name} must be an array, got {type(x).__name__}: {e}") from None
+
+
+def check_index_dtype(fn: str, index: jax.Array, name: str = "index") -> None:
+    """Raises ``TypeError`` unless ``index`` has an integer (not bool) dtype."""
+    if not jnp.issubdtype(index.dtype, jnp.integer):
+        raise TypeError(
+            f"{fn}: {name} must have an integer dtype (int32 or int64 as in torch), got "
+            f"{index.dtype}; convert it with {name}.astype(jnp.int32)."
+        )
+
+
+def check_mode(fn: str, mode: Any, allowed: tuple[Any, ...]) -> None:
+    if mode not in allowed:
+        raise ValueError(
+            f"{fn}: unknown mode {mode!r}; expected one of {', '.join(map(repr, allowed))}."
+        )
+
+
+def check_same_ndim(fn: str, input_shape: tuple[int, ...], index_shape: tuple[int, ...]) -> None:
+    if len(index_shape) != len(input_shape):
+        raise ValueError(
+            f"{fn}: index has {len(index_shape)} dimensions (shape {index_shape}) but input has "
+            f"{len(input_shape)} (shape {input_shape}); torch semantics need index.ndim == "
+            "input.ndim and do not broadcast. Add the missing axes (e.g. index[..., None] "
+            "broadcast with jnp.broadcast_to), or use take_along_dim, which broadcasts."
+        )
+
+
+def check_gather_shapes(
+    fn: str, input_shape: tuple[int, ...], index_shape: tuple[int, ...], dim: int
+) -> None:
+    """torch.gather's shape rule: same ndim, index no larger than input off ``dim``."""
+    check_same_ndim(fn, input_shape, index_shape)
+    for d, (i, n) in enumerate(zip(index_shape, input_shape, strict=True)):
+        if d != dim and i > n:
+            raise ValueError(
+                f"{fn}: index shape {index_shape} is larger than input shape {input_shape} at "
+                f"dimension {d} ({i} > {n}); off dimension {dim} the index must be no larger "
+                "than the input. Slice the index, or pick the dim you meant."
+            )
+
+
+def check_scatter_shapes(
+    fn: str,
+    input_shape: tuple[int, ...],
+    index_shape: tuple[int, ...],
+    src_shape: tuple[int, ...] | None,
+    dim: int,
+) -> None:
+    """torch.scatter's shape rule; ``src_shape`` is None for a scalar src."""
+    check_gather_shapes(fn, input_shape, index_shape, dim)
+    if src_shape is None:
+        return
+    if len(src_shape) != len(index_shape):
+        raise ValueError(
+            f"{fn}: src has {len(src_shape)} dimensions (shape {src_shape}) but index has "
+            f"{len(index_shape)} (shape {index_shape}); src.ndim must equal index.ndim "
+            "(no broadcasting)."
+        )
+    for d, (i, s) in enumerate(zip(index_shape, src_shape, strict=True)):
+        if i > s:
+            raise ValueError(
+                f"{fn}: src shape {src_shape} is smaller than index shape {index_shape} at "
+                f"dimension {d} ({s} < {i}); src must be at least as large as index in every "
+                "dimension (extra src entries are ignored)."
+            )
+
+
+def check_bounds_eagerly(
+    fn: str, index: Any, dim: int, size: int, *, scatter: bool = False
+) -> None:
+    """Raises torch's ``IndexError`` for the first out-of-range value of a concrete index.
+
+    Negative values are out of range (torch does not wrap them). Tracers are skipped: under
+    jit the mode decides, and checkify reports.
+    """
+    if not is_concrete(index):
+        return
+    values = np.asarray(index)
+    if values.size == 0:
+        return
+    bad = (values < 0) | (values >= size)
+    if bad.any():
+        first = values.reshape(-1)[int(np.argmax(bad.reshape(-1)))]
+        raise IndexError(
+            f"{fn}: index {int(first)} is out of bounds for dimension {dim} with size {size}"
+            f" (torch semantics: negative indices do not wrap). Pass mode='clip' or "
+            f"mode={'drop' if scatter else 'fill'!r} to choose what out-of-range values do."
+        )
+
+
+def canonical_index(index: jax.Array) -> jax.Array:
+    """Widens narrow integer indices so bounds (which may exceed int8/int16) compare right."""
+    if index.dtype.itemsize < 4:
+        return index.astype(jnp.int32)
+    return index
+
+
+def lax_mode(mode: str | None) -> lax.GatherScatterMode:
+    """The lax mode for a jgather mode; 'clip' is handled by clamping before the op."""
+    if mode in ("clip", "promise_in_bounds"):
+        return lax.GatherScatterMode.PROMISE_IN_BOUNDS
+    return lax.GatherScatterMode.FILL_OR_DROP
+
+
+def clamp(index: jax.Array, size: int) -> jax.Array:
+    return jnp.clip(index, 0, max(size - 1, 0)).astype(index.dtype)
+
+
+def slice_to(x: jax.Array, shape: tuple[int, ...], dim: int | None) -> jax.Array:
+    """Leading slice of ``x`` to ``shape`` on every axis except ``dim`` (a no-op if equal)."""
+    limits = tuple(x.shape[d] if d == dim else shape[d] for d in range(x.ndim))
+    if limits == x.shape:
+        return x
+    return lax.slice(x, (0,) * x.ndim, limits)
+
+
+def batched_gather(
+    operand: jax.Array,
+    index: jax.Array,
+    dim: int,
+    mode: lax.GatherScatterMode,
+    *,
+    fill_value: Any = None,
+) -> jax.Array:
+    """``out[..., i, ...] = operand[..., index[..., i, ...], ...]`` along ``dim``.
+
+    ``operand`` and ``index`` have equal shapes off ``dim``; every other axis is a batching
+    dimension, so XLA sees one gather with scalar slices and no iota index grid.
+    """
+    batch = tuple(d for d in range(operand.ndim) if d != dim)
+    dnums = lax.GatherDimensionNumbers(
+        offset_dims=(),
+        collapsed_slice_dims=(dim,),
+        start_index_map=(dim,),
+        operand_batching_dims=batch,
+        start_indices_batching_dims=batch,
+    )
+    return lax.gather(
+        operand,
+        index[..., None],
+        dnums,
+        slice_sizes=(1,) * operand.ndim,
+        mode=mode,
+        fill_value=fill_value,
+    )
+
+
+_SCATTERS = {
+    "set": lax.scatter,
+    "add": lax.scatter_add,
+    "mul": lax.scatter_mul,
+    "max": lax.scatter_max,
+    "min": lax.scatter_min,
+}
+
+
+def batched_scatter(
+    kind: str,
+    operand: jax.Array,
+    index: jax.Array,
+    updates: jax.Array,
+    dim: int,
+    mode: lax.GatherScatterMode,
+) -> jax.Array:
+    """One ``lax.scatter_<kind>`` of ``updates`` at ``index`` along ``dim`` (batching dims)."""
+    batch = tuple(d for d in range(operand.ndim) if d != dim)
+    dnums = lax.ScatterDimensionNumbers(
+        update_window_dims=(),
+        inserted_window_dims=(dim,),
+        scatter_dims_to_operand_dims=(dim,),
+        operand_batching_dims=batch,
+        scatter_indices_batching_dims=batch,
+    )
+    return _SCATTERS[kind](operand, index[..., None], updates, dnums, mode=mode)
