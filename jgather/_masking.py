@@ -1,22 +1,615 @@
-"""PLACEHOLDER: being written; replace this whole file."""
+"""MAE's per-sample random masking, its inverse for the decoder, and fixed-count masks.
 
-from typing import NamedTuple
+``random_masking`` re-states the algorithm of MAE's ``random_masking`` (He et al., 2021): each
+sample's tokens are shuffled by sorting per-sample uniform noise, the first ``len_keep`` are
+kept, and ``ids_restore`` (the inverse permutation) lets the decoder put mask tokens back in
+place (``unshuffle``). ``apply_mask`` turns any fixed-count mask (the strategies in
+``_mask_strategies``) into the same triple.
+
+How it is made fast
+-------------------
+The straightforward port (``argsort`` of the noise, ``argsort`` again for ``ids_restore``, then
+``take_along_axis``) spends most of its time in the two sorts: XLA sorts a float array, or a
+(key, iota) pair, through a generic comparator, which on CPU is 5-7x slower than sorting a
+single array of unsigned integers. Here every permutation is computed with single-operand
+``uint32`` sorts only:
+
+* A stable argsort is a least-significant-digit radix sort whose passes are packed sorts: with
+  ``s`` bits for a position, a pass sorts ``(digit << s) | position`` and reads the order back
+  from the low ``s`` bits. Positions are unique, so there are no ties and the pass is stable.
+  A float32 key has 32 bits, so two passes of ``32 - s`` bits each cover it whenever
+  ``L <= 65536`` (more passes above).
+* With ``noise=`` given, the noise is mapped to ``uint32`` by the order-preserving float
+  transform (sign bit flipped for positives, all bits flipped for negatives; ``-0.0`` is
+  folded onto ``+0.0`` and every NaN onto one NaN that sorts last), and the radix sort above
+  gives exactly ``numpy.argsort(noise, kind="stable")`` == ``torch.argsort(noise,
+  stable=True)``: ascending, ties broken by lower index first.
+* With ``noise=None`` the random digits are drawn directly as ``uint32`` bits (no floats). Each
+  pass adds ``32 - s`` random bits per token; the number of passes is the smallest that makes
+  the chance of any tie among the ``L`` keys at most 1e-6 (``L (L - 1) / 2 * 2**-bits``). That
+  chance bounds the total-variation distance between the permutation drawn here and a uniformly
+  random permutation (given no tie, the order of i.i.d. keys is exactly uniform). For L=196 and
+  L=1568 that is two passes (48 and 42 random bits; bounds 7e-11 and 3e-7). For comparison,
+  MAE's ``torch.rand`` noise has 24 random bits: bound 1e-3 at L=196, 7e-2 at L=1568.
+* ``ids_restore`` is the inverse permutation, written by one scatter of ``iota`` (no second
+  sort), and the mask is ``ids_restore >= len_keep`` (MAE's gather of a 0/1 row by
+  ``ids_restore``, without the row).
+* Kept tokens are gathered with ``jgather.index_select`` per sample under ``jax.vmap``: one
+  ``lax.gather`` with a batch dimension and whole [D] rows as slices (no [N, K, D] index is
+  ever built), or with a one-hot matrix product (``method="onehot"``).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Literal, NamedTuple
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from jgather._gather import index_select
+
+Method = Literal["gather", "onehot"] | None
+
+_METHODS = (None, "gather", "onehot")
+# Largest accepted chance of a tie among the random keys of one sample (see module docstring).
+_MAX_TIE_PROBABILITY = 1e-6
 
 
 class MaskedTokens(NamedTuple):
-    x_masked: object
-    mask: object
-    ids_restore: object
+    """The result of ``random_masking`` and ``apply_mask``; unpacks like MAE's 3-tuple.
+
+    Attributes:
+      x_masked: [N, P + len_keep, D] the ``P`` prefix tokens (``num_prefix``), then the kept
+        tokens in shuffled order.
+      mask: [N, L] in ``x``'s dtype, 0 for kept and 1 for removed tokens, in original order
+        (prefix tokens are not part of it).
+      ids_restore: [N, L] int32, the inverse of the shuffle: token ``j`` of the original
+        sequence sits at position ``ids_restore[:, j]`` of ``[kept tokens, removed tokens]``.
+    """
+
+    x_masked: jax.Array
+    mask: jax.Array
+    ids_restore: jax.Array
 
 
-def apply_mask(*args, **kwargs):
-    raise NotImplementedError('apply_mask')
+# ----------------------------------------------------------------------------------------------
+# Argument checks (trace time, static shapes only).
 
 
-def random_masking(*args, **kwargs):
-    raise NotImplementedError('random_masking')
+def _check_method(fn: str, method: Any) -> Literal["gather", "onehot"]:
+    if method not in _METHODS:
+        raise ValueError(
+            f"{fn}: unknown method {method!r}; expected 'gather', 'onehot' or None (the "
+            "backend's default)."
+        )
+    return default_method() if method is None else method
 
 
-def unshuffle(*args, **kwargs):
-    raise NotImplementedError('unshuffle')
+def default_method(backend: str | None = None) -> Literal["gather", "onehot"]:
+    """The token-gather lowering used when ``method=None``.
 
+    ``'gather'`` on CPU and GPU, where one ``lax.gather`` of whole rows moves each kept byte
+    once and the one-hot product costs ``K * L * D`` multiply-adds (measured on CPU in
+    benchmarks/masking.py: the one-hot product is 3-60x slower there). ``'onehot'`` on TPU,
+    where the product runs on the matrix unit and FLIP (Li et al., 2023) reports gathers to be
+    slow when the batch is sharded; not measured here (no TPU).
+    """
+    backend = jax.default_backend() if backend is None else backend
+    return "onehot" if backend == "tpu" else "gather"
+
+
+def _check_num_prefix(fn: str, num_prefix: Any, length: int) -> int:
+    if isinstance(num_prefix, bool) or not isinstance(num_prefix, int | np.integer):
+        raise TypeError(
+            f"{fn}: num_prefix must be a Python int (the number of leading cls/register "
+            f"tokens), got {type(num_prefix).__name__}."
+        )
+    num_prefix = int(num_prefix)
+    if not 0 <= num_prefix < length:
+        raise ValueError(
+            f"{fn}: num_prefix={num_prefix} must be in [0, {length}) for a sequence of "
+            f"{length} tokens (at least one token must be maskable)."
+        )
+    return num_prefix
+
+
+def _len_keep(fn: str, mask_ratio: Any, length: int) -> int:
+    if isinstance(mask_ratio, jax.core.Tracer):
+        raise TypeError(
+            f"{fn}: mask_ratio must be a static Python float, got a traced value. It fixes "
+            "the shape of x_masked, so it cannot be traced; pass it as a Python float, and "
+            "under jax.jit mark it static (static_argnames=('mask_ratio',))."
+        )
+    if isinstance(mask_ratio, bool) or not isinstance(
+        mask_ratio, int | float | np.integer | np.floating
+    ):
+        raise TypeError(
+            f"{fn}: mask_ratio must be a Python float in [0, 1), got "
+            f"{type(mask_ratio).__name__} {mask_ratio!r}."
+        )
+    ratio = float(mask_ratio)
+    if not 0.0 <= ratio < 1.0:
+        raise ValueError(f"{fn}: mask_ratio must be in [0, 1), got {ratio!r}.")
+    len_keep = int(length * (1 - ratio))  # MAE's formula, float rounding included.
+    if len_keep < 1:
+        raise ValueError(
+            f"{fn}: mask_ratio={ratio!r} keeps int({length} * (1 - {ratio!r})) = {len_keep} "
+            f"of {length} tokens; lower mask_ratio so that at least one token is kept."
+        )
+    return len_keep
+
+
+def _check_x(fn: str, x: Any, name: str = "x") -> jax.Array:
+    if not isinstance(x, jax.Array):
+        try:
+            x = jnp.asarray(x)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"{fn}: {name} must be an array, got {type(x).__name__}") from e
+    if x.ndim != 3:
+        raise ValueError(
+            f"{fn}: {name} must have shape [N, L, D] (3 dims), got shape {tuple(x.shape)}; "
+            "flatten the feature dims or add a batch dim with x[None]."
+        )
+    return x
+
+
+def _per_sample_keys(fn: str, key: Any, n: int) -> jax.Array:
+    """Returns ``n`` typed keys: ``key`` split, or ``key`` itself when it is a batch of ``n``."""
+    if not isinstance(key, jax.Array):
+        try:
+            key = jnp.asarray(key)
+        except (TypeError, ValueError) as e:
+            raise TypeError(
+                f"{fn}: key must be a jax.random.key or PRNGKey, got {type(key).__name__}"
+            ) from e
+    if not jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        if key.dtype != jnp.uint32 or key.ndim not in (1, 2):
+            raise TypeError(
+                f"{fn}: key must be a jax.random.key(...) (typed) or a legacy "
+                f"jax.random.PRNGKey(...) (uint32 [2]), or a batch of either; got dtype "
+                f"{key.dtype} and shape {tuple(key.shape)}."
+            )
+        try:
+            key = jax.random.wrap_key_data(key)
+        except (TypeError, ValueError) as e:
+            raise ValueError(
+                f"{fn}: could not read the uint32 array of shape {tuple(key.shape)} as legacy "
+                f"PRNG key data for the default PRNG implementation: {e}"
+            ) from e
+    if key.ndim == 0:
+        return jax.random.split(key, n)
+    if key.shape == (n,):
+        return key
+    raise ValueError(
+        f"{fn}: key must be one key or a batch of N={n} keys (one per sample), got a key "
+        f"array of shape {tuple(key.shape)}."
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Single-sample cores.
+
+
+def _position_bits(length: int) -> int:
+    """Bits that hold every position ``0 .. length - 1`` (at least one)."""
+    return max(1, (length - 1).bit_length())
+
+
+def random_passes(length: int) -> int:
+    """Radix passes of random digits used by ``random_masking`` for ``length`` tokens.
+
+    The smallest number of passes whose ``passes * (32 - s)`` random bits make the chance of
+    any tie among ``length`` keys at most 1e-6 (``s`` = bits of a position).
+    """
+    width = 32 - _position_bits(length)
+    pairs = length * (length - 1) / 2
+    passes = 1
+    while pairs * 2.0 ** (-passes * width) > _MAX_TIE_PROBABILITY:
+        passes += 1
+    return passes
+
+
+def _packed_pass(order: jax.Array | None, digits: jax.Array, bits: int) -> jax.Array:
+    """One stable pass: reorders ``order`` by ``digits`` (aligned with ``order``), ties kept.
+
+    ``digits`` are ``uint32`` below ``2**(32 - bits)``. The packed keys are unique, so one
+    single-operand sort (XLA's fast path) is a stable sort by digit.
+    """
+    (length,) = digits.shape
+    position = lax.iota(jnp.uint32, length)
+    packed = lax.sort(lax.shift_left(digits, jnp.uint32(bits)) | position)
+    pos = (packed & jnp.uint32((1 << bits) - 1)).astype(jnp.int32)
+    if order is None:
+        return pos
+    return order.at[pos].get(mode="promise_in_bounds", unique_indices=True)
+
+
+def _radix_argsort(keys: jax.Array) -> jax.Array:
+    """Stable ascending argsort of a [L] ``uint32`` array (ties: lower index first)."""
+    (length,) = keys.shape
+    bits = _position_bits(length)
+    width = 32 - bits
+    order = None
+    for shift in range(0, 32, width):
+        digits = lax.shift_right_logical(keys, jnp.uint32(shift))
+        if shift + width < 32:
+            digits = digits & jnp.uint32((1 << width) - 1)
+        if order is not None:
+            digits = digits.at[order].get(mode="promise_in_bounds", unique_indices=True)
+        order = _packed_pass(order, digits, bits)
+    return order
+
+
+def _orderable_bits(noise: jax.Array) -> jax.Array:
+    """Maps float32 values to ``uint32`` with the same order (``-0 == +0``, NaN last)."""
+    noise = jnp.where(noise == 0, jnp.zeros_like(noise), noise)
+    noise = jnp.where(jnp.isnan(noise), jnp.full_like(noise, jnp.nan), noise)
+    b = lax.bitcast_convert_type(noise, jnp.uint32)
+    negative = lax.shift_right_logical(b, jnp.uint32(31)) == 1
+    return jnp.where(negative, ~b, b | jnp.uint32(1 << 31))
+
+
+def _argsort_noise(noise: jax.Array) -> jax.Array:
+    """``numpy.argsort(noise, kind='stable')`` for one [L] row, as int32."""
+    if noise.dtype in (jnp.float32, jnp.float16, jnp.bfloat16):
+        return _radix_argsort(_orderable_bits(noise.astype(jnp.float32)))
+    if jnp.issubdtype(noise.dtype, jnp.floating):  # float64 under x64: comparator sort.
+        noise = jnp.where(noise == 0, jnp.zeros_like(noise), noise)
+        noise = jnp.where(jnp.isnan(noise), jnp.full_like(noise, jnp.nan), noise)
+    (length,) = noise.shape
+    _, order = lax.sort((noise, lax.iota(jnp.int32, length)), num_keys=1, is_stable=True)
+    return order
+
+
+def _random_permutation(key: jax.Array, length: int) -> jax.Array:
+    """A random permutation of ``length`` positions from ``key`` (see module docstring)."""
+    bits = _position_bits(length)
+    passes = random_passes(length)
+    draws = jax.random.bits(key, (passes, length), jnp.uint32)
+    order = None
+    for p in range(passes):
+        # Random digits are i.i.d., so they can be drawn directly in the current order.
+        order = _packed_pass(order, lax.shift_right_logical(draws[p], jnp.uint32(bits)), bits)
+    return order
+
+
+def _inverse_permutation(perm: jax.Array) -> jax.Array:
+    (length,) = perm.shape
+    return (
+        jnp.zeros((length,), jnp.int32)
+        .at[perm]
+        .set(lax.iota(jnp.int32, length), mode="promise_in_bounds", unique_indices=True)
+    )
+
+
+def _take_rows(x: jax.Array, rows: jax.Array, method: str) -> jax.Array:
+    """``x[rows]`` for one sample: [L, D] and [K] -> [K, D]."""
+    if method == "onehot":
+        onehot = jax.nn.one_hot(rows, x.shape[0], dtype=x.dtype)
+        return jnp.einsum(
+            "kl,ld->kd", onehot, x, precision=lax.Precision.HIGHEST, preferred_element_type=x.dtype
+        )
+    # The rows come from a permutation, so they are in range by construction.
+    return index_select(x, 0, rows, mode="promise_in_bounds")
+
+
+def _mask_one(
+    x: jax.Array, perm: jax.Array, len_keep: int, num_prefix: int, method: str
+) -> MaskedTokens:
+    """Masks one sample [P + L, D] given its shuffle ``perm`` [L] of the L maskable tokens."""
+    (length,) = perm.shape
+    chex.assert_shape(x, (num_prefix + length, None))
+    ids_restore = _inverse_permutation(perm)
+    rows = perm[:len_keep] + num_prefix
+    if num_prefix:
+        rows = jnp.concatenate([lax.iota(jnp.int32, num_prefix), rows])
+    x_masked = _take_rows(x, rows, method)
+    mask = (ids_restore >= len_keep).astype(x.dtype)
+    return MaskedTokens(x_masked, mask, ids_restore)
+
+
+@functools.partial(jax.jit, static_argnames=("len_keep", "num_prefix", "method"))
+def _random_masking_keys(keys, x, *, len_keep, num_prefix, method):
+    length = x.shape[1] - num_prefix
+
+    def one(key, x):
+        return _mask_one(x, _random_permutation(key, length), len_keep, num_prefix, method)
+
+    return jax.vmap(one)(keys, x)
+
+
+@functools.partial(jax.jit, static_argnames=("len_keep", "num_prefix", "method"))
+def _random_masking_noise(noise, x, *, len_keep, num_prefix, method):
+    def one(noise, x):
+        return _mask_one(x, _argsort_noise(noise), len_keep, num_prefix, method)
+
+    return jax.vmap(one)(noise, x)
+
+
+# ----------------------------------------------------------------------------------------------
+# Public functions.
+
+
+def random_masking(
+    key: Any,
+    x: jax.Array,
+    mask_ratio: float = 0.75,
+    *,
+    noise: jax.Array | None = None,
+    num_prefix: int = 0,
+    method: Method = None,
+) -> MaskedTokens:
+    """Per-sample random masking by per-sample shuffling, as in MAE's ``random_masking``.
+
+    Mirrors MAE (He et al., 2021): ``len_keep = int(L * (1 - mask_ratio))``; each sample's
+    ``L`` tokens are shuffled by the ascending order of per-sample noise, the first
+    ``len_keep`` are kept (``x_masked``, in shuffled order), and ``mask`` / ``ids_restore``
+    describe the shuffle in original order. With ``noise=`` the three outputs equal MAE's for
+    that noise, with ties ordered as ``torch.argsort(noise, dim=1, stable=True)`` (equal noise:
+    lower index first). Without it, the shuffle is a uniformly random permutation (total
+    variation below 1e-6; see the module docstring for how it is drawn).
+
+    The core masks one sample and is ``jax.vmap``-ed over the batch, so sample ``i`` depends on
+    ``x[i]`` and its own key or noise only: with a batch of keys its mask does not change when
+    the batch grows, shrinks or is sharded, and a batch-sharded input stays sharded with no
+    collective communication.
+
+    Prefix tokens: with ``num_prefix=P``, ``x`` is ``[N, P + L, D]`` (e.g. a cls token first,
+    as in timm/DeiT layouts), the first ``P`` tokens are always kept and lead ``x_masked``, and
+    ``mask``, ``ids_restore`` and ``noise`` cover the ``L`` patch tokens only, so that
+    ``unshuffle(..., num_prefix=P)`` and ``mae_loss`` take them unchanged. (MAE itself masks
+    before adding its cls token; ``num_prefix=0`` there.)
+
+    Args:
+      key: a ``jax.random.key`` or legacy ``jax.random.PRNGKey``, split into one key per sample
+        with ``jax.random.split(key, N)``; or a batch of ``N`` keys, one per sample. Ignored
+        (may be ``None``) when ``noise`` is given.
+      x: [N, P + L, D] tokens.
+      mask_ratio: static Python float in ``[0, 1)``, the fraction of tokens removed.
+      noise: optional [N, L] floating (or integer) values replacing the random draw; tokens with
+        smaller noise are kept.
+      num_prefix: static number of leading tokens that are never masked.
+      method: ``'gather'`` (``lax.gather`` of whole rows), ``'onehot'`` (one-hot matrix
+        product, exact for finite values: an ``inf``/NaN in a removed token would spread as NaN,
+        ``-0.0`` becomes ``+0.0``), or ``None`` for ``default_method()``: ``'gather'`` on
+        CPU/GPU, ``'onehot'`` on TPU.
+
+    Returns:
+      ``MaskedTokens(x_masked, mask, ids_restore)``: ``x_masked`` [N, P + len_keep, D] in
+      ``x``'s dtype; ``mask`` [N, L] in ``x``'s dtype (0 keep, 1 remove); ``ids_restore``
+      [N, L] int32.
+
+    Raises:
+      TypeError: ``mask_ratio`` is traced or not a number; ``key`` is not a key.
+      ValueError: ``x`` is not 3-D; ``mask_ratio`` is outside ``[0, 1)`` or keeps no token;
+        ``key``/``noise`` have the wrong shape, or both are ``None``; unknown ``method``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, jgather
+      >>> x = jnp.arange(64.0).reshape(1, 16, 4)
+      >>> noise = jnp.ones((1, 16)).at[0, jnp.array([10, 12, 4, 13])].set(
+      ...     jnp.array([0.1, 0.2, 0.3, 0.4]))
+      >>> x_masked, mask, ids_restore = jgather.random_masking(None, x, 0.75, noise=noise)
+      >>> x_masked[0, :, 0]
+      Array([40., 48., 16., 52.], dtype=float32)
+      >>> mask[0].astype(int).tolist()
+      [1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 0, 1, 0, 0, 1, 1]
+      >>> jgather.random_masking(jax.random.key(0), x, 0.75).x_masked.shape
+      (1, 4, 4)
+    """
+    fn = "random_masking"
+    x = _check_x(fn, x)
+    n, total, _ = x.shape
+    num_prefix = _check_num_prefix(fn, num_prefix, total)
+    length = total - num_prefix
+    len_keep = _len_keep(fn, mask_ratio, length)
+    method = _check_method(fn, method)
+    static = dict(len_keep=len_keep, num_prefix=num_prefix, method=method)
+    if noise is not None:
+        if not isinstance(noise, jax.Array):
+            noise = jnp.asarray(noise)
+        if noise.shape != (n, length):
+            raise ValueError(
+                f"{fn}: noise must have shape [N, L] = {(n, length)} (one value per maskable "
+                f"token), got {tuple(noise.shape)}."
+            )
+        if not (
+            jnp.issubdtype(noise.dtype, jnp.floating) or jnp.issubdtype(noise.dtype, jnp.integer)
+        ):
+            raise TypeError(f"{fn}: noise must be floating or integer, got {noise.dtype}.")
+        return MaskedTokens(*_random_masking_noise(noise, x, **static))
+    if key is None:
+        raise ValueError(f"{fn}: pass a PRNG key, or noise= to choose the shuffle yourself.")
+    keys = _per_sample_keys(fn, key, n)
+    return MaskedTokens(*_random_masking_keys(keys, x, **static))
+
+
+@functools.partial(jax.jit, static_argnames=("num_prefix", "method"))
+def _unshuffle(x_masked, ids_restore, mask_token, *, num_prefix, method):
+    len_keep = x_masked.shape[1] - num_prefix
+
+    def one(x, ids):
+        kept = x[num_prefix:]
+        removed = (ids >= len_keep)[:, None]
+        if method == "onehot":
+            onehot = jax.nn.one_hot(ids, len_keep, dtype=x.dtype)  # removed rows are all zero
+            rows = jnp.einsum(
+                "lk,kd->ld",
+                onehot,
+                kept,
+                precision=lax.Precision.HIGHEST,
+                preferred_element_type=x.dtype,
+            )
+        else:
+            rows = _take_rows(kept, jnp.minimum(ids, len_keep - 1), method)
+        body = jnp.where(removed, mask_token, rows)
+        return jnp.concatenate([x[:num_prefix], body]) if num_prefix else body
+
+    return jax.vmap(one)(x_masked, ids_restore)
+
+
+def unshuffle(
+    x_masked: jax.Array,
+    ids_restore: jax.Array,
+    mask_token: jax.Array,
+    *,
+    num_prefix: int = 0,
+    method: Method = None,
+) -> jax.Array:
+    """Appends mask tokens and undoes the shuffle: MAE's decoder input.
+
+    Mirrors MAE's ``forward_decoder``: ``cat([x[:, P:], mask_tokens])`` gathered by
+    ``ids_restore`` along the token axis, with the ``P`` prefix tokens passed through in front.
+    Written without building the concatenation: output token ``j`` is kept token
+    ``ids_restore[j]`` when that is below ``len_keep`` and ``mask_token`` otherwise, for one
+    sample, ``jax.vmap``-ed over the batch.
+
+    Args:
+      x_masked: [N, P + len_keep, D] (e.g. the encoder output after the decoder embedding;
+        ``D`` need not equal the width ``random_masking`` saw).
+      ids_restore: [N, L] int32 from ``random_masking`` or ``apply_mask``.
+      mask_token: [D] (or [1, D], [1, 1, D] as MAE stores it); cast to ``x_masked``'s dtype.
+      num_prefix: static number of leading prefix tokens in ``x_masked`` (passed through).
+      method: ``'gather'``, ``'onehot'`` or ``None`` (see ``random_masking``).
+
+    Returns:
+      [N, P + L, D]: prefix tokens, then every token in original order, removed ones replaced
+      by ``mask_token``.
+
+    Raises:
+      ValueError: shapes disagree (batch, width, ``len_keep > L``), ``len_keep < 1``, or an
+        unknown ``method``.
+      TypeError: ``ids_restore`` is not an integer array.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, jgather
+      >>> x = jnp.arange(12.0).reshape(1, 6, 2)
+      >>> out = jgather.random_masking(jax.random.key(1), x, 0.5)
+      >>> full = jgather.unshuffle(out.x_masked, out.ids_restore, jnp.full((2,), -1.0))
+      >>> bool(jnp.all(jnp.where(out.mask[..., None] == 1, -1.0, x) == full))
+      True
+    """
+    fn = "unshuffle"
+    x_masked = _check_x(fn, x_masked, "x_masked")
+    if not isinstance(ids_restore, jax.Array):
+        ids_restore = jnp.asarray(ids_restore)
+    if not jnp.issubdtype(ids_restore.dtype, jnp.integer):
+        raise TypeError(f"{fn}: ids_restore must be an integer array, got {ids_restore.dtype}.")
+    n, kept_total, d = x_masked.shape
+    if ids_restore.ndim != 2 or ids_restore.shape[0] != n:
+        raise ValueError(
+            f"{fn}: ids_restore must have shape [N, L] with N={n} (x_masked's batch), got "
+            f"{tuple(ids_restore.shape)}."
+        )
+    num_prefix = _check_num_prefix(fn, num_prefix, kept_total)
+    length = ids_restore.shape[1]
+    len_keep = kept_total - num_prefix
+    if len_keep > length:
+        raise ValueError(
+            f"{fn}: x_masked holds {len_keep} kept tokens (after {num_prefix} prefix tokens) "
+            f"but ids_restore covers only L={length}; did you pass num_prefix?"
+        )
+    if not isinstance(mask_token, jax.Array):
+        mask_token = jnp.asarray(mask_token)
+    if mask_token.size != d or any(s != 1 for s in mask_token.shape[:-1]):
+        raise ValueError(
+            f"{fn}: mask_token must have shape [D] = [{d}] (or [1, 1, {d}]), got "
+            f"{tuple(mask_token.shape)}."
+        )
+    method = _check_method(fn, method)
+    token = mask_token.reshape(d).astype(x_masked.dtype)
+    return _unshuffle(
+        x_masked, ids_restore.astype(jnp.int32), token, num_prefix=num_prefix, method=method
+    )
+
+
+@functools.partial(jax.jit, static_argnames=("num_keep", "num_prefix", "method"))
+def _apply_mask(x, removed, *, num_keep, num_prefix, method):
+    def one(x, removed):
+        # Kept tokens first, each group in original order: a stable argsort of the 0/1 mask.
+        (length,) = removed.shape
+        bits = _position_bits(length)
+        perm = _packed_pass(None, removed.astype(jnp.uint32), bits)
+        return _mask_one(x, perm, num_keep, num_prefix, method)
+
+    return jax.vmap(one)(x, removed)
+
+
+def apply_mask(
+    x: jax.Array,
+    mask: jax.Array,
+    num_keep: int,
+    *,
+    num_prefix: int = 0,
+    method: Method = None,
+) -> MaskedTokens:
+    """Turns a fixed-count mask into the ``(x_masked, mask, ids_restore)`` triple.
+
+    For masks drawn by other strategies (block, tube, SimMIM, ...): the kept tokens, in
+    original order, followed by the removed ones, in original order, form the shuffle; the
+    result then feeds ``unshuffle`` and ``mae_loss`` exactly like ``random_masking``'s.
+
+    Every row of ``mask`` must keep exactly ``num_keep`` tokens. This is checked (``ValueError``)
+    when ``mask`` holds concrete values; under ``jax.jit`` it cannot be, and a row with a
+    different count keeps its first ``num_keep`` tokens in shuffle order. The returned ``mask``
+    always describes exactly the tokens in ``x_masked``, so it differs from the input then.
+
+    Args:
+      x: [N, P + L, D] tokens.
+      mask: [N, L] boolean or numeric, True / nonzero = removed (masked).
+      num_keep: static number of kept tokens per sample (``>= 1``).
+      num_prefix: static number of leading prefix tokens, always kept (see ``random_masking``).
+      method: ``'gather'``, ``'onehot'`` or ``None`` (see ``random_masking``).
+
+    Returns:
+      ``MaskedTokens``: ``x_masked`` [N, P + num_keep, D]; ``mask`` [N, L] in ``x``'s dtype
+      (0 keep, 1 remove); ``ids_restore`` [N, L] int32.
+
+    Raises:
+      ValueError: shapes disagree, ``num_keep`` is outside ``[1, L]``, or a concrete mask has a
+        row that does not keep exactly ``num_keep`` tokens.
+      TypeError: ``num_keep`` is not a Python int.
+
+    Example:
+      >>> import jax.numpy as jnp, jgather
+      >>> x = jnp.arange(8.0).reshape(1, 4, 2)
+      >>> out = jgather.apply_mask(x, jnp.array([[True, False, True, False]]), 2)
+      >>> out.x_masked[0].tolist(), out.ids_restore[0].tolist()
+      ([[2.0, 3.0], [6.0, 7.0]], [2, 0, 3, 1])
+    """
+    fn = "apply_mask"
+    x = _check_x(fn, x)
+    n, total, _ = x.shape
+    num_prefix = _check_num_prefix(fn, num_prefix, total)
+    length = total - num_prefix
+    if not isinstance(mask, jax.Array):
+        mask = jnp.asarray(mask)
+    if mask.shape != (n, length):
+        raise ValueError(
+            f"{fn}: mask must have shape [N, L] = {(n, length)} (x without its {num_prefix} "
+            f"prefix tokens), got {tuple(mask.shape)}."
+        )
+    if isinstance(num_keep, jax.core.Tracer) or isinstance(num_keep, bool):
+        raise TypeError(f"{fn}: num_keep must be a static Python int, got {num_keep!r}.")
+    if not isinstance(num_keep, int | np.integer):
+        raise TypeError(f"{fn}: num_keep must be a Python int, got {type(num_keep).__name__}.")
+    num_keep = int(num_keep)
+    if not 1 <= num_keep <= length:
+        raise ValueError(f"{fn}: num_keep must be in [1, L={length}], got {num_keep}.")
+    removed = mask != 0
+    if not isinstance(removed, jax.core.Tracer):
+        counts = np.asarray(length - removed.sum(axis=1))
+        bad = np.flatnonzero(counts != num_keep)
+        if bad.size:
+            raise ValueError(
+                f"{fn}: every row of mask must keep num_keep={num_keep} tokens; row "
+                f"{int(bad[0])} keeps {int(counts[bad[0]])}."
+            )
+    method = _check_method(fn, method)
+    return MaskedTokens(
+        *_apply_mask(x, removed, num_keep=num_keep, num_prefix=num_prefix, method=method)
+    )
