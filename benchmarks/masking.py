@@ -1,0 +1,437 @@
+"""Benchmark: MAE random masking, jgather vs PyTorch vs the straightforward JAX port vs a copy.
+
+Same process, interleaved rounds (benchmarks/_timing.py), medians:
+
+* ``jgather``: ``jgather.random_masking(key, x, ratio)`` (one key, split per sample inside).
+* ``torch_reference``: MAE's algorithm re-stated by us in PyTorch (CPU): ``torch.rand`` noise,
+  two ``argsort``s, ``torch.gather`` with the ids expanded to an [N, K, D] int64 index (MAE
+  materialises it with ``repeat``), and the 0/1 mask gathered by ``ids_restore``.
+* ``jax_port``: the same algorithm written line by line in JAX: two ``jnp.argsort``s and
+  ``jnp.take_along_axis``.
+* ``copy_floor``: ``x[:, :len_keep]`` materialised, the memory traffic every masking must pay.
+
+Also measured: the lowering alternatives behind jgather's choices (permutation, inverse
+permutation, token gather, mask), a scaling sweep over L and N, and the peak temporary memory
+of the compiled masking step. Results go to benchmarks/results/masking.json; a markdown table
+is printed.
+
+Run from the repository root: ``python -m benchmarks.masking`` (``--quick`` for a smoke run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+import jgather
+from benchmarks._timing import geomean, interleaved, metadata, write_results
+from jgather import _masking
+
+# ----------------------------------------------------------------------------------------------
+# The implementations compared.
+
+
+def torch_reference(x, mask_ratio):
+    """MAE's random masking re-stated in PyTorch (our code, from the paper's algorithm)."""
+    import torch
+
+    n, length, d = x.shape
+    len_keep = int(length * (1 - mask_ratio))
+    noise = torch.rand(n, length)
+    order = torch.argsort(noise, dim=1)  # small noise first: kept
+    restore = torch.argsort(order, dim=1)
+    index = order[:, :len_keep].unsqueeze(-1).repeat(1, 1, d)  # [N, K, D] int64
+    x_masked = torch.gather(x, 1, index)
+    removed = torch.ones(n, length)
+    removed[:, :len_keep] = 0
+    removed = torch.gather(removed, 1, restore)
+    return x_masked, removed, restore
+
+
+@functools.partial(jax.jit, static_argnames="mask_ratio")
+def jax_port(key, x, mask_ratio):
+    """The straightforward JAX port: two argsorts and take_along_axis."""
+    n, length, _ = x.shape
+    len_keep = int(length * (1 - mask_ratio))
+    noise = jax.random.uniform(key, (n, length))
+    order = jnp.argsort(noise, axis=1)
+    restore = jnp.argsort(order, axis=1)
+    x_masked = jnp.take_along_axis(x, order[:, :len_keep, None], axis=1)
+    removed = jnp.ones((n, length), x.dtype).at[:, :len_keep].set(0)
+    removed = jnp.take_along_axis(removed, restore, axis=1)
+    return x_masked, removed, restore.astype(jnp.int32)
+
+
+@functools.partial(jax.jit, static_argnames="len_keep")
+def copy_floor(x, len_keep):
+    return x[:, :len_keep]
+
+
+def _block(fn, *args, **kwargs):
+    return lambda: jax.block_until_ready(fn(*args, **kwargs))
+
+
+def _inputs(n, length, d, seed=0):
+    x = jax.random.normal(jax.random.key(seed), (n, length, d), jnp.float32)
+    return jax.block_until_ready(x)
+
+
+def time_masking(n, length, d, ratio, *, rounds, torch_threads, method=None):
+    """Median seconds of the four implementations on one shape."""
+    import torch
+
+    torch.set_num_threads(torch_threads)
+    len_keep = int(length * (1 - ratio))
+    x = _inputs(n, length, d)
+    xt = torch.from_numpy(np.array(x))  # a writable copy
+    key = jax.random.key(1)
+    fns = {
+        "jgather": _block(jgather.random_masking, key, x, ratio, method=method),
+        "torch_reference": lambda: torch_reference(xt, ratio),
+        "jax_port": _block(jax_port, key, x, ratio),
+        "copy_floor": _block(copy_floor, x, len_keep),
+    }
+    return interleaved(fns, rounds=rounds), len_keep
+
+
+# ----------------------------------------------------------------------------------------------
+# Lowering alternatives (each on pre-drawn inputs, so only the step itself is timed).
+
+
+def _perm_alternatives(n, length):
+    key = jax.random.key(2)
+    noise = jax.random.uniform(key, (n, length))
+    bits = jax.random.bits(key, (2, n, length), jnp.uint32)
+    s = _masking._position_bits(length)
+    width = 32 - s
+
+    @jax.jit
+    def argsort_float(noise):
+        return jnp.argsort(noise, axis=1)
+
+    @jax.jit
+    def argsort_twice(noise):
+        return jnp.argsort(jnp.argsort(noise, axis=1), axis=1)
+
+    @jax.jit
+    def sort_noise_iota(noise):
+        iota = lax.broadcasted_iota(jnp.int32, noise.shape, 1)
+        return lax.sort((noise, iota), dimension=1, num_keys=1, is_stable=True)[1]
+
+    @jax.jit
+    def sort_bits_iota(bits):
+        iota = lax.broadcasted_iota(jnp.int32, bits[0].shape, 1)
+        return lax.sort((bits[0], iota), dimension=1, num_keys=1, is_stable=True)[1]
+
+    @jax.jit
+    def top_k(noise):
+        return lax.top_k(-noise, length)[1]
+
+    @jax.jit
+    def packed_u32_1pass(bits):
+        return jax.vmap(lambda b: _masking._packed_pass(None, b >> s, s))(bits[0])
+
+    @jax.jit
+    def radix_u32_2pass(bits):  # what jgather does
+        def one(b0, b1):
+            return _masking._packed_pass(_masking._packed_pass(None, b0 >> s, s), b1 >> s, s)
+
+        return jax.vmap(one)(bits[0], bits[1])
+
+    @jax.jit
+    def packed_u64_1pass_x64(bits):
+        # 53 random bits and 11 position bits in one uint64 key; needs a local x64 scope.
+        with jax.enable_x64(True):
+            hi = bits[0].astype(jnp.uint64) << jnp.uint64(32)
+            key = (hi | bits[1].astype(jnp.uint64)) >> jnp.uint64(s)
+            packed = (key << jnp.uint64(s)) | lax.broadcasted_iota(jnp.uint64, key.shape, 1)
+            out = lax.sort(packed, dimension=1) & jnp.uint64((1 << s) - 1)
+            return out.astype(jnp.int32)
+
+    @jax.jit
+    def radix_noise_exact(noise):  # jgather with noise= (exact, stable)
+        return jax.vmap(_masking._argsort_noise)(noise)
+
+    fns = {
+        "argsort_float": _block(argsort_float, noise),
+        "argsort_twice": _block(argsort_twice, noise),
+        "sort_noise_iota": _block(sort_noise_iota, noise),
+        "sort_bits_iota": _block(sort_bits_iota, bits),
+        "top_k_full": _block(top_k, noise),
+        "packed_u32_1pass": _block(packed_u32_1pass, bits),
+        "radix_u32_2pass": _block(radix_u32_2pass, bits),
+        "packed_u64_1pass_x64": _block(packed_u64_1pass_x64, bits),
+        "radix_noise_exact": _block(radix_noise_exact, noise),
+    }
+    notes = {
+        "packed_u32_1pass": (
+            f"{width} random bits per token; ties (lower index first) bound the distance to a "
+            f"uniform permutation by {length * (length - 1) / 2 * 2.0**-width:.2g}"
+        ),
+        "radix_u32_2pass": (
+            f"{2 * width} random bits; bound {length * (length - 1) / 2 * 2.0 ** (-2 * width):.2g}"
+        ),
+    }
+    return fns, notes
+
+
+def _inverse_alternatives(n, length):
+    perm = jnp.argsort(jax.random.uniform(jax.random.key(3), (n, length)), axis=1)
+    perm = jax.block_until_ready(perm.astype(jnp.int32))
+
+    @jax.jit
+    def scatter_iota(perm):  # what jgather does
+        return jax.vmap(_masking._inverse_permutation)(perm)
+
+    @jax.jit
+    def argsort(perm):
+        return jnp.argsort(perm, axis=1)
+
+    @jax.jit
+    def packed_sort(perm):
+        s = _masking._position_bits(length)
+        return jax.vmap(lambda p: _masking._packed_pass(None, p.astype(jnp.uint32), s))(perm)
+
+    @jax.jit
+    def compare_sum(perm):  # gather-free: inverse[j] = sum_k k * (perm[k] == j)
+        hit = perm[:, :, None] == jnp.arange(length, dtype=jnp.int32)
+        return jnp.sum(jnp.where(hit, jnp.arange(length, dtype=jnp.int32)[:, None], 0), axis=1)
+
+    fns = {
+        "scatter_iota": _block(scatter_iota, perm),
+        "argsort": _block(argsort, perm),
+        "packed_sort": _block(packed_sort, perm),
+    }
+    if length <= 256:
+        fns["compare_sum"] = _block(compare_sum, perm)
+    return fns
+
+
+def _gather_alternatives(n, length, d, len_keep, include_onehot):
+    x = _inputs(n, length, d)
+    ids = jnp.argsort(jax.random.uniform(jax.random.key(4), (n, length)), axis=1)
+    ids = jax.block_until_ready(ids[:, :len_keep].astype(jnp.int32))
+
+    @jax.jit
+    def vmap_index_select(x, ids):  # what jgather does
+        return jax.vmap(lambda a, i: _masking._take_rows(a, i, "gather"))(x, ids)
+
+    @jax.jit
+    def take_along_axis(x, ids):
+        return jnp.take_along_axis(x, ids[:, :, None], axis=1)
+
+    @jax.jit
+    def expanded_index(x, ids):  # torch style: a materialised [N, K, D] index
+        index = jnp.broadcast_to(ids[:, :, None], (n, len_keep, d))
+        return jgather.gather(x, 1, index, mode="promise_in_bounds")
+
+    @jax.jit
+    def onehot(x, ids):
+        return jax.vmap(lambda a, i: _masking._take_rows(a, i, "onehot"))(x, ids)
+
+    fns = {
+        "vmap_index_select": _block(vmap_index_select, x, ids),
+        "take_along_axis": _block(take_along_axis, x, ids),
+        "gather_expanded_index": _block(expanded_index, x, ids),
+        "copy_floor": _block(copy_floor, x, len_keep),
+    }
+    if include_onehot:
+        fns["onehot_einsum"] = _block(onehot, x, ids)
+    return fns
+
+
+def _mask_alternatives(n, length, len_keep):
+    restore = jnp.argsort(jax.random.uniform(jax.random.key(5), (n, length)), axis=1)
+    restore = jax.block_until_ready(restore.astype(jnp.int32))
+
+    @jax.jit
+    def compare(restore):  # what jgather does
+        return (restore >= len_keep).astype(jnp.float32)
+
+    @jax.jit
+    def gather_row(restore):  # MAE: a 0/1 row gathered by ids_restore
+        row = jnp.ones((n, length), jnp.float32).at[:, :len_keep].set(0)
+        return jnp.take_along_axis(row, restore, axis=1)
+
+    return {"compare": _block(compare, restore), "gather_row": _block(gather_row, restore)}
+
+
+# ----------------------------------------------------------------------------------------------
+# Memory.
+
+
+def memory_report(n, length, d, ratio):
+    len_keep = int(length * (1 - ratio))
+    x = jax.ShapeDtypeStruct((n, length, d), jnp.float32)
+    key = jax.random.key(0)
+
+    def analysis(fn, *args):
+        m = jax.jit(fn).lower(*args).compile().memory_analysis()
+        if m is None:
+            return None
+        return {
+            "temp_bytes": int(m.temp_size_in_bytes),
+            "output_bytes": int(m.output_size_in_bytes),
+            "argument_bytes": int(m.argument_size_in_bytes),
+        }
+
+    jg = analysis(lambda k, x: tuple(jgather.random_masking(k, x, ratio)), key, x)
+    port = analysis(lambda k, x: jax_port(k, x, ratio), key, x)
+    return {
+        "shape": f"x[{n},{length},{d}] ratio={ratio}",
+        "jgather_peak_temp_bytes": None if jg is None else jg["temp_bytes"],
+        "jgather_output_bytes": None if jg is None else jg["output_bytes"],
+        "jax_port_peak_temp_bytes": None if port is None else port["temp_bytes"],
+        "torch_style_expanded_index_bytes": n * len_keep * d * 8,
+        "x_masked_bytes": n * len_keep * d * 4,
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+def _ms(seconds):
+    return f"{seconds * 1e3:.2f}"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="few rounds, small sweep")
+    parser.add_argument("--no-write", action="store_true", help="do not write the JSON")
+    args = parser.parse_args(argv)
+
+    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    rounds = 3 if args.quick else 15
+    alt_rounds = 3 if args.quick else 9
+
+    shapes = [
+        ("mae_image_vitb", 256, 196, 768, 0.75),
+        ("mae_video", 64, 1568, 384, 0.9),
+    ]
+    cases = []
+    alternatives = {}
+    memory = {}
+    for name, n, length, d, ratio in shapes:
+        med, len_keep = time_masking(n, length, d, ratio, rounds=rounds, torch_threads=threads)
+        cases.append(
+            {
+                "op": "random_masking",
+                "case": name,
+                "shape": f"x[{n},{length},{d}] mask_ratio={ratio} len_keep={len_keep}",
+                "output_bytes": n * len_keep * d * 4 + n * length * 8,
+                "median_s": med,
+                "speedup_vs_torch": med["torch_reference"] / med["jgather"],
+                "speedup_vs_port": med["jax_port"] / med["jgather"],
+                "ratio_to_copy": med["jgather"] / med["copy_floor"],
+            }
+        )
+        perm_fns, perm_notes = _perm_alternatives(n, length)
+        alternatives[name] = {
+            "permutation": interleaved(perm_fns, rounds=alt_rounds),
+            "permutation_notes": perm_notes,
+            "inverse_permutation": interleaved(_inverse_alternatives(n, length), rounds=alt_rounds),
+            "token_gather": interleaved(
+                _gather_alternatives(n, length, d, len_keep, include_onehot=True),
+                rounds=min(alt_rounds, 5),
+            ),
+            "mask": interleaved(_mask_alternatives(n, length, len_keep), rounds=alt_rounds),
+        }
+        memory[name] = memory_report(n, length, d, ratio)
+
+    sweep = (
+        [(64, 196, 384, 0.75), (64, 784, 384, 0.75)]
+        if args.quick
+        else [
+            (64, 49, 384, 0.75),
+            (64, 196, 384, 0.75),
+            (64, 784, 384, 0.75),
+            (64, 1568, 384, 0.75),
+            (16, 196, 768, 0.75),
+            (64, 196, 768, 0.75),
+            (256, 196, 768, 0.75),
+        ]
+    )
+    scaling = []
+    for n, length, d, ratio in sweep:
+        med, _ = time_masking(
+            n, length, d, ratio, rounds=max(3, rounds // 2), torch_threads=threads
+        )
+        scaling.append({"N": n, "L": length, "D": d, "mask_ratio": ratio, "median_s": med})
+
+    summary = {
+        "geomean_speedup_vs_torch": geomean([c["speedup_vs_torch"] for c in cases]),
+        "geomean_speedup_vs_port": geomean([c["speedup_vs_port"] for c in cases]),
+        "targets": {
+            "image_vs_torch_min": 3.0,
+            "image_ratio_to_copy_max": 1.3,
+            "video_vs_torch_min": 2.5,
+        },
+        "default_method": {b: _masking.default_method(b) for b in ("cpu", "gpu", "tpu")},
+        "quick": args.quick,
+    }
+    payload = {
+        "meta": {**metadata(), "rounds": rounds, "torch_threads_set": threads},
+        "cases": cases,
+        "summary": summary,
+        "scaling": scaling,
+        "memory": {
+            # The image (ViT-B) figures at the top level, as the schema names them.
+            "jgather_peak_temp_bytes": memory["mae_image_vitb"]["jgather_peak_temp_bytes"],
+            "torch_style_expanded_index_bytes": memory["mae_image_vitb"][
+                "torch_style_expanded_index_bytes"
+            ],
+            "by_case": memory,
+        },
+        "alternatives": alternatives,
+    }
+
+    print(
+        "| case | shape | jgather ms | torch ref ms | JAX port ms | copy ms | vs torch "
+        "| vs port | / copy |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for c in cases:
+        m = c["median_s"]
+        print(
+            f"| {c['case']} | {c['shape']} | {_ms(m['jgather'])} | {_ms(m['torch_reference'])} "
+            f"| {_ms(m['jax_port'])} | {_ms(m['copy_floor'])} | {c['speedup_vs_torch']:.2f}x "
+            f"| {c['speedup_vs_port']:.2f}x | {c['ratio_to_copy']:.2f} |"
+        )
+    print()
+    for name, alts in alternatives.items():
+        for step in ("permutation", "inverse_permutation", "token_gather", "mask"):
+            row = ", ".join(f"{k} {_ms(v)}" for k, v in alts[step].items())
+            print(f"- {name} {step} (ms): {row}")
+    print()
+    for name, mem in memory.items():
+        print(
+            f"- {name} memory: jgather peak temp {mem['jgather_peak_temp_bytes']} B, "
+            f"JAX port temp {mem['jax_port_peak_temp_bytes']} B, torch-style [N, K, D] int64 "
+            f"index {mem['torch_style_expanded_index_bytes']} B, x_masked {mem['x_masked_bytes']} B"
+        )
+    print()
+    print("| N | L | D | jgather ms | torch ref ms | JAX port ms | copy ms |")
+    print("|---|---|---|---|---|---|---|")
+    for s in scaling:
+        m = s["median_s"]
+        print(
+            f"| {s['N']} | {s['L']} | {s['D']} | {_ms(m['jgather'])} "
+            f"| {_ms(m['torch_reference'])} | {_ms(m['jax_port'])} | {_ms(m['copy_floor'])} |"
+        )
+    if not args.no_write:
+        print(f"\nwrote {write_results('masking', payload)}")
+
+
+if __name__ == "__main__":
+    main()
