@@ -1,0 +1,105 @@
+"""Executes every notebook in notebooks/ top to bottom on a fresh kernel; a failing cell fails.
+
+The notebooks run with notebooks/ as the working directory (as a reader would open them), with
+a time limit per cell. The committed copies keep their outputs; this test only checks that
+they still run, never writes them back.
+"""
+
+from pathlib import Path
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))
+CELL_TIMEOUT_S = 120
+
+
+def test_notebooks_are_present():
+    names = {p.name for p in PATHS}
+    assert {"01_gather_explained.ipynb", "02_mae_masking.ipynb", "03_performance.ipynb"} <= names
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", PATHS, ids=[p.stem for p in PATHS])
+def test_notebook_runs_top_to_bottom(path, monkeypatch):
+    # The kernel inherits the environment: drop the test session's 8 fake devices so the
+    # notebook sees what a reader sees.
+    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    nb = nbformat.read(path, as_version=4)
+    client = nbclient.NotebookClient(
+        nb,
+        timeout=CELL_TIMEOUT_S,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(NOTEBOOKS)}},
+    )
+    client.execute()  # raises CellExecutionError naming the cell on the first failure
+    errors = [
+        o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"
+    ]
+    assert not errors
+
+
+def _synthetic_results(folder):
+    """Schema-shaped results with made-up numbers, only to exercise notebook 3's plots."""
+    import json
+
+    meta = {"jax": "synthetic", "backend": "cpu", "rounds": 3}
+    case = {
+        "op": "gather",
+        "case": "synthetic_case",
+        "shape": "x[2,3] index[2,3] dim=1",
+        "output_bytes": 24,
+        "median_s": {"jgather": 1e-3, "torch": 2e-3, "jax_port": 3e-3},
+        "speedup_vs_torch": 2.0,
+        "speedup_vs_port": 3.0,
+    }
+    slow = dict(case, case="synthetic_slow", speedup_vs_torch=0.5)
+    no_torch = dict(case, case="synthetic_no_torch", speedup_vs_torch=None)
+    (folder / "ops.json").write_text(
+        json.dumps({"meta": meta, "cases": [case, slow, no_torch], "summary": {"x": 1.0}})
+    )
+    masking_case = dict(case, op="random_masking", ratio_to_copy=1.2)
+    masking_case["median_s"] = dict(case["median_s"], copy_floor=8e-4)
+    scaling = [
+        {
+            "N": n,
+            "L": length,
+            "D": 8,
+            "mask_ratio": 0.75,
+            "median_s": {"jgather": n * length * 1e-8, "torch_reference": n * length * 2e-8},
+        }
+        for n, length in [(64, 49), (64, 196), (64, 784), (16, 196), (256, 196)]
+    ]
+    (folder / "masking.json").write_text(
+        json.dumps(
+            {
+                "meta": meta,
+                "cases": [masking_case],
+                "scaling": scaling,
+                "memory": {"jgather_peak_temp_bytes": 1},
+            }
+        )
+    )
+
+
+@pytest.mark.slow
+def test_performance_notebook_plots_a_results_file(tmp_path, monkeypatch):
+    """Runs notebook 3 on schema-shaped synthetic results, so its plotting cells are exercised."""
+    _synthetic_results(tmp_path)
+    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    monkeypatch.setenv("JGATHER_RESULTS", str(tmp_path))
+    nb = nbformat.read(NOTEBOOKS / "03_performance.ipynb", as_version=4)
+    nbclient.NotebookClient(
+        nb,
+        timeout=CELL_TIMEOUT_S,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(NOTEBOOKS)}},
+    ).execute()
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    text = "".join(o.get("text", "") for o in outputs)
+    assert "MISSING" not in text and "skipped" not in text
+    images = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert len(images) == 4  # ops speedups, masking speedups, copy-floor ratios, scaling
