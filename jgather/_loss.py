@@ -1,6 +1,82 @@
-"""PLACEHOLDER: being written; replace this whole file."""
+"""MAE's reconstruction loss: per-patch mean squared error over the removed patches."""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+# MAE adds this to the per-patch variance before the square root (norm_pix_loss).
+_NORM_PIX_EPS = 1e-6
 
 
-def mae_loss(*args, **kwargs):
-    raise NotImplementedError('mae_loss')
+@functools.partial(jax.jit, static_argnames=("norm_pix_loss",))
+def _mae_loss(pred, target, mask, *, norm_pix_loss):
+    dtype = jnp.promote_types(jnp.result_type(pred, target), jnp.float32)
+    pred = pred.astype(dtype)
+    target = target.astype(dtype)
+    mask = mask.astype(dtype)
+    if norm_pix_loss:
+        mean = jnp.mean(target, axis=-1, keepdims=True)
+        var = jnp.var(target, axis=-1, keepdims=True, ddof=1)  # unbiased, as torch.var
+        target = (target - mean) / jnp.sqrt(var + _NORM_PIX_EPS)
+    per_patch = jnp.mean(jnp.square(pred - target), axis=-1)  # [N, L]
+    return jnp.sum(per_patch * mask) / jnp.sum(mask)
 
+
+def mae_loss(
+    pred: jax.Array,
+    target: jax.Array,
+    mask: jax.Array,
+    *,
+    norm_pix_loss: bool = False,
+) -> jax.Array:
+    """Mean squared error per patch, averaged over the removed patches.
+
+    Mirrors MAE's ``forward_loss``, with the target already patchified (``patchify``): the
+    squared error is averaged over each patch's values, then over the patches where ``mask``
+    is 1. With ``norm_pix_loss`` each target patch is first normalised by its own mean and
+    unbiased variance: ``(target - mean) / sqrt(var + 1e-6)``.
+
+    Computed in float32 at least (in the promoted dtype of ``pred`` and ``target`` if wider).
+    A mask with no removed patch gives NaN (0 / 0), as the reference does.
+
+    Args:
+      pred: [N, L, P] predicted patches.
+      target: [N, L, P] target patches.
+      mask: [N, L], 1 (or True) for removed patches, 0 for kept; e.g. ``random_masking``'s.
+      norm_pix_loss: static; normalise each target patch first (needs ``P >= 2``).
+
+    Returns:
+      Scalar loss, float32 (or wider).
+
+    Raises:
+      ValueError: shapes disagree, or ``norm_pix_loss`` with one value per patch (its unbiased
+        variance is undefined).
+
+    Example:
+      >>> import jax.numpy as jnp, jgather
+      >>> pred, target = jnp.zeros((1, 2, 3)), jnp.array([[[1.0, 1, 1], [2, 2, 2]]])
+      >>> jgather.mae_loss(pred, target, jnp.array([[0.0, 1.0]]))
+      Array(4., dtype=float32)
+    """
+    fn = "mae_loss"
+    pred, target, mask = (
+        v if isinstance(v, jax.Array) else jnp.asarray(v) for v in (pred, target, mask)
+    )
+    if pred.ndim != 3 or pred.shape != target.shape:
+        raise ValueError(
+            f"{fn}: pred and target must both be [N, L, P] with equal shapes, got "
+            f"{tuple(pred.shape)} and {tuple(target.shape)}; patchify the images first."
+        )
+    if mask.shape != pred.shape[:2]:
+        raise ValueError(
+            f"{fn}: mask must be [N, L] = {tuple(pred.shape[:2])}, got {tuple(mask.shape)}."
+        )
+    if norm_pix_loss and pred.shape[-1] < 2:
+        raise ValueError(
+            f"{fn}: norm_pix_loss needs at least 2 values per patch (unbiased variance), got "
+            f"P={pred.shape[-1]}."
+        )
+    return _mae_loss(pred, target, mask, norm_pix_loss=bool(norm_pix_loss))

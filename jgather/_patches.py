@@ -1,10 +1,210 @@
-"""PLACEHOLDER: being written; replace this whole file."""
+"""Images and videos to patch tokens and back, in MAE's token layout.
+
+MAE (He et al., 2021) cuts NCHW images into ``p x q`` patches and flattens each patch as
+``(p, q, c)``: the row inside the patch, then the column, then the channel, fastest last (its
+``'nchpwq->nhwpqc'`` rearrangement). Tokens run over the patch grid row by row. jgather takes
+channels-last images (NHWC, as JAX models use), so the same layout is a plain reshape and one
+transpose: ``[N, h, p, w, q, C] -> [N, h, w, p, q, C]``. Targets and decoder weights are then
+interchangeable with the reference. Videos ``[N, T, H, W, C]`` are cut into ``u x p x q``
+tubelets (VideoMAE / MAE-ST): tokens run over ``(t, h, w)``, each flattened as ``(u, p, q, c)``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
 
 
-def patchify(*args, **kwargs):
-    raise NotImplementedError('patchify')
+def _size_pair(fn: str, patch_size: Any) -> tuple[int, int]:
+    if isinstance(patch_size, int | np.integer) and not isinstance(patch_size, bool):
+        pair = (int(patch_size), int(patch_size))
+    elif (
+        isinstance(patch_size, tuple | list)
+        and len(patch_size) == 2
+        and all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in patch_size)
+    ):
+        pair = (int(patch_size[0]), int(patch_size[1]))
+    else:
+        raise TypeError(
+            f"{fn}: patch_size must be an int or a pair of ints (height, width), got "
+            f"{patch_size!r}."
+        )
+    if min(pair) < 1:
+        raise ValueError(f"{fn}: patch_size must be positive, got {patch_size!r}.")
+    return pair
 
 
-def unpatchify(*args, **kwargs):
-    raise NotImplementedError('unpatchify')
+def _positive_int(fn: str, name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"{fn}: {name} must be a positive int, got {value!r}.")
+    return int(value)
 
+
+@functools.partial(jax.jit, static_argnames=("patch", "tubelet"))
+def _patchify(imgs, *, patch, tubelet):
+    p, q = patch
+    if tubelet is None:
+        n, hh, ww, c = imgs.shape
+        h, w = hh // p, ww // q
+        x = imgs.reshape(n, h, p, w, q, c).transpose(0, 1, 3, 2, 4, 5)
+        return x.reshape(n, h * w, p * q * c)
+    u = tubelet
+    n, tt, hh, ww, c = imgs.shape
+    t, h, w = tt // u, hh // p, ww // q
+    x = imgs.reshape(n, t, u, h, p, w, q, c).transpose(0, 1, 3, 5, 2, 4, 6, 7)
+    return x.reshape(n, t * h * w, u * p * q * c)
+
+
+def patchify(imgs: jax.Array, patch_size: Any, *, tubelet_size: int | None = None) -> jax.Array:
+    """Cuts images (or videos) into flattened patch tokens in MAE's layout.
+
+    Mirrors MAE's ``patchify`` (``'nchpwq->nhwpqc'`` on NCHW) for channels-last input: token
+    ``i * w + j`` is the patch in grid row ``i``, column ``j``, flattened as ``(p, q, c)``. For
+    video, tokens run over ``(t, h, w)`` and flatten as ``(u, p, q, c)`` (MAE-ST / VideoMAE).
+
+    Args:
+      imgs: [N, H, W, C] images, or [N, T, H, W, C] videos with ``tubelet_size``.
+      patch_size: static int ``p`` or pair ``(p, q)``: patch height and width in pixels; must
+        divide ``H`` and ``W``. The grid need not be square.
+      tubelet_size: static frames per tubelet ``u`` (video only; must divide ``T``).
+
+    Returns:
+      [N, h * w, p * q * C] with ``h = H / p``, ``w = W / q``; for video
+      [N, t * h * w, u * p * q * C] with ``t = T / u``.
+
+    Raises:
+      ValueError: wrong rank, or a patch size that does not divide the image (or clip).
+      TypeError: ``patch_size`` is not an int or a pair of ints.
+
+    Example:
+      >>> import jax.numpy as jnp, jgather
+      >>> imgs = jnp.arange(2 * 4 * 6 * 3.0).reshape(2, 4, 6, 3)
+      >>> tokens = jgather.patchify(imgs, 2)
+      >>> tokens.shape
+      (2, 6, 12)
+      >>> bool(jnp.all(jgather.unpatchify(tokens, 2, 3, grid=(2, 3)) == imgs))
+      True
+    """
+    fn = "patchify"
+    p, q = _size_pair(fn, patch_size)
+    if not isinstance(imgs, jax.Array):
+        imgs = jnp.asarray(imgs)
+    if tubelet_size is None:
+        if imgs.ndim != 4:
+            hint = " (for videos pass tubelet_size=)" if imgs.ndim == 5 else ""
+            raise ValueError(
+                f"{fn}: imgs must be [N, H, W, C] (channels last){hint}, got shape "
+                f"{tuple(imgs.shape)}."
+            )
+        spatial = imgs.shape[1:3]
+    else:
+        tubelet_size = _positive_int(fn, "tubelet_size", tubelet_size)
+        if imgs.ndim != 5:
+            raise ValueError(
+                f"{fn}: with tubelet_size, imgs must be a video [N, T, H, W, C], got shape "
+                f"{tuple(imgs.shape)}."
+            )
+        if imgs.shape[1] % tubelet_size:
+            raise ValueError(
+                f"{fn}: tubelet_size={tubelet_size} must divide the number of frames "
+                f"T={imgs.shape[1]}."
+            )
+        spatial = imgs.shape[2:4]
+    if spatial[0] % p or spatial[1] % q:
+        raise ValueError(
+            f"{fn}: patch_size {(p, q)} must divide the image size (H, W) = {tuple(spatial)}; "
+            "crop or pad the images first."
+        )
+    return _patchify(imgs, patch=(p, q), tubelet=tubelet_size)
+
+
+@functools.partial(jax.jit, static_argnames=("patch", "channels", "grid", "tubelet"))
+def _unpatchify(x, *, patch, channels, grid, tubelet):
+    p, q = patch
+    c = channels
+    n = x.shape[0]
+    if tubelet is None:
+        h, w = grid
+        imgs = x.reshape(n, h, w, p, q, c).transpose(0, 1, 3, 2, 4, 5)
+        return imgs.reshape(n, h * p, w * q, c)
+    t, h, w = grid
+    u = tubelet
+    vids = x.reshape(n, t, h, w, u, p, q, c).transpose(0, 1, 4, 2, 5, 3, 6, 7)
+    return vids.reshape(n, t * u, h * p, w * q, c)
+
+
+def unpatchify(
+    x: jax.Array,
+    patch_size: Any,
+    channels: int,
+    *,
+    grid: tuple[int, ...] | None = None,
+    tubelet_size: int | None = None,
+) -> jax.Array:
+    """Puts patch tokens back into images (or videos): the inverse of ``patchify``.
+
+    Mirrors MAE's ``unpatchify`` for channels-last output. The token count alone does not say
+    the grid shape unless it is square, so non-square grids (and every video) take ``grid``.
+
+    Args:
+      x: [N, L, p * q * C] tokens (or [N, L, u * p * q * C] for video).
+      patch_size: static int ``p`` or pair ``(p, q)``, as given to ``patchify``.
+      channels: static number of channels ``C``.
+      grid: static ``(h, w)`` patches per column and row (default: square, ``h = w =
+        sqrt(L)``); for video ``(t, h, w)``, required.
+      tubelet_size: static frames per tubelet ``u`` (video only).
+
+    Returns:
+      [N, h * p, w * q, C] images, or [N, t * u, h * p, w * q, C] videos.
+
+    Raises:
+      ValueError: the token count or width does not match the grid, patch size and channels;
+        a non-square token count without ``grid``; a video without ``grid``.
+
+    Example:
+      >>> import jax.numpy as jnp, jgather
+      >>> tokens = jnp.zeros((1, 16, 4 * 4 * 3))
+      >>> jgather.unpatchify(tokens, 4, 3).shape
+      (1, 16, 16, 3)
+    """
+    fn = "unpatchify"
+    p, q = _size_pair(fn, patch_size)
+    channels = _positive_int(fn, "channels", channels)
+    if not isinstance(x, jax.Array):
+        x = jnp.asarray(x)
+    if x.ndim != 3:
+        raise ValueError(f"{fn}: x must be [N, L, patch_dim], got shape {tuple(x.shape)}.")
+    _, length, width = x.shape
+    if tubelet_size is not None:
+        tubelet_size = _positive_int(fn, "tubelet_size", tubelet_size)
+        if grid is None or len(grid) != 3:
+            raise ValueError(
+                f"{fn}: video tokens need grid=(t, h, w) (tubelets per clip, patches per "
+                f"column and row), got grid={grid!r}."
+            )
+    elif grid is None:
+        side = math.isqrt(length)
+        if side * side != length:
+            raise ValueError(
+                f"{fn}: L={length} tokens is not a square grid; pass grid=(h, w) with "
+                f"h * w == {length}."
+            )
+        grid = (side, side)
+    elif len(grid) != 2:
+        raise ValueError(f"{fn}: image tokens need grid=(h, w), got grid={grid!r}.")
+    grid = tuple(_positive_int(fn, "grid entries", g) for g in grid)
+    if math.prod(grid) != length:
+        raise ValueError(f"{fn}: grid {grid} holds {math.prod(grid)} tokens but x has L={length}.")
+    expected = (tubelet_size or 1) * p * q * channels
+    if width != expected:
+        raise ValueError(
+            f"{fn}: token width {width} does not match patch_size {(p, q)}, channels={channels}"
+            + (f" and tubelet_size={tubelet_size}" if tubelet_size else "")
+            + f" (expected {expected})."
+        )
+    return _unpatchify(x, patch=(p, q), channels=channels, grid=grid, tubelet=tubelet_size)
