@@ -157,8 +157,12 @@ def _check_x(fn: str, x: Any, name: str = "x") -> jax.Array:
     return x
 
 
-def _per_sample_keys(fn: str, key: Any, n: int) -> jax.Array:
-    """Returns ``n`` typed keys: ``key`` split, or ``key`` itself when it is a batch of ``n``."""
+def _check_key(fn: str, key: Any, n: int) -> tuple[jax.Array, bool, bool]:
+    """Validates ``key`` from its static dtype and shape.
+
+    Returns ``(key, legacy, batched)``; the conversion of legacy key data and the split into
+    per-sample keys happen inside the jitted core (``_sample_keys``).
+    """
     if not isinstance(key, jax.Array):
         try:
             key = jnp.asarray(key)
@@ -166,7 +170,8 @@ def _per_sample_keys(fn: str, key: Any, n: int) -> jax.Array:
             raise TypeError(
                 f"{fn}: key must be a jax.random.key or PRNGKey, got {type(key).__name__}"
             ) from e
-    if not jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+    legacy = not jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+    if legacy:
         if key.dtype != jnp.uint32 or key.ndim not in (1, 2):
             raise TypeError(
                 f"{fn}: key must be a jax.random.key(...) (typed) or a legacy "
@@ -174,20 +179,28 @@ def _per_sample_keys(fn: str, key: Any, n: int) -> jax.Array:
                 f"{key.dtype} and shape {tuple(key.shape)}."
             )
         try:
-            key = jax.random.wrap_key_data(key)
+            jax.eval_shape(jax.random.wrap_key_data, key)
         except (TypeError, ValueError) as e:
             raise ValueError(
                 f"{fn}: could not read the uint32 array of shape {tuple(key.shape)} as legacy "
                 f"PRNG key data for the default PRNG implementation: {e}"
             ) from e
-    if key.ndim == 0:
-        return jax.random.split(key, n)
-    if key.shape == (n,):
-        return key
-    raise ValueError(
-        f"{fn}: key must be one key or a batch of N={n} keys (one per sample), got a key "
-        f"array of shape {tuple(key.shape)}."
-    )
+        shape = key.shape[:-1]
+    else:
+        shape = key.shape
+    if shape not in ((), (n,)):
+        raise ValueError(
+            f"{fn}: key must be one key or a batch of N={n} keys (one per sample), got a key "
+            f"array of shape {tuple(key.shape)}."
+        )
+    return key, legacy, shape == (n,)
+
+
+def _sample_keys(key: jax.Array, n: int, legacy: bool, batched: bool) -> jax.Array:
+    """[N] typed keys: ``key`` itself when it is a batch, else ``jax.random.split(key, N)``."""
+    if legacy:
+        key = jax.random.wrap_key_data(key)
+    return key if batched else jax.random.split(key, n)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -312,9 +325,12 @@ def _mask_one(
     return MaskedTokens(x_masked, mask, ids_restore)
 
 
-@functools.partial(jax.jit, static_argnames=("len_keep", "num_prefix", "method"))
-def _random_masking_keys(keys, x, *, len_keep, num_prefix, method):
+@functools.partial(
+    jax.jit, static_argnames=("len_keep", "num_prefix", "method", "legacy", "batched")
+)
+def _random_masking_keys(key, x, *, len_keep, num_prefix, method, legacy, batched):
     length = x.shape[1] - num_prefix
+    keys = _sample_keys(key, x.shape[0], legacy, batched)
 
     def one(key, x):
         return _mask_one(x, _random_permutation(key, length), len_keep, num_prefix, method)
@@ -424,8 +440,8 @@ def random_masking(
         return MaskedTokens(*_random_masking_noise(noise, x, **static))
     if key is None:
         raise ValueError(f"{fn}: pass a PRNG key, or noise= to choose the shuffle yourself.")
-    keys = _per_sample_keys(fn, key, n)
-    return MaskedTokens(*_random_masking_keys(keys, x, **static))
+    key, legacy, batched = _check_key(fn, key, n)
+    return MaskedTokens(*_random_masking_keys(key, x, legacy=legacy, batched=batched, **static))
 
 
 @functools.partial(jax.jit, static_argnames=("num_prefix", "method"))
