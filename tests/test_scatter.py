@@ -1,0 +1,434 @@
+"""scatter, scatter_add and scatter_reduce: golden cases and differential tests.
+
+Golden cases are the examples of the torch documentation with the outputs it states. The
+differential tests draw random cases with hypothesis (ranks 0-4, sizes 0-6, every dim including
+negative ones, every dtype, duplicate indices, index smaller than input and src off dim, src
+larger than index) and compare jgather with the NumPy loop reference in op_reference.py: plain,
+under jax.jit and under jax.vmap. Retracing and x64 on/off are checked at the end.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from op_reference import (
+    DTYPES,
+    assert_matches,
+    count_traces,
+    draw_indices,
+    draw_values,
+    np_dtype,
+    scatter_targets,
+)
+from op_reference import scatter as ref_scatter
+from op_reference import scatter_add as ref_scatter_add
+from op_reference import scatter_reduce as ref_scatter_reduce
+
+import jgather
+
+REDUCES = ("sum", "prod", "mean", "amax", "amin")
+
+# --------------------------------------------------------------------------------------------
+# Golden cases (torch documentation).
+
+
+def test_scatter_torch_docs_examples():
+    """torch.Tensor.scatter_ docs: src = arange(1, 11).reshape(2, 5) into zeros(3, 5)."""
+    src = jnp.arange(1, 11).reshape(2, 5)
+    zeros = jnp.zeros((3, 5), dtype=src.dtype)
+    out = jgather.scatter(zeros, 0, jnp.array([[0, 1, 2, 0]]), src)
+    expected = [[1, 0, 0, 4, 0], [0, 2, 0, 0, 0], [0, 0, 3, 0, 0]]
+    assert_matches(out, np.array(expected, dtype=src.dtype))
+    out = jgather.scatter(zeros, 1, jnp.array([[0, 1, 2], [0, 1, 4]]), src)
+    expected = [[1, 2, 3, 0, 0], [6, 7, 0, 0, 8], [0, 0, 0, 0, 0]]
+    assert_matches(out, np.array(expected, dtype=src.dtype))
+    # The input is not modified: JAX arrays are immutable, scatter returns a new array.
+    np.testing.assert_array_equal(zeros, np.zeros((3, 5)))
+
+
+def test_scatter_torch_docs_scalar_reduce_examples():
+    """torch docs: full((2, 4), 2.).scatter_(1, [[2], [3]], 1.23, reduce='multiply' / 'add')."""
+    twos = jnp.full((2, 4), 2.0, dtype=jnp.float32)
+    index = jnp.array([[2], [3]])
+    out = jgather.scatter(twos, 1, index, 1.23, reduce="multiply")
+    expected = np.array([[2.0, 2.0, 2.46, 2.0], [2.0, 2.0, 2.0, 2.46]], np.float32)
+    assert_matches(out, expected)
+    out = jgather.scatter(twos, 1, index, 1.23, reduce="add")
+    expected = np.array([[2.0, 2.0, 3.23, 2.0], [2.0, 2.0, 2.0, 3.23]], np.float32)
+    assert_matches(out, expected)
+
+
+def test_scatter_add_torch_docs_examples():
+    """torch.Tensor.scatter_add_ docs: ones(2, 5) into zeros(3, 5), duplicates accumulate."""
+    src = jnp.ones((2, 5), dtype=jnp.float32)
+    zeros = jnp.zeros((3, 5), dtype=jnp.float32)
+    out = jgather.scatter_add(zeros, 0, jnp.array([[0, 1, 2, 0, 0]]), src)
+    expected = [[1, 0, 0, 1, 1], [0, 1, 0, 0, 0], [0, 0, 1, 0, 0]]
+    assert_matches(out, np.array(expected, np.float32), exact=True)
+    out = jgather.scatter_add(zeros, 0, jnp.array([[0, 1, 2, 0, 0], [0, 1, 2, 2, 2]]), src)
+    expected = [[2, 0, 0, 1, 1], [0, 2, 0, 0, 0], [0, 0, 2, 1, 1]]
+    assert_matches(out, np.array(expected, np.float32), exact=True)
+
+
+def test_scatter_reduce_torch_docs_examples():
+    """torch.Tensor.scatter_reduce_ docs: sum and amax, with and without include_self."""
+    src = jnp.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    index = jnp.array([0, 1, 0, 1, 2, 1])
+    x = jnp.array([1.0, 2.0, 3.0, 4.0])
+    f32 = lambda v: np.array(v, np.float32)
+    assert_matches(jgather.scatter_reduce(x, 0, index, src, "sum"), f32([5, 14, 8, 4]), exact=True)
+    out = jgather.scatter_reduce(x, 0, index, src, "sum", include_self=False)
+    assert_matches(out, f32([4, 12, 5, 4]), exact=True)
+    x2 = jnp.array([5.0, 4.0, 3.0, 2.0])
+    assert_matches(jgather.scatter_reduce(x2, 0, index, src, "amax"), f32([5, 6, 5, 2]), exact=True)
+    out = jgather.scatter_reduce(x2, 0, index, src, "amax", include_self=False)
+    assert_matches(out, f32([3, 6, 5, 2]), exact=True)
+
+
+def test_scatter_reduce_edge_values_follow_torch():
+    """Facts measured with torch 2.14 (CPU), each stated next to its call."""
+    i64 = lambda v: np.array(v, np.int32)
+    # Integer mean floors (rounds toward -inf): (0 - 3 - 4) / 3 -> -3, (0 + 3 + 4) / 3 -> 2.
+    x = jnp.array([0, 0])
+    index, src = jnp.array([0, 0, 1, 1]), jnp.array([-3, -4, 3, 4])
+    assert_matches(jgather.scatter_reduce(x, 0, index, src, "mean"), i64([-3, 2]))
+    # Without self: -7 / 2 -> -4, 7 / 2 -> 3; an untouched position keeps its input.
+    out = jgather.scatter_reduce(jnp.array([0, 0, 9]), 0, index, src, "mean", include_self=False)
+    assert_matches(out, i64([-4, 3, 9]))
+    # Float mean without self: (3 + 4) / 2 at 0; 2 and 5 untouched.
+    out = jgather.scatter_reduce(
+        jnp.array([1.0, 2.0, 5.0]),
+        0,
+        jnp.array([0, 0]),
+        jnp.array([3.0, 4.0]),
+        "mean",
+        include_self=False,
+    )
+    assert_matches(out, np.array([3.5, 2.0, 5.0], np.float32), exact=True)
+    # amax/amin propagate NaN (from src or from self) and keep infinities.
+    nan, inf = float("nan"), float("inf")
+    out = jgather.scatter_reduce(
+        jnp.array([1.0, 2.0]), 0, jnp.array([0, 0, 1]), jnp.array([nan, 4.0, inf]), "amax"
+    )
+    assert_matches(out, np.array([nan, inf], np.float32), exact=True)
+    out = jgather.scatter_reduce(
+        jnp.array([nan, 2.0]), 0, jnp.array([0, 0, 1]), jnp.array([3.0, 4.0, -inf]), "amin"
+    )
+    assert_matches(out, np.array([nan, -inf], np.float32), exact=True)
+    # ... but not the NaN of self when include_self=False.
+    out = jgather.scatter_reduce(
+        jnp.array([nan, 2.0]),
+        0,
+        jnp.array([0, 0, 1]),
+        jnp.array([3.0, 4.0, -inf]),
+        "amin",
+        include_self=False,
+    )
+    assert_matches(out, np.array([3.0, -inf], np.float32), exact=True)
+    # prod without self and amax without self on ints: [3 * -4, 5], 9 untouched.
+    out = jgather.scatter_reduce(
+        jnp.array([2, 3, 9]),
+        0,
+        jnp.array([0, 0, 1]),
+        jnp.array([3, -4, 5]),
+        "prod",
+        include_self=False,
+    )
+    assert_matches(out, i64([-12, 5, 9]))
+    out = jgather.scatter_reduce(
+        jnp.array([2, 3, 9]),
+        0,
+        jnp.array([0, 0, 1]),
+        jnp.array([3, -4, -5]),
+        "amax",
+        include_self=False,
+    )
+    assert_matches(out, i64([3, -5, 9]))
+    # Integer overflow wraps as in torch: int8 100 + 100 + 100 -> 44; uint8 200 + 100 + 100 -> 144.
+    out = jgather.scatter_add(
+        jnp.array([100, 0], jnp.int8), 0, jnp.array([0, 0]), jnp.array([100, 100], jnp.int8)
+    )
+    assert_matches(out, np.array([44, 0], np.int8))
+    out = jgather.scatter_add(
+        jnp.array([200, 0], jnp.uint8), 0, jnp.array([0, 0]), jnp.array([100, 100], jnp.uint8)
+    )
+    assert_matches(out, np.array([144, 0], np.uint8))
+    # bool adds as "or": False + True + True -> True.
+    out = jgather.scatter_add(
+        jnp.array([False, False]), 0, jnp.array([1, 1]), jnp.array([True, True])
+    )
+    assert_matches(out, np.array([False, True]))
+
+
+def test_scatter_zero_dim_empty_and_src_larger_than_index():
+    """0-d operands work; an empty index returns the input unchanged; extra src is ignored."""
+    one = jnp.float32(1.0)
+    assert_matches(jgather.scatter(one, 0, jnp.array(0), jnp.float32(5.0)), np.float32(5.0))
+    assert_matches(jgather.scatter_add(one, 0, jnp.array(0), jnp.float32(5.0)), np.float32(6.0))
+    out = jgather.scatter_reduce(jnp.float32(2.0), 0, jnp.array(0), jnp.float32(3.0), "amax")
+    assert_matches(out, np.float32(3.0))
+    x = jnp.arange(6.0).reshape(3, 2)
+    empty = jnp.zeros((3, 0), jnp.int32)
+    assert_matches(jgather.scatter(x, 1, empty, jnp.ones((3, 3))), np.asarray(x))
+    assert_matches(jgather.scatter_add(x, 1, empty, jnp.ones((3, 3))), np.asarray(x))
+    for reduce in REDUCES:
+        out = jgather.scatter_reduce(x, 1, empty, jnp.ones((3, 3)), reduce, include_self=False)
+        assert_matches(out, np.asarray(x))
+    # torch.scatter_reduce(zeros(2, 2), 1, [[1]], ones(3, 3), 'sum') -> [[0, 1], [0, 0]].
+    out = jgather.scatter_reduce(jnp.zeros((2, 2)), 1, jnp.array([[1]]), jnp.ones((3, 3)), "sum")
+    assert_matches(out, np.array([[0.0, 1.0], [0.0, 0.0]], np.float32), exact=True)
+    # The index may be longer than input along dim: [[1, 1, 1, 1]] adds 4 ones at [0, 1].
+    out = jgather.scatter_reduce(
+        jnp.zeros((2, 2)), 1, jnp.array([[1, 1, 1, 1]]), jnp.ones((3, 4)), "sum"
+    )
+    assert_matches(out, np.array([[0.0, 4.0], [0.0, 0.0]], np.float32), exact=True)
+
+
+def test_scatter_duplicates_last_along_dim_wins():
+    """torch leaves duplicate-target scatter undefined; jgather documents that the last writer
+    along ``dim`` (largest position in ``index`` along ``dim``) wins, on every backend."""
+    x = jnp.zeros((2, 4), jnp.float32)
+    index = jnp.array([[1, 1, 1], [3, 0, 3]])
+    src = jnp.array([[10.0, 20.0, 30.0], [40.0, 50.0, 60.0]])
+    out = np.asarray(jgather.scatter(x, 1, index, src))
+    np.testing.assert_array_equal(out, [[0.0, 30.0, 0.0, 0.0], [50.0, 0.0, 0.0, 60.0]])
+    # Along dim 0: rows 0, 1 and 2 of the index all write row 1 of column 0; row 2 wins.
+    out = jgather.scatter(
+        jnp.zeros((2, 2)), 0, jnp.array([[1, 0], [1, 0], [1, 1]]), jnp.arange(6.0).reshape(3, 2)
+    )
+    np.testing.assert_array_equal(out, [[0.0, 3.0], [4.0, 5.0]])
+    jitted = jax.jit(lambda a, i, s: jgather.scatter(a, 0, i, s))
+    out = jitted(
+        jnp.zeros((2, 2)), jnp.array([[1, 0], [1, 0], [1, 1]]), jnp.arange(6.0).reshape(3, 2)
+    )
+    np.testing.assert_array_equal(out, [[0.0, 3.0], [4.0, 5.0]])
+
+
+# --------------------------------------------------------------------------------------------
+# Random cases.
+
+
+@st.composite
+def scatter_cases(draw, max_rank=4, max_size=6, dtypes=DTYPES, lo=-8, hi=8):
+    """(x, dim, index, src): index no larger than x off dim, src no smaller than index."""
+    rank = draw(st.integers(0, max_rank))
+    shape = tuple(draw(st.lists(st.integers(0, max_size), min_size=rank, max_size=rank)))
+    n = max(rank, 1)
+    dim = draw(st.integers(-n, n - 1))
+    d = dim % n
+    size = shape[d] if rank else 1
+    ishape = [
+        draw(st.integers(0, max_size)) if i == d else draw(st.integers(0, s))
+        for i, s in enumerate(shape)
+    ]
+    if size == 0 and rank:
+        ishape[d] = 0
+    sshape = tuple(min(s + draw(st.integers(0, 2)), max(s, max_size)) for s in ishape)
+    dtype = draw(st.sampled_from(dtypes))
+    x = draw_values(draw, shape, dtype, lo=lo, hi=hi)
+    index = draw_indices(draw, tuple(ishape), size)
+    src = draw_values(draw, sshape, dtype, lo=lo, hi=hi)
+    return x, dim, index, src
+
+
+def _check_scatter_set(out, x, dim, index, src):
+    """Untouched positions keep x; a position written once holds its src value; a position
+    written several times holds one of its src values (torch: undefined which) -- and, as
+    jgather documents, the last one along dim."""
+    out = np.asarray(out)
+    expected = ref_scatter(x, dim, index, src)
+    # jgather documents "last writer along dim wins", which is the reference's row-major order.
+    assert_matches(out, expected, exact=True)
+    targets = scatter_targets(x.shape, dim, index)
+    flat_src = src.reshape(1) if src.ndim == 0 else src
+    for pos in np.ndindex(*x.shape):
+        writers = targets.get(pos, [])
+        if len(writers) <= 1:
+            assert out[pos] == expected[pos], (pos, out[pos], expected[pos])
+        else:
+            candidates = [flat_src[w if index.ndim else (0,)] for w in writers]
+            assert out[pos] in candidates, (pos, out[pos], candidates)
+
+
+@settings(max_examples=30)
+@given(scatter_cases())
+def test_scatter_matches_reference(case):
+    x, dim, index, src = case
+    out = jgather.scatter(jnp.asarray(x), dim, jnp.asarray(index), jnp.asarray(src))
+    _check_scatter_set(out, x, dim, index, src)
+    jitted = jax.jit(lambda a, i, s: jgather.scatter(a, dim, i, s))
+    _check_scatter_set(
+        jitted(jnp.asarray(x), jnp.asarray(index), jnp.asarray(src)), x, dim, index, src
+    )
+
+
+@settings(max_examples=25)
+@given(scatter_cases(lo=-2, hi=2), st.sampled_from(["add", "multiply"]))
+def test_scatter_with_reduce_matches_reference(case, reduce):
+    """reduce='add' / 'multiply' (values in [-2, 2] so products stay exact in bfloat16)."""
+    x, dim, index, src = case
+    expected = ref_scatter(x, dim, index, src, reduce=reduce)
+    out = jgather.scatter(jnp.asarray(x), dim, jnp.asarray(index), jnp.asarray(src), reduce=reduce)
+    assert_matches(out, expected)
+    jitted = jax.jit(lambda a, i, s: jgather.scatter(a, dim, i, s, reduce=reduce))
+    assert_matches(jitted(jnp.asarray(x), jnp.asarray(index), jnp.asarray(src)), expected)
+
+
+_SCALARS = {"bool": True, "uint8": 3, "int8": -3, "int32": 7, "float32": 1.5}
+
+
+@settings(max_examples=20)
+@given(
+    scatter_cases(max_rank=3, dtypes=(*_SCALARS, "float16", "bfloat16")),
+    st.sampled_from([None, "add", "multiply"]),
+)
+def test_scatter_scalar_src_matches_reference(case, reduce):
+    """A Python scalar src fills every indexed position (cast to input's dtype, as torch)."""
+    x, dim, index, _ = case
+    value = _SCALARS.get(x.dtype.name, 0.5)
+    expected = ref_scatter(x, dim, index, value, reduce=reduce)
+    out = jgather.scatter(jnp.asarray(x), dim, jnp.asarray(index), value, reduce=reduce)
+    assert_matches(out, expected)
+    jitted = jax.jit(lambda a, i: jgather.scatter(a, dim, i, value, reduce=reduce))
+    assert_matches(jitted(jnp.asarray(x), jnp.asarray(index)), expected)
+
+
+@settings(max_examples=40)
+@given(scatter_cases())
+def test_scatter_add_matches_reference(case):
+    x, dim, index, src = case
+    expected = ref_scatter_add(x, dim, index, src)
+    out = jgather.scatter_add(jnp.asarray(x), dim, jnp.asarray(index), jnp.asarray(src))
+    assert_matches(out, expected, exact=True)
+    jitted = jax.jit(lambda a, i, s: jgather.scatter_add(a, dim, i, s))
+    out = jitted(jnp.asarray(x), jnp.asarray(index), jnp.asarray(src))
+    assert_matches(out, expected, exact=True)
+
+
+@pytest.mark.parametrize("reduce", REDUCES)
+@settings(max_examples=15)
+@given(case=scatter_cases(lo=-3, hi=3), include_self=st.booleans())
+def test_scatter_reduce_matches_reference(reduce, case, include_self):
+    """Every reduction with and without self (values in [-3, 3]: sums and products exact)."""
+    x, dim, index, src = case
+    if reduce == "mean" and x.dtype == np.bool_:
+        x, src = x.astype(np.int8), src.astype(np.int8)  # torch has no bool mean
+    if reduce == "prod" and x.dtype.name in ("float16", "bfloat16"):
+        x, src = np.clip(x, -2, 2), np.clip(src, -2, 2)  # 2**7 is exact in bfloat16
+    expected = ref_scatter_reduce(x, dim, index, src, reduce, include_self=include_self)
+    args = (jnp.asarray(x), jnp.asarray(index), jnp.asarray(src))
+    out = jgather.scatter_reduce(args[0], dim, args[1], args[2], reduce, include_self=include_self)
+    assert_matches(out, expected)
+    jitted = jax.jit(
+        lambda a, i, s: jgather.scatter_reduce(a, dim, i, s, reduce, include_self=include_self)
+    )
+    assert_matches(jitted(*args), expected)
+
+
+@st.composite
+def batched_scatter_cases(draw):
+    """Two independent cases with the same shapes, stacked on a new leading axis."""
+    x, dim, index, src = draw(scatter_cases(max_rank=3, max_size=4, lo=-3, hi=3))
+    d = dim % max(x.ndim, 1)
+    size = x.shape[d] if x.ndim else 1
+    x2 = draw_values(draw, x.shape, x.dtype.name, lo=-3, hi=3)
+    index2 = draw_indices(draw, index.shape, size)
+    src2 = draw_values(draw, src.shape, x.dtype.name, lo=-3, hi=3)
+    return np.stack([x, x2]), dim, np.stack([index, index2]), np.stack([src, src2])
+
+
+@settings(max_examples=20)
+@given(batched_scatter_cases(), st.sampled_from(REDUCES), st.booleans())
+def test_scatters_under_vmap_match_reference(case, reduce, include_self):
+    xs, dim, indices, srcs = case
+    if reduce == "mean" and xs.dtype == np.bool_:
+        xs, srcs = xs.astype(np.int8), srcs.astype(np.int8)
+    if reduce == "prod" and xs.dtype.name in ("float16", "bfloat16"):
+        xs, srcs = np.clip(xs, -2, 2), np.clip(srcs, -2, 2)
+    args = (jnp.asarray(xs), jnp.asarray(indices), jnp.asarray(srcs))
+    samples = list(zip(xs, indices, srcs, strict=True))
+    expected = np.stack([ref_scatter_add(x, dim, i, s) for x, i, s in samples])
+    out = jax.vmap(lambda a, i, s: jgather.scatter_add(a, dim, i, s))(*args)
+    assert_matches(out, expected, exact=True)
+    expected = np.stack(
+        [ref_scatter_reduce(x, dim, i, s, reduce, include_self) for x, i, s in samples]
+    )
+    out = jax.vmap(
+        lambda a, i, s: jgather.scatter_reduce(a, dim, i, s, reduce, include_self=include_self)
+    )(*args)
+    assert_matches(out, expected)
+    out = jax.vmap(lambda a, i, s: jgather.scatter(a, dim, i, s))(*args)
+    for k in range(2):
+        _check_scatter_set(out[k], xs[k], dim, indices[k], srcs[k])
+    # Only the input batched (index and src shared): in_axes=(0, None, None).
+    out = jax.vmap(lambda a: jgather.scatter_add(a, dim, args[1][0], args[2][0]))(args[0])
+    expected = np.stack([ref_scatter_add(x, dim, indices[0], srcs[0]) for x in xs])
+    assert_matches(out, expected, exact=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Transforms: no retrace, x64.
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda x, i, s: jgather.scatter(x, 1, i, s),
+        lambda x, i, s: jgather.scatter(x, 1, i, 2.0, reduce="multiply"),
+        lambda x, i, s: jgather.scatter_add(x, -1, i, s),
+        lambda x, i, s: jgather.scatter_add(x, 1, i, s, mode="drop"),
+        lambda x, i, s: jgather.scatter_reduce(x, 1, i, s, "mean", include_self=False),
+        lambda x, i, s: jgather.scatter_reduce(x, 0, i, s, "amax"),
+    ],
+    ids=["scatter", "scatter-scalar", "scatter_add", "scatter_add-drop", "mean", "amax"],
+)
+def test_second_call_with_same_shapes_does_not_retrace(call):
+    x = jnp.arange(12.0).reshape(3, 4)
+    i = jnp.array([[0, 2, 1], [2, 2, 0], [1, 1, 1]], dtype=jnp.int32)
+    s = jnp.ones((3, 3), jnp.float32)
+    x2, i2, s2 = x + 1.0, i[::-1], s * 2.0  # built before counting
+    first = call(x, i, s)
+    with count_traces() as traced:
+        second = call(x, i, s)
+        call(x2, i2, s2)
+    assert traced == [], f"retraced on a second call with the same shapes: {traced}"
+    np.testing.assert_array_equal(first, second)
+
+
+@pytest.mark.parametrize("x64", [False, True], ids=["x64-off", "x64-on"])
+@pytest.mark.parametrize("index_dtype", ["int32", "int64"])
+def test_scatter_family_with_x64_on_and_off(x64, index_dtype):
+    """int32 and int64 indices give the same answers with x64 on and off; config restored."""
+    before = jax.config.jax_enable_x64
+    x = np.arange(12, dtype=np.float32).reshape(3, 4)
+    index = np.array([[0, 3, 3], [1, 1, 0], [2, 0, 2]]).astype(index_dtype)
+    src = np.arange(1, 10, dtype=np.float32).reshape(3, 3)
+    with jax.enable_x64(x64):
+        assert jax.config.jax_enable_x64 == x64
+        args = (jnp.asarray(x), jnp.asarray(index), jnp.asarray(src))
+        out = jgather.scatter_add(args[0], 1, args[1], args[2])
+        assert_matches(out, ref_scatter_add(x, 1, index, src), exact=True)
+        for reduce in REDUCES:
+            out = jgather.scatter_reduce(args[0], 1, args[1], args[2], reduce, include_self=False)
+            assert_matches(out, ref_scatter_reduce(x, 1, index, src, reduce, include_self=False))
+        unique = np.array([[0, 3, 1], [1, 2, 0], [2, 0, 3]]).astype(index_dtype)
+        out = jax.jit(lambda a, i, s: jgather.scatter(a, 1, i, s))(x, unique, src)
+        assert_matches(out, ref_scatter(x, 1, unique, src), exact=True)
+        if x64:
+            x_i64 = x.astype(np.int64)
+            src_i64 = src.astype(np.int64)
+            out = jgather.scatter_reduce(
+                jnp.asarray(x_i64), 1, jnp.asarray(index), jnp.asarray(src_i64), "mean"
+            )
+            assert_matches(out, ref_scatter_reduce(x_i64, 1, index, src_i64, "mean"))
+    assert jax.config.jax_enable_x64 == before
+
+
+def test_scatter_add_keeps_every_dtype():
+    index = np.array([[1, 0, 1], [0, 0, 1]], dtype=np.int32)
+    for name in DTYPES:
+        x = (np.arange(6).reshape(2, 3) % 2).astype(np_dtype(name))
+        out = jgather.scatter_add(x, 1, index, x)
+        assert_matches(out, ref_scatter_add(x, 1, index, x), exact=True, err_msg=name)
