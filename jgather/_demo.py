@@ -44,6 +44,18 @@ GAP = 4
 _PANELS = ("original", "masked", "visible tokens", "restored by unshuffle")
 
 
+class _UsageError(Exception):
+    """A bad option or option value; ``main`` prints it on one line and exits with 2."""
+
+
+class _Exit(Exception):
+    """argparse asked to exit (``--help``); carries the status for ``main`` to return."""
+
+    def __init__(self, status: int):
+        super().__init__(status)
+        self.status = status
+
+
 # --------------------------------------------------------------------------- data and PNG
 
 
@@ -156,21 +168,26 @@ def mask_image(
     """
     height, width, _ = image.shape
     grid = (height // patch_size, width // patch_size)
-    pixels = jnp.asarray(image, jnp.float32)[None] / 255.0  # [1, H, W, 3]
+    pixels = jnp.asarray(image[None].astype(np.float32) / 255.0)  # [1, H, W, 3]
     tokens = patchify(pixels, patch_size)  # [1, L, p*p*3]
     if strategy == "random":
         x_masked, mask, ids_restore = random_masking(key, tokens, mask_ratio)
-        mask = mask.astype(bool)
+        mask = np.asarray(mask).astype(bool)
     else:
         mask = _strategy_mask(strategy, key, height, patch_size, mask_ratio)
         num_keep = int(grid[0] * grid[1] - np.asarray(mask).sum())
+        if num_keep < 1:  # SimMIM rounds its masked count up and can cover everything
+            raise _UsageError(
+                f"argument --mask-ratio: {mask_ratio} masks every token with the {strategy} "
+                "strategy; use a smaller ratio"
+            )
         x_masked, mask, ids_restore = apply_mask(tokens, mask, num_keep)
-        mask = jnp.asarray(mask).astype(bool)
-    grey = jnp.full((tokens.shape[-1],), MASK_GREY / 255.0, tokens.dtype)
+        mask = np.asarray(mask).astype(bool)
+    grey = np.full((tokens.shape[-1],), MASK_GREY / 255.0, np.float32)
     full = unshuffle(x_masked, ids_restore, grey)  # [1, L, p*p*3]
-    restored = unpatchify(full, patch_size, 3)[0]
-    as_uint8 = lambda a: np.asarray(jnp.clip(jnp.round(a * 255.0), 0, 255)).astype(np.uint8)
-    visible = as_uint8(x_masked[0]).reshape(-1, patch_size, patch_size, 3)
+    restored = np.asarray(unpatchify(full, patch_size, 3, grid=grid))[0]
+    as_uint8 = lambda a: np.clip(np.round(np.asarray(a) * 255.0), 0, 255).astype(np.uint8)
+    visible = as_uint8(np.asarray(x_masked)[0]).reshape(-1, patch_size, patch_size, 3)
     return MaskedImage(
         strategy,
         np.asarray(mask[0]).reshape(grid),
@@ -270,16 +287,6 @@ def _walkthrough(key: jax.Array, mask_ratio: float) -> None:
 
 
 # --------------------------------------------------------------------------- command line
-
-
-class _UsageError(Exception):
-    pass
-
-
-class _Exit(Exception):
-    def __init__(self, status: int):
-        super().__init__(status)
-        self.status = status
 
 
 class _Parser(argparse.ArgumentParser):
@@ -428,6 +435,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands: dict[str, Callable[[argparse.Namespace, np.ndarray], int]] = {"demo": _demo}
     try:
         return commands[args.command](args, image)
+    except _UsageError as err:
+        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        return 2
     except OSError as err:  # e.g. --out names a place that cannot be written
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         return 1

@@ -567,7 +567,10 @@ RESULTS = Path(os.environ.get("JGATHER_RESULTS", Path("..") / "benchmarks" / "re
 def load(name):
     path = RESULTS / name
     if not path.exists():
-        print(f"MISSING: {path} does not exist yet; run the benchmark that writes it, then re-run this notebook.")
+        print(
+            f"MISSING: {path} does not exist yet. Write it with `python -m benchmarks.{path.stem}` "
+            "from the repository root, then re-run this notebook."
+        )
         return None
     data = json.loads(path.read_text())
     meta = data.get("meta", {})

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import jgather
 from jgather import _demo
 
 REPO = Path(__file__).resolve().parents[1]
@@ -78,12 +77,11 @@ def check_row(original, panels, p):
     cells = to_tokens(visible, p)
     num_keep = int(kept.sum())
     assert (cells[num_keep:] == _demo.BACKGROUND).all()
-    solutions = jgather.infer_gather(
-        tokens.reshape(len(tokens), -1), cells[:num_keep].reshape(num_keep, -1)
-    )
-    assert 0 in [d for d, _ in solutions]
-    ids_keep = np.asarray(dict(solutions)[0])[:, 0]
-    assert sorted(ids_keep.tolist()) == np.flatnonzero(kept).tolist()
+    first_row_with = {}
+    for i, token in reversed(list(enumerate(tokens))):
+        first_row_with[token.tobytes()] = i
+    ids_keep = [first_row_with.get(cell.tobytes(), -1) for cell in cells[:num_keep]]
+    assert sorted(ids_keep) == np.flatnonzero(kept).tolist()
     return mask.reshape(SIDE // p, SIDE // p)
 
 
@@ -95,27 +93,34 @@ def original():
     return image
 
 
-def test_demo_in_process_all_strategies(tmp_path, capsys, original):
-    out = tmp_path / "figure.png"
-    assert _demo.main(["demo", "--out", str(out), "--seed", "3"]) == 0
-    printed = capsys.readouterr().out
-    # The seed's walk-through, computed by jgather.
-    assert "out[0, 1, 0] = input[0, index[0, 1, 0], 0] = input[0, 2, 0] = 8" in printed
-    assert "dim=1" in printed
-    assert "kept tokens [10, 12, 4, 13]" in printed
-    assert f"wrote {out}" in printed
-    fig = read_png(out)
+def check_strategy_rows(original, fig, printed, ratio=0.75):
+    """Every strategy's row, with each strategy's defining property."""
     rows = split_panels(fig, len(_demo.STRATEGIES))
     masks = dict(zip(_demo.STRATEGIES, (check_row(original, r, 16) for r in rows), strict=True))
     num_tokens = 14 * 14
-    assert masks["random"].sum() == num_tokens - int(num_tokens * (1 - 0.75))
-    assert masks["tube"].sum() == int(0.75 * num_tokens)
-    assert 0 < masks["block"].sum() <= int(0.75 * num_tokens)
+    assert masks["random"].sum() == num_tokens - int(num_tokens * (1 - ratio))
+    assert masks["tube"].sum() == int(ratio * num_tokens)
+    assert 0 < masks["block"].sum() <= int(ratio * num_tokens)
     # SimMIM draws on a 2x coarser grid: the mask is constant on 2x2 token blocks.
     coarse = masks["simmim"].reshape(7, 2, 7, 2)
     assert (coarse == coarse[:, :1, :, :1]).all()
     for name, mask in masks.items():
         assert f"{name:>6}: {int(mask.sum())} of {num_tokens} tokens masked" in printed
+
+
+def test_demo_in_process_walkthrough_and_figure(tmp_path, capsys, original):
+    out = tmp_path / "figure.png"
+    assert _demo.main(["demo", "--out", str(out), "--seed", "3", "--strategy", "random"]) == 0
+    printed = capsys.readouterr().out
+    # The seed's walk-through, computed by jgather.
+    assert "out[0, 1, 0] = input[0, index[0, 1, 0], 0] = input[0, 2, 0] = 8" in printed
+    assert "dim=1" in printed
+    assert "infer_gather(x, x_masked): dim=1, kept tokens [10, 12, 4, 13]" in printed
+    assert f"wrote {out}" in printed
+    (row,) = split_panels(read_png(out), 1)
+    mask = check_row(original, row, 16)
+    assert mask.sum() == 196 - int(196 * 0.25)
+    assert f"random: {int(mask.sum())} of 196 tokens masked, 49 visible" in printed
 
 
 def test_demo_is_deterministic_and_seed_dependent(tmp_path, capsys):
@@ -234,9 +239,7 @@ def test_python_m_jgather_demo_subprocess(tmp_path, original):
     assert done.returncode == 0, done.stderr
     path = tmp_path / "tmp" / "jgather_demo.png"
     assert f"wrote {Path('tmp') / 'jgather_demo.png'}" in done.stdout
-    fig = read_png(path)
-    for row in split_panels(fig, len(_demo.STRATEGIES)):
-        check_row(original, row, 16)
+    check_strategy_rows(original, read_png(path), done.stdout)
     bad = _run_module(["demo", "--mask-ratio", "2"], tmp_path)
     assert bad.returncode == 2
     assert "Traceback" not in bad.stderr
