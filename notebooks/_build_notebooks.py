@@ -450,11 +450,11 @@ restored = jgather.unshuffle(result.x_masked, result.ids_restore, grey)
 visible_strip = np.asarray(result.x_masked[0]).reshape(7, 7, P, P, 3).transpose(0, 2, 1, 3, 4).reshape(7 * P, 7 * P, 3)
 pixel_mask = np.kron(np.asarray(result.mask[0]).reshape(G, G), np.ones((P, P)))[..., None]
 
-fig, axes = plt.subplots(1, 4, figsize=(13, 3.6))
+fig, axes = plt.subplots(1, 4, figsize=(13, 3.8), layout="constrained")
 for ax, image, title in zip(
     axes,
     [photo / 255, photo / 255 * (1 - 0.7 * pixel_mask), visible_strip, to_image(restored)],
-    ["original", "masked (removed tokens dimmed)", "x_masked: 49 tokens in encoder order", "unshuffle(x_masked, ids_restore, grey)"],
+    ["original", "masked (removed: dimmed)", "x_masked: 49 tokens,\\nencoder order", "unshuffle(x_masked,\\nids_restore, grey)"],
     strict=True,
 ):
     ax.imshow(image)
@@ -487,7 +487,7 @@ into the same `(x_masked, mask, ids_restore)` triple that `unshuffle` takes.
 
 * **random** (MAE): uniform, per sample;
 * **tube** (VideoMAE): one spatial mask for all frames of a clip (for a still, every frame looks alike);
-* **running cell** (VideoMAE V2): the visible cell of every 2 × 2 block moves from frame to frame;
+* **running cell** (VideoMAE V2): which half of every 2 × 2 cell is hidden changes from frame to frame;
 * **block** (BEiT): unions of random rectangles;
 * **SimMIM**: random cells of a coarser grid, upsampled to the token grid;
 * **variable ratio** (MaskGIT): a per-sample masked count from a schedule, e.g. cosine.
@@ -507,13 +507,12 @@ variable = jgather.variable_ratio_masking(keys[5], 2, L, schedule="cosine")
 for i in range(2):
     gallery[f"cosine schedule, sample {i}"] = np.asarray(variable.mask[i])
 
-fig, axes = plt.subplots(2, 4, figsize=(13, 7))
+fig, axes = plt.subplots(2, 4, figsize=(13, 7.6), layout="constrained")
 for ax, (title, m) in zip(axes.ravel(), gallery.items(), strict=True):
     pm = np.kron(m.reshape(G, G), np.ones((P, P)))[..., None]
     ax.imshow(photo / 255 * (1 - 0.75 * pm))
     ax.set_title(f"{title}\\n{int(m.sum())} of {L} masked", fontsize=10)
     ax.axis("off")
-plt.tight_layout()
 plt.show()
 """),
     md("""
