@@ -15,6 +15,7 @@ import operator
 from collections.abc import Sequence
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -35,6 +36,15 @@ def _normalize_dim(fn: str, dim: Any, ndim: int) -> int:
             f"expected an integer in [{-rank}, {rank - 1}]."
         )
     return d % rank
+
+
+def _concrete(fn: str, name: str, value: Any) -> np.ndarray:
+    if isinstance(value, jax.core.Tracer):
+        raise TypeError(
+            f"{fn}: {name} is a traced value; {fn} inspects concrete values on the host and "
+            "cannot run under jax.jit, jax.vmap or jax.grad. Call it outside the transform."
+        )
+    return np.asarray(value)
 
 
 def _fmt(coords: Sequence[Any]) -> str:
@@ -60,7 +70,8 @@ def explain(input: Any, dim: int, index: Any, position: Sequence[int]) -> str:
       One line of text: ``out[p] = input[p with index[p] along dim] = input[q] = value``.
 
     Raises:
-      TypeError: ``index`` is not integer-valued, or ``dim``/``position`` hold non-integers.
+      TypeError: ``index`` is not integer-valued, ``dim``/``position`` hold non-integers, or
+        an array is traced (``explain`` runs on the host, outside ``jax.jit``).
       ValueError: ranks differ, ``index`` is larger than ``input`` along a dimension other
         than ``dim`` (torch forbids that), or ``position`` has the wrong length.
       IndexError: ``dim`` is out of range, ``position`` lies outside the output, or the index
@@ -75,8 +86,8 @@ def explain(input: Any, dim: int, index: Any, position: Sequence[int]) -> str:
       out[0, 1, 0] = input[0, index[0, 1, 0], 0] = input[0, 2, 0] = 8
     """
     fn = "explain"
-    x = np.asarray(input)
-    idx = np.asarray(index)
+    x = _concrete(fn, "input", input)
+    idx = _concrete(fn, "index", index)
     if not np.issubdtype(idx.dtype, np.integer):
         raise TypeError(f"{fn}: index must be an integer array, got dtype {idx.dtype}.")
     if idx.ndim != x.ndim:
@@ -156,6 +167,7 @@ def infer_gather(input: Any, output: Any) -> list[tuple[int, jnp.ndarray]]:
       ``jgather.gather(input, dim, index)`` reproduces ``output``.
 
     Raises:
+      TypeError: an array is traced (the search runs on the host, outside ``jax.jit``).
       ValueError: the ranks differ, ``input`` is 0-d, or no ``dim`` and ``index`` reproduce
         ``output``; the message says why for each ``dim``.
 
@@ -168,8 +180,8 @@ def infer_gather(input: Any, output: Any) -> list[tuple[int, jnp.ndarray]]:
       [(1, [0, 2])]
     """
     fn = "infer_gather"
-    x = np.asarray(input)
-    y = np.asarray(output)
+    x = _concrete(fn, "input", input)
+    y = _concrete(fn, "output", output)
     if x.ndim == 0:
         raise ValueError(f"{fn}: input must have at least one dimension, got a 0-d array.")
     if y.ndim != x.ndim:

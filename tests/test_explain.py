@@ -3,6 +3,7 @@
 import itertools
 
 import hypothesis.extra.numpy as hnp
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -236,3 +237,10 @@ def test_explain_and_infer_agree_on_every_cell():
     ((dim, index),) = jgather.infer_gather(SEED_INPUT, SEED_OUTPUT)
     for pos in itertools.product(*map(range, SEED_OUTPUT.shape)):
         assert jgather.explain(SEED_INPUT, dim, index, pos).endswith(f"= {SEED_OUTPUT[pos]}")
+
+
+def test_traced_arguments_are_a_clear_type_error():
+    with pytest.raises(TypeError, match="infer_gather: output is a traced value"):
+        jax.jit(lambda y: jgather.infer_gather(SEED_INPUT, y))(SEED_OUTPUT)
+    with pytest.raises(TypeError, match="explain: index is a traced value"):
+        jax.jit(lambda i: jgather.explain(SEED_INPUT, 1, i, (0, 1, 0)))(SEED_INDEX)
