@@ -1,14 +1,331 @@
-"""PLACEHOLDER: being written; replace this whole file."""
+"""The scatter family with torch semantics: ``scatter``, ``scatter_add``, ``scatter_reduce``.
+
+torch's ``scatter_`` variants write in place; JAX arrays are immutable, so every function here
+returns a new array (under jit XLA reuses the input buffer when it can). Each public function
+checks shapes and dtypes at trace time, checks index values when the index is concrete, and
+calls one jitted core defined below. The core slices ``input`` (and ``src``) to ``index``'s
+extent off ``dim`` and emits ``lax.scatter_*`` with batching dimensions for every axis but
+``dim`` -- no iota index grid.
+
+Out-of-range index values (torch never wraps negative ones):
+
+* ``mode=None`` (default): a concrete index raises ``IndexError`` with torch's wording. A traced
+  index (under ``jax.jit``, ``jax.vmap``, ...) cannot raise; out-of-range updates are then
+  dropped, and ``jax.experimental.checkify.checkify(f, errors=checkify.index_checks)`` reports
+  them.
+* ``mode='drop'``: as the traced default, also for concrete indices (no IndexError).
+* ``mode='clip'``: indices are clamped into ``[0, size - 1]`` (nothing for checkify to report).
+* ``mode='promise_in_bounds'``: the caller promises every index is in range; an out-of-range
+  value gives an unspecified (but memory-safe) result.
+
+Duplicate indices are deterministic everywhere: reductions are order-independent up to
+floating-point rounding, and plain ``scatter`` keeps the *last* colliding ``src`` value along
+``dim`` (the largest position ``i`` along ``dim`` of ``index``) -- what torch's CPU kernel
+happens to do, fixed here by construction rather than by the backend's loop order.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from jgather import _indexing as ix
+
+__all__ = ["scatter", "scatter_add", "scatter_reduce"]
+
+_REDUCTIONS = ("sum", "prod", "mean", "amax", "amin")
+_SCATTER_REDUCE = {None: "set", "add": "sum", "multiply": "prod"}
 
 
-def scatter(*args, **kwargs):
-    raise NotImplementedError('scatter')
+def _extreme(dtype: Any, op: str) -> Any:
+    """The identity of ``op`` ('amax' or 'amin') for ``dtype``."""
+    if jnp.issubdtype(dtype, jnp.inexact):
+        return -np.inf if op == "amax" else np.inf
+    info = jnp.iinfo(dtype)
+    return info.min if op == "amax" else info.max
 
 
-def scatter_add(*args, **kwargs):
-    raise NotImplementedError('scatter_add')
+def _count(region, index, dim, mode):
+    """How many (in-range) updates land on each position of ``region``, as int32."""
+    ones = jnp.ones(index.shape, jnp.int32)
+    return ix.batched_scatter("add", jnp.zeros(region.shape, jnp.int32), index, ones, dim, mode)
 
 
-def scatter_reduce(*args, **kwargs):
-    raise NotImplementedError('scatter_reduce')
+def _reduce_into(region, index, updates, dim, mode, op, include_self):
+    """``region`` with ``updates`` reduced in at ``index`` along ``dim`` (equal off-dim shapes)."""
+    dtype = region.dtype
+    if dtype == jnp.bool_ and op != "set":  # sum/amax are "or", prod/amin are "and"
+        as_max = {"sum": "amax", "amax": "amax", "prod": "amin", "amin": "amin"}[op]
+        out = _reduce_into(
+            region.astype(jnp.uint8), index, updates.astype(jnp.uint8), dim, mode, as_max,
+            include_self,
+        )  # fmt: skip
+        return out.astype(jnp.bool_)
+    if op == "set":
+        # Deterministic "last write wins": each target learns the largest position along dim
+        # that writes to it (an int scatter-max), then reads that src value with one gather.
+        pos = lax.broadcasted_iota(jnp.int32, index.shape, dim)
+        init = jnp.full(region.shape, -1, jnp.int32)
+        winner = ix.batched_scatter("max", init, index, pos, dim, mode)
+        picked = ix.batched_gather(
+            updates, jnp.maximum(winner, 0), dim, lax.GatherScatterMode.PROMISE_IN_BOUNDS
+        )
+        return jnp.where(winner >= 0, picked, region)
+    if op == "mean":
+        total = ix.batched_scatter(
+            "add", region if include_self else jnp.zeros_like(region), index, updates, dim, mode
+        )
+        count = _count(region, index, dim, mode) + (1 if include_self else 0)
+        safe = jnp.maximum(count, 1)
+        if jnp.issubdtype(dtype, jnp.inexact):
+            mean = total / safe.astype(dtype)
+        else:  # torch floors integer means (rounds towards -inf)
+            wide = jnp.int64 if dtype.itemsize == 8 else jnp.int32
+            mean = jnp.floor_divide(total.astype(wide), safe.astype(wide)).astype(dtype)
+        return mean if include_self else jnp.where(count > 0, mean, region)
+    kind, identity = {
+        "sum": ("add", 0),
+        "prod": ("mul", 1),
+        "amax": ("max", _extreme(dtype, "amax")),
+        "amin": ("min", _extreme(dtype, "amin")),
+    }[op]
+    if include_self:
+        return ix.batched_scatter(kind, region, index, updates, dim, mode)
+    init = jnp.full(region.shape, identity, dtype)
+    out = ix.batched_scatter(kind, init, index, updates, dim, mode)
+    return jnp.where(_count(region, index, dim, mode) > 0, out, region)
 
+
+def _scatter_impl(input, index, src, dim, mode, op, include_self):
+    index = ix.canonical_index(index)
+    if index.size == 0:
+        return input
+    if input.ndim == 0:
+        src = src[None] if src.ndim else src
+        return _scatter_impl(input[None], index[None], src, 0, mode, op, include_self)[0]
+    size = input.shape[dim]
+    if size == 0:  # nothing is in range; every update is dropped
+        return input
+    if src.ndim == 0:
+        updates = jnp.broadcast_to(src, index.shape)
+    else:
+        updates = ix.slice_to(src, index.shape, None)
+    region = ix.slice_to(input, index.shape, dim)
+    if mode == "clip":
+        index = ix.clamp(index, size)
+    out = _reduce_into(region, index, updates, dim, ix.lax_mode(mode), op, include_self)
+    if out.shape != input.shape:
+        out = lax.dynamic_update_slice(input, out, (0,) * input.ndim)
+    return out
+
+
+@functools.partial(jax.jit, static_argnames=("dim", "mode", "op", "include_self"))
+def _scatter_core(input, index, src, *, dim, mode, op, include_self):
+    return _scatter_impl(input, index, src, dim, mode, op, include_self)
+
+
+def _is_scalar(x: Any) -> bool:
+    return isinstance(x, bool | int | float | complex | np.generic)
+
+
+def _prepare(fn: str, input: Any, dim: Any, index: Any, src: Any, mode: Any):
+    """Shared trace-time checks; returns canonical (input, dim, index, src)."""
+    input = ix.as_array(fn, "input", input)
+    index = ix.as_array(fn, "index", index)
+    ix.check_index_dtype(fn, index)
+    dim = ix.canonical_dim(fn, dim, input.ndim)
+    ix.check_mode(fn, mode, ix.SCATTER_MODES)
+    if _is_scalar(src):
+        src_shape = None
+        src = jnp.asarray(src).astype(input.dtype)
+    else:
+        src = ix.as_array(fn, "src", src)
+        if src.dtype != input.dtype:
+            raise TypeError(
+                f"{fn}: src dtype {src.dtype} differs from input dtype {input.dtype} (torch "
+                f"raises 'Expected self.dtype to be equal to src.dtype'); cast src with "
+                f"src.astype({input.dtype})."
+            )
+        src_shape = src.shape
+    ix.check_scatter_shapes(fn, input.shape, index.shape, src_shape, dim)
+    if mode is None:
+        size = input.shape[dim] if input.ndim else 1
+        ix.check_bounds_eagerly(fn, index, dim, size, scatter=True)
+    return input, dim, index, src
+
+
+def scatter(
+    input: Any,
+    dim: int,
+    index: Any,
+    src: Any,
+    *,
+    reduce: str | None = None,
+    mode: ix.ScatterMode = None,
+) -> jax.Array:
+    """Writes ``src`` into a copy of ``input`` at ``index``: ``out[index[i][j]][j] = src[i][j]``.
+
+    Mirrors ``torch.Tensor.scatter(dim, index, src, reduce=None)`` (dim=0 formula shown) and
+    returns a new array instead of writing in place. ``index.ndim == input.ndim ==
+    src.ndim``; ``index.shape[d] <= input.shape[d]`` for ``d != dim`` and ``index.shape[d] <=
+    src.shape[d]`` for every ``d`` (only the leading part of ``src`` is read). ``src`` may be a
+    Python scalar (cast to ``input``'s dtype, as torch's ``value=`` form).
+
+    Duplicate indices: torch leaves the winner unspecified; here the *last* one along ``dim``
+    wins (largest position in ``index`` along ``dim``), on every backend. ``reduce='add'`` /
+    ``'multiply'`` equal ``scatter_reduce(..., 'sum' / 'prod')`` with ``include_self=True``.
+
+    Gradient: w.r.t. ``input``, the cotangent with overwritten positions zeroed (as torch);
+    w.r.t. ``src``, the cotangent gathered at ``index`` for the winning entries and zero for
+    the overwritten duplicates (torch gives every duplicate the gradient; jgather gives the
+    true derivative of what it computed).
+
+    Args:
+      input: array ``[..., N, ...]`` with ``N`` at ``dim``; any dtype.
+      dim: axis to scatter along; negative values count from the end. Static.
+      index: integer array, same ndim as ``input``.
+      src: array of ``input``'s dtype and ``index``'s ndim, or a Python scalar.
+      reduce: None (overwrite), ``'add'`` or ``'multiply'``. Static.
+      mode: out-of-range behaviour (module docstring): None (default: ``IndexError`` for a
+        concrete index, drop under jit, reported by checkify), ``'drop'``, ``'clip'``,
+        ``'promise_in_bounds'``. Static.
+
+    Returns:
+      Array with ``input``'s shape and dtype.
+
+    Raises:
+      TypeError: non-integer ``index``, or ``src`` dtype differs from ``input`` dtype.
+      IndexError: ``dim`` out of range, or (mode None) a concrete index value out of range.
+      ValueError: rank mismatch, ``index`` larger than ``input`` off ``dim`` or than ``src``,
+        unknown ``reduce`` or ``mode``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jgather import scatter
+      >>> src = jnp.arange(1, 11).reshape(2, 5)
+      >>> scatter(jnp.zeros((3, 5), src.dtype), 0, jnp.array([[0, 1, 2, 0]]), src)
+      Array([[1, 0, 0, 4, 0],
+             [0, 2, 0, 0, 0],
+             [0, 0, 3, 0, 0]], dtype=int32)
+    """
+    fn = "scatter"
+    if reduce not in _SCATTER_REDUCE:
+        raise ValueError(
+            f"{fn}: reduce must be None, 'add' or 'multiply', got {reduce!r}; for 'mean', "
+            "'amax', 'amin' use scatter_reduce."
+        )
+    input, dim, index, src = _prepare(fn, input, dim, index, src, mode)
+    op = _SCATTER_REDUCE[reduce]
+    return _scatter_core(input, index, src, dim=dim, mode=mode, op=op, include_self=True)
+
+
+def scatter_add(
+    input: Any, dim: int, index: Any, src: Any, *, mode: ix.ScatterMode = None
+) -> jax.Array:
+    """Adds ``src`` into a copy of ``input`` at ``index``: ``out[index[i][j]][j] += src[i][j]``.
+
+    Mirrors ``torch.Tensor.scatter_add(dim, index, src)`` (dim=0 formula shown); duplicates
+    accumulate. Same shape rules as :func:`scatter`; lowers to one ``lax.scatter_add`` with
+    batching dimensions. Gradients are torch's: the cotangent itself w.r.t. ``input`` and the
+    cotangent gathered at ``index`` w.r.t. ``src`` (zero for dropped out-of-range entries).
+
+    Args:
+      input: array ``[..., N, ...]``; any dtype (bool adds as logical or).
+      dim: axis to scatter along. Static.
+      index: integer array, same ndim as ``input``.
+      src: array of ``input``'s dtype with ``index``'s ndim (or a Python scalar).
+      mode: out-of-range behaviour, as in :func:`scatter`. Static.
+
+    Returns:
+      Array with ``input``'s shape and dtype.
+
+    Raises:
+      TypeError, IndexError, ValueError: as :func:`scatter`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jgather import scatter_add
+      >>> scatter_add(jnp.zeros(3), 0, jnp.array([0, 2, 0, 2, 2]), jnp.ones(5))
+      Array([2., 0., 3.], dtype=float32)
+    """
+    input, dim, index, src = _prepare("scatter_add", input, dim, index, src, mode)
+    return _scatter_core(input, index, src, dim=dim, mode=mode, op="sum", include_self=True)
+
+
+def scatter_reduce(
+    input: Any,
+    dim: int,
+    index: Any,
+    src: Any,
+    reduce: str,
+    *,
+    include_self: bool = True,
+    mode: ix.ScatterMode = None,
+) -> jax.Array:
+    """Reduces ``src`` into a copy of ``input`` at ``index`` with 'sum', 'prod', 'mean', 'amax'
+    or 'amin'.
+
+    Mirrors ``torch.Tensor.scatter_reduce(dim, index, src, reduce, include_self=True)``: each
+    output position is the reduction of every ``src`` value scattered to it, together with
+    the ``input`` value when ``include_self`` is True. With ``include_self=False`` positions
+    that receive nothing keep ``input``. ``'mean'`` divides by the number of contributions
+    (counting ``input`` when included); integer means are floored (towards -inf) as in torch.
+    ``'amax'``/``'amin'`` propagate NaN. For bool, 'sum'/'amax' are "or" and 'prod'/'amin'
+    are "and"; bool 'mean' raises ``TypeError`` (torch does not implement it).
+
+    Gradients (floating dtypes): 'sum' and 'mean' as torch (the cotangent, divided by the
+    count for 'mean', gathered at ``index`` for ``src``; zero for ``input`` where excluded).
+    'amax'/'amin' split the cotangent evenly among all tied maxima/minima, ``input``
+    included when ``include_self`` (torch's rule). With ``include_self=False`` jgather does
+    not count the excluded ``input`` among the ties (torch does, so its ``src`` gradients
+    then sum to less than one). 'prod' has a gradient w.r.t. ``input`` only; JAX implements
+    no ``src`` gradient of a multiplicative scatter with possible duplicates.
+
+    Args:
+      input: array ``[..., N, ...]``; any dtype.
+      dim: axis to scatter along. Static.
+      index: integer array, same ndim as ``input``.
+      src: array of ``input``'s dtype with ``index``'s ndim (or a Python scalar).
+      reduce: one of ``'sum'``, ``'prod'``, ``'mean'``, ``'amax'``, ``'amin'``. Static.
+      include_self: whether ``input``'s values take part in the reduction. Static.
+      mode: out-of-range behaviour, as in :func:`scatter`. Static.
+
+    Returns:
+      Array with ``input``'s shape and dtype.
+
+    Raises:
+      TypeError, IndexError, ValueError: as :func:`scatter`; also ``ValueError`` for an
+        unknown ``reduce`` and ``TypeError`` for bool 'mean'.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jgather import scatter_reduce
+      >>> src = jnp.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+      >>> index = jnp.array([0, 1, 0, 1, 2, 1])
+      >>> scatter_reduce(jnp.array([1.0, 2.0, 3.0, 4.0]), 0, index, src, "sum")
+      Array([ 5., 14.,  8.,  4.], dtype=float32)
+      >>> scatter_reduce(jnp.array([1.0, 2.0, 3.0, 4.0]), 0, index, src, "amax",
+      ...                include_self=False)
+      Array([3., 6., 5., 4.], dtype=float32)
+    """
+    fn = "scatter_reduce"
+    if reduce not in _REDUCTIONS:
+        raise ValueError(
+            f"{fn}: reduce must be one of 'sum', 'prod', 'mean', 'amax' or 'amin', got {reduce!r}."
+        )
+    if not isinstance(include_self, bool):
+        raise TypeError(f"{fn}: include_self must be a bool, got {include_self!r}.")
+    input, dim, index, src = _prepare(fn, input, dim, index, src, mode)
+    if reduce == "mean" and input.dtype == jnp.bool_:
+        raise TypeError(
+            f"{fn}: reduce='mean' is not defined for bool arrays (torch does not implement it "
+            "either); cast input and src to an integer or float dtype first."
+        )
+    return _scatter_core(
+        input, index, src, dim=dim, mode=mode, op=reduce, include_self=include_self
+    )
