@@ -222,7 +222,7 @@ def take_along_dim_cases(draw):
     return draw_values(draw, tuple(shape), dtype), draw_indices(draw, tuple(ishape), size), dim
 
 
-@settings(max_examples=60)
+@settings(max_examples=40)
 @given(take_along_dim_cases())
 def test_take_along_dim_matches_reference(case):
     x, indices, dim = case
@@ -257,7 +257,7 @@ def index_select_cases(draw):
     return draw_values(draw, shape, dtype), dim, draw_indices(draw, ishape, size)
 
 
-@settings(max_examples=60)
+@settings(max_examples=40)
 @given(index_select_cases())
 def test_index_select_matches_reference(case):
     x, dim, index = case
