@@ -138,8 +138,9 @@ def _strategy_mask(
         target = int(ratio * g * g)
         return block_masking(key, 1, (g, g), target, min_num_patches=max(1, min(16, target)))
     if name == "simmim":
-        # Coarse cells of two tokens a side where the grid allows it, else one token.
-        coarse = 2 * patch_size if image_size % (2 * patch_size) == 0 else patch_size
+        # Coarse cells of two tokens a side where that leaves at least a 4 x 4 cell grid.
+        double = 2 * patch_size
+        coarse = double if image_size % double == 0 and image_size // double >= 4 else patch_size
         return simmim_masking(
             key,
             1,
@@ -242,7 +243,7 @@ def _show(label: str, array) -> None:
     print(f"  {label}:\n    {body}")
 
 
-def _walkthrough(key: jax.Array, mask_ratio: float) -> None:
+def _walkthrough(key: jax.Array) -> None:
     print("1. torch.gather forwards (the seed's example), computed with jgather.gather")
     x = jnp.arange(24).reshape(2, 3, 4)
     index = jnp.array([[[0, 0, 0, 0], [2, 2, 2, 2]], [[0, 0, 0, 0], [2, 2, 2, 2]]])
@@ -275,8 +276,8 @@ def _walkthrough(key: jax.Array, mask_ratio: float) -> None:
     print(
         f"  infer_gather(x, x_masked): dim={dim}, kept tokens {np.asarray(found[0, :, 0]).tolist()}"
     )
-    x_masked, mask, ids_restore = random_masking(key, tokens, mask_ratio)
-    print(f"  b) with jax.random.key(seed) and mask_ratio {mask_ratio}:")
+    x_masked, mask, ids_restore = random_masking(key, tokens, 0.75)
+    print("  b) with noise drawn from --seed (mask_ratio 0.75):")
     _show("x_masked", x_masked)
     _show("mask", mask)
     _show("ids_restore", ids_restore)
@@ -347,7 +348,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "--mask-ratio",
         type=_ratio,
         default=0.75,
-        help="fraction of tokens masked, in [0, 1) (default: %(default)s)",
+        help="fraction of the photograph's tokens masked, in [0, 1) (default: %(default)s)",
     )
     demo.add_argument(
         "--patch-size",
@@ -389,7 +390,7 @@ def _demo(args: argparse.Namespace, image: np.ndarray) -> int:
     start = time.perf_counter()
     key = jax.random.key(args.seed)
     walk_key, image_key = jax.random.split(key)
-    _walkthrough(walk_key, args.mask_ratio)
+    _walkthrough(walk_key)
 
     names = STRATEGIES if args.strategy == "all" else (args.strategy,)
     side = image.shape[0]

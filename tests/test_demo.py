@@ -244,3 +244,20 @@ def test_python_m_jgather_demo_subprocess(tmp_path, original):
     assert bad.returncode == 2
     assert "Traceback" not in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_ratio_that_masks_every_simmim_cell_is_one_line_error(tmp_path, capsys):
+    # ceil(49 * 0.98) = 49: SimMIM would hide all 7 x 7 coarse cells, leaving nothing to keep.
+    argv = [
+        "demo",
+        "--out",
+        str(tmp_path / "f.png"),
+        "--strategy",
+        "simmim",
+        "--mask-ratio",
+        "0.98",
+    ]
+    assert _demo.main(argv) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "masks every token with the simmim strategy" in lines[0]
+    assert not (tmp_path / "f.png").exists()
