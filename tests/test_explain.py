@@ -244,3 +244,18 @@ def test_traced_arguments_are_a_clear_type_error():
         jax.jit(lambda y: jgather.infer_gather(SEED_INPUT, y))(SEED_OUTPUT)
     with pytest.raises(TypeError, match="explain: index is a traced value"):
         jax.jit(lambda i: jgather.explain(SEED_INPUT, 1, i, (0, 1, 0)))(SEED_INDEX)
+
+
+def test_explain_zero_and_five_dimensional():
+    assert jgather.explain(np.array(5.0), 0, np.array(0), ()) == "out[] = input[] = 5.0"
+    with pytest.raises(IndexError, match="0-d input only has position 0"):
+        jgather.explain(np.array(5.0), 0, np.array(1), ())
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 100, (2, 3, 2, 2, 3))
+    index = rng.integers(0, 2, (1, 2, 2, 1, 3))
+    out = np.asarray(jgather.gather(x, -2, index))
+    for pos in np.ndindex(*index.shape):
+        text = jgather.explain(x, -2, index, pos)
+        src = list(pos)
+        src[3] = int(index[pos])
+        assert text.endswith(f"input[{', '.join(map(str, src))}] = {out[pos]}")
