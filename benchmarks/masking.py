@@ -140,27 +140,31 @@ def _perm_alternatives(n, length):
 
     @jax.jit
     def packed_u32_1pass(bits):
-        return jax.vmap(lambda b: _masking._packed_pass(None, b >> s, s))(bits[0])
+        def one(b):
+            packed = ((b >> s) << s) | lax.iota(jnp.uint32, length)
+            return (lax.sort(packed) & jnp.uint32((1 << s) - 1)).astype(jnp.int32)
+
+        return jax.vmap(one)(bits[0])
 
     @jax.jit
-    def radix_u32_2pass(bits):  # what jgather does
+    def radix_u32_2pass(bits):
+        # Least-significant-digit radix sort: two stable packed uint32 passes, 2 * (32 - s)
+        # random bits per token (jgather's first design).
         def one(b0, b1):
-            return _masking._packed_pass(_masking._packed_pass(None, b0 >> s, s), b1 >> s, s)
+            iota = lax.iota(jnp.uint32, length)
+            low = jnp.uint32((1 << s) - 1)
+            first = (lax.sort(((b0 >> s) << s) | iota) & low).astype(jnp.int32)
+            second = (lax.sort(((b1 >> s) << s) | iota) & low).astype(jnp.int32)
+            return first[second]
 
         return jax.vmap(one)(bits[0], bits[1])
 
     @jax.jit
-    def packed_u64_1pass_x64(bits):
-        # 53 random bits and 11 position bits in one uint64 key; needs a local x64 scope.
-        with jax.enable_x64(True):
-            hi = bits[0].astype(jnp.uint64) << jnp.uint64(32)
-            key = (hi | bits[1].astype(jnp.uint64)) >> jnp.uint64(s)
-            packed = (key << jnp.uint64(s)) | lax.broadcasted_iota(jnp.uint64, key.shape, 1)
-            out = lax.sort(packed, dimension=1) & jnp.uint64((1 << s) - 1)
-            return out.astype(jnp.int32)
+    def packed_u64_1pass(bits):  # what jgather does: 64 - s random bits, one uint64 sort
+        return jax.vmap(_masking._wide_argsort)(bits[0], bits[1])
 
     @jax.jit
-    def radix_noise_exact(noise):  # jgather with noise= (exact, stable)
+    def packed_u64_noise_exact(noise):  # jgather with noise= (exact, stable)
         return jax.vmap(_masking._argsort_noise)(noise)
 
     fns = {
@@ -171,8 +175,8 @@ def _perm_alternatives(n, length):
         "top_k_full": _block(top_k, noise),
         "packed_u32_1pass": _block(packed_u32_1pass, bits),
         "radix_u32_2pass": _block(radix_u32_2pass, bits),
-        "packed_u64_1pass_x64": _block(packed_u64_1pass_x64, bits),
-        "radix_noise_exact": _block(radix_noise_exact, noise),
+        "packed_u64_1pass": _block(packed_u64_1pass, bits),
+        "packed_u64_noise_exact": _block(packed_u64_noise_exact, noise),
     }
     notes = {
         "packed_u32_1pass": (
@@ -181,6 +185,9 @@ def _perm_alternatives(n, length):
         ),
         "radix_u32_2pass": (
             f"{2 * width} random bits; bound {length * (length - 1) / 2 * 2.0 ** (-2 * width):.2g}"
+        ),
+        "packed_u64_1pass": (
+            f"{64 - s} random bits; bound {_masking.tie_probability_bound(length):.2g}"
         ),
     }
     return fns, notes
@@ -201,7 +208,7 @@ def _inverse_alternatives(n, length):
     @jax.jit
     def packed_sort(perm):
         s = _masking._position_bits(length)
-        return jax.vmap(lambda p: _masking._packed_pass(None, p.astype(jnp.uint32), s))(perm)
+        return jax.vmap(lambda p: _masking._packed_argsort(p.astype(jnp.uint32), s))(perm)
 
     @jax.jit
     def compare_sum(perm):  # gather-free: inverse[j] = sum_k k * (perm[k] == j)

@@ -10,33 +10,36 @@ How it is made fast
 -------------------
 The straightforward port (``argsort`` of the noise, ``argsort`` again for ``ids_restore``, then
 ``take_along_axis``) spends most of its time in the two sorts: XLA sorts a float array, or a
-(key, iota) pair, through a generic comparator, which on CPU is 5-7x slower than sorting a
-single array of unsigned integers. Here every permutation is computed with single-operand
-``uint32`` sorts only:
+(key, iota) pair, through a generic comparator, which on CPU is 5-10x slower than sorting one
+array of unsigned integers (benchmarks/masking.py). Here each permutation is one
+single-operand sort of packed ``uint64`` keys, ``(key << s) | position`` with ``s`` bits for a
+position: positions are unique, so the keys never tie, the sort needs no second operand, and
+the order is read back from the low ``s`` bits. (The keys are 64-bit inside a local
+``jax.enable_x64`` scope; nothing 64-bit enters or leaves.)
 
-* A stable argsort is a least-significant-digit radix sort whose passes are packed sorts: with
-  ``s`` bits for a position, a pass sorts ``(digit << s) | position`` and reads the order back
-  from the low ``s`` bits. Positions are unique, so there are no ties and the pass is stable.
-  A float32 key has 32 bits, so two passes of ``32 - s`` bits each cover it whenever
-  ``L <= 65536`` (more passes above).
 * With ``noise=`` given, the noise is mapped to ``uint32`` by the order-preserving float
-  transform (sign bit flipped for positives, all bits flipped for negatives; ``-0.0`` is
-  folded onto ``+0.0`` and every NaN onto one NaN that sorts last), and the radix sort above
-  gives exactly ``numpy.argsort(noise, kind="stable")`` == ``torch.argsort(noise,
-  stable=True)``: ascending, ties broken by lower index first.
-* With ``noise=None`` the random digits are drawn directly as ``uint32`` bits (no floats). Each
-  pass adds ``32 - s`` random bits per token; the number of passes is the smallest that makes
-  the chance of any tie among the ``L`` keys at most 1e-6 (``L (L - 1) / 2 * 2**-bits``). That
-  chance bounds the total-variation distance between the permutation drawn here and a uniformly
-  random permutation (given no tie, the order of i.i.d. keys is exactly uniform). For L=196 and
-  L=1568 that is two passes (48 and 42 random bits; bounds 7e-11 and 3e-7). For comparison,
-  MAE's ``torch.rand`` noise has 24 random bits: bound 1e-3 at L=196, 7e-2 at L=1568.
+  transform (sign bit set for positives, all bits flipped for negatives; ``-0.0`` is folded
+  onto ``+0.0`` and every NaN onto one NaN that sorts last) and packed above the position:
+  the order is exactly ``numpy.argsort(noise, kind="stable")`` ==
+  ``torch.argsort(noise, stable=True)``: ascending, ties broken by lower index first.
+* With ``noise=None`` the key is ``64 - s`` random bits drawn directly as integers (two
+  threefry words per token; no floats). Ties between random keys are broken by position, so
+  the chance of any tie, ``L (L - 1) / 2 * 2**-(64 - s)`` (``tie_probability_bound``), bounds
+  the total-variation distance between the permutation drawn here and a uniformly random one
+  (given no tie, the order of i.i.d. keys is exactly uniform): 3e-13 at L=196 (56 bits),
+  1e-10 at L=1568 (53 bits), below 1e-6 up to L=32768. MAE's own ``torch.rand`` noise has 24
+  random bits: 1e-3 at L=196, 7e-2 at L=1568.
 * ``ids_restore`` is the inverse permutation, written by one scatter of ``iota`` (no second
   sort), and the mask is ``ids_restore >= len_keep`` (MAE's gather of a 0/1 row by
   ``ids_restore``, without the row).
 * Kept tokens are gathered with ``jgather.index_select`` per sample under ``jax.vmap``: one
   ``lax.gather`` with a batch dimension and whole [D] rows as slices (no [N, K, D] index is
   ever built), or with a one-hot matrix product (``method="onehot"``).
+
+Alternatives measured (benchmarks/masking.py, "alternatives"): float argsort, a (noise, iota)
+sort, ``top_k``, a least-significant-digit radix sort of two packed ``uint32`` passes, and a
+single packed ``uint32`` pass (as fast as this, but with ``32 - s`` random bits it ties often at
+L=1568: bound 0.6); the inverse by argsort, by a packed sort and by comparisons.
 """
 
 from __future__ import annotations
@@ -55,8 +58,6 @@ from jgather._gather import index_select
 Method = Literal["gather", "onehot"] | None
 
 _METHODS = (None, "gather", "onehot")
-# Largest accepted chance of a tie among the random keys of one sample (see module docstring).
-_MAX_TIE_PROBABILITY = 1e-6
 
 
 class MaskedTokens(NamedTuple):
@@ -212,49 +213,42 @@ def _position_bits(length: int) -> int:
     return max(1, (length - 1).bit_length())
 
 
-def random_passes(length: int) -> int:
-    """Radix passes of random digits used by ``random_masking`` for ``length`` tokens.
+def tie_probability_bound(length: int) -> float:
+    """Upper bound on the chance that ``random_masking``'s random keys tie for one sample.
 
-    The smallest number of passes whose ``passes * (32 - s)`` random bits make the chance of
-    any tie among ``length`` keys at most 1e-6 (``s`` = bits of a position).
+    It bounds the total-variation distance between the shuffle drawn without ``noise=`` and a
+    uniformly random permutation of ``length`` tokens: ``L (L - 1) / 2 * 2**-(64 - s)``.
     """
-    width = 32 - _position_bits(length)
-    pairs = length * (length - 1) / 2
-    passes = 1
-    while pairs * 2.0 ** (-passes * width) > _MAX_TIE_PROBABILITY:
-        passes += 1
-    return passes
+    return length * (length - 1) / 2 * 2.0 ** -(64 - _position_bits(length))
 
 
-def _packed_pass(order: jax.Array | None, digits: jax.Array, bits: int) -> jax.Array:
-    """One stable pass: reorders ``order`` by ``digits`` (aligned with ``order``), ties kept.
+def _packed_argsort(keys: jax.Array, key_bits: int) -> jax.Array:
+    """Stable argsort of a [L] ``uint32`` array with values below ``2**key_bits``.
 
-    ``digits`` are ``uint32`` below ``2**(32 - bits)``. The packed keys are unique, so one
-    single-operand sort (XLA's fast path) is a stable sort by digit.
+    One single-operand ``uint32`` sort of ``(key << s) | position`` (unique, hence stable);
+    needs ``key_bits + s <= 32`` (for the 0/1 keys of ``apply_mask``: ``L <= 2**31``).
     """
-    (length,) = digits.shape
-    position = lax.iota(jnp.uint32, length)
-    packed = lax.sort(lax.shift_left(digits, jnp.uint32(bits)) | position)
-    pos = (packed & jnp.uint32((1 << bits) - 1)).astype(jnp.int32)
-    if order is None:
-        return pos
-    return order.at[pos].get(mode="promise_in_bounds", unique_indices=True)
-
-
-def _radix_argsort(keys: jax.Array) -> jax.Array:
-    """Stable ascending argsort of a [L] ``uint32`` array (ties: lower index first)."""
     (length,) = keys.shape
     bits = _position_bits(length)
-    width = 32 - bits
-    order = None
-    for shift in range(0, 32, width):
-        digits = lax.shift_right_logical(keys, jnp.uint32(shift))
-        if shift + width < 32:
-            digits = digits & jnp.uint32((1 << width) - 1)
-        if order is not None:
-            digits = digits.at[order].get(mode="promise_in_bounds", unique_indices=True)
-        order = _packed_pass(order, digits, bits)
-    return order
+    packed = lax.shift_left(keys, jnp.uint32(bits)) | lax.iota(jnp.uint32, length)
+    return (lax.sort(packed) & jnp.uint32((1 << bits) - 1)).astype(jnp.int32)
+
+
+def _wide_argsort(high: jax.Array, low: jax.Array | None) -> jax.Array:
+    """Argsort of [L] 64-bit keys ``high << 32 | low`` whose low ``s`` bits are replaced by the
+    position: one single-operand ``uint64`` sort, ties broken by lower position.
+
+    With ``low=None`` the key is ``high`` alone and the argsort is exact and stable.
+    """
+    (length,) = high.shape
+    bits = _position_bits(length)
+    with jax.enable_x64(True):
+        key = lax.shift_left(lax.convert_element_type(high, jnp.uint64), jnp.uint64(32))
+        if low is not None:
+            key = key | lax.convert_element_type(low, jnp.uint64)
+            key = lax.shift_left(lax.shift_right_logical(key, jnp.uint64(bits)), jnp.uint64(bits))
+        packed = lax.sort(key | lax.iota(jnp.uint64, length))
+        return lax.convert_element_type(packed & jnp.uint64((1 << bits) - 1), jnp.int32)
 
 
 def _orderable_bits(noise: jax.Array) -> jax.Array:
@@ -268,9 +262,9 @@ def _orderable_bits(noise: jax.Array) -> jax.Array:
 
 def _argsort_noise(noise: jax.Array) -> jax.Array:
     """``numpy.argsort(noise, kind='stable')`` for one [L] row, as int32."""
-    if noise.dtype in (jnp.float32, jnp.float16, jnp.bfloat16):
-        return _radix_argsort(_orderable_bits(noise.astype(jnp.float32)))
-    if jnp.issubdtype(noise.dtype, jnp.floating):  # float64 under x64: comparator sort.
+    if noise.dtype in (jnp.float32, jnp.float16, jnp.bfloat16):  # exact in float32
+        return _wide_argsort(_orderable_bits(noise.astype(jnp.float32)), None)
+    if jnp.issubdtype(noise.dtype, jnp.floating):  # float64 under x64: a comparator sort.
         noise = jnp.where(noise == 0, jnp.zeros_like(noise), noise)
         noise = jnp.where(jnp.isnan(noise), jnp.full_like(noise, jnp.nan), noise)
     (length,) = noise.shape
@@ -280,14 +274,8 @@ def _argsort_noise(noise: jax.Array) -> jax.Array:
 
 def _random_permutation(key: jax.Array, length: int) -> jax.Array:
     """A random permutation of ``length`` positions from ``key`` (see module docstring)."""
-    bits = _position_bits(length)
-    passes = random_passes(length)
-    draws = jax.random.bits(key, (passes, length), jnp.uint32)
-    order = None
-    for p in range(passes):
-        # Random digits are i.i.d., so they can be drawn directly in the current order.
-        order = _packed_pass(order, lax.shift_right_logical(draws[p], jnp.uint32(bits)), bits)
-    return order
+    words = jax.random.bits(key, (2, length), jnp.uint32)
+    return _wide_argsort(words[0], words[1])
 
 
 def _inverse_permutation(perm: jax.Array) -> jax.Array:
@@ -547,9 +535,7 @@ def unshuffle(
 def _apply_mask(x, removed, *, num_keep, num_prefix, method):
     def one(x, removed):
         # Kept tokens first, each group in original order: a stable argsort of the 0/1 mask.
-        (length,) = removed.shape
-        bits = _position_bits(length)
-        perm = _packed_pass(None, removed.astype(jnp.uint32), bits)
+        perm = _packed_argsort(removed.astype(jnp.uint32), key_bits=1)
         return _mask_one(x, perm, num_keep, num_prefix, method)
 
     return jax.vmap(one)(x, removed)

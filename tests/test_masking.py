@@ -202,13 +202,10 @@ def test_uniform_joint_table_small_length():
     assert np.abs(z).max() < 5.5
 
 
-def test_random_passes_bound():
-    for length in (2, 16, 196, 1568, 4096, 65536):
-        passes = _masking.random_passes(length)
-        bits = passes * (32 - _masking._position_bits(length))
-        assert length * (length - 1) / 2 * 2.0**-bits <= 1e-6
-    assert _masking.random_passes(196) == 2
-    assert _masking.random_passes(1568) == 2
+def test_tie_probability_bound():
+    assert _masking.tie_probability_bound(196) == 196 * 195 / 2 * 2.0**-56
+    assert _masking.tie_probability_bound(1568) == 1568 * 1567 / 2 * 2.0**-53
+    assert _masking.tie_probability_bound(32768) < 1e-6
 
 
 def test_same_key_same_mask_different_key_different_mask():
