@@ -558,6 +558,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
 # JGATHER_RESULTS points the notebook at another results folder (the test suite uses it to
 # exercise the plots on a synthetic file); by default, the repository's benchmarks/results/.
@@ -578,6 +579,20 @@ def load(name):
     return data
 
 
+def log_ticks(axis, ticks, label):
+    # Readable ticks on a log axis: only the given values, formatted by `label`.
+    axis.set_major_locator(FixedLocator(ticks))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: label(v)))
+    axis.set_minor_locator(NullLocator())
+
+
+def ratio_ticks(values):
+    # Powers of two that span the values and 1.
+    lo = np.floor(np.log2(min(values.min(), 1.0)))
+    hi = np.ceil(np.log2(max(values.max(), 1.0)))
+    return [2.0**e for e in np.arange(lo, hi + 1)]
+
+
 ops = load("ops.json")
 masking = load("masking.json")
 """),
@@ -591,9 +606,11 @@ def speedup_bars(data, title):
     labels = [f"{c['op']}: {c['case']}" for c in cases]
     values = np.array([c["speedup_vs_torch"] for c in cases], float)
     _, ax = plt.subplots(figsize=(8, 0.35 * len(cases) + 1.2))
-    ax.barh(labels, values, color=np.where(values >= 1, "tab:green", "tab:red"))
+    # Bars grow from 1x: right (green) where jgather is faster, left (red) where slower.
+    ax.barh(labels, values - 1.0, left=1.0, color=np.where(values >= 1, "tab:green", "tab:red"))
     ax.axvline(1.0, color="k", lw=1)
     ax.set_xscale("log")
+    log_ticks(ax.xaxis, ratio_ticks(values), lambda v: f"{v:g}x")
     ax.set_xlabel("speedup vs torch (median_s[torch] / median_s[jgather], log scale)")
     ax.invert_yaxis()
     ax.set_title(title)
@@ -661,6 +678,7 @@ else:
                 ax.plot(*zip(*points, strict=True), marker="o", label=impl)
         ax.set_xscale("log")
         ax.set_yscale("log")
+        log_ticks(ax.xaxis, sorted({r[vary] for r in chosen}), lambda v: f"{v:g}")
         ax.set_xlabel(vary)
         ax.set_ylabel("median seconds")
         ax.set_title(f"varying {vary} ({fixed}={held}, D={chosen[0]['D']})")
