@@ -372,6 +372,8 @@ def test_apply_mask_matches_reference():
     assert_equal_triple(out, ref)
     np.testing.assert_array_equal(out.mask, removed)
     chex.assert_trees_all_equal(jax.jit(jgather.apply_mask, static_argnums=2)(x, removed, 12), out)
+    mapped = jax.vmap(lambda x, m: jgather.apply_mask(x[None], m[None], 12))(x, removed)
+    chex.assert_trees_all_equal(jax.tree.map(lambda a: a[:, 0], mapped), out)
     # Numeric masks work the same; prefix tokens lead.
     xp = np.concatenate([np.full((n, 1, 3), 7.0, np.float32), x], axis=1)
     outp = jgather.apply_mask(xp, removed.astype(np.float32), num_keep, num_prefix=1)
@@ -433,3 +435,20 @@ def test_errors():
         jgather.apply_mask(x, np.ones((2, 8), bool), 0)
     with pytest.raises(ValueError, match="mask must have shape"):
         jgather.apply_mask(x, np.ones((2, 7), bool), 1)
+
+
+def test_under_global_x64():
+    # With 64-bit types on, float64 noise takes the comparator sort and stays exact, and the
+    # random draw gives the same shuffle as without x64.
+    key = jax.random.key(2)
+    expected = jgather.random_masking(key, X, RATIO)
+    with jax.enable_x64(True):
+        x64 = jnp.asarray(X, jnp.float64)
+        out = jgather.random_masking(key, x64, RATIO)
+        np.testing.assert_array_equal(out.ids_restore, expected.ids_restore)
+        assert out.ids_restore.dtype == jnp.int32 and out.mask.dtype == jnp.float64
+        noise = np.floor(np.random.default_rng(5).random((4, 196)) * 30) / 7  # float64, ties
+        assert_equal_triple(
+            jgather.random_masking(None, x64, RATIO, noise=noise),
+            mae_reference(np.asarray(X, np.float64), noise, RATIO),
+        )
