@@ -150,13 +150,16 @@ def gather_cases(draw, max_rank=4, max_size=6):
     ]
     if size == 0 and rank:
         ishape[d] = 0
+    if rank <= 1 and size and draw(st.booleans()):
+        # torch pairs 0-d with 1-D freely (a 0-d tensor acts as shape [1]).
+        ishape = [draw(st.integers(0, max_size))] if rank == 0 else []
     dtype = draw(st.sampled_from(DTYPES))
     x = draw_values(draw, shape, dtype)
     index = draw_indices(draw, tuple(ishape), size)
     return x, dim, index
 
 
-@settings(max_examples=60)
+@settings(max_examples=40)
 @given(gather_cases())
 def test_gather_matches_reference(case):
     x, dim, index = case
@@ -177,7 +180,7 @@ def batched_gather_cases(draw):
     return np.stack([x, x2]), dim, np.stack([index, index2])
 
 
-@settings(max_examples=30)
+@settings(max_examples=20)
 @given(batched_gather_cases())
 def test_gather_vmap_matches_reference(case):
     xs, dim, indices = case
@@ -195,7 +198,9 @@ def test_gather_vmap_matches_reference(case):
 def take_along_dim_cases(draw):
     """(x, indices, dim): same rank; off dim each pair of sizes equal or one of them 1."""
     rank = draw(st.integers(0, 4))
-    dim = draw(st.none() | st.integers(-max(rank, 1), max(rank, 1) - 1))
+    # torch: a 0-d input takes only dim=None ("Dimension specified as 0 but tensor has no
+    # dimensions"); the error tests check that case.
+    dim = draw(st.none() | st.integers(-rank, rank - 1)) if rank else None
     dtype = draw(st.sampled_from(DTYPES))
     if dim is None:
         shape = tuple(draw(st.lists(st.integers(0, 4), min_size=rank, max_size=rank)))
@@ -222,7 +227,7 @@ def take_along_dim_cases(draw):
     return draw_values(draw, tuple(shape), dtype), draw_indices(draw, tuple(ishape), size), dim
 
 
-@settings(max_examples=40)
+@settings(max_examples=30)
 @given(take_along_dim_cases())
 def test_take_along_dim_matches_reference(case):
     x, indices, dim = case
@@ -257,7 +262,7 @@ def index_select_cases(draw):
     return draw_values(draw, shape, dtype), dim, draw_indices(draw, ishape, size)
 
 
-@settings(max_examples=40)
+@settings(max_examples=30)
 @given(index_select_cases())
 def test_index_select_matches_reference(case):
     x, dim, index = case

@@ -65,7 +65,6 @@ def test_check_grads_scatter_add_and_scatter():
     _check(lambda a, s: jgather.scatter(a, 1, unique, s), (x, src))
     _check(lambda a, s: jgather.scatter(a, 1, idx, s), (x, src))  # duplicates: last one wins
     _check(lambda a: jgather.scatter(a, 1, idx, 2.5), (x,))
-    _check(lambda a: jgather.scatter(a, 1, idx, 2.5, reduce="add"), (x,))
     _check(lambda a: jgather.scatter(a, 1, idx, 1.5, reduce="multiply"), (x,))
     _check(lambda a, s: jgather.scatter(a, 1, idx, s, reduce="add"), (x, src))
 

@@ -458,6 +458,7 @@ _ERROR_CASES = {
     "take_along_dim float": (lambda t: t.take_along_dim(to_torch(_X), to_torch(_I * 1.0), 1), lambda j: j.take_along_dim(_X, _I * 1.0, 1)),
     "take_along_dim flat oob": (lambda t: t.take_along_dim(to_torch(_X), t.tensor([6])), lambda j: j.take_along_dim(_X, np.array([6]))),
     "take_along_dim flat negative": (lambda t: t.take_along_dim(to_torch(_X), t.tensor([-1])), lambda j: j.take_along_dim(_X, np.array([-1]))),
+    "take_along_dim 0-d dim": (lambda t: t.take_along_dim(t.tensor(3.0), t.tensor(0), 0), lambda j: j.take_along_dim(np.float32(3.0), np.array(0), 0)),
     "index_select 2-D": (lambda t: t.index_select(to_torch(_X), 1, to_torch(_I)), lambda j: j.index_select(_X, 1, _I)),
     "index_select float": (lambda t: t.index_select(to_torch(_X), 1, t.tensor([1.0])), lambda j: j.index_select(_X, 1, np.array([1.0]))),
     "index_select oob": (lambda t: t.index_select(to_torch(_X), 0, t.tensor([3])), lambda j: j.index_select(_X, 0, np.array([3]))),
