@@ -363,3 +363,35 @@ def test_gather_family_with_x64_on_and_off(x64, index_dtype):
             out = jgather.gather(jnp.asarray(x64_input), -2, jnp.asarray(index))
             assert_matches(out, ref_gather(x64_input, -2, index), exact=True)
     assert jax.config.jax_enable_x64 == before
+
+
+def _primitives(jaxpr) -> list[str]:
+    """Every primitive name in a jaxpr, sub-jaxprs (jit, cond branches, ...) included."""
+    names = []
+    for eqn in jaxpr.eqns:
+        names.append(eqn.primitive.name)
+        for param in eqn.params.values():
+            for sub in param if isinstance(param, tuple | list) else (param,):
+                inner = getattr(sub, "jaxpr", sub)
+                if hasattr(inner, "eqns"):
+                    names.extend(_primitives(inner))
+    return names
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda x, i: jgather.gather(x, 1, i),
+        lambda x, i: jgather.gather(x, -1, i[:, :, :3]),
+        lambda x, i: jgather.take_along_dim(x, i[:1], 1),
+        lambda x, i: jgather.index_select(x, 1, i[0, :, 0]),
+    ],
+    ids=["gather", "gather-last", "take_along_dim", "index_select"],
+)
+def test_gather_family_lowers_to_one_gather_without_an_index_grid(call):
+    """The issue's lowering: one XLA gather (batching dims), no iota index grid."""
+    x = jnp.ones((4, 8, 16), jnp.float32)
+    i = jnp.zeros((4, 5, 16), jnp.int32)
+    names = _primitives(jax.make_jaxpr(call)(x, i).jaxpr)
+    assert names.count("gather") == 1, names
+    assert "iota" not in names and "concatenate" not in names, names

@@ -514,3 +514,11 @@ def test_checkify_is_quiet_when_mode_clips():
     ):
         err, _ = checkify.checkify(jax.jit(call), errors=checkify.index_checks)(X, BAD)
         assert err.get() is None, err.get()
+
+
+@pytest.mark.parametrize("name", list(_ALL))
+def test_dim_must_be_a_python_int(name):
+    """torch: gather(): argument 'dim' must be int, not float. Static under jit, so an array
+    dim cannot work either."""
+    _raises(TypeError, lambda i: _ALL[name](X, 1.0, i), I1, name, "dim", "1.0")
+    _raises(TypeError, lambda i: _ALL[name](X, jnp.array(1), i), I1, name, "dim")
