@@ -39,7 +39,9 @@ the order is read back from the low ``s`` bits. (The keys are 64-bit inside a lo
 Alternatives measured (benchmarks/masking.py, "alternatives"): float argsort, a (noise, iota)
 sort, ``top_k``, a least-significant-digit radix sort of two packed ``uint32`` passes, and a
 single packed ``uint32`` pass (as fast as this, but with ``32 - s`` random bits it ties often at
-L=1568: bound 0.6); the inverse by argsort, by a packed sort and by comparisons.
+L=1568: bound 0.6); the inverse by argsort, by a packed sort and by comparisons. On TPU,
+64-bit integers are emulated with 32-bit pairs, so the uint64 sort may cost more there; not
+measured here (no TPU).
 """
 
 from __future__ import annotations
@@ -95,9 +97,10 @@ def default_method(backend: str | None = None) -> Literal["gather", "onehot"]:
 
     ``'gather'`` on CPU and GPU, where one ``lax.gather`` of whole rows moves each kept byte
     once and the one-hot product costs ``K * L * D`` multiply-adds (measured on CPU in
-    benchmarks/masking.py: the one-hot product is 3-60x slower there). ``'onehot'`` on TPU,
-    where the product runs on the matrix unit and FLIP (Li et al., 2023) reports gathers to be
-    slow when the batch is sharded; not measured here (no TPU).
+    benchmarks/masking.py: the one-hot product is 4x slower there at the ViT-B image shape and
+    80x at the video shape). ``'onehot'`` on TPU, where the product runs on the matrix unit
+    (1.9 GFLOP for the ViT-B image batch) and FLIP (Li et al., 2023) reports gathers to be slow
+    when the batch is sharded; not measured here (no TPU). Both are exact for finite values.
     """
     backend = jax.default_backend() if backend is None else backend
     return "onehot" if backend == "tpu" else "gather"
