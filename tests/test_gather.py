@@ -323,6 +323,18 @@ def test_second_call_with_same_shapes_does_not_retrace(call):
     np.testing.assert_array_equal(first, second)
 
 
+def test_fill_value_is_traced_so_a_new_value_does_not_retrace():
+    """Documented: fill_value is traced; changing it does not recompile."""
+    x = jnp.arange(12.0).reshape(3, 4)
+    i = jnp.array([[0, 9], [1, -1], [2, 3]], dtype=jnp.int32)
+    first = jgather.gather(x, 1, i, mode="fill", fill_value=-1.0)
+    with count_traces() as traced:
+        second = jgather.gather(x, 1, i, mode="fill", fill_value=-2.0)
+    assert traced == [], f"retraced for a new fill_value: {traced}"
+    np.testing.assert_array_equal(first, [[0.0, -1.0], [5.0, -1.0], [10.0, 11.0]])
+    np.testing.assert_array_equal(second, [[0.0, -2.0], [5.0, -2.0], [10.0, 11.0]])
+
+
 def test_user_jit_around_gather_traces_once():
     """chex guard on a user-level jit: new values with the same shapes never retrace."""
     import chex

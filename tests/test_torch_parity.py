@@ -172,9 +172,9 @@ def test_scatter_and_scatter_add_match_torch(name):
         _close(jgather.scatter_add(x, dim, index, src), expected, name)
         _close(ref_scatter_add(x, dim, index, src), expected, name)
         for reduce in ("add", "multiply"):
-            if name == "bool" or (reduce == "multiply" and name in ("float16", "bfloat16")):
-                continue  # torch's CPU scatter reduce kernels
-            small = np.clip(src, -2, 2) if reduce == "multiply" else src
+            small = (
+                src if reduce == "add" or name == "bool" else np.clip(src, -2, 2).astype(src.dtype)
+            )
             with warnings.catch_warnings():  # torch deprecates reduce= with a tensor src
                 warnings.simplefilter("ignore")
                 expected = torch.scatter(
