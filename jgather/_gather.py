@@ -78,8 +78,9 @@ def _gather_impl(
     index = ix.canonical_index(index)
     if index.size == 0:
         return jnp.zeros(index.shape, input.dtype)
-    if input.ndim == 0:
-        return _gather_impl(input[None], index[None], fill, 0, mode)[0]
+    if input.ndim == 0 or index.ndim == 0:  # torch pairs 0-d with 1-D of size 1
+        out = _gather_impl(input.reshape(input.shape or (1,)), index.reshape(-1), fill, 0, mode)
+        return out.reshape(index.shape)
     size = input.shape[dim]
     if size == 0:  # every index value is out of range
         value = _default_fill(input.dtype) if fill is None else fill
@@ -280,6 +281,8 @@ def _broadcast_off_dim(
 def _take_along_dim_core(input, indices, fill, *, dim, mode):
     if dim is None:
         return _gather_impl(input.reshape(-1), indices.reshape(-1), fill, 0, mode)
+    size = input.shape[dim] if input.ndim else 1
+    indices = jnp.where(indices < 0, indices + size, indices)  # torch >= 2.8 wraps here
     if input.ndim:
         in_shape = _broadcast_off_dim("take_along_dim", input.shape, indices.shape, dim)
         idx_shape = in_shape[:dim] + indices.shape[dim : dim + 1] + in_shape[dim + 1 :]
@@ -299,10 +302,12 @@ def take_along_dim(
     """Gathers along ``dim`` with broadcasting, like ``torch.take_along_dim``.
 
     With ``dim=None`` both ``input`` and ``indices`` are flattened and the result is 1-D
-    (``input.reshape(-1)[indices.reshape(-1)]``). Otherwise ``input`` and ``indices`` must have
-    the same number of dimensions, are broadcast against each other on every axis but ``dim``,
-    and the result is :func:`gather` of the broadcast operands. Negative indices do not wrap
-    (as in torch; ``jnp.take_along_axis`` wraps them).
+    (``input.reshape(-1)[indices.reshape(-1)]``); negative indices are then out of range, as
+    in torch. Otherwise ``input`` and ``indices`` must have the same number of dimensions, are
+    broadcast against each other on every axis but ``dim``, and the result is :func:`gather`
+    of the broadcast operands; negative indices in ``[-size, 0)`` count from the end (torch
+    >= 2.8 wraps them too). Values outside ``[-size, size)`` are out of range (torch wraps
+    them modulo ``size``; jgather raises or applies ``mode``).
 
     Args:
       input: array of any shape and dtype.
@@ -351,5 +356,5 @@ def take_along_dim(
         size, check_dim = (input.shape[dim] if input.ndim else 1), dim
     fill = _fill_scalar(fn, mode, fill_value, input.dtype)
     if mode is None:
-        ix.check_bounds_eagerly(fn, indices, check_dim, size)
+        ix.check_bounds_eagerly(fn, indices, check_dim, size, wrap=dim is not None)
     return _take_along_dim_core(input, indices, fill, dim=dim, mode=mode)

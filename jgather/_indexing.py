@@ -76,7 +76,8 @@ def check_mode(fn: str, mode: Any, allowed: tuple[Any, ...]) -> None:
 
 
 def check_same_ndim(fn: str, input_shape: tuple[int, ...], index_shape: tuple[int, ...]) -> None:
-    if len(index_shape) != len(input_shape):
+    """Equal ranks, where (as in torch) a 0-d array counts as 1-D of size 1."""
+    if max(len(index_shape), 1) != max(len(input_shape), 1):
         raise ValueError(
             f"{fn}: index has {len(index_shape)} dimensions (shape {index_shape}) but input has "
             f"{len(input_shape)} (shape {input_shape}); torch semantics need index.ndim == "
@@ -90,6 +91,8 @@ def check_gather_shapes(
 ) -> None:
     """torch.gather's shape rule: same ndim, index no larger than input off ``dim``."""
     check_same_ndim(fn, input_shape, index_shape)
+    if len(input_shape) <= 1:  # 0-d pairs with 1-D; there is no off-dim axis to compare
+        return
     for d, (i, n) in enumerate(zip(index_shape, input_shape, strict=True)):
         if d != dim and i > n:
             raise ValueError(
@@ -110,6 +113,7 @@ def check_scatter_shapes(
     check_gather_shapes(fn, input_shape, index_shape, dim)
     if src_shape is None:
         return
+    src_shape, index_shape = src_shape or (1,), index_shape or (1,)
     if len(src_shape) != len(index_shape):
         raise ValueError(
             f"{fn}: src has {len(src_shape)} dimensions (shape {src_shape}) but index has "
@@ -126,7 +130,7 @@ def check_scatter_shapes(
 
 
 def check_bounds_eagerly(
-    fn: str, index: Any, dim: int, size: int, *, scatter: bool = False
+    fn: str, index: Any, dim: int, size: int, *, scatter: bool = False, wrap: bool = False
 ) -> None:
     """Raises torch's ``IndexError`` for the first out-of-range value of a concrete index.
 
@@ -138,14 +142,20 @@ def check_bounds_eagerly(
     values = np.asarray(index)
     if values.size == 0:
         return
-    bad = (values < 0) | (values >= size)
+    bad = (values < (-size if wrap else 0)) | (values >= size)
     if bad.any():
         first = values.reshape(-1)[int(np.argmax(bad.reshape(-1)))]
         raise IndexError(
             f"{fn}: index {int(first)} is out of bounds for dimension {dim} with size {size}"
-            f" (torch semantics: negative indices do not wrap). Pass mode='clip' or "
+            f"{_WRAP_NOTE[wrap]}. Pass mode='clip' or "
             f"mode={'drop' if scatter else 'fill'!r} to choose what out-of-range values do."
         )
+
+
+_WRAP_NOTE = {
+    False: " (torch semantics: negative indices do not wrap)",
+    True: " (valid values are in [-size, size))",
+}
 
 
 def canonical_index(index: jax.Array) -> jax.Array:
@@ -205,7 +215,7 @@ def batched_gather(
     )
 
 
-_SCATTERS = {
+SCATTERS = {
     "set": lax.scatter,
     "add": lax.scatter_add,
     "mul": lax.scatter_mul,
@@ -231,4 +241,4 @@ def batched_scatter(
         operand_batching_dims=batch,
         scatter_indices_batching_dims=batch,
     )
-    return _SCATTERS[kind](operand, index[..., None], updates, dnums, mode=mode)
+    return SCATTERS[kind](operand, index[..., None], updates, dnums, mode=mode)
