@@ -388,7 +388,13 @@ def main(argv=None):
         "quick": args.quick,
     }
     payload = {
-        "meta": {**metadata(), "rounds": rounds, "torch_threads_set": threads},
+        "meta": {
+            **metadata(),
+            "rounds": rounds,
+            "torch_threads_set": threads,
+            # Other processes on the machine make every figure noisier; recorded for context.
+            "loadavg_1min_at_end": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        },
         "cases": cases,
         "summary": summary,
         "scaling": scaling,
