@@ -71,15 +71,19 @@ def load_digits_split(
 # --------------------------------------------------------------------------------------------
 
 
-def port_random_masking(key: jax.Array, x: jax.Array, mask_ratio: float) -> jgather.MaskedTokens:
+def port_random_masking(
+    key: jax.Array | None, x: jax.Array, mask_ratio: float, *, noise: jax.Array | None = None
+) -> jgather.MaskedTokens:
     """MAE's random masking as a line-by-line JAX port: two argsorts and ``take_along_axis``.
 
-    One [N, L] uniform draw; the first argsort gives the shuffle, the second argsort inverts
-    it. This is the baseline jgather is compared with in :func:`throughput`.
+    One [N, L] uniform draw (or the given ``noise``); the first argsort gives the shuffle, the
+    second argsort inverts it. This is the baseline jgather is compared with in
+    :func:`throughput`.
     """
     n, length, _ = x.shape
     len_keep = int(length * (1 - mask_ratio))
-    noise = jax.random.uniform(key, (n, length))
+    if noise is None:
+        noise = jax.random.uniform(key, (n, length))
     ids_shuffle = jnp.argsort(noise, axis=1)
     ids_restore = jnp.argsort(ids_shuffle, axis=1)
     ids_keep = ids_shuffle[:, :len_keep]
@@ -142,6 +146,7 @@ class MAEConfig:
     mlp_ratio: int = 4
     mask_ratio: float = 0.75
     norm_pix_loss: bool = False
+    pos_temperature: float = 10000.0
 
     @property
     def grid(self) -> int:
@@ -156,7 +161,9 @@ class MAEConfig:
         return self.patch_size * self.patch_size * self.channels
 
 
-def sincos_pos_embed_2d(grid_h: int, grid_w: int, dim: int, *, prefix: int = 1) -> np.ndarray:
+def sincos_pos_embed_2d(
+    grid_h: int, grid_w: int, dim: int, *, prefix: int = 1, temperature: float = 10000.0
+) -> np.ndarray:
     """Fixed 2-D sine-cosine position embeddings, [prefix + grid_h * grid_w, dim].
 
     Half the channels encode the patch row, half the column; each half is sines and cosines
@@ -167,7 +174,7 @@ def sincos_pos_embed_2d(grid_h: int, grid_w: int, dim: int, *, prefix: int = 1) 
     if dim % 4:
         raise ValueError(f"sincos_pos_embed_2d: dim must be a multiple of 4, got {dim}.")
     quarter = dim // 4
-    freqs = 1.0 / 10000.0 ** (np.arange(quarter, dtype=np.float64) / quarter)
+    freqs = 1.0 / temperature ** (np.arange(quarter, dtype=np.float64) / quarter)
     rows, cols = np.meshgrid(np.arange(grid_h), np.arange(grid_w), indexing="ij")
 
     def encode(coord: np.ndarray) -> np.ndarray:
@@ -235,8 +242,12 @@ class MAE(nnx.Module):
         mask_fn, unshuffle_fn = MASKINGS[masking]
         n = images.shape[0]
         target = jgather.patchify(images, c.patch_size)  # [N, L, P]
-        pos = jnp.asarray(sincos_pos_embed_2d(c.grid, c.grid, c.embed_dim))  # [1 + L, D]
-        dec_pos = jnp.asarray(sincos_pos_embed_2d(c.grid, c.grid, c.decoder_dim))
+        pos = jnp.asarray(
+            sincos_pos_embed_2d(c.grid, c.grid, c.embed_dim, temperature=c.pos_temperature)
+        )  # [1 + L, D]
+        dec_pos = jnp.asarray(
+            sincos_pos_embed_2d(c.grid, c.grid, c.decoder_dim, temperature=c.pos_temperature)
+        )
 
         # Encoder: embed every patch, then keep only the visible ones (the cls token is added
         # after masking, so it is never masked).
@@ -322,7 +333,7 @@ def make_train_step(
         params = optax.apply_updates(params, updates)
         leaves = jax.tree.leaves(grads)
         finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(g)) for g in leaves]))
-        metrics = {"loss": loss, "grad_norm": optax.global_norm(grads), "grads_finite": finite}
+        metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads), "grads_finite": finite}
         return params, opt_state, metrics
 
     return jax.jit(step_fn)
@@ -412,9 +423,8 @@ def evaluate(
     Returns:
       ``{"loss", "patch_mean", "train_mean_patch"}`` as floats.
     """
-    graphdef_params = (graphdef, params)
-    norm_pix = nnx.merge(*graphdef_params).config.norm_pix_loss
-    patch_size = nnx.merge(*graphdef_params).config.patch_size
+    config = nnx.merge(graphdef, params).config
+    norm_pix, patch_size = config.norm_pix_loss, config.patch_size
 
     def in_loss_space(p: jax.Array) -> jax.Array:
         return normalize_patches(p) if norm_pix else p
