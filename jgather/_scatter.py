@@ -67,7 +67,8 @@ def _rows_scatter(kind, operand, keys, updates):
 
 
 def _reduce_rows(region, keys, updates, op, include_self):
-    """``region`` [R, T] with ``updates`` [M, T] reduced into rows ``keys`` [M] (R = drop)."""
+    """``region`` [R, T] (or [R]) with ``updates`` [M, T] (or [M]) reduced into rows ``keys``
+    [M]; a key equal to R is dropped."""
     dtype = region.dtype
     if dtype == jnp.bool_ and op != "set":  # sum/amax are "or", prod/amin are "and"
         as_max = {"sum": "amax", "amax": "amax", "prod": "amin", "amin": "amin"}[op]
@@ -76,6 +77,10 @@ def _reduce_rows(region, keys, updates, op, include_self):
         )
         return out.astype(jnp.bool_)
     rows = region.shape[0]
+
+    def per_row(v):  # a per-row vector, shaped to broadcast against region
+        return v if region.ndim == 1 else v[:, None]
+
     if op == "set":
         # Deterministic "last write wins": each row learns the largest key ordinal writing to
         # it (colliding keys differ only in their position along dim, so the largest ordinal
@@ -83,11 +88,13 @@ def _reduce_rows(region, keys, updates, op, include_self):
         ordinal = lax.iota(jnp.int32, keys.shape[0])
         winner = _rows_scatter("max", jnp.full((rows,), -1, jnp.int32), keys, ordinal)
         picked = jnp.take(updates, jnp.maximum(winner, 0), axis=0, mode="clip")
-        return jnp.where((winner >= 0)[:, None], picked, region)
+        return jnp.where(per_row(winner >= 0), picked, region)
     if op == "mean" or not include_self:
-        count = _rows_scatter(
-            "add", jnp.zeros((rows,), jnp.int32), keys, jnp.ones(keys.shape, jnp.int32)
-        )[:, None]
+        count = per_row(
+            _rows_scatter(
+                "add", jnp.zeros((rows,), jnp.int32), keys, jnp.ones(keys.shape, jnp.int32)
+            )
+        )
     if op == "mean":
         base = region if include_self else jnp.zeros_like(region)
         total = _rows_scatter("add", base, keys, updates)
@@ -158,8 +165,11 @@ def _scatter_impl(input, index, src, dim, mode, op, include_self):
     trail = int(np.prod(index.shape[dim + 1 :], dtype=np.int64))
     key_dtype = _key_dtype(region.size)
 
-    def drop_out_of_range(keys, idx, rows):
-        if mode == "clip":
+    def drop_out_of_range(keys, idx, rows, scaled):
+        # XLA drops out-of-range keys natively. A key can only alias another in-range row
+        # when leading positions are folded in (dim > 0) or the index is scaled (int32
+        # overflow); only then do out-of-range index values need an explicit drop key.
+        if mode == "clip" or (lead == 1 and not scaled):
             return keys
         return jnp.where((idx >= 0) & (idx < size), keys, rows)
 
@@ -171,9 +181,9 @@ def _scatter_impl(input, index, src, dim, mode, op, include_self):
             if d != dim:
                 keys = keys + lax.broadcasted_iota(key_dtype, index.shape, d) * stride
             stride *= region.shape[d]
-        keys = drop_out_of_range(keys, index, region.size)
+        keys = drop_out_of_range(keys, index, region.size, trail > 1)
         out = _reduce_rows(
-            region.reshape(-1, 1), keys.reshape(-1), updates.reshape(-1, 1), op, include_self
+            region.reshape(-1), keys.reshape(-1), updates.reshape(-1), op, include_self
         )
         return out.reshape(region.shape)
 
@@ -187,7 +197,7 @@ def _scatter_impl(input, index, src, dim, mode, op, include_self):
             for d in range(1, dim):
                 flat = flat * first.shape[d] + lax.broadcasted_iota(key_dtype, first.shape, d)
             keys = keys + flat * size
-        keys = drop_out_of_range(keys, first, lead * size)
+        keys = drop_out_of_range(keys, first, lead * size, False)
         out = _reduce_rows(
             region.reshape(lead * size, trail),
             keys.reshape(-1),
