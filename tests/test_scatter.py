@@ -313,7 +313,7 @@ def test_scatter_scalar_src_matches_reference(case, reduce):
     assert_matches(jitted(jnp.asarray(x), jnp.asarray(index)), expected)
 
 
-@settings(max_examples=30)
+@settings(max_examples=25)
 @given(scatter_cases())
 def test_scatter_add_matches_reference(case):
     x, dim, index, src = case
@@ -326,7 +326,7 @@ def test_scatter_add_matches_reference(case):
 
 
 @pytest.mark.parametrize("reduce", REDUCES)
-@settings(max_examples=15)
+@settings(max_examples=12)
 @given(case=scatter_cases(lo=-3, hi=3), include_self=st.booleans())
 def test_scatter_reduce_matches_reference(reduce, case, include_self):
     """Every reduction with and without self (values in [-3, 3]: sums and products exact)."""

@@ -76,10 +76,11 @@ _SHAPES = [
 
 
 def _shape_ids(name):
-    """Three of the six case shapes per dtype, rotating with the dtype, so that every shape
-    meets several dtypes while each test compiles half as much."""
+    """Two of the six case shapes per dtype, rotating with the dtype: every shape meets at
+    least two dtypes (0-d: float32, int32, bool; empty index: float16, int8), and each test
+    compiles a third as much as with all six (compile time dominates these tests)."""
     start = DTYPES.index(name)
-    return [(start + offset) % len(_SHAPES) for offset in (0, 1, 3)]
+    return [(start + offset) % len(_SHAPES) for offset in (0, 3)]
 
 
 def _case(rng, shape_id, name, lo=-8, hi=8):
