@@ -364,8 +364,14 @@ def test_gather_default_mode_under_jit_fills(dtype, fill):
     out = np.asarray(jax.jit(lambda a, i: jgather.gather(a, 1, i))(x, BAD))
     expected = np.array([[np.asarray(x)[0, 0]], [fill], [fill]]).astype(out.dtype)
     assert_matches(out, expected, exact=True)
-    out = np.asarray(jax.jit(lambda a, i: jgather.take_along_dim(a, i, 1))(x, BAD[:, :1]))
-    assert out.dtype == np.dtype(x.dtype) and out[0, 0] == np.asarray(x)[0, 0]
+    # take_along_dim with a dim wraps -1 (torch does); 23 is out of range and fills.
+    out = np.asarray(jax.jit(lambda a, i: jgather.take_along_dim(a, i, 1))(x, BAD))
+    xs = np.asarray(x)
+    expected = np.array([[xs[0, 0]], [fill], [xs[2, 1]]]).astype(out.dtype)
+    assert_matches(out, expected, exact=True)
+    # With dim=None nothing wraps: -1 fills too.
+    out = np.asarray(jax.jit(lambda a, i: jgather.take_along_dim(a, i))(x, jnp.array([-1, 2])))
+    assert_matches(out, np.array([fill, xs.reshape(-1)[2]]).astype(out.dtype), exact=True)
     out = np.asarray(jax.jit(lambda a, i: jgather.index_select(a, 0, i))(x, jnp.array([1, 3, -1])))
     assert_matches(out[0], np.asarray(x)[1])
     assert_matches(out[1:], np.full((2, 2), fill).astype(out.dtype), exact=True)
@@ -394,6 +400,11 @@ def test_gather_modes_fill_clip_promise(jit):
     tad = wrap(lambda a, i: jgather.take_along_dim(a, i, 1, mode="fill", fill_value=-7.0))
     assert_matches(
         tad(X, jnp.array([[0], [23], [1]])), np.array([[0.0], [-7.0], [5.0]], np.float32)
+    )
+    # Below -size a negative index is out of range: clip takes it to 0 (-2 wraps to 0 too).
+    tad = wrap(lambda a, i: jgather.take_along_dim(a, i, 1, mode="clip"))
+    assert_matches(
+        tad(X, jnp.array([[0], [-3], [-2]])), np.array([[0.0], [2.0], [4.0]], np.float32)
     )
     tad = wrap(lambda a, i: jgather.take_along_dim(a, i, None, mode="clip"))
     assert_matches(tad(X, jnp.array([9, -9, 2])), np.array([5.0, 0.0, 2.0], np.float32))
