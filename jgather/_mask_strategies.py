@@ -77,7 +77,7 @@ def _static_float(fn: str, name: str, value) -> float:
             f"Python float; got a traced value. Pass a concrete number (mark it static if you "
             f"jit a caller)."
         )
-    if isinstance(value, bool) or np.ndim(value) != 0:
+    if isinstance(value, bool | str | bytes) or np.ndim(value) != 0:
         raise TypeError(f"{fn}: `{name}` must be a real number, got {value!r}.")
     try:
         out = float(value)
@@ -296,13 +296,13 @@ def running_cell_masking(
     Example:
       >>> import jax
       >>> from jgather import running_cell_masking
-      >>> mask = running_cell_masking(jax.random.key(0), 1, grid=(4, 2, 4), mask_ratio=0.5)
+      >>> mask = running_cell_masking(jax.random.key(0), 8, grid=(5, 4, 4), mask_ratio=0.5)
       >>> mask.shape
-      (1, 32)
-      >>> mask.reshape(4, 8).sum(-1).tolist()  # half of every frame
-      [4, 4, 4, 4]
-      >>> m = mask.reshape(4, 2, 4)
-      >>> bool((m[1:, 0, 0] == m[:-1, 0, 1]).all())  # the pattern runs one step per frame
+      (8, 80)
+      >>> mask.reshape(8, 5, 16).sum(-1)[0].tolist()  # half of every frame
+      [8, 8, 8, 8, 8]
+      >>> m = mask.reshape(8, 5, 4, 4)  # [N, T, H, W]
+      >>> bool((m[:, 1:, 0, 0] == m[:, :-1, 0, 1]).all())  # the pattern runs one step per frame
       True
     """
     fn = "running_cell_masking"
@@ -339,11 +339,17 @@ _BEIT_ATTEMPTS = 10  # BEiT tries up to 10 rectangles per block before giving up
 class _Blocks(NamedTuple):
     """Per-sample record of the accepted rectangles (for tests and inspection)."""
 
-    mask: jax.Array  # [H, W] bool
+    mask: jax.Array  # [H * W] bool, row-major
     count: jax.Array  # [] int32, number of True in mask
     num_blocks: jax.Array  # [] int32
     boxes: jax.Array  # [max_blocks, 4] int32: top, left, h, w (rows >= num_blocks are 0)
     draws: jax.Array  # [max_blocks, 3] float32: target area, aspect ratio, area cap
+
+
+def _uniform_int(u, n):
+    """``floor(u * n)`` for ``u`` in [0, 1): uniform on ``{0, ..., n - 1}`` (n >= 1)."""
+    n = jnp.maximum(n, 1)
+    return jnp.minimum(jnp.floor(u * n.astype(jnp.float32)).astype(jnp.int32), n - 1)
 
 
 def _block_masking_one(
@@ -377,19 +383,20 @@ def _block_masking_one(
 
     def body(state):
         it, mask, count, fails, done, nb, boxes, draws = state
-        k_area, k_aspect, k_top, k_left = jax.random.split(jax.random.fold_in(key, it), 4)
+        # One draw of four U[0, 1) numbers per attempt: area, aspect, top, left.
+        u_area, u_aspect, u_top, u_left = jax.random.uniform(jax.random.fold_in(key, it), (4,))
         # BEiT: max_mask_patches = min(target - count, max_num_patches).
         cap = jnp.minimum(target - count, max_num_patches).astype(jnp.float32)
         # random.uniform(a, b) = a + (b - a) * U[0, 1); a > b is allowed, as in Python.
-        area = min_num_patches + (cap - min_num_patches) * jax.random.uniform(k_area)
-        aspect = jnp.exp(jax.random.uniform(k_aspect, minval=lo, maxval=hi))
+        area = min_num_patches + (cap - min_num_patches) * u_area
+        aspect = jnp.exp(lo + (hi - lo) * u_aspect)
         # Python's round() and jnp.round both round half to even.
         bh = jnp.round(jnp.sqrt(area * aspect)).astype(jnp.int32)
         bw = jnp.round(jnp.sqrt(area / aspect)).astype(jnp.int32)
         fits = (bw < w_grid) & (bh < h_grid)
-        # randint(0, H - h) inclusive in BEiT; only used when the block fits.
-        top = jax.random.randint(k_top, (), 0, jnp.maximum(h_grid - bh + 1, 1))
-        left = jax.random.randint(k_left, (), 0, jnp.maximum(w_grid - bw + 1, 1))
+        # BEiT's randint(0, H - h), both ends included: floor(U * (H - h + 1)).
+        top = _uniform_int(u_top, h_grid - bh + 1)
+        left = _uniform_int(u_left, w_grid - bw + 1)
         inside = (rows >= top) & (rows < top + bh) & (cols >= left) & (cols < left + bw)
         new = jnp.sum(inside & jnp.logical_not(mask), dtype=jnp.int32)
         # BEiT accepts a block that adds at least one and at most `cap` new tokens.
@@ -417,7 +424,7 @@ def _block_masking_one(
         jnp.zeros((max_blocks, 3), jnp.float32),
     )
     _, mask, count, _, _, nb, boxes, draws = jax.lax.while_loop(cond, body, init)
-    return _Blocks(mask, count, nb, boxes, draws)
+    return _Blocks(mask.reshape(-1), count, nb, boxes, draws)
 
 
 _BLOCK_STATICS = (
@@ -443,16 +450,6 @@ def _block_masking_blocks(
         log_aspect=log_aspect,
     )
     return jax.vmap(one)(_per_sample_keys(key, batch_size))
-
-
-@functools.partial(jax.jit, static_argnames=_BLOCK_STATICS)
-def _block_masking(
-    key, batch_size, grid, num_masking_patches, min_num_patches, max_num_patches, log_aspect
-):
-    blocks = _block_masking_blocks(
-        key, batch_size, grid, num_masking_patches, min_num_patches, max_num_patches, log_aspect
-    )
-    return blocks.mask.reshape(batch_size, -1)
 
 
 def _block_args(
@@ -542,9 +539,9 @@ def block_masking(
     Example:
       >>> import jax
       >>> from jgather import block_masking
-      >>> mask = block_masking(jax.random.key(0), 4, grid=(14, 14), num_masking_patches=75)
+      >>> mask = block_masking(jax.random.key(0), 8, grid=(14, 14), num_masking_patches=75)
       >>> mask.shape
-      (4, 196)
+      (8, 196)
       >>> bool((mask.sum(-1) <= 75).all())
       True
     """
@@ -553,7 +550,7 @@ def block_masking(
         max_num_patches, min_aspect, max_aspect,
     )  # fmt: skip
     _check_key("block_masking", key, args[0])
-    return _block_masking(key, *args)
+    return _block_masking_blocks(key, *args).mask
 
 
 # --------------------------------------------------------------------------------------------
@@ -618,12 +615,12 @@ def simmim_masking(
     Example:
       >>> import jax
       >>> from jgather import simmim_masking
-      >>> mask = simmim_masking(jax.random.key(0), 2, 192, mask_patch_size=32,
+      >>> mask = simmim_masking(jax.random.key(0), 8, 192, mask_patch_size=32,
       ...                       model_patch_size=4, mask_ratio=0.6)
       >>> mask.shape  # a 48 x 48 token grid
-      (2, 2304)
+      (8, 2304)
       >>> (mask.sum(-1) // 64).tolist()  # ceil(36 * 0.6) = 22 coarse cells of 8 x 8 tokens
-      [22, 22]
+      [22, 22, 22, 22, 22, 22, 22, 22]
     """
     fn = "simmim_masking"
     batch_size = _static_int(fn, "batch_size", batch_size, minimum=1)
@@ -679,7 +676,8 @@ def _patch_dropout(key, x, num_prefix: int, num_keep: int, ordered: bool):
         if ordered:
             keep = jnp.sort(keep)
         idx = jnp.concatenate([prefix, keep + num_prefix])
-        return index_select(xi, 0, idx), idx
+        # Indices are in range by construction, so the gather needs no bounds handling.
+        return index_select(xi, 0, idx, mode="promise_in_bounds"), idx
 
     out, idx = jax.vmap(one)(_per_sample_keys(key, n), x)
     return PatchDropoutOutput(out, idx)
@@ -935,9 +933,9 @@ def variable_ratio_masking(
     Example:
       >>> import jax
       >>> from jgather import variable_ratio_masking
-      >>> out = variable_ratio_masking(jax.random.key(0), 4, 256, schedule="cosine")
+      >>> out = variable_ratio_masking(jax.random.key(0), 8, 24, schedule="cosine")
       >>> out.mask.shape, out.num_masked.shape
-      ((4, 256), (4,))
+      ((8, 24), (8,))
       >>> bool((out.mask.sum(-1) == out.num_masked).all())
       True
       >>> r = jax.numpy.array([0.0, 1.0])  # cos(0) = 1 -> all 10; cos(pi/2) -> clipped to 1
@@ -951,12 +949,14 @@ def variable_ratio_masking(
     if schedule in ("log", "exp") and num_tokens < 2:
         raise ValueError(f"{fn}: the {schedule!r} schedule needs num_tokens >= 2.")
     if r is not None:
-        r = jnp.asarray(r) if not _is_traced(r) else r
-        if r.shape != (batch_size,):
+        if np.shape(r) != (batch_size,):
             raise ValueError(
-                f"{fn}: `r` must have shape (batch_size,) = ({batch_size},), got {r.shape}."
+                f"{fn}: `r` must have shape (batch_size,) = ({batch_size},), got {np.shape(r)}."
             )
-        if not _is_traced(r) and not bool(jnp.all((r >= 0) & (r <= 1))):
-            raise ValueError(f"{fn}: `r` must lie in [0, 1], got values outside it: {r}.")
+        if not _is_traced(r):
+            r_np = np.asarray(r)
+            if not ((r_np >= 0) & (r_np <= 1)).all():
+                raise ValueError(f"{fn}: `r` must lie in [0, 1], got values outside it: {r_np}.")
+            r = jnp.asarray(r_np, jnp.float32)
     _check_key(fn, key, batch_size)
     return _variable_ratio_masking(key, r, batch_size, num_tokens, schedule)
