@@ -279,6 +279,31 @@ def test_index_select_matches_reference(case):
         assert_matches(out, expected_b, exact=True)
 
 
+@pytest.mark.parametrize("index_dtype", ["int8", "uint8", "int16"])
+def test_narrow_index_dtypes_give_the_int32_result(index_dtype):
+    """A documented extension (torch takes only int32/int64 indices): narrower integer indices
+    work and give the int32 result, eagerly and under jit (values up to 200 fit uint8)."""
+    x = np.arange(2 * 201, dtype=np.float32).reshape(2, 201)
+    wide = np.array([[0, 100, 127], [5, 127, 1]], dtype=np.int32)
+    if index_dtype == "uint8":
+        wide[1, 1] = 200
+    narrow = wide.astype(index_dtype)
+    for run in (lambda f: f, jax.jit):
+        g = run(lambda a, i: jgather.gather(a, 1, i))
+        assert_matches(g(x, narrow), ref_gather(x, 1, wide), exact=True)
+        t = run(lambda a, i: jgather.take_along_dim(a, i, 1))
+        assert_matches(t(x, narrow[:1]), ref_take_along_dim(x, wide[:1], 1), exact=True)
+        s = run(lambda a, i: jgather.index_select(a, 1, i))
+        assert_matches(s(x, narrow[1]), ref_index_select(x, 1, wide[1]), exact=True)
+    with pytest.raises(IndexError, match="index -1 is out of bounds"):
+        jgather.gather(x, 1, np.array([[-1]], np.int8))
+    if index_dtype != "int8":  # 255 does not fit int8
+        with pytest.raises(
+            IndexError, match="index 255 is out of bounds for dimension 1 with size 201"
+        ):
+            jgather.gather(x, 1, np.array([[255]]).astype(index_dtype))
+
+
 def test_gather_accepts_numpy_and_keeps_every_dtype():
     """NumPy inputs work; the output dtype is the input's for every dtype in the table."""
     index = np.array([[1, 0, 1], [0, 0, 1]], dtype=np.int32)

@@ -444,6 +444,27 @@ def test_scatter_family_with_x64_on_and_off(x64, index_dtype):
     assert jax.config.jax_enable_x64 == before
 
 
+@pytest.mark.parametrize("index_dtype", ["int8", "uint8", "int16"])
+def test_narrow_index_dtypes_give_the_int32_result(index_dtype):
+    """A documented extension (torch takes only int32/int64 indices): narrower integer indices
+    work and give the int32 result, eagerly and under jit."""
+    x = np.arange(2 * 201, dtype=np.float32).reshape(2, 201)
+    wide = np.array([[0, 100, 127, 100], [5, 127, 1, 5]], dtype=np.int32)
+    if index_dtype == "uint8":
+        wide[1, 1] = 200
+    narrow = wide.astype(index_dtype)
+    src = np.arange(1, 9, dtype=np.float32).reshape(2, 4)
+    for run in (lambda f: f, jax.jit):
+        f = run(lambda a, i, s: jgather.scatter_add(a, 1, i, s))
+        assert_matches(f(x, narrow, src), ref_scatter_add(x, 1, wide, src), exact=True)
+        f = run(lambda a, i, s: jgather.scatter_reduce(a, 1, i, s, "amin", include_self=False))
+        assert_matches(
+            f(x, narrow, src), ref_scatter_reduce(x, 1, wide, src, "amin", False), exact=True
+        )
+        f = run(lambda a, i, s: jgather.scatter(a, 1, i, s))
+        assert_matches(f(x, narrow, src), ref_scatter(x, 1, wide, src), exact=True)
+
+
 def test_scatter_add_keeps_every_dtype():
     index = np.array([[1, 0, 1], [0, 0, 1]], dtype=np.int32)
     for name in DTYPES:
