@@ -14,6 +14,8 @@ from jgather._gather import gather as gather
 from jgather._gather import index_select as index_select
 from jgather._gather import take_along_dim as take_along_dim
 from jgather._loss import mae_loss as mae_loss
+from jgather._mask_strategies import PatchDropoutOutput as PatchDropoutOutput
+from jgather._mask_strategies import VariableRatioMask as VariableRatioMask
 from jgather._mask_strategies import block_masking as block_masking
 from jgather._mask_strategies import mask_schedule as mask_schedule
 from jgather._mask_strategies import patch_dropout as patch_dropout
@@ -35,6 +37,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "MaskedTokens",
+    "PatchDropoutOutput",
+    "VariableRatioMask",
     "apply_mask",
     "block_masking",
     "explain",

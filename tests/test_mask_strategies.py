@@ -38,13 +38,12 @@ def _keys(n, seed=0):
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("grid", "ratio"),
-    [((8, 14, 14), 0.9), ((4, 10, 10), 0.29), ((1, 4, 4), 0.0)],
-)
-def test_tube_exact_per_frame_count_and_constant_over_time(grid, ratio):
+_TUBE_CASES = [((8, 14, 14), 0.9, 2), ((4, 10, 10), 0.29, 4000), ((1, 4, 4), 0.0, 2)]
+
+
+@pytest.mark.parametrize(("grid", "ratio", "n"), _TUBE_CASES)
+def test_tube_exact_per_frame_count_and_constant_over_time(grid, ratio, n):
     t, h, w = grid
-    n = 2
     mask = np.asarray(tube_masking(jax.random.key(1), n, grid, ratio))
     assert mask.shape == (n, t * h * w) and mask.dtype == np.bool_
     frames = mask.reshape(n, t, h * w)
@@ -57,11 +56,24 @@ def test_tube_exact_per_frame_count_and_constant_over_time(grid, ratio):
 
 
 def test_tube_positions_are_uniform():
-    n, hw, k = 4000, 16, 6
-    mask = np.asarray(tube_masking(jax.random.key(3), n, (2, 4, 4), k / hw))
+    grid, ratio, n = _TUBE_CASES[1]
+    hw = grid[1] * grid[2]
+    mask = np.asarray(tube_masking(jax.random.key(3), n, grid, ratio))
     freq = mask[:, :hw].mean(0)
-    p = k / hw
+    p = 28 / hw
     assert np.abs(freq - p).max() < 5 * math.sqrt(p * (1 - p) / n)
+
+
+def test_fixed_count_masks_feed_apply_mask():
+    # A tube mask keeps the same number of tokens in every sample, so it becomes MAE's triple.
+    n, length = 8, 3 * 4 * 4
+    mask = np.asarray(_STRATEGIES["tube"](jax.random.key(0), n))
+    num_keep = length - 3 * int(0.75 * 16)
+    x = jax.random.normal(jax.random.key(1), (n, length, 2))
+    out = jgather.apply_mask(x, jnp.asarray(mask), num_keep)
+    np.testing.assert_array_equal(out.mask, mask.astype(np.float32))
+    # Kept tokens, in original order, come first.
+    np.testing.assert_array_equal(out.x_masked, np.asarray(x)[~mask].reshape(n, num_keep, 2))
 
 
 # --------------------------------------------------------------------------------------------
@@ -564,8 +576,8 @@ def test_traced_ratio_is_a_clear_type_error():
 
 
 def test_public_names_and_docstring_examples():
-    for name in ("PatchDropoutOutput", "VariableRatioMask"):
-        assert hasattr(ms, name)
-    assert jgather.tube_masking is tube_masking
+    for name in ms.__all__:
+        assert getattr(jgather, name) is getattr(ms, name) and name in jgather.__all__
+    assert isinstance(patch_dropout(_K, jnp.zeros((1, 3, 1)), 0.0), jgather.PatchDropoutOutput)
     result = doctest.testmod(ms, optionflags=doctest.NORMALIZE_WHITESPACE, verbose=False)
     assert result.attempted >= 7 and result.failed == 0
