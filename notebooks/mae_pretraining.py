@@ -286,6 +286,7 @@ class TrainResult(NamedTuple):
     graphdef: Any  # nnx.GraphDef of the MAE
     params: Any  # nnx.State of its parameters after training
     history: dict[str, np.ndarray]  # "step", "loss", "grad_norm" per step; "seconds" in total
+    step_fn: Callable[..., Any]  # the jitted train step (see make_train_step), to train on
 
 
 def init_model(config: MAEConfig, *, seed: int = 0) -> tuple[Any, Any]:
@@ -371,7 +372,7 @@ def train(
     Returns:
       A :class:`TrainResult`; ``history`` holds per-step arrays ``step``, ``loss``,
       ``grad_norm``, ``grads_finite`` and the wall-clock ``seconds`` of the loop (compile
-      included).
+      included); ``step_fn`` is the jitted step (its optimizer state is not returned).
     """
     graphdef, params = init_model(config, seed=seed)
     tx = make_optimizer(steps, lr=lr, warmup=warmup)
@@ -389,7 +390,7 @@ def train(
     history = {name: np.asarray([m[name] for m in logs]) for name in logs[0]} if logs else {}
     history["step"] = np.arange(steps)
     history["seconds"] = np.asarray(seconds)
-    return TrainResult(graphdef, params, history)
+    return TrainResult(graphdef, params, history, step_fn)
 
 
 # --------------------------------------------------------------------------------------------

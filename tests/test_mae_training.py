@@ -84,24 +84,11 @@ def test_few_train_steps_lower_the_loss_with_finite_gradients(digits, norm_pix_l
     assert _all_finite(grads_after)
     assert loss_after < 0.7 * float(loss0), (float(loss0), loss_after)
     assert history["loss"][-10:].mean() < history["loss"][:10].mean()
+    # One jit, traced once for all 40 steps; the step number is folded into the key, so each
+    # step sees its own batch and masks.
+    assert result.step_fn._cache_size() == 1
+    assert len(set(history["loss"][:5].tolist())) == 5
     assert _all_finite(result.params)
-
-
-def test_train_step_is_one_jit_traced_once(digits):
-    train_images, _ = digits
-    config = mp.MAEConfig(**TINY)
-    graphdef, params = mp.init_model(config)
-    tx = mp.make_optimizer(10)
-    opt_state = tx.init(params)
-    step = mp.make_train_step(graphdef, tx, batch_size=8)
-    images, key = jnp.asarray(train_images), jax.random.key(0)
-    losses = []
-    for i in range(3):
-        params, opt_state, metrics = step(params, opt_state, images, key, i)
-        losses.append(float(metrics["loss"]))
-    assert step._cache_size() == 1
-    # The step number is folded into the key: different steps see different batches and masks.
-    assert len(set(losses)) == 3
 
 
 def test_port_masking_equals_jgather_given_the_same_noise():
