@@ -317,6 +317,14 @@ def test_gather_accepts_numpy_and_keeps_every_dtype():
 # Transforms: no retrace, x64.
 
 
+def test_count_traces_sees_a_fresh_trace():
+    """The retrace tests cannot pass vacuously: the counter does record a new trace."""
+    x = jnp.arange(5.0)
+    with count_traces() as traced:
+        jax.jit(lambda a: a * 3.0 + 1.0)(x)
+    assert len(traced) >= 1
+
+
 @pytest.mark.parametrize(
     "call",
     [
