@@ -89,14 +89,14 @@ def test_scatter_reduce_torch_docs_examples():
 
 def test_scatter_reduce_edge_values_follow_torch():
     """Facts measured with torch 2.14 (CPU), each stated next to its call."""
-    i64 = lambda v: np.array(v, np.int32)
+    ints = lambda v: np.array(v, np.int32)  # jnp.array of Python ints is int32 (x64 off)
     # Integer mean floors (rounds toward -inf): (0 - 3 - 4) / 3 -> -3, (0 + 3 + 4) / 3 -> 2.
     x = jnp.array([0, 0])
     index, src = jnp.array([0, 0, 1, 1]), jnp.array([-3, -4, 3, 4])
-    assert_matches(jgather.scatter_reduce(x, 0, index, src, "mean"), i64([-3, 2]))
+    assert_matches(jgather.scatter_reduce(x, 0, index, src, "mean"), ints([-3, 2]))
     # Without self: -7 / 2 -> -4, 7 / 2 -> 3; an untouched position keeps its input.
     out = jgather.scatter_reduce(jnp.array([0, 0, 9]), 0, index, src, "mean", include_self=False)
-    assert_matches(out, i64([-4, 3, 9]))
+    assert_matches(out, ints([-4, 3, 9]))
     # Float mean without self: (3 + 4) / 2 at 0; 2 and 5 untouched.
     out = jgather.scatter_reduce(
         jnp.array([1.0, 2.0, 5.0]),
@@ -136,7 +136,7 @@ def test_scatter_reduce_edge_values_follow_torch():
         "prod",
         include_self=False,
     )
-    assert_matches(out, i64([-12, 5, 9]))
+    assert_matches(out, ints([-12, 5, 9]))
     out = jgather.scatter_reduce(
         jnp.array([2, 3, 9]),
         0,
@@ -145,7 +145,7 @@ def test_scatter_reduce_edge_values_follow_torch():
         "amax",
         include_self=False,
     )
-    assert_matches(out, i64([3, -5, 9]))
+    assert_matches(out, ints([3, -5, 9]))
     # Integer overflow wraps as in torch: int8 100 + 100 + 100 -> 44; uint8 200 + 100 + 100 -> 144.
     out = jgather.scatter_add(
         jnp.array([100, 0], jnp.int8), 0, jnp.array([0, 0]), jnp.array([100, 100], jnp.int8)
