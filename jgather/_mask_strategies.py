@@ -819,9 +819,10 @@ def _schedule(name: str, r, num_tokens):
 def mask_schedule(name: str, ratio, *, num_tokens: int | None = None):
     """MaskGIT's mask-ratio schedules: map ``r`` in ``[0, 1]`` to the fraction of tokens masked.
 
-    Mirrors MaskGIT's ``schedule`` (``maskgit/libml/mask_schedule.py``; paper section 3.2 and
-    figure 8). All are non-increasing in ``r``, equal 1 at ``r = 0`` (``exp``: ``1 - 1/L``)
-    and reach the floor at ``r = 1``; like MaskGIT the result is clamped into ``[1e-6, 1]``:
+    Mirrors MaskGIT's ``schedule`` (``maskgit/libml/mask_schedule.py``; the paper's study of
+    mask scheduling functions). All are non-increasing in ``r``, equal 1 at ``r = 0``
+    (``exp``: ``1 - 1/L``) and reach the floor at ``r = 1``; like MaskGIT the result is
+    clamped into ``[1e-6, 1]``:
 
     * ``cosine``: ``cos(pi/2 * r)`` (MaskGIT's choice);
     * ``linear`` (MaskGIT's ``uniform``): ``1 - r``;
@@ -904,8 +905,9 @@ def variable_ratio_masking(
 
         ``num_masked = clip(ceil(mask_schedule(schedule, r) * L), 1, L)``
 
-    tokens at uniformly random positions (float32 arithmetic; the ceil follows the SimMIM-style
-    "at least the ratio" rounding and the clip keeps at least one token to predict). The mask
+    tokens at uniformly random positions, computed in float32. The ceiling is the MaskGIT
+    paper's rule (it masks ``ceil(gamma(r) * N)`` tokens); the clip to ``[1, L]`` is only a
+    guard: the schedule is clamped into ``[1e-6, 1]``, so the ceiling is already in range. The mask
     has a fixed shape [N, L]; only the count varies per sample, so it jit-compiles once.
 
     Token order is whatever order the caller's ``L`` tokens have (row-major ``(h, w)`` for
