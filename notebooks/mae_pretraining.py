@@ -356,6 +356,7 @@ def train(
     warmup: int = 100,
     seed: int = 0,
     masking: str = "jgather",
+    init: tuple[Any, Any] | None = None,
 ) -> TrainResult:
     """Trains an :class:`MAE` from scratch and returns its final parameters and history.
 
@@ -368,13 +369,15 @@ def train(
       warmup: warmup steps.
       seed: seeds both the parameter init and the training key.
       masking: ``"jgather"`` (jgather's masking) or ``"port"`` (the straightforward port).
+      init: ``(graphdef, params)`` to start from (built from ``config``, e.g. by
+        :func:`init_model`); by default ``init_model(config, seed=seed)``.
 
     Returns:
       A :class:`TrainResult`; ``history`` holds per-step arrays ``step``, ``loss``,
       ``grad_norm``, ``grads_finite`` and the wall-clock ``seconds`` of the loop (compile
       included); ``step_fn`` is the jitted step (its optimizer state is not returned).
     """
-    graphdef, params = init_model(config, seed=seed)
+    graphdef, params = init_model(config, seed=seed) if init is None else init
     tx = make_optimizer(steps, lr=lr, warmup=warmup)
     opt_state = tx.init(params)
     step_fn = make_train_step(graphdef, tx, batch_size=batch_size, masking=masking)
