@@ -322,8 +322,8 @@ def take_along_dim(
 
     Raises:
       TypeError: ``indices`` is not of integer dtype.
-      IndexError: ``dim`` is out of range, or (mode None) a concrete index value is out of
-        range.
+      IndexError: ``dim`` is out of range (or given for a 0-d input), or (mode None) a
+        concrete index value is out of range.
       ValueError: different ndims, shapes that do not broadcast off ``dim``, unknown mode.
 
     Example:
@@ -344,6 +344,11 @@ def take_along_dim(
     if dim is None:
         size, check_dim = input.size, 0
     else:
+        if input.ndim == 0:
+            raise IndexError(
+                f"{fn}: dim {dim} was given but input is 0-d (no dimensions, as torch); pass "
+                "dim=None, or reshape input to 1-D."
+            )
         dim = ix.canonical_dim(fn, dim, input.ndim)
         if indices.ndim != input.ndim:
             raise ValueError(
