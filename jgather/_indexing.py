@@ -1,9 +1,10 @@
 """Shared checks and lowering helpers for the gather and scatter families.
 
 Everything here runs at trace time on static shapes and dtypes (``canonical_dim``,
-``check_*``) or builds a single ``lax.gather`` / ``lax.scatter*`` with batching dimensions
-(``batched_gather``, ``batched_scatter``). The public ops in ``_gather`` and ``_scatter`` are
-thin wrappers: validate here, then call a jitted core defined once at module level.
+``check_*``) or builds a single ``lax.gather`` with batching dimensions (``batched_gather``).
+The public ops in ``_gather`` and ``_scatter`` are thin wrappers: validate here, then call a
+jitted core defined once at module level. (Scatters build their own flattened-key
+``lax.scatter*`` in ``_scatter``: see there for why not batching dimensions.)
 
 The one value check that can run before tracing is ``check_bounds_eagerly``: when the index is
 a concrete array (not a tracer) it raises ``IndexError`` with torch's wording. Under ``jax.jit``
@@ -222,23 +223,3 @@ SCATTERS = {
     "max": lax.scatter_max,
     "min": lax.scatter_min,
 }
-
-
-def batched_scatter(
-    kind: str,
-    operand: jax.Array,
-    index: jax.Array,
-    updates: jax.Array,
-    dim: int,
-    mode: lax.GatherScatterMode,
-) -> jax.Array:
-    """One ``lax.scatter_<kind>`` of ``updates`` at ``index`` along ``dim`` (batching dims)."""
-    batch = tuple(d for d in range(operand.ndim) if d != dim)
-    dnums = lax.ScatterDimensionNumbers(
-        update_window_dims=(),
-        inserted_window_dims=(dim,),
-        scatter_dims_to_operand_dims=(dim,),
-        operand_batching_dims=batch,
-        scatter_indices_batching_dims=batch,
-    )
-    return SCATTERS[kind](operand, index[..., None], updates, dnums, mode=mode)

@@ -3,9 +3,17 @@
 torch's ``scatter_`` variants write in place; JAX arrays are immutable, so every function here
 returns a new array (under jit XLA reuses the input buffer when it can). Each public function
 checks shapes and dtypes at trace time, checks index values when the index is concrete, and
-calls one jitted core defined below. The core slices ``input`` (and ``src``) to ``index``'s
-extent off ``dim`` and emits ``lax.scatter_*`` with batching dimensions for every axis but
-``dim`` -- no iota index grid.
+calls one jitted core defined below.
+
+Lowering. The core slices ``input`` (and ``src``) to ``index``'s extent off ``dim`` and emits
+``lax.scatter*`` on flattened keys: one int32 key per index element (its flat position in the
+sliced input; no iota grid with one column per axis), with no batching dimensions. Two
+reasons: ``checkify``'s scatter rule in jax 0.10 fails on scatters with batching dimensions,
+and on CPU the flattened form measured as fast or faster. When ``index`` is constant along
+every axis after ``dim`` -- torch's ``index.expand(...)`` idiom, e.g. graph messages
+``[E, F]`` scattered into nodes ``[V, F]`` along ``dim=0`` -- a ``lax.cond`` on that fact moves
+whole trailing slices instead (one key per slice; several times faster). The check reads the
+index once; under ``jax.vmap`` the cond becomes a select that evaluates both branches.
 
 Out-of-range index values (torch never wraps negative ones):
 
