@@ -33,6 +33,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jgather._gather import index_select
+from jgather._keys import check_key as _check_key
+from jgather._keys import per_sample_keys as _per_sample_keys
 
 __all__ = [
     "PatchDropoutOutput",
@@ -98,43 +100,6 @@ def _static_grid(fn: str, name: str, grid, ndim: int) -> tuple[int, ...]:
             f"got {grid!r}."
         )
     return tuple(_static_int(fn, f"{name}[{i}]", g, minimum=1) for i, g in enumerate(grid))
-
-
-def _key_is_batched(fn: str, key) -> bool:
-    """Checks that ``key`` is one PRNG key or a 1-D batch of them; says which."""
-    if key is None or not hasattr(key, "dtype") or not hasattr(key, "shape"):
-        raise TypeError(
-            f"{fn}: `key` must be a PRNG key from jax.random.key(seed) or "
-            f"jax.random.PRNGKey(seed) (or a batch of N of them), got {type(key).__name__}."
-        )
-    if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
-        if key.ndim in (0, 1):
-            return key.ndim == 1
-        raise ValueError(
-            f"{fn}: `key` must be one key (shape ()) or a batch of N keys (shape (N,)), got a "
-            f"key array of shape {key.shape}."
-        )
-    if key.dtype == jnp.uint32 and key.ndim in (1, 2):
-        return key.ndim == 2
-    raise TypeError(
-        f"{fn}: `key` must be a PRNG key: a new-style key (jax.random.key) of shape () or (N,), "
-        f"or a legacy uint32 key (jax.random.PRNGKey) of shape (2,) or (N, 2); got dtype "
-        f"{key.dtype} and shape {key.shape}."
-    )
-
-
-def _check_key(fn: str, key, batch_size: int) -> None:
-    if _key_is_batched(fn, key) and key.shape[0] != batch_size:
-        raise ValueError(
-            f"{fn}: got a batch of {key.shape[0]} keys for batch size {batch_size}; pass one key "
-            f"(split inside) or exactly one key per sample."
-        )
-
-
-def _per_sample_keys(key, batch_size: int):
-    """One key per sample: a batch of keys is used as is, a single key is split."""
-    batched = key.ndim == (1 if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) else 2)
-    return key if batched else jax.random.split(key, batch_size)
 
 
 def _shuffled_count(key, length: int, count):
@@ -217,7 +182,7 @@ def tube_masking(key, batch_size: int, grid: tuple[int, int, int], mask_ratio: f
             f"{fn}: mask_ratio={ratio} masks int({ratio} * {per_frame}) = {num_masked} of "
             f"{per_frame} tokens per frame, leaving none visible; lower `mask_ratio`."
         )
-    _check_key(fn, key, batch_size)
+    key = _check_key(fn, key, batch_size)
     return _tube_masking(key, batch_size, grid, num_masked)
 
 
@@ -325,7 +290,7 @@ def running_cell_masking(
             f"positions per {ch}x{cw} cell; it must be between 1 and {size - 1}, e.g. "
             f"mask_ratio=0.5 or 0.75 for a 2x2 cell."
         )
-    _check_key(fn, key, batch_size)
+    key = _check_key(fn, key, batch_size)
     return _running_cell_masking(key, batch_size, grid, cell, masks_per_cell)
 
 
@@ -549,7 +514,7 @@ def block_masking(
         "block_masking", batch_size, grid, num_masking_patches, min_num_patches,
         max_num_patches, min_aspect, max_aspect,
     )  # fmt: skip
-    _check_key("block_masking", key, args[0])
+    key = _check_key("block_masking", key, args[0])
     return _block_masking_blocks(key, *args).mask
 
 
@@ -642,7 +607,7 @@ def simmim_masking(
         raise ValueError(f"{fn}: `mask_ratio` must be in [0, 1], got {ratio}.")
     coarse = (size[0] // mask_patch, size[1] // mask_patch)
     mask_count = int(np.ceil(coarse[0] * coarse[1] * ratio))
-    _check_key(fn, key, batch_size)
+    key = _check_key(fn, key, batch_size)
     return _simmim_masking(key, batch_size, coarse, mask_patch // model_patch, mask_count)
 
 
@@ -688,15 +653,15 @@ def patch_dropout(
     x,
     prob: float = 0.5,
     *,
-    num_prefix_tokens: int = 1,
+    num_prefix: int = 1,
     ordered: bool = False,
 ) -> PatchDropoutOutput:
     """Patch dropout: keep the prefix tokens and a random subset of the others (timm, FLIP).
 
     Mirrors timm's ``PatchDropout`` (with ``return_indices``), the token dropping of
     "PatchDropout" (arXiv 2208.07220) and FLIP (arXiv 2212.00794). The first
-    ``num_prefix_tokens`` tokens (cls / register tokens) are always kept, in place, first. Of
-    the ``L_body = L - num_prefix_tokens`` others, exactly ``num_keep = max(1, int(L_body *
+    ``num_prefix`` tokens (cls / register tokens) are always kept, in place, first. Of
+    the ``L_body = L - num_prefix`` others, exactly ``num_keep = max(1, int(L_body *
     (1.0 - prob)))`` are kept (timm's formula: the float ``1 - prob`` times ``L_body``, truncated,
     at least one), chosen uniformly at random per sample. With ``ordered=False`` they come in
     random order (as timm's ``argsort(randn)[:num_keep]``); with ``ordered=True`` in increasing
@@ -709,7 +674,7 @@ def patch_dropout(
       key: one PRNG key (split into ``N`` keys) or a batch of ``N`` keys.
       x: tokens [N, L, ...], typically [N, L, D].
       prob: drop probability in ``[0, 1)`` (static), timm's ``prob``.
-      num_prefix_tokens: leading tokens always kept (static; 1 for a cls token, 0 for none).
+      num_prefix: leading tokens always kept (static; 1 for a cls token, 0 for none).
       ordered: keep the kept body tokens in their original order (static).
 
     Returns:
@@ -718,7 +683,7 @@ def patch_dropout(
       ``tokens[n, i] == x[n, indices[n, i]]``.
 
     Raises:
-      TypeError: for a traced or non-numeric ``prob``/``num_prefix_tokens``, a non-bool
+      TypeError: for a traced or non-numeric ``prob``/``num_prefix``, a non-bool
         ``ordered``, a non-array ``x`` or a bad key.
       ValueError: for ``prob`` outside ``[0, 1)``, ``x`` with fewer than 2 dims, no body token
         after the prefix, or a key batch whose length is not ``N``.
@@ -727,7 +692,7 @@ def patch_dropout(
       >>> import jax, jax.numpy as jnp
       >>> from jgather import patch_dropout
       >>> x = jnp.arange(2 * 197 * 4, dtype=jnp.float32).reshape(2, 197, 4)
-      >>> out = patch_dropout(jax.random.key(0), x, 0.5, num_prefix_tokens=1, ordered=True)
+      >>> out = patch_dropout(jax.random.key(0), x, 0.5, num_prefix=1, ordered=True)
       >>> out.tokens.shape, out.indices.shape  # cls + int(196 * 0.5) = 98 patches
       ((2, 99, 4), (2, 99))
       >>> out.indices[:, 0].tolist()  # the cls token is always kept, first
@@ -739,7 +704,7 @@ def patch_dropout(
     p = _static_float(fn, "prob", prob)
     if not 0.0 <= p < 1.0:
         raise ValueError(f"{fn}: `prob` (the drop probability) must be in [0, 1), got {p}.")
-    num_prefix = _static_int(fn, "num_prefix_tokens", num_prefix_tokens, minimum=0)
+    num_prefix = _static_int(fn, "num_prefix", num_prefix, minimum=0)
     if not isinstance(ordered, bool | np.bool_):
         raise TypeError(f"{fn}: `ordered` must be a bool, got {ordered!r}.")
     if not hasattr(x, "shape") or not hasattr(x, "dtype"):
@@ -752,10 +717,10 @@ def patch_dropout(
     body = length - num_prefix
     if body < 1:
         raise ValueError(
-            f"{fn}: x has {length} tokens and num_prefix_tokens={num_prefix}, leaving no token "
-            f"to drop; check num_prefix_tokens."
+            f"{fn}: x has {length} tokens and num_prefix={num_prefix}, leaving no token "
+            f"to drop; check num_prefix."
         )
-    _check_key(fn, key, n)
+    key = _check_key(fn, key, n)
     if p == 0.0:  # timm returns its input untouched when nothing is dropped
         x = jnp.asarray(x)
         return PatchDropoutOutput(
@@ -960,5 +925,5 @@ def variable_ratio_masking(
             if not ((r_np >= 0) & (r_np <= 1)).all():
                 raise ValueError(f"{fn}: `r` must lie in [0, 1], got values outside it: {r_np}.")
             r = jnp.asarray(r_np, jnp.float32)
-    _check_key(fn, key, batch_size)
+    key = _check_key(fn, key, batch_size)
     return _variable_ratio_masking(key, r, batch_size, num_tokens, schedule)

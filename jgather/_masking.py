@@ -56,6 +56,7 @@ import numpy as np
 from jax import lax
 
 from jgather._gather import index_select
+from jgather._keys import check_key, per_sample_keys
 
 Method = Literal["gather", "onehot"] | None
 
@@ -159,52 +160,6 @@ def _check_x(fn: str, x: Any, name: str = "x") -> jax.Array:
             "flatten the feature dims or add a batch dim with x[None]."
         )
     return x
-
-
-def _check_key(fn: str, key: Any, n: int) -> tuple[jax.Array, bool, bool]:
-    """Validates ``key`` from its static dtype and shape.
-
-    Returns ``(key, legacy, batched)``; the conversion of legacy key data and the split into
-    per-sample keys happen inside the jitted core (``_sample_keys``).
-    """
-    if not isinstance(key, jax.Array):
-        try:
-            key = jnp.asarray(key)
-        except (TypeError, ValueError) as e:
-            raise TypeError(
-                f"{fn}: key must be a jax.random.key or PRNGKey, got {type(key).__name__}"
-            ) from e
-    legacy = not jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
-    if legacy:
-        if key.dtype != jnp.uint32 or key.ndim not in (1, 2):
-            raise TypeError(
-                f"{fn}: key must be a jax.random.key(...) (typed) or a legacy "
-                f"jax.random.PRNGKey(...) (uint32 [2]), or a batch of either; got dtype "
-                f"{key.dtype} and shape {tuple(key.shape)}."
-            )
-        try:
-            jax.eval_shape(jax.random.wrap_key_data, key)
-        except (TypeError, ValueError) as e:
-            raise ValueError(
-                f"{fn}: could not read the uint32 array of shape {tuple(key.shape)} as legacy "
-                f"PRNG key data for the default PRNG implementation: {e}"
-            ) from e
-        shape = key.shape[:-1]
-    else:
-        shape = key.shape
-    if shape not in ((), (n,)):
-        raise ValueError(
-            f"{fn}: key must be one key or a batch of N={n} keys (one per sample), got a key "
-            f"array of shape {tuple(key.shape)}."
-        )
-    return key, legacy, shape == (n,)
-
-
-def _sample_keys(key: jax.Array, n: int, legacy: bool, batched: bool) -> jax.Array:
-    """[N] typed keys: ``key`` itself when it is a batch, else ``jax.random.split(key, N)``."""
-    if legacy:
-        key = jax.random.wrap_key_data(key)
-    return key if batched else jax.random.split(key, n)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -316,12 +271,10 @@ def _mask_one(
     return MaskedTokens(x_masked, mask, ids_restore)
 
 
-@functools.partial(
-    jax.jit, static_argnames=("len_keep", "num_prefix", "method", "legacy", "batched")
-)
-def _random_masking_keys(key, x, *, len_keep, num_prefix, method, legacy, batched):
+@functools.partial(jax.jit, static_argnames=("len_keep", "num_prefix", "method"))
+def _random_masking_keys(key, x, *, len_keep, num_prefix, method):
     length = x.shape[1] - num_prefix
-    keys = _sample_keys(key, x.shape[0], legacy, batched)
+    keys = per_sample_keys(key, x.shape[0])
 
     def one(key, x):
         return _mask_one(x, _random_permutation(key, length), len_keep, num_prefix, method)
@@ -432,8 +385,8 @@ def random_masking(
         return MaskedTokens(*_random_masking_noise(noise, x, **static))
     if key is None:
         raise ValueError(f"{fn}: pass a PRNG key, or noise= to choose the shuffle yourself.")
-    key, legacy, batched = _check_key(fn, key, n)
-    return MaskedTokens(*_random_masking_keys(key, x, legacy=legacy, batched=batched, **static))
+    key = check_key(fn, key, n)
+    return MaskedTokens(*_random_masking_keys(key, x, **static))
 
 
 @functools.partial(jax.jit, static_argnames=("num_prefix", "method"))

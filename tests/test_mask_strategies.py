@@ -279,7 +279,7 @@ def test_simmim_coarse_structure_and_exact_count(size, mask_patch, model_patch, 
 def test_patch_dropout_keeps_prefix_and_exact_count(length, prefix, prob, ordered):
     n, d = 2, 4
     x = jax.random.normal(jax.random.key(9), (n, length, d))
-    out = patch_dropout(jax.random.key(1), x, prob, num_prefix_tokens=prefix, ordered=ordered)
+    out = patch_dropout(jax.random.key(1), x, prob, num_prefix=prefix, ordered=ordered)
     # timm: num_keep = max(1, int(L_body * (1. - prob))).
     num_keep = max(1, int((length - prefix) * (1.0 - prob)))
     idx = np.asarray(out.indices)
@@ -541,7 +541,7 @@ _K = jax.random.key(0)
         (lambda: simmim_masking(_K, 2, 96, mask_ratio=1.5), ValueError, r"\[0, 1\]"),
         (lambda: patch_dropout(_K, jnp.zeros((2, 5, 3)), 1.0), ValueError, r"\[0, 1\)"),
         (
-            lambda: patch_dropout(_K, jnp.zeros((2, 5)), 0.5, num_prefix_tokens=5),
+            lambda: patch_dropout(_K, jnp.zeros((2, 5)), 0.5, num_prefix=5),
             ValueError,
             "no token to drop",
         ),
