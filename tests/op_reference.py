@@ -29,6 +29,7 @@ from collections.abc import Iterator
 
 import ml_dtypes
 import numpy as np
+from hypothesis import strategies as st
 
 # The reference ops, then the helpers the test modules share (not part of the reference).
 __all__ = [  # noqa: RUF022
@@ -360,3 +361,28 @@ def draw_indices(draw, shape, size: int) -> np.ndarray:
         raise ValueError("a non-empty index into an empty dim has no valid values")
     flat = draw(st.lists(st.integers(0, max(size - 1, 0)), min_size=n, max_size=n))
     return np.array(flat, dtype=np.int32).reshape(shape)
+
+
+def draw_gather_shapes(draw, max_rank=4, max_size=6):
+    """Draws ``(shape, dim, index_shape, size)`` for a gather/scatter case (hypothesis ``draw``).
+
+    ``index_shape`` has the input's rank and is no larger than ``shape`` off ``dim`` (any size on
+    ``dim``); ``size`` is the extent of ``dim`` that index values must respect. 0-d and 1-D
+    shapes are paired freely, as torch does.
+    """
+    rank = draw(st.integers(0, max_rank))
+    shape = tuple(draw(st.lists(st.integers(0, max_size), min_size=rank, max_size=rank)))
+    n = max(rank, 1)
+    dim = draw(st.integers(-n, n - 1))
+    d = dim % n
+    size = shape[d] if rank else 1
+    ishape = [
+        draw(st.integers(0, max_size)) if i == d else draw(st.integers(0, s))
+        for i, s in enumerate(shape)
+    ]
+    if size == 0 and rank:
+        ishape[d] = 0
+    if rank <= 1 and size and draw(st.booleans()):
+        # torch pairs 0-d with 1-D freely (a 0-d tensor acts as shape [1]).
+        ishape = [draw(st.integers(0, max_size))] if rank == 0 else []
+    return shape, dim, tuple(ishape), size

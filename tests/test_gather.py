@@ -18,6 +18,7 @@ from op_reference import (
     DTYPES,
     assert_matches,
     count_traces,
+    draw_gather_shapes,
     draw_indices,
     draw_values,
     np_dtype,
@@ -138,21 +139,7 @@ def test_zero_dim_and_empty_cases_follow_torch():
 @st.composite
 def gather_cases(draw, max_rank=4, max_size=6):
     """(x, dim, index): index.ndim == x.ndim, index no larger than x off dim, any size on dim."""
-    rank = draw(st.integers(0, max_rank))
-    shape = tuple(draw(st.lists(st.integers(0, max_size), min_size=rank, max_size=rank)))
-    n = max(rank, 1)
-    dim = draw(st.integers(-n, n - 1))
-    d = dim % n
-    size = shape[d] if rank else 1
-    ishape = [
-        draw(st.integers(0, max_size)) if i == d else draw(st.integers(0, s))
-        for i, s in enumerate(shape)
-    ]
-    if size == 0 and rank:
-        ishape[d] = 0
-    if rank <= 1 and size and draw(st.booleans()):
-        # torch pairs 0-d with 1-D freely (a 0-d tensor acts as shape [1]).
-        ishape = [draw(st.integers(0, max_size))] if rank == 0 else []
+    shape, dim, ishape, size = draw_gather_shapes(draw, max_rank, max_size)
     dtype = draw(st.sampled_from(DTYPES))
     x = draw_values(draw, shape, dtype)
     index = draw_indices(draw, tuple(ishape), size)

@@ -17,6 +17,7 @@ from op_reference import (
     DTYPES,
     assert_matches,
     count_traces,
+    draw_gather_shapes,
     draw_indices,
     draw_values,
     np_dtype,
@@ -223,21 +224,7 @@ def test_scatter_duplicates_last_along_dim_wins():
 @st.composite
 def scatter_cases(draw, max_rank=4, max_size=6, dtypes=DTYPES, lo=-8, hi=8):
     """(x, dim, index, src): index no larger than x off dim, src no smaller than index."""
-    rank = draw(st.integers(0, max_rank))
-    shape = tuple(draw(st.lists(st.integers(0, max_size), min_size=rank, max_size=rank)))
-    n = max(rank, 1)
-    dim = draw(st.integers(-n, n - 1))
-    d = dim % n
-    size = shape[d] if rank else 1
-    ishape = [
-        draw(st.integers(0, max_size)) if i == d else draw(st.integers(0, s))
-        for i, s in enumerate(shape)
-    ]
-    if size == 0 and rank:
-        ishape[d] = 0
-    if rank <= 1 and size and draw(st.booleans()):
-        # torch pairs 0-d with 1-D freely (a 0-d tensor acts as shape [1]).
-        ishape = [draw(st.integers(0, max_size))] if rank == 0 else []
+    shape, dim, ishape, size = draw_gather_shapes(draw, max_rank, max_size)
     sshape = tuple(min(s + draw(st.integers(0, 2)), max(s, max_size)) for s in ishape)
     if len(ishape) <= 1 and draw(st.booleans()):  # src too may be 0-d or 1-D
         n_index = ishape[0] if ishape else 1
