@@ -4,7 +4,7 @@ The package is layered; imports only run downwards:
 
 * ops (bottom):   ``_gather``, ``_scatter`` (shared checks in ``_indexing``)
 * masking (on ops): ``_masking`` (MAE), ``_mask_strategies`` (the family),
-  ``_patches`` (patchify/unpatchify), ``_loss`` (MAE loss)
+  ``_patches`` (patchify/unpatchify), ``_loss`` (MAE loss); ``_keys`` (PRNG key checks)
 * exploration (on both): ``_explain`` (explain/infer), ``_demo`` (``python -m jgather demo``)
 """
 
