@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="small shapes, few rounds")
     args = parser.parse_args(argv)
     q = args.quick
-    rounds = 3 if q else 11
+    rounds = 3 if q else 21
     threads = os.cpu_count() or 1
     if torch is not None:
         torch.set_num_threads(threads)
