@@ -19,23 +19,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jgather import _indexing as ix
+
 __all__ = ["explain", "infer_gather"]
-
-
-def _normalize_dim(fn: str, dim: Any, ndim: int) -> int:
-    try:
-        d = operator.index(dim)
-    except TypeError:
-        raise TypeError(
-            f"{fn}: dim must be an integer, got {type(dim).__name__} ({dim!r})."
-        ) from None
-    rank = max(ndim, 1)  # torch treats a 0-d tensor as having one dimension here
-    if not -rank <= d < rank:
-        raise IndexError(
-            f"{fn}: dim={d} is out of range for a {ndim}-d input; "
-            f"expected an integer in [{-rank}, {rank - 1}]."
-        )
-    return d % rank
 
 
 def _concrete(fn: str, name: str, value: Any) -> np.ndarray:
@@ -95,7 +81,7 @@ def explain(input: Any, dim: int, index: Any, position: Sequence[int]) -> str:
             f"{fn}: index must have the same number of dimensions as input "
             f"(torch.gather's rule), got input.ndim={x.ndim} and index.ndim={idx.ndim}."
         )
-    d = _normalize_dim(fn, dim, x.ndim)
+    d = ix.canonical_dim(fn, dim, x.ndim)
     for ax in range(x.ndim):
         if ax != d and idx.shape[ax] > x.shape[ax]:
             raise ValueError(

@@ -101,8 +101,8 @@ def test_explain_one_dimensional_and_scalar_position():
     [
         ((SEED_INPUT, 1, SEED_INDEX, (2, 0, 0)), IndexError, "outside the output"),
         ((SEED_INPUT, 1, SEED_INDEX, (0, 0)), ValueError, "one coordinate per output"),
-        ((SEED_INPUT, 3, SEED_INDEX, (0, 0, 0)), IndexError, "dim=3 is out of range"),
-        ((SEED_INPUT, 1.0, SEED_INDEX, (0, 0, 0)), TypeError, "dim must be an integer"),
+        ((SEED_INPUT, 3, SEED_INDEX, (0, 0, 0)), IndexError, "dim 3 is out of range"),
+        ((SEED_INPUT, 1.0, SEED_INDEX, (0, 0, 0)), TypeError, "dim must be a Python int"),
         ((SEED_INPUT, 1, SEED_INDEX[0], (0, 0)), ValueError, "same number of dimensions"),
         ((SEED_INPUT, 1, SEED_INDEX.astype(float), (0, 0, 0)), TypeError, "integer array"),
         ((SEED_INPUT, 1, SEED_INDEX + 3, (0, 0, 0)), IndexError, r"outside \[0, 3\)"),
