@@ -14,6 +14,7 @@ from jgather._explain import infer_gather as infer_gather
 from jgather._gather import gather as gather
 from jgather._gather import index_select as index_select
 from jgather._gather import take_along_dim as take_along_dim
+from jgather._keys import example_keys as example_keys
 from jgather._loss import mae_loss as mae_loss
 from jgather._mask_strategies import PatchDropoutOutput as PatchDropoutOutput
 from jgather._mask_strategies import VariableRatioMask as VariableRatioMask
@@ -46,6 +47,7 @@ __all__ = [
     "VariableRatioMask",
     "apply_mask",
     "block_masking",
+    "example_keys",
     "explain",
     "gather",
     "index_select",

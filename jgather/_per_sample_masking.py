@@ -363,7 +363,9 @@ def sample_mask_ratios(
     draws from its own key (one key is split into ``batch_size``), so with a batch of keys
     sample ``i``'s ratio depends on ``key[i]`` alone. For ``random_masking_per_sample``,
     ``capacity = int(L * (1 - low))`` keeps every draw (MaskGIT's schedules reach down to
-    ``1e-6``: ``capacity = L``).
+    ``1e-6``: ``capacity = L``). Draw the ratios from other keys than the masks (e.g.
+    ``example_keys(jax.random.fold_in(base, 1), ids)``): one key used for both correlates the
+    ratio with the shuffle.
 
     Note: MaskGIT masks ``ceil(gamma * L)`` tokens; MAE's rule used by
     ``random_masking_per_sample`` keeps ``int(L * (1 - gamma))``, the same count in exact
