@@ -7,10 +7,16 @@ the rest; ``unshuffle`` must then put a mask token at every removed token.
 
 from __future__ import annotations
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 import jgather
 from jgather import _per_sample_masking
@@ -90,6 +96,23 @@ def test_unshuffle_puts_mask_tokens_at_every_removed_or_invalid_slot():
         assert np.asarray(out.mask).sum(1).tolist() == (L - np.asarray(out.len_keep)).tolist()
 
 
+@given(
+    st.lists(st.integers(-2, 2), min_size=3 * 10, max_size=3 * 10),
+    st.lists(st.integers(0, 10), min_size=3, max_size=3),
+    st.integers(1, 10),
+)
+def test_matches_reference_property(noise_values, tenths, capacity):
+    noise = np.asarray(noise_values, np.float32).reshape(3, 10)
+    ratios = np.asarray(tenths) / 10
+    keep = np.trunc(10 * (1 - ratios))
+    ratios = np.where(keep > capacity, 1 - capacity / 10, ratios)  # no overflow (tested below)
+    x = np.arange(3 * 11 * 2, dtype=np.float32).reshape(3, 11, 2)
+    out = jgather.random_masking_per_sample(
+        None, x, ratios, capacity=capacity, noise=noise, num_prefix=1
+    )
+    assert_matches(out, reference(x, noise, ratios, capacity, num_prefix=1))
+
+
 def test_scalar_ratio_broadcasts():
     out = jgather.random_masking_per_sample(None, X[:, 1:], 0.5, capacity=K, noise=NOISE)
     assert_matches(out, reference(X[:, 1:], NOISE, np.full(N, 0.5), K))
@@ -129,9 +152,11 @@ def test_equal_ratios_equal_random_masking(length, ratio):
     x = tokens(4, length + 1, 2, seed=length)
     noise = np.random.default_rng(length).random((4, length), dtype=np.float32)
     len_keep = int(length * (1 - ratio))
-    for num_prefix in (0, 1):
+    # Both sources and both prefix forms at the ViT shape; the float-formula cases on noise.
+    full = length == 196
+    for num_prefix in (0, 1) if full else (1,):
         xs = x if num_prefix else x[:, 1:]
-        for key, nz in ((None, noise), (jax.random.key(3), None)):
+        for key, nz in ((None, noise), (jax.random.key(3), None)) if full else ((None, noise),):
             want = jgather.random_masking(key, xs, ratio, noise=nz, num_prefix=num_prefix)
             got = jgather.random_masking_per_sample(
                 key, xs, np.full(4, ratio), capacity=len_keep, noise=nz, num_prefix=num_prefix
@@ -213,6 +238,23 @@ def test_new_ratio_values_do_not_retrace():
     jgather.random_masking_per_sample(key, x, RATIOS[::-1].copy(), capacity=K)
     jgather.random_masking_per_sample(key, x, 0.5, capacity=K)
     assert core._cache_size() == before
+
+
+@pytest.mark.skipif(jax.device_count() < 8, reason="needs 8 devices (tests/conftest.py)")
+def test_batch_sharded_stays_sharded_without_collectives():
+    mesh = Mesh(np.array(jax.devices()[:2]), ("batch",))
+    sharding = NamedSharding(mesh, P("batch"))
+    keys = jax.random.split(jax.random.key(1), N)
+    args = jax.device_put((keys, X[:, 1:], jnp.asarray(RATIOS, jnp.float32)), sharding)
+    fn = jax.jit(lambda k, x, r: jgather.random_masking_per_sample(k, x, r, capacity=K))
+    out = fn(*args)
+    want = jgather.random_masking_per_sample(keys, X[:, 1:], args[2], capacity=K)
+    for name, a, b in zip(out._fields, out, want, strict=True):
+        np.testing.assert_array_equal(a, b, err_msg=name)
+        assert a.sharding.is_equivalent_to(sharding, a.ndim), (name, a.sharding)
+    hlo = fn.lower(*args).compile().as_text()
+    found = re.findall(r"all-gather|all-reduce|all-to-all|collective-permute|reduce-scatter", hlo)
+    assert not found, f"collectives in the compiled program: {sorted(set(found))}"
 
 
 # ----------------------------------------------------------------------------------------------
