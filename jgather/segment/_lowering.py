@@ -95,6 +95,8 @@ def scatter_into(kind, operand, updates, idx, dim, mode, *, sorted=False):
     """
     n = updates.ndim
     size = operand.shape[dim]
+    if updates.size == 0 or operand.size == 0:
+        return operand
     idx = along_dim(idx, updates.shape[dim], dim)
     lmode = _PROMISE if mode in ("clip", "promise_in_bounds") else _DROP
     scatter = ix.SCATTERS[kind]
@@ -123,9 +125,10 @@ def scatter_into(kind, operand, updates, idx, dim, mode, *, sorted=False):
         key = jnp.where((idx >= 0) & (idx < size), key, rows)
     key = jnp.transpose(key, perm).reshape(-1, 1)
     up = jnp.transpose(updates, perm)
-    up = up.reshape(key.shape[0], -1)
+    width = int(np.prod([updates.shape[d] for d in window], dtype=np.int64))
+    up = up.reshape(key.shape[0], width)
     op_t = jnp.transpose(operand, perm)
-    op = op_t.reshape(rows, -1)
+    op = op_t.reshape(rows, width)
     dnums = lax.ScatterDimensionNumbers((1,), (0,), (0,))
     res = scatter(op, key, up, dnums, mode=lmode).reshape(op_t.shape)
     return jnp.transpose(res, np.argsort(perm))

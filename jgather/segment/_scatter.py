@@ -87,19 +87,19 @@ def _product(kind_base, src, idx, dim, mode, sorted):
     return lw.scatter_into("mul", kind_base, src, idx, dim, mode, sorted=sorted)
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3, 4, 5))
+@functools.partial(jax.custom_jvp, nondiff_argnums=(3, 4, 5))
 def _float_product(base, src, idx, dim, mode, sorted):
     return _product(base, src, idx, dim, mode, sorted)
 
 
 @_float_product.defjvp
-def _float_product_jvp(idx, dim, mode, sorted, primals, tangents):
+def _float_product_jvp(dim, mode, sorted, primals, tangents):
     # d prod = sum over factors f of (product of the others) * df. "The others" is computed
     # without dividing by f where f == 0: with Z zeros among a segment's factors and P the
     # product of its non-zero ones, others(f) = P / f if Z == 0, P if f == 0 and Z == 1,
     # else 0. No NaN or inf from zeros (torch_scatter divides by src and gets NaN there).
-    base, src = primals
-    dbase, dsrc = tangents
+    base, src, idx = primals
+    dbase, dsrc, _ = tangents
     zeros_src = (src == 0).astype(jnp.int32)
     zeros = lw.scatter_into(
         "add", (base == 0).astype(jnp.int32), zeros_src, idx, dim, mode, sorted=sorted

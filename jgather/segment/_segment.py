@@ -128,11 +128,11 @@ def _csr_ids(indptr: jax.Array, n: int) -> jax.Array:
     return ids.astype(indptr.dtype).reshape(*lead, n)
 
 
-def _check_indptr(fn: str, indptr: jax.Array, n: int) -> None:
+def _check_indptr(fn: str, indptr: jax.Array, n: int, dim: int) -> None:
     if ck.is_traced(indptr) or indptr.size == 0:
         return
     values = np.asarray(indptr)
-    if (np.diff(values, axis=-1) < 0).any():
+    if (np.diff(values, axis=dim) < 0).any():
         raise ValueError(
             f"{fn}: indptr must be non-decreasing along its last axis (segment i is "
             "[indptr[i], indptr[i + 1])), as torch_scatter assumes."
@@ -156,7 +156,7 @@ def _csr(fn, op, src, indptr, out):
                 f"{fn}: out.shape[{dim}] = {out.shape[dim]} but indptr defines {size} segments "
                 f"(indptr.shape[-1] - 1); pass out of shape {lw.out_shape(src.shape, dim, size)}."
             )
-    _check_indptr(fn, ptr, src.shape[dim])
+    _check_indptr(fn, ptr, src.shape[dim], dim)
     return _csr_core(src, ptr, op=op, dim=dim, size=size)
 
 
@@ -503,7 +503,7 @@ def gather_csr(src: Any, indptr: Any, out: Any = None) -> jax.Array:
         )
     else:
         n = int(np.asarray(ptr).reshape(-1)[-1]) if ptr.size else 0
-    _check_indptr(fn, ptr, n)
+    _check_indptr(fn, ptr, n, dim)
     return _gather_csr_core(src, ptr, out, dim=dim, n=n)
 
 
