@@ -63,7 +63,7 @@ def _jax_cases(n):
         best = jax.ops.segment_max(src, idx, num_segments=n)
         e = src.shape[0]
         pos = jnp.where(src == best[idx], jnp.arange(e, dtype=jnp.int32)[:, None], e)
-        arg = jax.ops.segment_min(pos, idx, num_segments=n)
+        arg = jnp.minimum(jax.ops.segment_min(pos, idx, num_segments=n), e)  # empty: sentinel
         return jnp.where(arg < e, best, 0), arg
 
     @jax.jit

@@ -556,3 +556,20 @@ def test_dropped_entries_in_gathers_and_softmax():
     )
     assert log[1] == -np.inf
     np.testing.assert_array_equal(seg.gather_csr(src, jnp.array([1, 2, 4])), [0, 10, 20, 20])
+
+
+def test_graph_attention_notebook_is_built_from_its_source():
+    """notebooks/05_graph_attention.ipynb is generated from its percent-format source."""
+    import importlib.util
+    from pathlib import Path
+
+    nbformat = pytest.importorskip("nbformat")
+    folder = Path(__file__).resolve().parents[1] / "notebooks"
+    spec = importlib.util.spec_from_file_location("_build_percent", folder / "_build_percent.py")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    fresh = build.read_percent((folder / "05_graph_attention.py").read_text())
+    committed = nbformat.read(folder / "05_graph_attention.ipynb", as_version=4)
+    assert [(c.cell_type, c.source) for c in fresh.cells] == [
+        (c.cell_type, c.source) for c in committed.cells
+    ], "rebuild it: python notebooks/_build_percent.py 05_graph_attention.py --execute"
