@@ -27,6 +27,7 @@ own dtype, as torch does.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -120,10 +121,8 @@ def scatter(src, index, dim=-1, out=None, dim_size=None, reduce="sum"):
 
 
 def _isnan(v):
-    return (
-        isinstance(v, float | np.floating)
-        and math.isnan(float(v))
-        or (np.asarray(v).dtype.name == "bfloat16" and math.isnan(float(v)))
+    return (isinstance(v, float | np.floating) and math.isnan(float(v))) or (
+        np.asarray(v).dtype.name == "bfloat16" and math.isnan(float(v))
     )
 
 
@@ -222,7 +221,7 @@ def segment_csr(src, indptr, reduce="sum"):
     dim = indptr.ndim - 1
     segs = indptr.shape[-1] - 1
     shape = _out_shape(src, dim, segs)
-    lead = np.broadcast_to(indptr, src.shape[:dim] + (segs + 1,))
+    lead = np.broadcast_to(indptr, (*src.shape[:dim], segs + 1))
     res = np.zeros(shape, src.dtype)
     args = np.full(shape, src.shape[dim], np.int64)
     for pos in np.ndindex(*shape):
@@ -273,7 +272,7 @@ def gather_csr(src, indptr):
     src = np.asarray(src)
     indptr = np.asarray(indptr)
     ids = np.concatenate(
-        [np.full(b - a, i) for i, (a, b) in enumerate(zip(indptr[:-1], indptr[1:], strict=True))]
+        [np.full(b - a, i) for i, (a, b) in enumerate(itertools.pairwise(indptr))]
         or [np.zeros(0, int)]
     )
     return gather_coo(src, ids.astype(np.int32))

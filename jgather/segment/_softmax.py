@@ -59,33 +59,32 @@ def scatter_softmax(
 ) -> jax.Array:
     """Softmax of ``src`` within each segment along ``dim``.
 
-        torch_scatter's ``scatter_softmax``: ``exp(src - m) / sum_segment exp(src - m)`` with
-        ``m`` the segment max (no epsilon, as torch_scatter 2.1). A segment of only ``-inf``
-        gives NaN, as torch_scatter. Entries dropped by ``mode='drop'`` (or a traced out-of-range
-        index) belong to no segment: 0, with zero gradient.
+    torch_scatter's ``scatter_softmax``: ``exp(src - m) / sum_segment exp(src - m)`` with
+    ``m`` the segment max (no epsilon, as torch_scatter 2.1). A segment of only ``-inf``
+    gives NaN, as torch_scatter. Entries dropped by ``mode='drop'`` (or a traced out-of-range
+    index) belong to no segment: 0, with zero gradient.
 
-        Args:
-          src: floating array ``[..., E, ...]``.
-          index: integer array broadcastable to ``src`` by torch_scatter's rule.
-          dim: the axis to normalise along (default -1). Static.
-          dim_size: the number of segments; None reads ``index.max() + 1`` from a concrete
-            index; required (static) under jit/vmap/grad.
-          mode: out-of-range index values, as :func:`jgather.segment.scatter_sum`. Static.
+    Args:
+      src: floating array ``[..., E, ...]``.
+      index: integer array broadcastable to ``src`` by torch_scatter's rule.
+      dim: the axis to normalise along (default -1). Static.
+      dim_size: the number of segments; None reads ``index.max() + 1`` from a concrete
+        index; required (static) under jit/vmap/grad.
+      mode: out-of-range index values, as :func:`jgather.segment.scatter_sum`. Static.
 
-        Returns:
-          ``src``'s shape and dtype.
+    Returns:
+      ``src``'s shape and dtype.
 
-        Raises:
-          ValueError: integer ``src`` (as torch_scatter), index not broadcastable, traced index
-            without ``dim_size``.
-          TypeError, IndexError: as :func:`jgather.segment.scatter_sum`.
+    Raises:
+      ValueError: integer ``src`` (as torch_scatter), index not broadcastable, traced index
+        without ``dim_size``.
+      TypeError, IndexError: as :func:`jgather.segment.scatter_sum`.
 
-        Example:
-          >>> import jax.numpy as jnp
-    from jax import lax
-          >>> from jgather.segment import scatter_softmax
-          >>> scatter_softmax(jnp.array([0.0, 0.0, 3.0, 1.0]), jnp.array([0, 0, 1, 0]))
-          Array([0.21194156, 0.21194156, 1.        , 0.57611686], dtype=float32)
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jgather.segment import scatter_softmax
+      >>> scatter_softmax(jnp.array([0.0, 0.0, 3.0, 1.0]), jnp.array([0, 0, 1, 0]))
+      Array([0.21194156, 0.21194156, 1.        , 0.57611686], dtype=float32)
     """
     p = ck.prepare("scatter_softmax", src, index, dim, None, dim_size, mode, floating=True)
     return _core(p.src, p.index, dim=p.dim, size=p.dim_size, mode=mode, log=False, eps=0.0)
@@ -102,30 +101,29 @@ def scatter_log_softmax(
 ) -> jax.Array:
     """Log-softmax of ``src`` within each segment along ``dim``.
 
-        torch_scatter's ``scatter_log_softmax``: ``(src - m) - log(sum_segment exp(src - m) +
-        eps)``; note torch_scatter's positional order puts ``eps`` before ``dim_size``, kept here.
-        Entries in no segment (dropped) give ``-inf`` with zero gradient.
+    torch_scatter's ``scatter_log_softmax``: ``(src - m) - log(sum_segment exp(src - m) +
+    eps)``; note torch_scatter's positional order puts ``eps`` before ``dim_size``, kept here.
+    Entries in no segment (dropped) give ``-inf`` with zero gradient.
 
-        Args:
-          src: floating array ``[..., E, ...]``.
-          index: integer array broadcastable to ``src`` by torch_scatter's rule.
-          dim: the axis to normalise along (default -1). Static.
-          eps: added to the sum before the log (default 1e-12, as torch_scatter).
-          dim_size: the number of segments; required (static) under jit/vmap/grad.
-          mode: out-of-range index values, as :func:`jgather.segment.scatter_sum`. Static.
+    Args:
+      src: floating array ``[..., E, ...]``.
+      index: integer array broadcastable to ``src`` by torch_scatter's rule.
+      dim: the axis to normalise along (default -1). Static.
+      eps: added to the sum before the log (default 1e-12, as torch_scatter).
+      dim_size: the number of segments; required (static) under jit/vmap/grad.
+      mode: out-of-range index values, as :func:`jgather.segment.scatter_sum`. Static.
 
-        Returns:
-          ``src``'s shape and dtype.
+    Returns:
+      ``src``'s shape and dtype.
 
-        Raises:
-          ValueError, TypeError, IndexError: as :func:`scatter_softmax`.
+    Raises:
+      ValueError, TypeError, IndexError: as :func:`scatter_softmax`.
 
-        Example:
-          >>> import jax.numpy as jnp
-    from jax import lax
-          >>> from jgather.segment import scatter_log_softmax
-          >>> scatter_log_softmax(jnp.array([0.0, 0.0, 3.0]), jnp.array([0, 0, 1]))
-          Array([-0.6931472, -0.6931472,  0.       ], dtype=float32)
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jgather.segment import scatter_log_softmax
+      >>> scatter_log_softmax(jnp.array([0.0, 0.0, 3.0]), jnp.array([0, 0, 1]))
+      Array([-0.6931472, -0.6931472,  0.       ], dtype=float32)
     """
     if isinstance(eps, bool) or not isinstance(eps, int | float):
         raise TypeError(f"scatter_log_softmax: eps must be a Python float, got {eps!r}.")
