@@ -578,3 +578,34 @@ def test_graph_attention_notebook_is_built_from_its_source():
     assert [(c.cell_type, c.source) for c in fresh.cells] == [
         (c.cell_type, c.source) for c in committed.cells
     ], "rebuild it: python notebooks/_build_percent.py 05_graph_attention.py --execute"
+
+
+def test_vmap_over_batched_index_and_grad_under_vmap():
+    rng = np.random.default_rng(1)
+    src = jnp.asarray(rng.normal(size=(3, 7, 2)).astype(np.float32))
+    idx = jnp.asarray(rng.integers(0, 4, size=(3, 7)).astype(np.int32))
+    got_v, got_a = jax.vmap(lambda s, i: seg.scatter_max(s, i, 0, dim_size=4))(src, idx)
+    soft = jax.vmap(lambda s, i: seg.scatter_softmax(s, i, 0, dim_size=4))(src, idx)
+    for b in range(3):
+        v, a = ref.scatter_arg(np.asarray(src[b]), np.asarray(idx[b]), 0, None, 4, "max")
+        assert_matches(got_v[b], v)
+        np.testing.assert_array_equal(got_a[b], a)
+        want = ref.scatter_softmax(np.asarray(src[b]), np.asarray(idx[b]), 0, 4)
+        assert_matches(soft[b], want)
+    grads = jax.vmap(jax.grad(lambda s, i: seg.scatter_logsumexp(s, i, 0, dim_size=4).sum()))(
+        src, idx
+    )
+    # d/dx sum_segments logsumexp = the segment softmax of each entry
+    np.testing.assert_allclose(grads, soft, rtol=1e-5, atol=1e-6)
+
+
+def test_min_tie_gradient_and_out_gradient():
+    x = jnp.array([1.0, 1.0, 3.0])
+    g = jax.grad(lambda x: seg.scatter_min(x, jnp.array([0, 0, 0]))[0].sum())(x)
+    np.testing.assert_array_equal(g, [1, 0, 0])
+    # out wins segment 0 (5 > 1, 2) and loses segment 1 (0 < 4): gradient to out only at 0.
+    out = jnp.array([5.0, 0.0])
+    g = jax.grad(
+        lambda o: seg.scatter_max(jnp.array([1.0, 2.0, 4.0]), jnp.array([0, 0, 1]), out=o)[0].sum()
+    )(out)
+    np.testing.assert_array_equal(g, [1, 0])

@@ -78,9 +78,7 @@ def align(fn: str, index: jax.Array, src_shape: tuple[int, ...], dim: int) -> ja
         )
     if index.ndim == 1:
         shape = (1,) * dim + shape
-    shape = shape + (1,) * (n - len(shape))
-    if len(shape) > n:  # a 1-D index lined up past the last axis cannot happen: dim < n
-        raise ValueError(f"{fn}: index shape {index.shape} does not fit src shape {src_shape}.")
+    shape = shape + (1,) * (n - len(shape))  # (a 1-D index has dim + 1 <= n axes here)
     for d, (i, s) in enumerate(zip(shape, src_shape, strict=True)):
         if i not in (1, s):
             hint = ""
