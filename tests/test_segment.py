@@ -500,6 +500,14 @@ def test_modes_under_jit_and_checkify():
     assert err.get() is not None and "out-of-bounds" in err.get()
     err, _ = checkify.checkify(f, errors=checkify.index_checks)(src, jnp.array([0, 1, 1]))
     assert err.get() is None
+    for g in (
+        lambda s, i: seg.scatter_softmax(s, i, dim_size=2),
+        lambda s, i: seg.scatter_max(s, i, dim_size=2),
+        lambda s, i: seg.segment_coo(s, jnp.sort(i), dim_size=2),
+        lambda s, i: seg.gather_coo(s, i),
+    ):
+        err, _ = checkify.checkify(jax.jit(g), errors=checkify.index_checks)(src, idx)
+        assert err.get() is not None
 
 
 def test_no_retrace_on_second_call():
