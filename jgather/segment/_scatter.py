@@ -151,7 +151,9 @@ def reduce_arg(kind, src, idx, out, dim, size, mode, sorted=False):
     )
     best = lw.scatter_into(kind, init, plain, idx, dim, mode, sorted=sorted)
     # Dropped entries need no mask: the arg scatter below drops them too.
-    won = lw.same(plain, lw.gather_back(best, idx, dim))
+    won = plain == lw.gather_back(best, idx, dim)
+    if jnp.issubdtype(src.dtype, jnp.inexact):  # a NaN entry makes its segment's max NaN
+        won = won | jnp.isnan(plain)
     arg_dtype = idx.dtype
     pos = lax.broadcasted_iota(arg_dtype, src.shape, dim)
     cand = jnp.where(won, pos, n).astype(arg_dtype)
