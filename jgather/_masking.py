@@ -184,7 +184,7 @@ def _len_keep(fn: str, mask_ratio: Any, length: int) -> int:
         mask_ratio, int | float | np.integer | np.floating
     ):
         raise TypeError(
-            f"{fn}: mask_ratio must be a Python float in [0, 1), got "
+            f"{fn}: mask_ratio must be a Python float in [0, 1], got "
             f"{type(mask_ratio).__name__} {mask_ratio!r}."
         )
     ratio = float(mask_ratio)
