@@ -185,7 +185,7 @@ def mask_image(
         x_masked, mask, ids_restore = apply_mask(tokens, mask, num_keep)
         mask = np.asarray(mask).astype(bool)
     grey = np.full((tokens.shape[-1],), MASK_GREY / 255.0, np.float32)
-    full = unshuffle(x_masked, ids_restore, grey)  # [1, L, p*p*3]
+    full = unshuffle(x_masked, ids_restore, grey, num_prefix=0)  # [1, L, p*p*3]
     restored = np.asarray(unpatchify(full, patch_size, 3, grid=grid))[0]
     as_uint8 = lambda a: np.clip(np.round(np.asarray(a) * 255.0), 0, 255).astype(np.uint8)
     visible = as_uint8(np.asarray(x_masked)[0]).reshape(-1, patch_size, patch_size, 3)

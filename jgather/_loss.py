@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import inspect
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -26,10 +28,10 @@ def _mae_loss(pred, target, mask, *, norm_pix_loss):
 
 
 def mae_loss(
-    pred: jax.Array,
-    target: jax.Array,
-    mask: jax.Array,
-    *,
+    *args: Any,
+    pred: jax.Array | None = None,
+    target: jax.Array | None = None,
+    mask: jax.Array | None = None,
     norm_pix_loss: bool = False,
 ) -> jax.Array:
     """Mean squared error per patch, averaged over the removed patches.
@@ -39,29 +41,49 @@ def mae_loss(
     is 1. With ``norm_pix_loss`` each target patch is first normalised by its own mean and
     unbiased variance: ``(target - mean) / sqrt(var + 1e-6)``.
 
+    Every argument is keyword-only: MAE's ``forward_loss(imgs, pred, mask)`` puts the target
+    first, and a swapped ``pred``/``target`` is silent (equal without ``norm_pix_loss``, wrong
+    with it), so a positional call is a ``TypeError`` that shows the keyword form.
+
     Computed in float32 at least (in the promoted dtype of ``pred`` and ``target`` if wider).
     A mask with no removed patch gives NaN (0 / 0), as the reference does.
 
     Args:
-      pred: [N, L, P] predicted patches.
-      target: [N, L, P] target patches.
-      mask: [N, L], 1 (or True) for removed patches, 0 for kept; e.g. ``random_masking``'s.
+      pred: [N, L, P] predicted patches (the decoder output), keyword-only.
+      target: [N, L, P] target patches (``patchify(imgs, p)``), keyword-only.
+      mask: [N, L], 1 (or True) for removed patches, 0 for kept; e.g. ``random_masking``'s;
+        keyword-only.
       norm_pix_loss: static; normalise each target patch first (needs ``P >= 2``).
 
     Returns:
       Scalar loss, float32 (or wider).
 
     Raises:
+      TypeError: a positional argument, or ``pred``, ``target`` or ``mask`` missing.
       ValueError: shapes disagree, or ``norm_pix_loss`` with one value per patch (its unbiased
         variance is undefined).
 
     Example:
       >>> import jax.numpy as jnp, jgather
       >>> pred, target = jnp.zeros((1, 2, 3)), jnp.array([[[1.0, 1, 1], [2, 2, 2]]])
-      >>> jgather.mae_loss(pred, target, jnp.array([[0.0, 1.0]]))
+      >>> jgather.mae_loss(pred=pred, target=target, mask=jnp.array([[0.0, 1.0]]))
       Array(4., dtype=float32)
     """
     fn = "mae_loss"
+    if args:
+        raise TypeError(
+            f"{fn} takes keyword arguments only, got {len(args)} positional: call "
+            f"{fn}(pred=pred, target=target, mask=mask, norm_pix_loss=False). (MAE's "
+            "forward_loss(imgs, pred, mask) puts the target first; in jgather the target is "
+            "the patchified images, target=patchify(imgs, p).)"
+        )
+    missing = [
+        name for name, v in (("pred", pred), ("target", target), ("mask", mask)) if v is None
+    ]
+    if missing:
+        raise TypeError(
+            f"{fn}: missing {', '.join(missing)}; call {fn}(pred=pred, target=target, mask=mask)."
+        )
     pred, target, mask = (
         v if isinstance(v, jax.Array) else jnp.asarray(v) for v in (pred, target, mask)
     )
@@ -80,3 +102,19 @@ def mae_loss(
             f"P={pred.shape[-1]}."
         )
     return _mae_loss(pred, target, mask, norm_pix_loss=bool(norm_pix_loss))
+
+
+# What help() and inspect show: the accepted form. ``*args`` above only exists to turn a
+# positional call (MAE's argument order) into a TypeError that says what to write instead.
+mae_loss.__signature__ = inspect.Signature(
+    [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation="jax.Array")
+        for name in ("pred", "target", "mask")
+    ]
+    + [
+        inspect.Parameter(
+            "norm_pix_loss", inspect.Parameter.KEYWORD_ONLY, default=False, annotation="bool"
+        )
+    ],
+    return_annotation="jax.Array",
+)

@@ -46,8 +46,9 @@ measured here (no TPU).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
 import chex
 import jax
@@ -63,21 +64,71 @@ Method = Literal["gather", "onehot"] | None
 _METHODS = (None, "gather", "onehot")
 
 
-class MaskedTokens(NamedTuple):
+class _TokenTuple:
+    """Tuple behaviour for the masking results, over their array fields only.
+
+    They unpack, index and count like the NamedTuple (MAE's 3-tuple) they were, while also
+    carrying static facts (``num_prefix``, the kept count) that ``unshuffle`` checks against;
+    the static facts are pytree metadata, so the results pass through ``jax.jit``,
+    ``jax.vmap`` and ``jax.tree.map`` unchanged.
+    """
+
+    _fields: tuple[str, ...] = ()
+
+    def __iter__(self):
+        return (getattr(self, name) for name in self._fields)
+
+    def __len__(self) -> int:
+        return len(self._fields)
+
+    def __getitem__(self, index):
+        return tuple(self)[index]
+
+    def _replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def _kept_slots(self) -> int | None:
+        """Static number of token slots after the prefix in ``x_masked`` (None: unknown)."""
+        raise NotImplementedError
+
+
+@functools.partial(
+    jax.tree_util.register_dataclass,
+    data_fields=["x_masked", "mask", "ids_restore"],
+    meta_fields=["num_prefix", "len_keep"],
+)
+@dataclasses.dataclass(frozen=True, eq=False)
+class MaskedTokens(_TokenTuple):
     """The result of ``random_masking`` and ``apply_mask``; unpacks like MAE's 3-tuple.
+
+    ``x_masked, mask, ids_restore = random_masking(...)`` works as with MAE; the result also
+    records, as static pytree metadata, how many prefix tokens lead ``x_masked`` and how many
+    tokens were kept, so ``unshuffle(x_masked, masked, mask_token)`` (the result in place of
+    ``ids_restore``) can check the token count it is given.
 
     Attributes:
       x_masked: [N, P + len_keep, D] the ``P`` prefix tokens (``num_prefix``), then the kept
         tokens in shuffled order.
-      mask: [N, L] in ``x``'s dtype, 0 for kept and 1 for removed tokens, in original order
-        (prefix tokens are not part of it).
+      mask: [N, L] float32 (``mask_dtype``), 0 for kept and 1 for removed tokens, in original
+        order (prefix tokens are not part of it).
       ids_restore: [N, L] int32, the inverse of the shuffle: token ``j`` of the original
         sequence sits at position ``ids_restore[:, j]`` of ``[kept tokens, removed tokens]``.
+      num_prefix: static ``P`` (None when built by hand without it).
+      len_keep: static number of kept tokens per sample (None when built by hand without it).
     """
 
     x_masked: jax.Array
     mask: jax.Array
     ids_restore: jax.Array
+    num_prefix: int | None = None
+    len_keep: int | None = None
+
+    _fields = ("x_masked", "mask", "ids_restore")
+
+    @property
+    def _kept_slots(self) -> int | None:
+        return self.len_keep
 
 
 # ----------------------------------------------------------------------------------------------
@@ -133,19 +184,48 @@ def _len_keep(fn: str, mask_ratio: Any, length: int) -> int:
         mask_ratio, int | float | np.integer | np.floating
     ):
         raise TypeError(
-            f"{fn}: mask_ratio must be a Python float in [0, 1), got "
+            f"{fn}: mask_ratio must be a Python float in [0, 1], got "
             f"{type(mask_ratio).__name__} {mask_ratio!r}."
         )
     ratio = float(mask_ratio)
-    if not 0.0 <= ratio < 1.0:
-        raise ValueError(f"{fn}: mask_ratio must be in [0, 1), got {ratio!r}.")
-    len_keep = int(length * (1 - ratio))  # MAE's formula, float rounding included.
-    if len_keep < 1:
-        raise ValueError(
-            f"{fn}: mask_ratio={ratio!r} keeps int({length} * (1 - {ratio!r})) = {len_keep} "
-            f"of {length} tokens; lower mask_ratio so that at least one token is kept."
-        )
-    return len_keep
+    if not 0.0 <= ratio <= 1.0:
+        raise ValueError(f"{fn}: mask_ratio must be in [0, 1], got {ratio!r}.")
+    # MAE's formula, float rounding included. It may keep no token (mask_ratio=1.0, or L=16 at
+    # 0.95): x_masked is then the prefix tokens only and every token is masked, as in MAE.
+    return int(length * (1 - ratio))
+
+
+def _check_mask_dtype(fn: str, mask_dtype: Any) -> np.dtype:
+    try:
+        return jnp.dtype(mask_dtype)
+    except TypeError as e:
+        raise TypeError(
+            f"{fn}: mask_dtype must be a dtype (default float32, as MAE's mask), got "
+            f"{mask_dtype!r}."
+        ) from e
+
+
+def _check_key_first(fn: str, key: Any, call: str) -> None:
+    """Catches data where the key goes: MAE's order ``random_masking(x, mask_ratio)``.
+
+    ``check_key`` would then see the tokens as a key and the ratio as ``x``, and the error would
+    be about ``x``'s shape. Arrays that cannot be keys (a non-key dtype other than uint32, or a
+    uint32 array that is neither one legacy key nor a batch of them) are named here.
+    """
+    dtype, shape = getattr(key, "dtype", None), getattr(key, "shape", None)
+    if dtype is None or shape is None:
+        return  # None, or not an array: check_key (or the noise= path) says what is wrong.
+    if jnp.issubdtype(dtype, jax.dtypes.prng_key):
+        return
+    if dtype == np.uint32 and len(shape) in (1, 2):
+        return  # legacy jax.random.PRNGKey data, one or a batch: check_key reads it.
+    raise TypeError(
+        f"{fn}: key must be a PRNG key (it comes first), got a {dtype} array of shape "
+        f"{tuple(shape)}. jgather's random functions take the key first, as jax.random does: "
+        f"{fn}(key, x, {call}) with key = jax.random.key(seed) (or a batch of N keys); to give "
+        f"the shuffle's noise yourself (as MAE's torch.rand), {fn}(None, x, {call}, "
+        "noise=noise). MAE's own random_masking(x, mask_ratio) has no key argument."
+    )
 
 
 def _check_x(fn: str, x: Any, name: str = "x") -> jax.Array:
@@ -257,7 +337,7 @@ def _take_rows(x: jax.Array, rows: jax.Array, method: str) -> jax.Array:
 
 
 def _mask_one(
-    x: jax.Array, perm: jax.Array, len_keep: int, num_prefix: int, method: str
+    x: jax.Array, perm: jax.Array, len_keep: int, num_prefix: int, method: str, mask_dtype
 ) -> MaskedTokens:
     """Masks one sample [P + L, D] given its shuffle ``perm`` [L] of the L maskable tokens."""
     (length,) = perm.shape
@@ -267,25 +347,26 @@ def _mask_one(
     if num_prefix:
         rows = jnp.concatenate([lax.iota(jnp.int32, num_prefix), rows])
     x_masked = _take_rows(x, rows, method)
-    mask = (ids_restore >= len_keep).astype(x.dtype)
+    mask = (ids_restore >= len_keep).astype(mask_dtype)
     return MaskedTokens(x_masked, mask, ids_restore)
 
 
-@functools.partial(jax.jit, static_argnames=("len_keep", "num_prefix", "method"))
-def _random_masking_keys(key, x, *, len_keep, num_prefix, method):
+@functools.partial(jax.jit, static_argnames=("len_keep", "num_prefix", "method", "mask_dtype"))
+def _random_masking_keys(key, x, *, len_keep, num_prefix, method, mask_dtype):
     length = x.shape[1] - num_prefix
     keys = per_sample_keys(key, x.shape[0])
 
     def one(key, x):
-        return _mask_one(x, _random_permutation(key, length), len_keep, num_prefix, method)
+        perm = _random_permutation(key, length)
+        return _mask_one(x, perm, len_keep, num_prefix, method, mask_dtype)
 
     return jax.vmap(one)(keys, x)
 
 
-@functools.partial(jax.jit, static_argnames=("len_keep", "num_prefix", "method"))
-def _random_masking_noise(noise, x, *, len_keep, num_prefix, method):
+@functools.partial(jax.jit, static_argnames=("len_keep", "num_prefix", "method", "mask_dtype"))
+def _random_masking_noise(noise, x, *, len_keep, num_prefix, method, mask_dtype):
     def one(noise, x):
-        return _mask_one(x, _argsort_noise(noise), len_keep, num_prefix, method)
+        return _mask_one(x, _argsort_noise(noise), len_keep, num_prefix, method, mask_dtype)
 
     return jax.vmap(one)(noise, x)
 
@@ -302,6 +383,7 @@ def random_masking(
     noise: jax.Array | None = None,
     num_prefix: int = 0,
     method: Method = None,
+    mask_dtype: Any = jnp.float32,
 ) -> MaskedTokens:
     """Per-sample random masking by per-sample shuffling, as in MAE's ``random_masking``.
 
@@ -322,15 +404,24 @@ def random_masking(
     Prefix tokens: with ``num_prefix=P``, ``x`` is ``[N, P + L, D]`` (e.g. a cls token first,
     as in timm/DeiT layouts), the first ``P`` tokens are always kept and lead ``x_masked``, and
     ``mask``, ``ids_restore`` and ``noise`` cover the ``L`` patch tokens only, so that
-    ``unshuffle(..., num_prefix=P)`` and ``mae_loss`` take them unchanged. (MAE itself masks
-    before adding its cls token; ``num_prefix=0`` there.)
+    ``unshuffle(x, masked, mask_token)`` and ``mae_loss`` take them unchanged. (MAE itself
+    masks before adding its cls token; ``num_prefix=0`` there, and ``num_prefix=1`` for
+    ``unshuffle`` after the cls token is prepended.)
+
+    Where MAE's formula keeps no token (``mask_ratio=1.0``, or ``L=16`` at 0.95), ``x_masked``
+    is the ``P`` prefix tokens only, ``mask`` is all ones and ``ids_restore`` is MAE's, as MAE
+    returns them; ``unshuffle`` then gives all mask tokens.
+
+    The key comes first (as in ``jax.random``); MAE's ``random_masking(x, mask_ratio)`` order
+    is a ``TypeError`` that names ``random_masking(key, x, mask_ratio)`` and the
+    ``random_masking(None, x, mask_ratio, noise=noise)`` form.
 
     Args:
       key: a ``jax.random.key`` or legacy ``jax.random.PRNGKey``, split into one key per sample
         with ``jax.random.split(key, N)``; or a batch of ``N`` keys, one per sample. Ignored
         (may be ``None``) when ``noise`` is given.
       x: [N, P + L, D] tokens.
-      mask_ratio: static Python float in ``[0, 1)``, the fraction of tokens removed.
+      mask_ratio: static Python float in ``[0, 1]``, the fraction of tokens removed.
       noise: optional [N, L] floating (or integer) values replacing the random draw; tokens with
         smaller noise are kept.
       num_prefix: static number of leading tokens that are never masked.
@@ -338,16 +429,19 @@ def random_masking(
         product, exact for finite values: an ``inf``/NaN in a removed token would spread as NaN,
         ``-0.0`` becomes ``+0.0``), or ``None`` for ``default_method()``: ``'gather'`` on
         CPU/GPU, ``'onehot'`` on TPU.
+      mask_dtype: static dtype of ``mask``: float32 (as MAE's) whatever ``x``'s dtype, so that
+        ``mask.sum()`` counts exactly (a bfloat16 mask cannot count past 256 exactly).
 
     Returns:
-      ``MaskedTokens(x_masked, mask, ids_restore)``: ``x_masked`` [N, P + len_keep, D] in
-      ``x``'s dtype; ``mask`` [N, L] in ``x``'s dtype (0 keep, 1 remove); ``ids_restore``
-      [N, L] int32.
+      ``MaskedTokens(x_masked, mask, ids_restore)``, with ``num_prefix`` and ``len_keep``
+      recorded for ``unshuffle``: ``x_masked`` [N, P + len_keep, D] in ``x``'s dtype;
+      ``mask`` [N, L] ``mask_dtype`` (0 keep, 1 remove); ``ids_restore`` [N, L] int32.
 
     Raises:
-      TypeError: ``mask_ratio`` is traced or not a number; ``key`` is not a key.
-      ValueError: ``x`` is not 3-D; ``mask_ratio`` is outside ``[0, 1)`` or keeps no token;
-        ``key``/``noise`` have the wrong shape, or both are ``None``; unknown ``method``.
+      TypeError: ``mask_ratio`` is traced or not a number; ``key`` is not a key (e.g. the
+        tokens, in MAE's argument order); ``mask_dtype`` is not a dtype.
+      ValueError: ``x`` is not 3-D; ``mask_ratio`` is outside ``[0, 1]``; ``key``/``noise``
+        have the wrong shape, or both are ``None``; unknown ``method``.
 
     Example:
       >>> import jax, jax.numpy as jnp, jgather
@@ -361,15 +455,20 @@ def random_masking(
       [1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 0, 1, 0, 0, 1, 1]
       >>> jgather.random_masking(jax.random.key(0), x, 0.75).x_masked.shape
       (1, 4, 4)
+      >>> jgather.random_masking(jax.random.key(0), x, 1.0).x_masked.shape  # as MAE: none kept
+      (1, 0, 4)
     """
     fn = "random_masking"
+    _check_key_first(fn, key, "mask_ratio")
     x = _check_x(fn, x)
     n, total, _ = x.shape
     num_prefix = _check_num_prefix(fn, num_prefix, total)
     length = total - num_prefix
     len_keep = _len_keep(fn, mask_ratio, length)
     method = _check_method(fn, method)
-    static = dict(len_keep=len_keep, num_prefix=num_prefix, method=method)
+    mask_dtype = _check_mask_dtype(fn, mask_dtype)
+    static = dict(len_keep=len_keep, num_prefix=num_prefix, method=method, mask_dtype=mask_dtype)
+    facts = dict(num_prefix=num_prefix, len_keep=len_keep)
     if noise is not None:
         if not isinstance(noise, jax.Array):
             noise = jnp.asarray(noise)
@@ -382,11 +481,11 @@ def random_masking(
             jnp.issubdtype(noise.dtype, jnp.floating) or jnp.issubdtype(noise.dtype, jnp.integer)
         ):
             raise TypeError(f"{fn}: noise must be floating or integer, got {noise.dtype}.")
-        return MaskedTokens(*_random_masking_noise(noise, x, **static))
+        return MaskedTokens(*_random_masking_noise(noise, x, **static), **facts)
     if key is None:
         raise ValueError(f"{fn}: pass a PRNG key, or noise= to choose the shuffle yourself.")
     key = check_key(fn, key, n)
-    return MaskedTokens(*_random_masking_keys(key, x, **static))
+    return MaskedTokens(*_random_masking_keys(key, x, **static), **facts)
 
 
 @functools.partial(jax.jit, static_argnames=("num_prefix", "method"))
@@ -396,6 +495,9 @@ def _unshuffle(x_masked, ids_restore, mask_token, *, num_prefix, method):
     def one(x, ids):
         kept = x[num_prefix:]
         removed = (ids >= len_keep)[:, None]
+        if len_keep == 0:  # nothing was kept (MAE's formula at high ratios): all mask tokens
+            body = jnp.broadcast_to(mask_token, (ids.shape[0], x.shape[-1]))
+            return jnp.concatenate([x[:num_prefix], body]) if num_prefix else body
         if method == "onehot":
             onehot = jax.nn.one_hot(ids, len_keep, dtype=x.dtype)  # removed rows are all zero
             rows = jnp.einsum(
@@ -415,10 +517,10 @@ def _unshuffle(x_masked, ids_restore, mask_token, *, num_prefix, method):
 
 def unshuffle(
     x_masked: jax.Array,
-    ids_restore: jax.Array,
+    ids_restore: Any,
     mask_token: jax.Array,
     *,
-    num_prefix: int = 0,
+    num_prefix: int | None = None,
     method: Method = None,
 ) -> jax.Array:
     """Appends mask tokens and undoes the shuffle: MAE's decoder input.
@@ -429,44 +531,104 @@ def unshuffle(
     ``ids_restore[j]`` when that is below ``len_keep`` and ``mask_token`` otherwise, for one
     sample, ``jax.vmap``-ed over the batch.
 
+    The prefix count cannot be read from an ``ids_restore`` array, and a wrong one is silent in
+    MAE (a cls token lands among the kept tokens, the last kept token is dropped). So pass the
+    masking's result itself in place of ``ids_restore`` (``unshuffle(x, masked, token)``): it
+    records ``num_prefix`` and the kept count, and ``x_masked`` must then hold exactly
+    ``num_prefix + len_keep`` tokens (``num_prefix=`` overrides the recorded count, e.g. after
+    prepending a cls token to MAE-style ``num_prefix=0`` masking); with a raw array,
+    ``num_prefix`` is required.
+
     Args:
       x_masked: [N, P + len_keep, D] (e.g. the encoder output after the decoder embedding;
         ``D`` need not equal the width ``random_masking`` saw).
-      ids_restore: [N, L] int32 from ``random_masking`` or ``apply_mask``.
+      ids_restore: the ``MaskedTokens`` (or ``PaddedMaskedTokens``) from ``random_masking``,
+        ``apply_mask`` or ``random_masking_per_sample``; or its [N, L] integer ``ids_restore``
+        array, then with ``num_prefix``.
       mask_token: [D] (or [1, D], [1, 1, D] as MAE stores it); cast to ``x_masked``'s dtype.
       num_prefix: static number of leading prefix tokens in ``x_masked`` (passed through).
+        Required with an array ``ids_restore`` (0 for MAE's encoder output without its cls
+        token, 1 with it); defaults to the recorded count with a ``MaskedTokens``.
       method: ``'gather'``, ``'onehot'`` or ``None`` (see ``random_masking``).
 
     Returns:
       [N, P + L, D]: prefix tokens, then every token in original order, removed ones replaced
-      by ``mask_token``.
+      by ``mask_token`` (all of them when nothing was kept).
 
     Raises:
-      ValueError: shapes disagree (batch, width, ``len_keep > L``), ``len_keep < 1``, or an
-        unknown ``method``.
+      ValueError: ``num_prefix`` missing with an array ``ids_restore``; ``x_masked``'s token
+        count disagrees with the ``MaskedTokens`` (e.g. a prepended cls token without
+        ``num_prefix``); shapes disagree (batch, width, ``len_keep > L``); unknown ``method``.
       TypeError: ``ids_restore`` is not an integer array.
 
     Example:
       >>> import jax, jax.numpy as jnp, jgather
       >>> x = jnp.arange(12.0).reshape(1, 6, 2)
       >>> out = jgather.random_masking(jax.random.key(1), x, 0.5)
-      >>> full = jgather.unshuffle(out.x_masked, out.ids_restore, jnp.full((2,), -1.0))
+      >>> full = jgather.unshuffle(out.x_masked, out, jnp.full((2,), -1.0))
       >>> bool(jnp.all(jnp.where(out.mask[..., None] == 1, -1.0, x) == full))
       True
+      >>> cls = jnp.zeros((1, 1, 2))  # MAE prepends its cls token after masking
+      >>> with_cls = jnp.concatenate([cls, out.x_masked], axis=1)
+      >>> jgather.unshuffle(with_cls, out, jnp.full((2,), -1.0), num_prefix=1).shape
+      (1, 7, 2)
+      >>> jgather.unshuffle(with_cls, out.ids_restore, jnp.full((2,), -1.0), num_prefix=1).shape
+      (1, 7, 2)
     """
     fn = "unshuffle"
     x_masked = _check_x(fn, x_masked, "x_masked")
+    n, kept_total, d = x_masked.shape
+    slots = None
+    if isinstance(ids_restore, _TokenTuple):
+        slots = ids_restore._kept_slots
+        if num_prefix is None:
+            num_prefix = ids_restore.num_prefix
+        ids_restore = ids_restore.ids_restore
+    if num_prefix is None:
+        raise ValueError(
+            f"{fn}: pass the masking result in place of ids_restore (unshuffle(x_masked, "
+            "masked, mask_token), which records the prefix and kept counts), or say how many "
+            "prefix tokens lead x_masked: num_prefix=0 for MAE's encoder output without a cls "
+            "token, num_prefix=1 with one. An ids_restore array cannot tell, and a wrong count "
+            "misplaces every token silently."
+        )
+    if isinstance(num_prefix, int | np.integer) and not isinstance(num_prefix, bool):
+        if not 0 <= num_prefix <= kept_total:
+            raise ValueError(
+                f"{fn}: num_prefix={int(num_prefix)} must be in [0, {kept_total}] for x_masked "
+                f"with {kept_total} tokens."
+            )
+    # The type rule of every num_prefix; the range is checked above (nothing may be kept).
+    num_prefix = _check_num_prefix(fn, num_prefix, kept_total + 1)
+    if slots is not None and kept_total != num_prefix + slots:
+        extra = kept_total - num_prefix - slots
+        if extra > 0:
+            hint = (
+                f"x_masked has {extra} more tokens than the masking kept ({num_prefix} prefix + "
+                f"{slots} kept = {num_prefix + slots}, got {kept_total}): did you prepend "
+                f"{extra} cls token(s)? pass num_prefix={num_prefix + extra}."
+            )
+        elif kept_total >= slots:
+            hint = (
+                f"x_masked has {-extra} fewer tokens than {num_prefix} prefix + {slots} kept = "
+                f"{num_prefix + slots} (got {kept_total}): did you drop prefix tokens? pass "
+                f"num_prefix={kept_total - slots}."
+            )
+        else:
+            hint = (
+                f"x_masked has {kept_total} tokens but the masking kept {slots}; pass the "
+                "x_masked of this masking (after the encoder)."
+            )
+        raise ValueError(f"{fn}: {hint}")
     if not isinstance(ids_restore, jax.Array):
         ids_restore = jnp.asarray(ids_restore)
     if not jnp.issubdtype(ids_restore.dtype, jnp.integer):
         raise TypeError(f"{fn}: ids_restore must be an integer array, got {ids_restore.dtype}.")
-    n, kept_total, d = x_masked.shape
     if ids_restore.ndim != 2 or ids_restore.shape[0] != n:
         raise ValueError(
             f"{fn}: ids_restore must have shape [N, L] with N={n} (x_masked's batch), got "
             f"{tuple(ids_restore.shape)}."
         )
-    num_prefix = _check_num_prefix(fn, num_prefix, kept_total)
     length = ids_restore.shape[1]
     len_keep = kept_total - num_prefix
     if len_keep > length:
@@ -488,12 +650,12 @@ def unshuffle(
     )
 
 
-@functools.partial(jax.jit, static_argnames=("num_keep", "num_prefix", "method"))
-def _apply_mask(x, removed, *, num_keep, num_prefix, method):
+@functools.partial(jax.jit, static_argnames=("num_keep", "num_prefix", "method", "mask_dtype"))
+def _apply_mask(x, removed, *, num_keep, num_prefix, method, mask_dtype):
     def one(x, removed):
         # Kept tokens first, each group in original order: a stable argsort of the 0/1 mask.
         perm = _packed_argsort(removed.astype(jnp.uint32), key_bits=1)
-        return _mask_one(x, perm, num_keep, num_prefix, method)
+        return _mask_one(x, perm, num_keep, num_prefix, method, mask_dtype)
 
     return jax.vmap(one)(x, removed)
 
@@ -505,6 +667,7 @@ def apply_mask(
     *,
     num_prefix: int = 0,
     method: Method = None,
+    mask_dtype: Any = jnp.float32,
 ) -> MaskedTokens:
     """Turns a fixed-count mask into the ``(x_masked, mask, ids_restore)`` triple.
 
@@ -520,18 +683,21 @@ def apply_mask(
     Args:
       x: [N, P + L, D] tokens.
       mask: [N, L] boolean or numeric, True / nonzero = removed (masked).
-      num_keep: static number of kept tokens per sample (``>= 1``).
+      num_keep: static number of kept tokens per sample, in ``[0, L]`` (0: ``x_masked`` holds
+        the prefix tokens only and every token is masked).
       num_prefix: static number of leading prefix tokens, always kept (see ``random_masking``).
       method: ``'gather'``, ``'onehot'`` or ``None`` (see ``random_masking``).
+      mask_dtype: static dtype of the returned ``mask`` (float32, as MAE's).
 
     Returns:
-      ``MaskedTokens``: ``x_masked`` [N, P + num_keep, D]; ``mask`` [N, L] in ``x``'s dtype
-      (0 keep, 1 remove); ``ids_restore`` [N, L] int32.
+      ``MaskedTokens`` (with ``num_prefix`` and ``len_keep = num_keep`` recorded for
+      ``unshuffle``): ``x_masked`` [N, P + num_keep, D]; ``mask`` [N, L] ``mask_dtype`` (0 keep,
+      1 remove); ``ids_restore`` [N, L] int32.
 
     Raises:
-      ValueError: shapes disagree, ``num_keep`` is outside ``[1, L]``, or a concrete mask has a
+      ValueError: shapes disagree, ``num_keep`` is outside ``[0, L]``, or a concrete mask has a
         row that does not keep exactly ``num_keep`` tokens.
-      TypeError: ``num_keep`` is not a Python int.
+      TypeError: ``num_keep`` is not a Python int; ``mask_dtype`` is not a dtype.
 
     Example:
       >>> import jax.numpy as jnp, jgather
@@ -557,8 +723,8 @@ def apply_mask(
     if not isinstance(num_keep, int | np.integer):
         raise TypeError(f"{fn}: num_keep must be a Python int, got {type(num_keep).__name__}.")
     num_keep = int(num_keep)
-    if not 1 <= num_keep <= length:
-        raise ValueError(f"{fn}: num_keep must be in [1, L={length}], got {num_keep}.")
+    if not 0 <= num_keep <= length:
+        raise ValueError(f"{fn}: num_keep must be in [0, L={length}], got {num_keep}.")
     removed = mask != 0
     if not isinstance(removed, jax.core.Tracer):
         counts = np.asarray(length - removed.sum(axis=1))
@@ -569,6 +735,8 @@ def apply_mask(
                 f"{int(bad[0])} keeps {int(counts[bad[0]])}."
             )
     method = _check_method(fn, method)
+    mask_dtype = _check_mask_dtype(fn, mask_dtype)
+    static = dict(num_keep=num_keep, num_prefix=num_prefix, method=method, mask_dtype=mask_dtype)
     return MaskedTokens(
-        *_apply_mask(x, removed, num_keep=num_keep, num_prefix=num_prefix, method=method)
+        *_apply_mask(x, removed, **static), num_prefix=num_prefix, len_keep=num_keep
     )

@@ -5,8 +5,12 @@ MAE (He et al., 2021) cuts NCHW images into ``p x q`` patches and flattens each 
 ``'nchpwq->nhwpqc'`` rearrangement). Tokens run over the patch grid row by row. jgather takes
 channels-last images (NHWC, as JAX models use), so the same layout is a plain reshape and one
 transpose: ``[N, h, p, w, q, C] -> [N, h, w, p, q, C]``. Targets and decoder weights are then
-interchangeable with the reference. Videos ``[N, T, H, W, C]`` are cut into ``u x p x q``
-tubelets (VideoMAE / MAE-ST): tokens run over ``(t, h, w)``, each flattened as ``(u, p, q, c)``.
+interchangeable with the reference. NCHW input (a torch port) is read with
+``channels_first=True`` and gives MAE's tokens exactly; with the default, an input that looks
+channels-first is an error rather than a silent misreading (an NCHW ``[2, 4, 32, 32]`` read as
+NHWC is an image 4 pixels high with 32 channels). Videos ``[N, T, H, W, C]`` are cut into
+``u x p x q`` tubelets (VideoMAE / MAE-ST): tokens run over ``(t, h, w)``, each flattened as
+``(u, p, q, c)``.
 """
 
 from __future__ import annotations
@@ -45,9 +49,25 @@ def _positive_int(fn: str, name: str, value: Any) -> int:
     return int(value)
 
 
-@functools.partial(jax.jit, static_argnames=("patch", "tubelet"))
-def _patchify(imgs, *, patch, tubelet):
+def _check_layout(fn: str, channels_first: Any) -> bool | None:
+    if channels_first is not None and not isinstance(channels_first, bool | np.bool_):
+        raise TypeError(
+            f"{fn}: channels_first must be True (NCHW / NCTHW), False (NHWC / NTHWC) or None, "
+            f"got {channels_first!r}."
+        )
+    return None if channels_first is None else bool(channels_first)
+
+
+def _looks_channels_first(shape: tuple[int, ...], q: int) -> bool:
+    """A few channels on axis 1 and a wide last axis that is no usual channel count."""
+    return shape[1] in (1, 3, 4) and shape[-1] > q and shape[-1] not in (1, 3, 4)
+
+
+@functools.partial(jax.jit, static_argnames=("patch", "tubelet", "channels_first"))
+def _patchify(imgs, *, patch, tubelet, channels_first):
     p, q = patch
+    if channels_first:  # NCHW / NCTHW -> channels last; XLA folds it into the one transpose
+        imgs = jnp.moveaxis(imgs, 1, -1)
     if tubelet is None:
         n, hh, ww, c = imgs.shape
         h, w = hh // p, ww // q
@@ -60,26 +80,41 @@ def _patchify(imgs, *, patch, tubelet):
     return x.reshape(n, t * h * w, u * p * q * c)
 
 
-def patchify(imgs: jax.Array, patch_size: Any, *, tubelet_size: int | None = None) -> jax.Array:
+def patchify(
+    imgs: jax.Array,
+    patch_size: Any,
+    *,
+    tubelet_size: int | None = None,
+    channels_first: bool | None = None,
+) -> jax.Array:
     """Cuts images (or videos) into flattened patch tokens in MAE's layout.
 
-    Mirrors MAE's ``patchify`` (``'nchpwq->nhwpqc'`` on NCHW) for channels-last input: token
-    ``i * w + j`` is the patch in grid row ``i``, column ``j``, flattened as ``(p, q, c)``. For
-    video, tokens run over ``(t, h, w)`` and flatten as ``(u, p, q, c)`` (MAE-ST / VideoMAE).
+    Mirrors MAE's ``patchify`` (``'nchpwq->nhwpqc'`` on NCHW): token ``i * w + j`` is the
+    patch in grid row ``i``, column ``j``, flattened as ``(p, q, c)``. For video, tokens run
+    over ``(t, h, w)`` and flatten as ``(u, p, q, c)`` (MAE-ST / VideoMAE). The input is
+    channels-last by default; ``channels_first=True`` reads NCHW (NCTHW) and gives exactly
+    MAE's tokens for the same array.
 
     Args:
-      imgs: [N, H, W, C] images, or [N, T, H, W, C] videos with ``tubelet_size``.
+      imgs: [N, H, W, C] images, or [N, T, H, W, C] videos with ``tubelet_size``; with
+        ``channels_first=True``, [N, C, H, W] or [N, C, T, H, W].
       patch_size: static int ``p`` or pair ``(p, q)``: patch height and width in pixels; must
         divide ``H`` and ``W``. The grid need not be square.
       tubelet_size: static frames per tubelet ``u`` (video only; must divide ``T``).
+      channels_first: static layout. ``None`` (default): channels last, but an input that
+        looks channels-first (1, 3 or 4 entries on axis 1 and a last axis wider than the
+        patch that is not 1, 3 or 4) is a ``ValueError``; ``True``: NCHW / NCTHW; ``False``:
+        channels last, no check.
 
     Returns:
       [N, h * w, p * q * C] with ``h = H / p``, ``w = W / q``; for video
       [N, t * h * w, u * p * q * C] with ``t = T / u``.
 
     Raises:
-      ValueError: wrong rank, or a patch size that does not divide the image (or clip).
-      TypeError: ``patch_size`` is not an int or a pair of ints.
+      ValueError: wrong rank, a patch size that does not divide the image (or clip) in the
+        layout read, or (``channels_first=None``) an input that looks channels-first.
+      TypeError: ``patch_size`` is not an int or a pair of ints; ``channels_first`` not a
+        bool or None.
 
     Example:
       >>> import jax.numpy as jnp, jgather
@@ -89,53 +124,75 @@ def patchify(imgs: jax.Array, patch_size: Any, *, tubelet_size: int | None = Non
       (2, 6, 12)
       >>> bool(jnp.all(jgather.unpatchify(tokens, 2, 3, grid=(2, 3)) == imgs))
       True
+      >>> nchw = jnp.transpose(imgs, (0, 3, 1, 2))  # a torch-layout batch [2, 3, 4, 6]
+      >>> bool(jnp.all(jgather.patchify(nchw, 2, channels_first=True) == tokens))
+      True
     """
     fn = "patchify"
     p, q = _size_pair(fn, patch_size)
+    channels_first = _check_layout(fn, channels_first)
     if not isinstance(imgs, jax.Array):
         imgs = jnp.asarray(imgs)
-    if tubelet_size is None:
+    video = tubelet_size is not None
+    layout = ("NCTHW" if video else "NCHW") if channels_first else ("NTHWC" if video else "NHWC")
+    if not video:
         if imgs.ndim != 4:
             hint = " (for videos pass tubelet_size=)" if imgs.ndim == 5 else ""
             raise ValueError(
-                f"{fn}: imgs must be [N, H, W, C] (channels last){hint}, got shape "
+                f"{fn}: imgs must be {layout} [N, {', '.join(layout[1:])}]{hint}, got shape "
                 f"{tuple(imgs.shape)}."
             )
-        spatial = imgs.shape[1:3]
     else:
         tubelet_size = _positive_int(fn, "tubelet_size", tubelet_size)
         if imgs.ndim != 5:
             raise ValueError(
-                f"{fn}: with tubelet_size, imgs must be a video [N, T, H, W, C], got shape "
-                f"{tuple(imgs.shape)}."
+                f"{fn}: with tubelet_size, imgs must be a video {layout} "
+                f"[N, {', '.join(layout[1:])}], got shape {tuple(imgs.shape)}."
             )
-        if imgs.shape[1] % tubelet_size:
+    if channels_first is None and _looks_channels_first(imgs.shape, q):
+        first, last = ("NCTHW", "NTHWC") if video else ("NCHW", "NHWC")
+        raise ValueError(
+            f"{fn}: imgs of shape {tuple(imgs.shape)} look channels-first ({first}: "
+            f"{imgs.shape[1]} channels), but patchify reads {last} by default, which would "
+            f"give {imgs.shape[-1]} channels. Pass channels_first=True for {first} input (as "
+            f"MAE's torch patchify takes), or channels_first=False to confirm {last}."
+        )
+    # Channels-last view of the shape, to check sizes in the layout that was read.
+    shape = (imgs.shape[0], *imgs.shape[2:], imgs.shape[1]) if channels_first else imgs.shape
+    if video:
+        if shape[1] % tubelet_size:
             raise ValueError(
                 f"{fn}: tubelet_size={tubelet_size} must divide the number of frames "
-                f"T={imgs.shape[1]}."
+                f"T={shape[1]} (imgs {tuple(imgs.shape)} read as {layout})."
             )
-        spatial = imgs.shape[2:4]
+        spatial = shape[2:4]
+    else:
+        spatial = shape[1:3]
     if spatial[0] % p or spatial[1] % q:
+        other = "channels_first=True" if not channels_first else "channels_first=False"
         raise ValueError(
-            f"{fn}: patch_size {(p, q)} must divide the image size (H, W) = {tuple(spatial)}; "
-            "crop or pad the images first."
+            f"{fn}: patch_size {(p, q)} must divide the image size (H, W) = {tuple(spatial)} "
+            f"of imgs {tuple(imgs.shape)} read as {layout}; if that is not the layout, pass "
+            f"{other}; otherwise crop or pad the images first."
         )
-    return _patchify(imgs, patch=(p, q), tubelet=tubelet_size)
+    return _patchify(imgs, patch=(p, q), tubelet=tubelet_size, channels_first=bool(channels_first))
 
 
-@functools.partial(jax.jit, static_argnames=("patch", "channels", "grid", "tubelet"))
-def _unpatchify(x, *, patch, channels, grid, tubelet):
+@functools.partial(jax.jit, static_argnames=("patch", "channels", "grid", "tubelet", "first"))
+def _unpatchify(x, *, patch, channels, grid, tubelet, first):
     p, q = patch
     c = channels
     n = x.shape[0]
     if tubelet is None:
         h, w = grid
         imgs = x.reshape(n, h, w, p, q, c).transpose(0, 1, 3, 2, 4, 5)
-        return imgs.reshape(n, h * p, w * q, c)
+        imgs = imgs.reshape(n, h * p, w * q, c)
+        return jnp.moveaxis(imgs, -1, 1) if first else imgs
     t, h, w = grid
     u = tubelet
     vids = x.reshape(n, t, h, w, u, p, q, c).transpose(0, 1, 4, 2, 5, 3, 6, 7)
-    return vids.reshape(n, t * u, h * p, w * q, c)
+    vids = vids.reshape(n, t * u, h * p, w * q, c)
+    return jnp.moveaxis(vids, -1, 1) if first else vids
 
 
 def unpatchify(
@@ -145,10 +202,12 @@ def unpatchify(
     *,
     grid: tuple[int, ...] | None = None,
     tubelet_size: int | None = None,
+    channels_first: bool | None = None,
 ) -> jax.Array:
     """Puts patch tokens back into images (or videos): the inverse of ``patchify``.
 
-    Mirrors MAE's ``unpatchify`` for channels-last output. The token count alone does not say
+    Mirrors MAE's ``unpatchify``: channels-last output by default, NCHW (NCTHW) as MAE's with
+    ``channels_first=True``. The token count alone does not say
     the grid shape unless it is square, so non-square grids (and every video) take ``grid``.
 
     Args:
@@ -158,13 +217,17 @@ def unpatchify(
       grid: static ``(h, w)`` patches per column and row (default: square, ``h = w =
         sqrt(L)``); for video ``(t, h, w)``, required.
       tubelet_size: static frames per tubelet ``u`` (video only).
+      channels_first: static output layout: ``True`` for NCHW / NCTHW; ``None`` or ``False``
+        for channels last (the tokens alone say nothing about the input's layout).
 
     Returns:
-      [N, h * p, w * q, C] images, or [N, t * u, h * p, w * q, C] videos.
+      [N, h * p, w * q, C] images, or [N, t * u, h * p, w * q, C] videos; with
+      ``channels_first=True`` [N, C, h * p, w * q] or [N, C, t * u, h * p, w * q].
 
     Raises:
       ValueError: the token count or width does not match the grid, patch size and channels;
         a non-square token count without ``grid``; a video without ``grid``.
+      TypeError: ``channels_first`` is not a bool or None.
 
     Example:
       >>> import jax.numpy as jnp, jgather
@@ -174,6 +237,7 @@ def unpatchify(
     """
     fn = "unpatchify"
     p, q = _size_pair(fn, patch_size)
+    first = bool(_check_layout(fn, channels_first))
     channels = _positive_int(fn, "channels", channels)
     if not isinstance(x, jax.Array):
         x = jnp.asarray(x)
@@ -207,4 +271,6 @@ def unpatchify(
             + (f" and tubelet_size={tubelet_size}" if tubelet_size else "")
             + f" (expected {expected})."
         )
-    return _unpatchify(x, patch=(p, q), channels=channels, grid=grid, tubelet=tubelet_size)
+    return _unpatchify(
+        x, patch=(p, q), channels=channels, grid=grid, tubelet=tubelet_size, first=first
+    )

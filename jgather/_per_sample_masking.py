@@ -25,8 +25,9 @@ then; ``unshuffle`` handles it, an MAE-style ``gather`` of ``[x, mask_tokens]`` 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-from typing import Any, NamedTuple
+from typing import Any
 
 import chex
 import jax
@@ -39,28 +40,42 @@ from jgather._mask_strategies import mask_schedule
 from jgather._masking import (
     Method,
     _argsort_noise,
+    _check_key_first,
+    _check_mask_dtype,
     _check_method,
     _check_num_prefix,
     _check_x,
     _inverse_permutation,
     _random_permutation,
     _take_rows,
+    _TokenTuple,
 )
 
 
-class PaddedMaskedTokens(NamedTuple):
+@functools.partial(
+    jax.tree_util.register_dataclass,
+    data_fields=["x_masked", "mask", "ids_restore", "valid", "len_keep"],
+    meta_fields=["num_prefix", "capacity"],
+)
+@dataclasses.dataclass(frozen=True, eq=False)
+class PaddedMaskedTokens(_TokenTuple):
     """The result of ``random_masking_per_sample``: MAE's triple, then the padding facts.
+
+    Unpacks as the five arrays below; also records ``num_prefix`` and ``capacity`` as static
+    pytree metadata, so ``unshuffle(x_masked, out, mask_token)`` checks the token count.
 
     Attributes:
       x_masked: [N, P + K, D] the ``P`` prefix tokens, then ``K = capacity`` slots: sample
         ``i``'s ``len_keep[i]`` kept tokens in shuffled order, then zeros (invalid slots).
       mask: [N, L] float32 (``mask_dtype``), 0 for kept and 1 for removed tokens, in original
         order; a token is removed when it is not among the sample's ``len_keep[i]``.
-      ids_restore: [N, L] int32 for ``unshuffle(x_masked, ids_restore, mask_token,
-        num_prefix=P)``: below ``len_keep[i]`` for kept tokens (their slot), at least ``K``
-        for removed ones (see the module docstring).
+      ids_restore: [N, L] int32 for ``unshuffle(x_masked, out, mask_token)`` (or the array
+        with ``num_prefix=P``): below ``len_keep[i]`` for kept tokens (their slot), at least
+        ``K`` for removed ones (see the module docstring).
       valid: [N, P + K] bool, True for the prefix and the kept slots: the encoder's key mask.
       len_keep: [N] int32, the number of kept tokens of each sample (at most ``K``).
+      num_prefix: static ``P`` (None when built by hand without it).
+      capacity: static ``K`` (None when built by hand without it).
     """
 
     x_masked: jax.Array
@@ -68,6 +83,14 @@ class PaddedMaskedTokens(NamedTuple):
     ids_restore: jax.Array
     valid: jax.Array
     len_keep: jax.Array
+    num_prefix: int | None = None
+    capacity: int | None = None
+
+    _fields = ("x_masked", "mask", "ids_restore", "valid", "len_keep")
+
+    @property
+    def _kept_slots(self) -> int | None:
+        return self.capacity
 
 
 # ----------------------------------------------------------------------------------------------
@@ -213,7 +236,7 @@ def _per_sample_noise(noise, x, len_keep, *, capacity, num_prefix, method, mask_
 def random_masking_per_sample(
     key: Any,
     x: jax.Array,
-    mask_ratio: Any,
+    mask_ratio: Any = None,
     *,
     capacity: int,
     noise: jax.Array | None = None,
@@ -228,11 +251,11 @@ def random_masking_per_sample(
     keys or ``noise=`` order, ties lower index first). ``x_masked`` has the static length
     ``P + capacity``: the kept tokens fill the first ``k_i`` slots, the rest are zeros marked
     invalid in ``valid`` (pass ``valid`` as the encoder's attention key mask). ``mask`` and
-    ``ids_restore`` are such that ``unshuffle(x_masked, ids_restore, mask_token,
-    num_prefix=P)`` puts ``mask_token`` at every removed token and ``mae_loss`` averages over
-    exactly the removed ones. With every ratio equal and ``capacity`` equal to its
+    ``ids_restore`` are such that ``unshuffle(x_masked, out, mask_token)`` (the result in
+    place of ``ids_restore``) puts ``mask_token`` at every removed token and ``mae_loss``
+    averages over exactly the removed ones. With every ratio equal and ``capacity`` equal to its
     ``len_keep``, ``x_masked``, ``mask`` and ``ids_restore`` equal ``random_masking``'s bit
-    for bit (float32 ``x``; ``mask`` is float32 here).
+    for bit (both masks are float32 by default).
 
     More kept tokens than slots: when ``mask_ratio`` is concrete, a sample with ``k_i >
     capacity`` is a ``ValueError`` (as are ratios outside ``[0, 1]``). Under ``jax.jit``
@@ -257,6 +280,8 @@ def random_masking_per_sample(
         ignored (may be ``None``) when ``noise`` is given.
       x: [N, P + L, D] tokens.
       mask_ratio: a float or an [N] array of per-sample ratios in ``[0, 1]``; may be traced.
+        Required (its ``None`` default only lets the MAE-order call ``(x, ratios)`` reach
+        the key check, which names the key-first signature).
       capacity: static ``K``, the number of kept slots in ``x_masked`` (``1 <= K <= L``).
       noise: optional [N, L] values replacing the random draw (smaller noise is kept first).
       num_prefix: static number of leading tokens that are never masked (always valid).
@@ -285,11 +310,17 @@ def random_masking_per_sample(
       ([[7.0, 6.0, 5.0, 4.0], [15.0, 14.0, 0.0, 0.0]], [4, 2])
       >>> out.valid.tolist()[1]
       [True, True, False, False]
-      >>> full = jgather.unshuffle(out.x_masked, out.ids_restore, jnp.full((1,), -1.0))
+      >>> full = jgather.unshuffle(out.x_masked, out, jnp.full((1,), -1.0))
       >>> full[1, :, 0].tolist()
       [-1.0, -1.0, -1.0, -1.0, -1.0, -1.0, 14.0, 15.0]
     """
     fn = "random_masking_per_sample"
+    _check_key_first(fn, key, "mask_ratio, capacity=K")
+    if mask_ratio is None:
+        raise TypeError(
+            f"{fn}: mask_ratio is required: {fn}(key, x, mask_ratio, capacity=K) with a float "
+            "or an [N] array of ratios (e.g. sample_mask_ratios)."
+        )
     x = _check_x(fn, x)
     n, total, _ = x.shape
     num_prefix = _check_num_prefix(fn, num_prefix, total)
@@ -297,11 +328,9 @@ def random_masking_per_sample(
     capacity = _check_capacity(fn, capacity, length)
     len_keep = _check_ratio(fn, mask_ratio, n, length, capacity)
     method = _check_method(fn, method)
-    try:
-        mask_dtype = jnp.dtype(mask_dtype)
-    except TypeError as e:
-        raise TypeError(f"{fn}: mask_dtype must be a dtype, got {mask_dtype!r}.") from e
+    mask_dtype = _check_mask_dtype(fn, mask_dtype)
     static = dict(capacity=capacity, num_prefix=num_prefix, method=method, mask_dtype=mask_dtype)
+    facts = dict(num_prefix=num_prefix, capacity=capacity)
     if noise is not None:
         if not isinstance(noise, jax.Array):
             noise = jnp.asarray(noise)
@@ -314,11 +343,11 @@ def random_masking_per_sample(
             jnp.issubdtype(noise.dtype, jnp.floating) or jnp.issubdtype(noise.dtype, jnp.integer)
         ):
             raise TypeError(f"{fn}: noise must be floating or integer, got {noise.dtype}.")
-        return PaddedMaskedTokens(*_per_sample_noise(noise, x, len_keep, **static))
+        return PaddedMaskedTokens(*_per_sample_noise(noise, x, len_keep, **static), **facts)
     if key is None:
         raise ValueError(f"{fn}: pass a PRNG key, or noise= to choose the shuffle yourself.")
     key = check_key(fn, key, n)
-    return PaddedMaskedTokens(*_per_sample_keys(key, x, len_keep, **static))
+    return PaddedMaskedTokens(*_per_sample_keys(key, x, len_keep, **static), **facts)
 
 
 def _static_unit(fn: str, name: str, value: Any) -> float:

@@ -440,14 +440,17 @@ print("ids_restore equal:", bool((result.ids_restore == ids_restore).all()))
 
 `x_masked` is a short sequence of 49 tokens in shuffled order. The decoder appends a mask token
 for each of the 147 removed positions and *unshuffles* with `ids_restore` — a second gather — so
-every token returns to its place. Here the mask token is a flat grey patch.
+every token returns to its place. Here the mask token is a flat grey patch. `unshuffle` takes
+the whole masking result in place of `ids_restore`: it records how many prefix (cls) tokens
+lead `x_masked` and how many tokens were kept, so a cls token prepended without
+`num_prefix=1` is an error rather than a silently shifted sequence.
 """),
     code("""
 def to_image(seq):
     return np.asarray(jnp.clip(jgather.unpatchify(seq, P, 3)[0], 0, 1))
 
 grey = jnp.full((D,), 0.5)
-restored = jgather.unshuffle(result.x_masked, result.ids_restore, grey)
+restored = jgather.unshuffle(result.x_masked, result, grey)  # the result in place of ids_restore
 visible_strip = np.asarray(result.x_masked[0]).reshape(7, 7, P, P, 3).transpose(0, 2, 1, 3, 4).reshape(7 * P, 7 * P, 3)
 pixel_mask = np.kron(np.asarray(result.mask[0]).reshape(G, G), np.ones((P, P)))[..., None]
 
@@ -455,7 +458,7 @@ fig, axes = plt.subplots(1, 4, figsize=(13, 3.8), layout="constrained")
 for ax, image, title in zip(
     axes,
     [photo / 255, photo / 255 * (1 - 0.7 * pixel_mask), visible_strip, to_image(restored)],
-    ["original", "masked (removed: dimmed)", "x_masked: 49 tokens,\\nencoder order", "unshuffle(x_masked,\\nids_restore, grey)"],
+    ["original", "masked (removed: dimmed)", "x_masked: 49 tokens,\\nencoder order", "unshuffle(x_masked,\\nresult, grey)"],
     strict=True,
 ):
     ax.imshow(image)
@@ -474,7 +477,7 @@ the gradient reaches exactly the kept tokens.
     code("""
 def loss(t):
     out = jgather.random_masking(key, t, mask_ratio, noise=noise)
-    return jgather.unshuffle(out.x_masked, out.ids_restore, grey).sum()
+    return jgather.unshuffle(out.x_masked, out, grey).sum()
 
 touched = (jax.grad(loss)(tokens)[0] != 0).any(axis=-1)
 print("gradient is nonzero exactly on kept tokens:", bool((touched == kept).all()))
@@ -524,11 +527,50 @@ Any fixed-count mask feeds the same encoder/decoder plumbing. For example, SimMI
 simmim = jnp.asarray(gallery["SimMIM, 32 px cells"])[None]
 num_keep = int(L - simmim.sum())
 triple = jgather.apply_mask(tokens, simmim, num_keep)
-back = jgather.unshuffle(triple.x_masked, triple.ids_restore, grey)
+back = jgather.unshuffle(triple.x_masked, triple, grey)
 print("x_masked", triple.x_masked.shape, "| mask matches:", bool((triple.mask.astype(bool) == simmim).all()))
 plt.figure(figsize=(3, 3))
 plt.imshow(to_image(back))
 plt.axis("off")
+plt.show()
+"""),
+    md("""
+## Per-sample mask ratios in fixed shapes
+
+MAE uses one ratio for the whole batch because `x_masked` needs one static length; MAR draws a
+ratio per sample (from `[0.7, 1.0]`). `jgather.random_masking_per_sample` keeps the shapes
+static with a `capacity` of kept slots: sample `i` keeps `int(L * (1 - r_i))` tokens in the
+first slots of its row and the remaining slots are zeros. `valid` [N, capacity] marks the filled
+slots: pass it to the encoder as its attention mask, so that no token attends to an empty slot.
+`unshuffle` takes the result as it is and puts the mask token at every removed position.
+
+The keys come from the examples' dataset ids (`jgather.example_keys`, a `fold_in` per id), so a
+mask belongs to its example: it stays the same whatever the batch size, the example's position
+in the batch, or the number of devices the batch is sharded over. The ratios are drawn from a
+second base key, so that ratio and shuffle are independent.
+"""),
+    code("""
+# Per-sample mask ratios in one fixed-shape batch (MAR draws ratios from [0.7, 1.0]).
+n, patch = 6, 16
+tokens = jgather.patchify(jnp.broadcast_to(images, (n, 224, 224, 3)), patch)  # [6, 196, 768]
+L = tokens.shape[1]
+ids = jnp.arange(n)  # the examples' dataset ids: each mask belongs to its example
+base = jax.random.key(0)
+ratio_keys = jgather.example_keys(jax.random.fold_in(base, 1), ids)  # not the masks' keys
+ratios = jgather.sample_mask_ratios(ratio_keys, n, low=0.5, high=0.95)
+capacity = int(L * (1 - 0.5))  # slots for the lowest ratio: nothing is ever clipped
+out = jgather.random_masking_per_sample(jgather.example_keys(base, ids), tokens, ratios, capacity=capacity)
+restored = jgather.unshuffle(out.x_masked, out, jnp.full((tokens.shape[-1],), 0.5))
+images_back = np.asarray(jgather.unpatchify(restored, patch, 3, grid=(14, 14)))
+fig, axes = plt.subplots(2, n, figsize=(2.2 * n, 3.4), height_ratios=[4, 1])
+for i in range(n):
+    axes[0, i].imshow(np.clip(images_back[i], 0, 1))
+    axes[0, i].set_title(f"r = {float(ratios[i]):.2f}: {int(out.len_keep[i])} of {L} kept", fontsize=8)
+    axes[1, i].imshow(np.asarray(out.valid[i])[None], aspect="auto", cmap="Greens", vmin=0, vmax=1.3)
+    axes[1, i].set_title(f"valid: {int(out.valid[i].sum())} of {capacity} slots", fontsize=8)
+for ax in axes.ravel():
+    ax.set_xticks([]); ax.set_yticks([])
+fig.suptitle(f"random_masking_per_sample: one ratio per image, x_masked {tuple(out.x_masked.shape)}")
 plt.show()
 """),
 ]

@@ -24,6 +24,7 @@ Needs the ``train`` extra (flax, optax, scikit-learn).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import sys
 import time
 from collections.abc import Callable
@@ -312,7 +313,9 @@ def loss_fn(
     """MAE loss of the model ``(graphdef, params)`` on one batch of images with one mask key."""
     model = nnx.merge(graphdef, params)
     pred, mask, target = model(images, key, masking=masking)
-    return jgather.mae_loss(pred, target, mask, norm_pix_loss=model.config.norm_pix_loss)
+    return jgather.mae_loss(
+        pred=pred, target=target, mask=mask, norm_pix_loss=model.config.norm_pix_loss
+    )
 
 
 def make_train_step(
@@ -449,10 +452,11 @@ def evaluate(
         space = in_loss_space(target)
         own_mean = jnp.broadcast_to(space.mean(axis=-1, keepdims=True), space.shape)
         train_mean = jnp.broadcast_to(mean_patch[None], space.shape)
+        loss = functools.partial(jgather.mae_loss, target=target, mask=mask, norm_pix_loss=norm_pix)
         losses = {
-            "loss": jgather.mae_loss(pred, target, mask, norm_pix_loss=norm_pix),
-            "patch_mean": jgather.mae_loss(own_mean, target, mask, norm_pix_loss=norm_pix),
-            "train_mean_patch": jgather.mae_loss(train_mean, target, mask, norm_pix_loss=norm_pix),
+            "loss": loss(pred=pred),
+            "patch_mean": loss(pred=own_mean),
+            "train_mean_patch": loss(pred=train_mean),
         }
         return losses
 

@@ -32,7 +32,7 @@ def batch(seed=0, n=3, length=16, p=12):
 def test_matches_reference(norm_pix_loss):
     pred, target, mask = batch()
     expected = mae_loss_reference(pred, target, mask, norm_pix_loss)
-    fn = lambda p, t, m: jgather.mae_loss(p, t, m, norm_pix_loss=norm_pix_loss)
+    fn = lambda p, t, m: jgather.mae_loss(pred=p, target=t, mask=m, norm_pix_loss=norm_pix_loss)
     for f in (fn, jax.jit(fn)):
         loss = f(pred, target, mask)
         assert loss.dtype == jnp.float32 and loss.shape == ()
@@ -50,15 +50,19 @@ def test_with_patchify_and_masking():
     target = jgather.patchify(imgs, 2)
     mask = jgather.random_masking(jax.random.key(0), target, 0.75).mask
     pred = target.at[:, :, 0].add(jnp.where(mask == 1, 2.0, 100.0))  # kept errors do not count
-    np.testing.assert_allclose(jgather.mae_loss(pred, target, mask), 4.0 / 12, rtol=1e-6)
+    np.testing.assert_allclose(
+        jgather.mae_loss(pred=pred, target=target, mask=mask), 4.0 / 12, rtol=1e-6
+    )
 
 
 def test_gradient_and_low_precision():
     pred, target, mask = batch(2)
-    g = jax.grad(jgather.mae_loss)(pred, target, mask)
+    g = jax.grad(lambda p: jgather.mae_loss(pred=p, target=target, mask=mask))(pred)
     expected = 2 * (pred - target) * mask[..., None] / (pred.shape[-1] * mask.sum())
     np.testing.assert_allclose(g, expected, rtol=1e-5, atol=1e-7)
-    low = jgather.mae_loss(pred.astype(jnp.bfloat16), target.astype(jnp.bfloat16), mask)
+    low = jgather.mae_loss(
+        pred=pred.astype(jnp.bfloat16), target=target.astype(jnp.bfloat16), mask=mask
+    )
     assert low.dtype == jnp.float32  # computed in float32
     ref = mae_loss_reference(
         np.asarray(pred.astype(jnp.bfloat16), np.float32),
@@ -70,10 +74,10 @@ def test_gradient_and_low_precision():
 
 def test_empty_mask_is_nan_and_errors():
     pred, target, mask = batch()
-    assert np.isnan(jgather.mae_loss(pred, target, np.zeros_like(mask)))
+    assert np.isnan(jgather.mae_loss(pred=pred, target=target, mask=np.zeros_like(mask)))
     with pytest.raises(ValueError, match="equal shapes"):
-        jgather.mae_loss(pred, target[:, :3], mask)
+        jgather.mae_loss(pred=pred, target=target[:, :3], mask=mask)
     with pytest.raises(ValueError, match="mask must be"):
-        jgather.mae_loss(pred, target, mask[:, :3])
+        jgather.mae_loss(pred=pred, target=target, mask=mask[:, :3])
     with pytest.raises(ValueError, match="at least 2 values"):
-        jgather.mae_loss(pred[..., :1], target[..., :1], mask, norm_pix_loss=True)
+        jgather.mae_loss(pred=pred[..., :1], target=target[..., :1], mask=mask, norm_pix_loss=True)

@@ -11,8 +11,10 @@ embeddings) is exercised.
 
 The jgather side is what a port would write: NHWC images (NCHW transposed), ``patchify``,
 ``random_masking(None, x, ratio, noise=noise)`` (MAE's order: mask, then the cls token; and the
-prefix form: cls first, ``num_prefix=1``), ``unshuffle(..., num_prefix=1)`` and
-``mae_loss(pred, target, mask)``. Same weights and noise; values and gradients are compared.
+prefix form: cls first, ``num_prefix=1``), ``unshuffle(x, masked, mask_token, num_prefix=1)``
+(the masking result in place of ``ids_restore``, so the token count is checked) and
+``mae_loss(pred=pred, target=target, mask=mask)``. Same weights and noise; values and gradients
+are compared. NCHW input through ``patchify(..., channels_first=True)`` gives MAE's tokens.
 """
 
 from __future__ import annotations
@@ -138,19 +140,21 @@ def jax_mae(p, imgs_nhwc, noise, norm_pix_loss, prefix_form=False):
     cls_token = jnp.broadcast_to(p["cls_token"] + p["pos_embed"][:, :1, :], (N, 1, E))
     if prefix_form:  # cls first, kept by num_prefix=1
         x = jnp.concatenate([cls_token, x], axis=1)
-        x, mask, ids_restore = jgather.random_masking(None, x, RATIO, noise=noise, num_prefix=1)
+        masked = jgather.random_masking(None, x, RATIO, noise=noise, num_prefix=1)
+        x, mask, ids_restore = masked
     else:  # MAE's order: mask the patch tokens, then put the cls token in front
-        x, mask, ids_restore = jgather.random_masking(None, x, RATIO, noise=noise)
+        masked = jgather.random_masking(None, x, RATIO, noise=noise)
+        x, mask, ids_restore = masked
         x = jnp.concatenate([cls_token, x], axis=1)
     latent = jax_block(x, p["enc_w"], p["enc_b"])
     x = linear(latent, p["dec_embed_w"], p["dec_embed_b"])
-    x = jgather.unshuffle(x, ids_restore, p["mask_token"], num_prefix=1)
+    x = jgather.unshuffle(x, masked, p["mask_token"], num_prefix=1)  # one cls token in front
     x = x + p["dec_pos_embed"]
     decoded = x
     x = jax_block(x, p["dec_w"], p["dec_b"])
     pred = linear(x, p["pred_w"], p["pred_b"])[:, 1:, :]
     target = jgather.patchify(imgs_nhwc, PATCH)
-    loss = jgather.mae_loss(pred, target, mask, norm_pix_loss=norm_pix_loss)
+    loss = jgather.mae_loss(pred=pred, target=target, mask=mask, norm_pix_loss=norm_pix_loss)
     return loss, dict(mask=mask, ids_restore=ids_restore, decoded=decoded, pred=pred)
 
 
@@ -217,6 +221,16 @@ def test_patchify_of_nhwc_is_maes_patchify_of_nchw(data):
     np.testing.assert_array_equal(got, want)
     back = jgather.unpatchify(jnp.asarray(got), PATCH, C, grid=GRID)
     np.testing.assert_array_equal(np.asarray(back), imgs.transpose(0, 2, 3, 1))
+
+
+def test_patchify_channels_first_is_maes_patchify(data):
+    # MAE's patchify takes NCHW; channels_first=True reads the same array, token for token.
+    _, imgs, _ = data
+    want = torch_patchify(torch.from_numpy(imgs)).numpy()
+    got = np.asarray(jgather.patchify(jnp.asarray(imgs), PATCH, channels_first=True))
+    np.testing.assert_array_equal(got, want)
+    back = jgather.unpatchify(jnp.asarray(got), PATCH, C, grid=GRID, channels_first=True)
+    np.testing.assert_array_equal(np.asarray(back), imgs)
 
 
 def test_masking_triple_is_maes_exactly(data):

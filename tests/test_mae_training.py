@@ -119,7 +119,10 @@ def test_norm_pix_target_matches_jgather_mae_loss():
     target = jax.random.uniform(jax.random.key(2), (3, 16, 4))
     mask = jnp.ones((3, 16))
     normalized = mp.normalize_patches(target)
-    assert float(jgather.mae_loss(normalized, target, mask, norm_pix_loss=True)) < 1e-10
+    assert (
+        float(jgather.mae_loss(pred=normalized, target=target, mask=mask, norm_pix_loss=True))
+        < 1e-10
+    )
 
 
 def test_sincos_position_table():

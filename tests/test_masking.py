@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import chex
@@ -42,12 +43,12 @@ def unshuffle_reference(x_masked, ids_restore, mask_token, num_prefix=0):
     return np.concatenate([x_masked[:, :num_prefix], body], axis=1)
 
 
-def assert_equal_triple(out, ref):
+def assert_equal_triple(out, ref, mask_dtype=jnp.float32):
     assert isinstance(out, jgather.MaskedTokens)
     np.testing.assert_array_equal(np.asarray(out.x_masked), ref[0])
     np.testing.assert_array_equal(np.asarray(out.mask), ref[1])
     np.testing.assert_array_equal(np.asarray(out.ids_restore), ref[2])
-    assert out.mask.dtype == out.x_masked.dtype
+    assert out.mask.dtype == mask_dtype  # float32 by default, as MAE's, whatever x's dtype
     assert out.ids_restore.dtype == jnp.int32
 
 
@@ -267,22 +268,26 @@ def test_method_onehot_matches_gather():
     chex.assert_trees_all_equal(g, o)
     token = np.arange(3, dtype=np.float32)
     np.testing.assert_array_equal(
-        jgather.unshuffle(g.x_masked, g.ids_restore, token, method="onehot"),
-        jgather.unshuffle(g.x_masked, g.ids_restore, token, method="gather"),
+        jgather.unshuffle(g.x_masked, g, token, method="onehot"),
+        jgather.unshuffle(g.x_masked, g, token, method="gather"),
     )
     assert _masking.default_method("cpu") == "gather"
     assert _masking.default_method("gpu") == "gather"
     assert _masking.default_method("tpu") == "onehot"
 
 
-def test_mask_dtype_follows_x():
+def test_mask_dtype_is_float32_or_mask_dtype():
     for dtype in (jnp.bfloat16, jnp.float16, jnp.int32):
         x = jax.ShapeDtypeStruct((2, 8, 3), dtype)
         out = jax.eval_shape(lambda x: jgather.random_masking(jax.random.key(0), x, 0.5), x)
-        assert out.mask.dtype == dtype and out.x_masked.dtype == dtype
+        assert out.mask.dtype == jnp.float32 and out.x_masked.dtype == dtype
         assert out.ids_restore.dtype == jnp.int32
+        out = jax.eval_shape(
+            lambda x, d=dtype: jgather.random_masking(jax.random.key(0), x, 0.5, mask_dtype=d), x
+        )
+        assert out.mask.dtype == dtype and out.x_masked.dtype == dtype
     x = jnp.ones((2, 8, 3), jnp.bfloat16)
-    out = jgather.random_masking(None, x, 0.5, noise=X[:2, :8, 0])
+    out = jgather.random_masking(None, x, 0.5, noise=X[:2, :8, 0], mask_dtype=jnp.bfloat16)
     assert out.mask.dtype == jnp.bfloat16
     np.testing.assert_array_equal(out.mask, mae_reference(X[:2, :8], X[:2, :8, 0], 0.5)[1])
 
@@ -318,13 +323,15 @@ def test_prefix_tokens_and_unshuffle(num_prefix):
 def test_unshuffle_jit_vmap():
     out = jgather.random_masking(jax.random.key(0), X, RATIO)
     token = jnp.ones(3)
-    eager = jgather.unshuffle(out.x_masked, out.ids_restore, token)
-    jitted = jax.jit(jgather.unshuffle)(out.x_masked, out.ids_restore, token)
+    eager = jgather.unshuffle(out.x_masked, out, token)
+    jitted = jax.jit(jgather.unshuffle)(out.x_masked, out, token)
     mapped = jax.vmap(jgather.unshuffle, in_axes=(0, 0, None))(
-        out.x_masked[:, None], out.ids_restore[:, None], token
+        out.x_masked[:, None], jax.tree.map(lambda a: a[:, None], out), token
     )[:, 0]
     np.testing.assert_array_equal(eager, jitted)
     np.testing.assert_array_equal(eager, mapped)
+    raw = jax.jit(functools.partial(jgather.unshuffle, num_prefix=0))
+    np.testing.assert_array_equal(eager, raw(out.x_masked, out.ids_restore, token))
 
 
 @pytest.mark.parametrize("method", ["gather", "onehot"])
@@ -342,7 +349,7 @@ def test_gradients(method):
 
     def through_unshuffle(x, token):
         o = masking(x)
-        return jnp.sum(jgather.unshuffle(o.x_masked, o.ids_restore, token, method=method))
+        return jnp.sum(jgather.unshuffle(o.x_masked, o, token, method=method))
 
     gx, gt = jax.grad(through_unshuffle, argnums=(0, 1))(x, jnp.zeros(3))
     np.testing.assert_array_equal(gx, np.broadcast_to(keep, x.shape))
@@ -401,11 +408,11 @@ def test_errors():
     key = jax.random.key(0)
     with pytest.raises(TypeError, match="static Python float"):
         jax.jit(lambda r: jgather.random_masking(key, x, r))(0.5)
-    for ratio in (1.0, -0.1, float("nan")):
-        with pytest.raises(ValueError, match=r"in \[0, 1\)"):
+    for ratio in (1.1, -0.1, float("nan")):
+        with pytest.raises(ValueError, match=r"in \[0, 1\]"):
             jgather.random_masking(key, x, ratio)
-    with pytest.raises(ValueError, match="at least one token is kept"):
-        jgather.random_masking(key, tokens(1, 10, 1), 0.9)  # int(0.9999999999999998) == 0
+    # int(10 * (1 - 0.9)) == int(0.9999999999999998) == 0 keeps no token, as in MAE.
+    assert jgather.random_masking(key, tokens(1, 10, 1), 0.9).x_masked.shape == (1, 0, 1)
     with pytest.raises(TypeError, match="mask_ratio"):
         jgather.random_masking(key, x, "0.5")
     with pytest.raises(ValueError, match=r"\[N, L, D\]"):
@@ -424,15 +431,17 @@ def test_errors():
         jgather.random_masking(key, x, 0.5, num_prefix=8)
     out = jgather.random_masking(None, x, 0.5, noise=x[..., 0])
     with pytest.raises(ValueError, match="mask_token"):
-        jgather.unshuffle(out.x_masked, out.ids_restore, np.zeros(4))
+        jgather.unshuffle(out.x_masked, out, np.zeros(4))
     with pytest.raises(TypeError, match="integer"):
-        jgather.unshuffle(out.x_masked, out.ids_restore.astype(np.float32), np.zeros(3))
+        jgather.unshuffle(
+            out.x_masked, out.ids_restore.astype(np.float32), np.zeros(3), num_prefix=0
+        )
     with pytest.raises(ValueError, match="ids_restore must have shape"):
-        jgather.unshuffle(out.x_masked, out.ids_restore[:1], np.zeros(3))
+        jgather.unshuffle(out.x_masked, out.ids_restore[:1], np.zeros(3), num_prefix=0)
     with pytest.raises(ValueError, match="num_prefix"):
-        jgather.unshuffle(out.x_masked, out.ids_restore[:, :3], np.zeros(3))
+        jgather.unshuffle(out.x_masked, out.ids_restore[:, :3], np.zeros(3), num_prefix=0)
     with pytest.raises(ValueError, match="num_keep"):
-        jgather.apply_mask(x, np.ones((2, 8), bool), 0)
+        jgather.apply_mask(x, np.ones((2, 8), bool), -1)
     with pytest.raises(ValueError, match="mask must have shape"):
         jgather.apply_mask(x, np.ones((2, 7), bool), 1)
 
@@ -446,7 +455,9 @@ def test_under_global_x64():
         x64 = jnp.asarray(X, jnp.float64)
         out = jgather.random_masking(key, x64, RATIO)
         np.testing.assert_array_equal(out.ids_restore, expected.ids_restore)
-        assert out.ids_restore.dtype == jnp.int32 and out.mask.dtype == jnp.float64
+        assert out.ids_restore.dtype == jnp.int32 and out.mask.dtype == jnp.float32
+        wide = jgather.random_masking(key, x64, RATIO, mask_dtype=jnp.float64)
+        assert wide.mask.dtype == jnp.float64
         noise = np.floor(np.random.default_rng(5).random((4, 196)) * 30) / 7  # float64, ties
         assert_equal_triple(
             jgather.random_masking(None, x64, RATIO, noise=noise),

@@ -77,7 +77,7 @@ def test_noise_unshuffle_and_apply_mask(mesh):
 
     def fn(noise, x):
         out = jgather.random_masking(None, x, RATIO, noise=noise)
-        full = jgather.unshuffle(out.x_masked, out.ids_restore, token)
+        full = jgather.unshuffle(out.x_masked, out, token)
         again = jgather.apply_mask(x, out.mask, out.x_masked.shape[1])
         return (*out, full, *again)
 

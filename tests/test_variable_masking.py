@@ -86,7 +86,9 @@ def test_unshuffle_puts_mask_tokens_at_every_removed_or_invalid_slot():
         out = jgather.random_masking_per_sample(
             None, X, RATIOS, capacity=capacity, noise=NOISE, num_prefix=1
         )
-        full = np.asarray(jgather.unshuffle(out.x_masked, out.ids_restore, token, num_prefix=1))
+        full = np.asarray(jgather.unshuffle(out.x_masked, out, token))  # num_prefix recorded
+        raw = jgather.unshuffle(out.x_masked, out.ids_restore, token, num_prefix=1)
+        np.testing.assert_array_equal(np.asarray(raw), full)
         removed = np.asarray(out.mask)[..., None] == 1
         np.testing.assert_array_equal(full[:, 1:], np.where(removed, token, X[:, 1:]))
         np.testing.assert_array_equal(full[:, :1], X[:, :1])
