@@ -18,6 +18,11 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from jgather._keys import batch_sharding
 
 
 def _size_pair(fn: str, patch_size: Any) -> tuple[int, int]:
@@ -45,19 +50,29 @@ def _positive_int(fn: str, name: str, value: Any) -> int:
     return int(value)
 
 
+def _reshape(x, shape, sharding):
+    """``x.reshape(shape)`` keeping the batch axis where it is; on an explicit-axis mesh the
+    output sharding must be stated (JAX cannot infer it for a split of the other axes)."""
+    if sharding is None:
+        return x.reshape(shape)
+    spec = P(sharding.spec[0], *([None] * (len(shape) - 1)))
+    return lax.reshape(x, shape, out_sharding=NamedSharding(sharding.mesh, spec))
+
+
 @functools.partial(jax.jit, static_argnames=("patch", "tubelet"))
 def _patchify(imgs, *, patch, tubelet):
     p, q = patch
+    sharding = batch_sharding(imgs)
     if tubelet is None:
         n, hh, ww, c = imgs.shape
         h, w = hh // p, ww // q
-        x = imgs.reshape(n, h, p, w, q, c).transpose(0, 1, 3, 2, 4, 5)
-        return x.reshape(n, h * w, p * q * c)
+        x = _reshape(imgs, (n, h, p, w, q, c), sharding).transpose(0, 1, 3, 2, 4, 5)
+        return _reshape(x, (n, h * w, p * q * c), sharding)
     u = tubelet
     n, tt, hh, ww, c = imgs.shape
     t, h, w = tt // u, hh // p, ww // q
-    x = imgs.reshape(n, t, u, h, p, w, q, c).transpose(0, 1, 3, 5, 2, 4, 6, 7)
-    return x.reshape(n, t * h * w, u * p * q * c)
+    x = _reshape(imgs, (n, t, u, h, p, w, q, c), sharding).transpose(0, 1, 3, 5, 2, 4, 6, 7)
+    return _reshape(x, (n, t * h * w, u * p * q * c), sharding)
 
 
 def patchify(imgs: jax.Array, patch_size: Any, *, tubelet_size: int | None = None) -> jax.Array:
@@ -128,14 +143,15 @@ def _unpatchify(x, *, patch, channels, grid, tubelet):
     p, q = patch
     c = channels
     n = x.shape[0]
+    sharding = batch_sharding(x)
     if tubelet is None:
         h, w = grid
-        imgs = x.reshape(n, h, w, p, q, c).transpose(0, 1, 3, 2, 4, 5)
-        return imgs.reshape(n, h * p, w * q, c)
+        imgs = _reshape(x, (n, h, w, p, q, c), sharding).transpose(0, 1, 3, 2, 4, 5)
+        return _reshape(imgs, (n, h * p, w * q, c), sharding)
     t, h, w = grid
     u = tubelet
-    vids = x.reshape(n, t, h, w, u, p, q, c).transpose(0, 1, 4, 2, 5, 3, 6, 7)
-    return vids.reshape(n, t * u, h * p, w * q, c)
+    vids = _reshape(x, (n, t, h, w, u, p, q, c), sharding).transpose(0, 1, 4, 2, 5, 3, 6, 7)
+    return _reshape(vids, (n, t * u, h * p, w * q, c), sharding)
 
 
 def unpatchify(
@@ -180,6 +196,12 @@ def unpatchify(
     if x.ndim != 3:
         raise ValueError(f"{fn}: x must be [N, L, patch_dim], got shape {tuple(x.shape)}.")
     _, length, width = x.shape
+    if grid is not None and not isinstance(grid, tuple | list):
+        want = "(t, h, w)" if tubelet_size is not None else "(h, w)"
+        raise TypeError(
+            f"{fn}: grid must be a tuple {want} of patch counts, got {grid!r}; e.g. "
+            f"grid=({grid!r}, {grid!r}) for a square grid, or leave it out."
+        )
     if tubelet_size is not None:
         tubelet_size = _positive_int(fn, "tubelet_size", tubelet_size)
         if grid is None or len(grid) != 3:
