@@ -17,9 +17,11 @@ position: positions are unique, so the keys never tie, the sort needs no second 
 the order is read back from the low ``s`` bits. (The keys are 64-bit inside a local
 ``jax.enable_x64`` scope; nothing 64-bit enters or leaves.)
 
-* With ``noise=`` given, the noise is mapped to ``uint32`` by the order-preserving float
-  transform (sign bit set for positives, all bits flipped for negatives; ``-0.0`` is folded
-  onto ``+0.0`` and every NaN onto one NaN that sorts last) and packed above the position:
+* With ``noise=`` given, the noise is mapped to an unsigned integer of its width by the
+  order-preserving float transform (sign bit set for positives, all bits flipped for
+  negatives; ``-0.0`` is folded onto ``+0.0`` and every NaN onto one NaN that sorts last),
+  with integer operations on the bit pattern only, so subnormals are ordered exactly (XLA on
+  CPU flushes them to zero in float arithmetic), and packed above the position:
   the order is exactly ``numpy.argsort(noise, kind="stable")`` ==
   ``torch.argsort(noise, stable=True)``: ascending, ties broken by lower index first.
 * With ``noise=None`` the key is ``64 - s`` random bits drawn directly as integers (two
