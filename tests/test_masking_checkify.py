@@ -26,6 +26,9 @@ CASES = {
     "random_masking": lambda: tuple(jgather.random_masking(KEY, X, 0.5, num_prefix=1)),
     "random_masking_noise": lambda: tuple(jgather.random_masking(None, X, 0.5, noise=NOISE)),
     "apply_mask": lambda: tuple(jgather.apply_mask(X, MASK, L // 2)),
+    "random_masking_per_sample": lambda: tuple(
+        jgather.random_masking_per_sample(KEY, X, np.array([0.25, 0.75]), capacity=12)
+    ),
     "unshuffle": lambda: jgather.unshuffle(X[:, : L // 2], np.tile(np.arange(L), (N, 1)), X[0, 0]),
     "tube_masking": lambda: jgather.tube_masking(KEY, N, (2, 4, 4), 0.5),
     "running_cell_masking": lambda: jgather.running_cell_masking(KEY, N, (2, 4, 4), 0.5),
