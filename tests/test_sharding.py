@@ -91,6 +91,9 @@ def test_random_masking_per_sample_keys(mesh):
 
 def test_random_masking_one_key(mesh):
     check(mesh, masking, (KEY, X), (KEY, shard(mesh, X)))
+    # With a prefix token and the one-hot gather (the TPU default) too.
+    fn = lambda k, x: tuple(jgather.random_masking(k, x, RATIO, num_prefix=1, method="onehot"))
+    check(mesh, fn, (KEY, X), (KEY, shard(mesh, X)))
 
 
 @pytest.mark.parametrize("noise_sharded", [True, False], ids=["sharded", "replicated"])
@@ -117,11 +120,6 @@ def test_unshuffle_and_apply_mask_with_one_operand_replicated(mesh):
     apply = lambda x, m: tuple(jgather.apply_mask(x, m, x_masked.shape[1]))
     check(mesh, apply, (X, mask), (shard(mesh, X), mask))
     check(mesh, apply, (X, mask), (X, shard(mesh, mask)))
-
-
-def test_prefix_and_onehot(mesh):
-    fn = lambda k, x: tuple(jgather.random_masking(k, x, RATIO, num_prefix=1, method="onehot"))
-    check(mesh, fn, (KEY, X), (KEY, shard(mesh, X)))
 
 
 def test_patch_dropout(mesh):
