@@ -199,7 +199,7 @@ def _inverse_alternatives(n, length):
 
     @jax.jit
     def scatter_iota(perm):  # what jgather does
-        return jax.vmap(_masking._inverse_permutation)(perm)
+        return _masking._inverse_permutations(perm)
 
     @jax.jit
     def argsort(perm):

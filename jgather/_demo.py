@@ -322,6 +322,23 @@ def _positive_int(text: str) -> int:
     return value
 
 
+#: Seeds ``jax.random.key`` accepts: a signed or unsigned 64-bit value is read as a C long.
+SEED_RANGE = (-(2**63), 2**63 - 1)
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    low, high = SEED_RANGE
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(
+            f"{value} is out of range; a seed must be an integer in [-2**63, 2**63 - 1]"
+        )
+    return value
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="python -m jgather",
@@ -341,9 +358,17 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--out",
         default="jgather_demo.png",
-        help="PNG file to write, or a folder (then FOLDER/jgather_demo.png); default: %(default)s",
+        help=(
+            "PNG file to write (a name ending in .png, or any existing file such as /dev/null), "
+            "or a folder (then FOLDER/jgather_demo.png); default: %(default)s"
+        ),
     )
-    demo.add_argument("--seed", type=int, default=0, help="PRNG seed (default: %(default)s)")
+    demo.add_argument(
+        "--seed",
+        type=_seed,
+        default=0,
+        help="PRNG seed, an integer in [-2**63, 2**63 - 1] (default: %(default)s)",
+    )
     demo.add_argument(
         "--mask-ratio",
         type=_ratio,
@@ -382,8 +407,14 @@ def _check(args: argparse.Namespace, image: np.ndarray) -> None:
 
 
 def _output_path(out: str) -> Path:
+    """``--out`` as a file: a ``.png`` name or an existing non-folder (``/dev/null``, a file
+    to overwrite) is written as given; anything else is a folder for ``jgather_demo.png``."""
     path = Path(out)
-    return path if path.suffix.lower() == ".png" else path / "jgather_demo.png"
+    if path.is_dir():
+        return path / "jgather_demo.png"
+    if path.suffix.lower() == ".png" or path.exists():
+        return path
+    return path / "jgather_demo.png"
 
 
 def _demo(args: argparse.Namespace, image: np.ndarray) -> int:

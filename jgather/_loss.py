@@ -9,6 +9,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from jgather._masking import as_array
+
 # MAE adds this to the per-patch variance before the square root (norm_pix_loss).
 _NORM_PIX_EPS = 1e-6
 
@@ -82,11 +84,12 @@ def mae_loss(
     ]
     if missing:
         raise TypeError(
-            f"{fn}: missing {', '.join(missing)}; call {fn}(pred=pred, target=target, mask=mask)."
+            f"{fn}: {', '.join(missing)} is None (missing); call "
+            f"{fn}(pred=pred, target=target, mask=mask) with arrays."
         )
-    pred, target, mask = (
-        v if isinstance(v, jax.Array) else jnp.asarray(v) for v in (pred, target, mask)
-    )
+    pred = as_array(fn, "pred", pred, "pass the [N, L, P] predicted patches")
+    target = as_array(fn, "target", target, "pass the [N, L, P] target patches (patchify)")
+    mask = as_array(fn, "mask", mask, "pass the [N, L] mask, 1 = removed (random_masking's)")
     if pred.ndim != 3 or pred.shape != target.shape:
         raise ValueError(
             f"{fn}: pred and target must both be [N, L, P] with equal shapes, got "

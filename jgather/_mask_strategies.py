@@ -33,8 +33,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from jgather._gather import index_select
+from jgather._keys import batch_sharding as _batch_sharding
 from jgather._keys import check_key as _check_key
 from jgather._keys import per_sample_keys as _per_sample_keys
+from jgather._keys import to_batch_sharding as _to_batch_sharding
 
 __all__ = [
     "PatchDropoutOutput",
@@ -283,6 +285,11 @@ def running_cell_masking(
             f"{cell}; choose a grid of whole cells or another `cell`."
         )
     size = ch * cw
+    if size < 2:
+        raise ValueError(
+            f"{fn}: cell={cell} holds one token, which cannot be partly masked; use a cell of "
+            "at least 2 tokens, e.g. cell=(2, 2) as VideoMAE V2."
+        )
     masks_per_cell = int(size * ratio)
     if not 0 < masks_per_cell < size:
         raise ValueError(
@@ -317,15 +324,28 @@ def _uniform_int(u, n):
     return jnp.minimum(jnp.floor(u * n.astype(jnp.float32)).astype(jnp.int32), n - 1)
 
 
-def _block_masking_one(
-    key,
+class _BlockState(NamedTuple):
+    """One image's loop state in ``_block_masking_batch``."""
+
+    it: jax.Array  # [] int32, attempts so far
+    mask: jax.Array  # [H, W] bool
+    count: jax.Array  # [] int32
+    fails: jax.Array  # [] int32, consecutive failed attempts for the current block
+    done: jax.Array  # [] bool
+    num_blocks: jax.Array  # [] int32
+    boxes: jax.Array  # [max_blocks, 4] int32
+    draws: jax.Array  # [max_blocks, 3] float32
+
+
+def _block_masking_batch(
+    keys,
     grid: tuple[int, int],
     num_masking_patches: int,
     min_num_patches: int,
     max_num_patches: int,
     log_aspect: tuple[float, float],
 ) -> _Blocks:
-    """BEiT's block-wise mask for one image, as a bounded ``lax.while_loop``.
+    """BEiT's block-wise mask for each of [N] keys, as one bounded ``lax.while_loop``.
 
     BEiT's generator loops "while count < target: add a block", where adding a block is up to
     10 attempts and the generator stops when all 10 fail. Here the two loops are flattened into
@@ -333,6 +353,12 @@ def _block_masking_one(
     block). Each accepted block adds at least one token, so at most ``target`` blocks are
     accepted and at most ``10 * (target + 1)`` attempts are ever needed: that bound is exact,
     never cuts the algorithm short, and makes the loop jit-able with static shapes.
+
+    The attempt (``body``) and the stopping test (``cond``) are written for one image and
+    vmapped; the loop itself runs over the batch until every image is done, and an image that
+    is done keeps its state. (A ``vmap`` of the per-image loop computes the same, but
+    ``jax.experimental.checkify`` rejects a vmapped while loop.) On a batch-sharded mesh the
+    "every image done" test is one boolean all-reduce per attempt, the only communication.
     """
     h_grid, w_grid = grid
     target = num_masking_patches
@@ -342,11 +368,10 @@ def _block_masking_one(
     cols = jnp.arange(w_grid).reshape(1, w_grid)
     lo, hi = log_aspect
 
-    def cond(state):
-        it, _, _, _, done, _, _, _ = state
-        return jnp.logical_not(done) & (it < max_iters)
+    def cond(state: _BlockState):
+        return jnp.logical_not(state.done) & (state.it < max_iters)
 
-    def body(state):
+    def body(key, state: _BlockState) -> _BlockState:
         it, mask, count, fails, done, nb, boxes, draws = state
         # One draw of four U[0, 1) numbers per attempt: area, aspect, top, left.
         u_area, u_aspect, u_top, u_left = jax.random.uniform(jax.random.fold_in(key, it), (4,))
@@ -372,13 +397,23 @@ def _block_masking_one(
         slot = jnp.minimum(nb, max_blocks - 1)
         box = jnp.stack([top, left, bh, bw]).astype(jnp.int32)
         draw = jnp.stack([area, aspect, cap]).astype(jnp.float32)
-        boxes = jnp.where(accept, boxes.at[slot].set(box), boxes)
-        draws = jnp.where(accept, draws.at[slot].set(draw), draws)
+        # A select, not ``.at[slot].set``: a scatter under vmap cannot be sharded explicitly.
+        write = accept & (jnp.arange(max_blocks) == slot)[:, None]
+        boxes = jnp.where(write, box, boxes)
+        draws = jnp.where(write, draw, draws)
         nb = nb + accept.astype(jnp.int32)
         done = done | (count >= target) | (fails >= _BEIT_ATTEMPTS)
-        return it + 1, mask, count, fails, done, nb, boxes, draws
+        return _BlockState(it + 1, mask, count, fails, done, nb, boxes, draws)
 
-    init = (
+    def batch_body(state: _BlockState) -> _BlockState:
+        active = jax.vmap(cond)(state)
+        new = jax.vmap(body)(keys, state)
+        keep = lambda a, b: jnp.where(active.reshape((-1,) + (1,) * (a.ndim - 1)), a, b)
+        return jax.tree.map(keep, new, state)
+
+    (n,) = keys.shape
+    sharding = _batch_sharding(keys)
+    init = _BlockState(
         jnp.int32(0),
         jnp.zeros(grid, jnp.bool_),
         jnp.int32(0),
@@ -388,8 +423,17 @@ def _block_masking_one(
         jnp.zeros((max_blocks, 4), jnp.int32),
         jnp.zeros((max_blocks, 3), jnp.float32),
     )
-    _, mask, count, _, _, nb, boxes, draws = jax.lax.while_loop(cond, body, init)
-    return _Blocks(mask.reshape(-1), count, nb, boxes, draws)
+    init = jax.tree.map(
+        lambda a: _to_batch_sharding(jnp.broadcast_to(a, (n, *a.shape)), sharding), init
+    )
+    state = jax.lax.while_loop(lambda st: jnp.any(jax.vmap(cond)(st)), batch_body, init)
+    return _Blocks(state.mask.reshape(n, -1), state.count, state.num_blocks, state.boxes,
+                   state.draws)  # fmt: skip
+
+
+def _block_masking_one(key, *args) -> _Blocks:
+    """``_block_masking_batch`` for one key (for tests and inspection)."""
+    return jax.tree.map(lambda a: a[0], _block_masking_batch(key[None], *args))
 
 
 _BLOCK_STATICS = (
@@ -406,15 +450,10 @@ _BLOCK_STATICS = (
 def _block_masking_blocks(
     key, batch_size, grid, num_masking_patches, min_num_patches, max_num_patches, log_aspect
 ) -> _Blocks:
-    one = functools.partial(
-        _block_masking_one,
-        grid=grid,
-        num_masking_patches=num_masking_patches,
-        min_num_patches=min_num_patches,
-        max_num_patches=max_num_patches,
-        log_aspect=log_aspect,
+    keys = _per_sample_keys(key, batch_size)
+    return _block_masking_batch(
+        keys, grid, num_masking_patches, min_num_patches, max_num_patches, log_aspect
     )
-    return jax.vmap(one)(_per_sample_keys(key, batch_size))
 
 
 def _block_args(
@@ -634,17 +673,21 @@ class PatchDropoutOutput(NamedTuple):
 def _patch_dropout(key, x, num_prefix: int, num_keep: int, ordered: bool):
     n, length = x.shape[:2]
     body = length - num_prefix
-    prefix = jnp.arange(num_prefix, dtype=jnp.int32)
+    prefix_pad = jnp.pad(jnp.arange(num_prefix, dtype=jnp.int32), (0, num_keep))
 
     def one(k, xi):
         keep = jax.random.permutation(k, body)[:num_keep].astype(jnp.int32)
         if ordered:
             keep = jnp.sort(keep)
-        idx = jnp.concatenate([prefix, keep + num_prefix])
+        # The prefix positions 0..P-1, then the kept ones (a pad and an add rather than a
+        # concatenation with an unbatched array, which explicit sharding rejects under vmap).
+        idx = jnp.pad(keep + num_prefix, (num_prefix, 0)) + prefix_pad
         # Indices are in range by construction, so the gather needs no bounds handling.
         return index_select(xi, 0, idx, mode="promise_in_bounds"), idx
 
-    out, idx = jax.vmap(one)(_per_sample_keys(key, n), x)
+    sharding = _batch_sharding(x, key)
+    x = _to_batch_sharding(x, sharding)
+    out, idx = jax.vmap(one)(_per_sample_keys(key, n, sharding), x)
     return PatchDropoutOutput(out, idx)
 
 
@@ -808,7 +851,7 @@ def mask_schedule(name: str, ratio, *, num_tokens: int | None = None):
       The mask ratio, same shape as ``ratio``, float, in ``[1e-6, 1]``.
 
     Raises:
-      TypeError: for a non-str name.
+      TypeError: for a non-str name or a non-numeric ``ratio``.
       ValueError: for an unknown name, or ``log``/``exp`` without ``num_tokens >= 2``.
 
     Example:
@@ -820,7 +863,20 @@ def mask_schedule(name: str, ratio, *, num_tokens: int | None = None):
     """
     fn = "mask_schedule"
     _check_schedule(fn, name, num_tokens)
-    r = jnp.asarray(ratio)
+    if isinstance(ratio, str | bytes) or ratio is None:
+        raise TypeError(
+            f"{fn}: ratio must be a float or an array of floats in [0, 1], got {ratio!r}."
+        )
+    try:
+        r = jnp.asarray(ratio)
+    except (TypeError, ValueError) as e:
+        raise TypeError(
+            f"{fn}: ratio must be a float or an array of floats in [0, 1], got "
+            f"{type(ratio).__name__}."
+        ) from e
+    if not (jnp.issubdtype(r.dtype, jnp.number) or r.dtype == jnp.bool_):
+        raise TypeError(f"{fn}: ratio must be numeric, got dtype {r.dtype}.")
+    r = jnp.asarray(r)
     if not jnp.issubdtype(r.dtype, jnp.floating):
         r = r.astype(jnp.float32)
     return _schedule(name, r, num_tokens)
@@ -849,10 +905,14 @@ def _variable_ratio_masking(key, r, batch_size: int, num_tokens: int, schedule: 
         count = jnp.clip(jnp.ceil(ratio * num_tokens), 1, num_tokens).astype(jnp.int32)
         return VariableRatioMask(_shuffled_count(k_pos, num_tokens, count), count, r_i)
 
-    keys = _per_sample_keys(key, batch_size)
+    sharding = _batch_sharding(key, r)
+    keys = _per_sample_keys(key, batch_size, sharding)
     if r is None:
         return jax.vmap(lambda k: one(k, None))(keys)
-    return jax.vmap(one)(keys, jnp.clip(r.astype(jnp.float32), 0.0, 1.0))
+    r = _to_batch_sharding(r.astype(jnp.float32), sharding)
+    # A traced NaN is treated as r = 1, the schedule's floor: one token masked, never zero.
+    r = jnp.where(jnp.isnan(r), jnp.float32(1.0), jnp.clip(r, 0.0, 1.0))
+    return jax.vmap(one)(keys, r)
 
 
 def variable_ratio_masking(
@@ -885,7 +945,9 @@ def variable_ratio_masking(
       schedule: a :func:`mask_schedule` name (static).
       r: optional [N] schedule inputs in ``[0, 1]`` replacing the draw (e.g. ``t / T`` in
         iterative decoding); the positions are still drawn from the key. Concrete values
-        outside ``[0, 1]`` are an error; traced values are clamped into ``[0, 1]``.
+        outside ``[0, 1]`` (or NaN) are an error; traced values are clamped into ``[0, 1]``
+        and a traced NaN counts as ``r = 1`` (one token masked), so every row masks at least
+        one token. The returned ``r`` is the value used.
 
     Returns:
       A :class:`VariableRatioMask` ``(mask, num_masked, r)``: ``mask`` [N, L] bool (True =

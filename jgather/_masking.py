@@ -17,9 +17,11 @@ position: positions are unique, so the keys never tie, the sort needs no second 
 the order is read back from the low ``s`` bits. (The keys are 64-bit inside a local
 ``jax.enable_x64`` scope; nothing 64-bit enters or leaves.)
 
-* With ``noise=`` given, the noise is mapped to ``uint32`` by the order-preserving float
-  transform (sign bit set for positives, all bits flipped for negatives; ``-0.0`` is folded
-  onto ``+0.0`` and every NaN onto one NaN that sorts last) and packed above the position:
+* With ``noise=`` given, the noise is mapped to an unsigned integer of its width by the
+  order-preserving float transform (sign bit set for positives, all bits flipped for
+  negatives; ``-0.0`` is folded onto ``+0.0`` and every NaN onto one NaN that sorts last),
+  with integer operations on the bit pattern only, so subnormals are ordered exactly (XLA on
+  CPU flushes them to zero in float arithmetic), and packed above the position:
   the order is exactly ``numpy.argsort(noise, kind="stable")`` ==
   ``torch.argsort(noise, stable=True)``: ascending, ties broken by lower index first.
 * With ``noise=None`` the key is ``64 - s`` random bits drawn directly as integers (two
@@ -57,7 +59,7 @@ import numpy as np
 from jax import lax
 
 from jgather._gather import index_select
-from jgather._keys import check_key, per_sample_keys
+from jgather._keys import batch_sharding, check_key, per_sample_keys, to_batch_sharding
 
 Method = Literal["gather", "onehot"] | None
 
@@ -165,6 +167,10 @@ def _check_num_prefix(fn: str, num_prefix: Any, length: int) -> int:
             f"tokens), got {type(num_prefix).__name__}."
         )
     num_prefix = int(num_prefix)
+    if length == 0:
+        raise ValueError(
+            f"{fn}: the sequence has no tokens (L=0); pass at least one token per sample."
+        )
     if not 0 <= num_prefix < length:
         raise ValueError(
             f"{fn}: num_prefix={num_prefix} must be in [0, {length}) for a sequence of "
@@ -228,6 +234,20 @@ def _check_key_first(fn: str, key: Any, call: str) -> None:
     )
 
 
+def as_array(fn: str, name: str, value: Any, hint: str) -> jax.Array:
+    """``value`` as a JAX array, or a ``TypeError`` naming ``fn``, ``name`` and ``hint``."""
+    if isinstance(value, jax.Array):
+        return value
+    if value is None or isinstance(value, str | bytes):
+        raise TypeError(f"{fn}: {name} must be an array, got {value!r}; {hint}.")
+    try:
+        return jnp.asarray(value)
+    except (TypeError, ValueError) as e:
+        raise TypeError(
+            f"{fn}: {name} must be an array, got {type(value).__name__}; {hint}."
+        ) from e
+
+
 def _check_x(fn: str, x: Any, name: str = "x") -> jax.Array:
     if not isinstance(x, jax.Array):
         try:
@@ -289,23 +309,40 @@ def _wide_argsort(high: jax.Array, low: jax.Array | None) -> jax.Array:
         return lax.convert_element_type(packed & jnp.uint64((1 << bits) - 1), jnp.int32)
 
 
+_UINT = {16: jnp.uint16, 32: jnp.uint32, 64: jnp.uint64}
+
+
 def _orderable_bits(noise: jax.Array) -> jax.Array:
-    """Maps float32 values to ``uint32`` with the same order (``-0 == +0``, NaN last)."""
-    noise = jnp.where(noise == 0, jnp.zeros_like(noise), noise)
-    noise = jnp.where(jnp.isnan(noise), jnp.full_like(noise, jnp.nan), noise)
-    b = lax.bitcast_convert_type(noise, jnp.uint32)
-    negative = lax.shift_right_logical(b, jnp.uint32(31)) == 1
-    return jnp.where(negative, ~b, b | jnp.uint32(1 << 31))
+    """Maps floats to unsigned ints of the same width with the same order (``-0 == +0``, NaN
+    last), bit-exactly.
+
+    Only integer operations on the bit pattern: a float comparison (``noise == 0``) or a
+    conversion would let XLA flush subnormals to zero on CPU (denormals-are-zero), tying
+    ``1e-45`` with ``0``; numpy and torch order them.
+    """
+    width = jnp.finfo(noise.dtype).bits
+    uint = _UINT[width]
+    as_bits = lambda v: int(np.array(v, noise.dtype).view(np.dtype(uint)))
+    sign = 1 << (width - 1)
+    exponent_ones, quiet_nan = as_bits(np.inf), as_bits(np.nan) & (sign - 1)
+    b = lax.bitcast_convert_type(noise, uint)
+    magnitude = b & uint(sign - 1)
+    b = jnp.where(magnitude == 0, uint(0), b)  # -0.0 -> +0.0
+    b = jnp.where(magnitude > uint(exponent_ones), uint(quiet_nan), b)  # one NaN, sorts last
+    negative = (b & uint(sign)) != 0
+    sign = uint(sign)
+    return jnp.where(negative, ~b, b | sign)
 
 
 def _argsort_noise(noise: jax.Array) -> jax.Array:
     """``numpy.argsort(noise, kind='stable')`` for one [L] row, as int32."""
-    if noise.dtype in (jnp.float32, jnp.float16, jnp.bfloat16):  # exact in float32
-        return _wide_argsort(_orderable_bits(noise.astype(jnp.float32)), None)
-    if jnp.issubdtype(noise.dtype, jnp.floating):  # float64 under x64: a comparator sort.
-        noise = jnp.where(noise == 0, jnp.zeros_like(noise), noise)
-        noise = jnp.where(jnp.isnan(noise), jnp.full_like(noise, jnp.nan), noise)
     (length,) = noise.shape
+    if jnp.issubdtype(noise.dtype, jnp.floating):
+        if jnp.finfo(noise.dtype).bits <= 32:  # f32, f16, bf16 (fp8 is widened to 16 bits)
+            if jnp.finfo(noise.dtype).bits < 16:
+                noise = noise.astype(jnp.float16)  # exact: fp8 values are normal in float16
+            return _wide_argsort(_orderable_bits(noise).astype(jnp.uint32), None)
+        noise = _orderable_bits(noise)  # float64 under x64: a stable sort of uint64 keys
     _, order = lax.sort((noise, lax.iota(jnp.int32, length)), num_keys=1, is_stable=True)
     return order
 
@@ -316,13 +353,48 @@ def _random_permutation(key: jax.Array, length: int) -> jax.Array:
     return _wide_argsort(words[0], words[1])
 
 
+def _scatter_inverse(perms: jax.Array) -> jax.Array:
+    (length,) = perms.shape[1:]
+
+    def one(perm):
+        return (
+            jnp.zeros((length,), jnp.int32)
+            .at[perm]
+            .set(lax.iota(jnp.int32, length), mode="promise_in_bounds", unique_indices=True)
+        )
+
+    return jax.vmap(one)(perms)
+
+
+@jax.custom_batching.custom_vmap
+def _inverse_permutations(perms: jax.Array) -> jax.Array:
+    """[N, L] inverse permutations of the rows of ``perms``: one batched scatter of ``iota``.
+
+    The scatter is the fastest inverse (benchmarks/masking.py: 4-7x faster than a second
+    sort) and, with the batch as a scatter batching dimension, stays local on a batch-sharded
+    mesh of either kind. ``jax.experimental.checkify`` cannot check a scatter with batching
+    dimensions (its bounds rule fails with ``IndexError: tuple index out of range``, jax
+    0.10), so the scatter sits behind a ``custom_vmap`` boundary, which checkify evaluates
+    without looking inside. Nothing is lost: the indices are a permutation of ``0 .. L - 1``
+    by construction, so there is nothing to check. The batching rule (for a ``jax.vmap`` of a
+    caller) flattens the extra batch axes into one call.
+    """
+    return _scatter_inverse(perms)
+
+
 def _inverse_permutation(perm: jax.Array) -> jax.Array:
-    (length,) = perm.shape
-    return (
-        jnp.zeros((length,), jnp.int32)
-        .at[perm]
-        .set(lax.iota(jnp.int32, length), mode="promise_in_bounds", unique_indices=True)
-    )
+    """[L] inverse of one permutation (for cores written per sample, e.g. the per-sample
+    ratio masking): under their ``vmap`` it becomes one ``_inverse_permutations`` call."""
+    return _inverse_permutations(perm[None])[0]
+
+
+@_inverse_permutations.def_vmap
+def _inverse_permutations_vmap(axis_size, in_batched, perms):
+    del axis_size
+    if not in_batched[0]:
+        return _inverse_permutations(perms), False
+    flat = _inverse_permutations(perms.reshape(-1, perms.shape[-1]))
+    return flat.reshape(perms.shape), True
 
 
 def _take_rows(x: jax.Array, rows: jax.Array, method: str) -> jax.Array:
@@ -336,39 +408,48 @@ def _take_rows(x: jax.Array, rows: jax.Array, method: str) -> jax.Array:
     return index_select(x, 0, rows, mode="promise_in_bounds")
 
 
-def _mask_one(
-    x: jax.Array, perm: jax.Array, len_keep: int, num_prefix: int, method: str, mask_dtype
+def _mask_batch(
+    x: jax.Array,
+    perms: jax.Array,
+    len_keep: int,
+    num_prefix: int,
+    method: str,
+    mask_dtype: Any,
 ) -> MaskedTokens:
-    """Masks one sample [P + L, D] given its shuffle ``perm`` [L] of the L maskable tokens."""
-    (length,) = perm.shape
-    chex.assert_shape(x, (num_prefix + length, None))
-    ids_restore = _inverse_permutation(perm)
-    rows = perm[:len_keep] + num_prefix
-    if num_prefix:
-        rows = jnp.concatenate([lax.iota(jnp.int32, num_prefix), rows])
-    x_masked = _take_rows(x, rows, method)
+    """Masks [N, P + L, D] given each sample's shuffle ``perms`` [N, L] of its L tokens."""
+    length = perms.shape[1]
+    chex.assert_shape(x, (None, num_prefix + length, None))
+    ids_restore = _inverse_permutations(perms)
+
+    def take(x, perm):
+        rows = perm[:len_keep] + num_prefix
+        if num_prefix:  # 0..P-1 first: a pad and an add, which explicit sharding allows
+            prefix = jnp.pad(lax.iota(jnp.int32, num_prefix), (0, len_keep))
+            rows = jnp.pad(rows, (num_prefix, 0)) + prefix
+        return _take_rows(x, rows, method)
+
+    x_masked = jax.vmap(take)(x, perms)
     mask = (ids_restore >= len_keep).astype(mask_dtype)
     return MaskedTokens(x_masked, mask, ids_restore)
 
 
 @functools.partial(jax.jit, static_argnames=("len_keep", "num_prefix", "method", "mask_dtype"))
 def _random_masking_keys(key, x, *, len_keep, num_prefix, method, mask_dtype):
-    length = x.shape[1] - num_prefix
-    keys = per_sample_keys(key, x.shape[0])
-
-    def one(key, x):
-        perm = _random_permutation(key, length)
-        return _mask_one(x, perm, len_keep, num_prefix, method, mask_dtype)
-
-    return jax.vmap(one)(keys, x)
+    n, total, _ = x.shape
+    length = total - num_prefix
+    sharding = batch_sharding(x, key)
+    x = to_batch_sharding(x, sharding)
+    keys = per_sample_keys(key, n, sharding)
+    perms = jax.vmap(lambda k: _random_permutation(k, length))(keys)
+    return _mask_batch(x, perms, len_keep, num_prefix, method, mask_dtype)
 
 
 @functools.partial(jax.jit, static_argnames=("len_keep", "num_prefix", "method", "mask_dtype"))
 def _random_masking_noise(noise, x, *, len_keep, num_prefix, method, mask_dtype):
-    def one(noise, x):
-        return _mask_one(x, _argsort_noise(noise), len_keep, num_prefix, method, mask_dtype)
-
-    return jax.vmap(one)(noise, x)
+    sharding = batch_sharding(x, noise)
+    x, noise = (to_batch_sharding(a, sharding) for a in (x, noise))
+    perms = jax.vmap(_argsort_noise)(noise)
+    return _mask_batch(x, perms, len_keep, num_prefix, method, mask_dtype)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -491,6 +572,8 @@ def random_masking(
 @functools.partial(jax.jit, static_argnames=("num_prefix", "method"))
 def _unshuffle(x_masked, ids_restore, mask_token, *, num_prefix, method):
     len_keep = x_masked.shape[1] - num_prefix
+    sharding = batch_sharding(x_masked, ids_restore)
+    x_masked, ids_restore = (to_batch_sharding(a, sharding) for a in (x_masked, ids_restore))
 
     def one(x, ids):
         kept = x[num_prefix:]
@@ -636,8 +719,9 @@ def unshuffle(
             f"{fn}: x_masked holds {len_keep} kept tokens (after {num_prefix} prefix tokens) "
             f"but ids_restore covers only L={length}; did you pass num_prefix?"
         )
-    if not isinstance(mask_token, jax.Array):
-        mask_token = jnp.asarray(mask_token)
+    mask_token = as_array(
+        fn, "mask_token", mask_token, f"pass the [D] = [{d}] token that fills removed places"
+    )
     if mask_token.size != d or any(s != 1 for s in mask_token.shape[:-1]):
         raise ValueError(
             f"{fn}: mask_token must have shape [D] = [{d}] (or [1, 1, {d}]), got "
@@ -652,12 +736,12 @@ def unshuffle(
 
 @functools.partial(jax.jit, static_argnames=("num_keep", "num_prefix", "method", "mask_dtype"))
 def _apply_mask(x, removed, *, num_keep, num_prefix, method, mask_dtype):
-    def one(x, removed):
-        # Kept tokens first, each group in original order: a stable argsort of the 0/1 mask.
-        perm = _packed_argsort(removed.astype(jnp.uint32), key_bits=1)
-        return _mask_one(x, perm, num_keep, num_prefix, method, mask_dtype)
-
-    return jax.vmap(one)(x, removed)
+    sharding = batch_sharding(x, removed)
+    x, removed = (to_batch_sharding(a, sharding) for a in (x, removed))
+    # Kept tokens first, each group in original order: a stable argsort of the 0/1 mask.
+    argsort = lambda r: _packed_argsort(r.astype(jnp.uint32), key_bits=1)
+    perms = jax.vmap(argsort)(removed)
+    return _mask_batch(x, perms, num_keep, num_prefix, method, mask_dtype)
 
 
 def apply_mask(
@@ -711,8 +795,7 @@ def apply_mask(
     n, total, _ = x.shape
     num_prefix = _check_num_prefix(fn, num_prefix, total)
     length = total - num_prefix
-    if not isinstance(mask, jax.Array):
-        mask = jnp.asarray(mask)
+    mask = as_array(fn, "mask", mask, "pass an [N, L] boolean mask, True = removed")
     if mask.shape != (n, length):
         raise ValueError(
             f"{fn}: mask must have shape [N, L] = {(n, length)} (x without its {num_prefix} "

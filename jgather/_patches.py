@@ -22,6 +22,11 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from jgather._keys import batch_sharding
 
 
 def _size_pair(fn: str, patch_size: Any) -> tuple[int, int]:
@@ -63,21 +68,31 @@ def _looks_channels_first(shape: tuple[int, ...], q: int) -> bool:
     return shape[1] in (1, 3, 4) and shape[-1] > q and shape[-1] not in (1, 3, 4)
 
 
+def _reshape(x, shape, sharding):
+    """``x.reshape(shape)`` keeping the batch axis where it is; on an explicit-axis mesh the
+    output sharding must be stated (JAX cannot infer it for a split of the other axes)."""
+    if sharding is None:
+        return x.reshape(shape)
+    spec = P(sharding.spec[0], *([None] * (len(shape) - 1)))
+    return lax.reshape(x, shape, out_sharding=NamedSharding(sharding.mesh, spec))
+
+
 @functools.partial(jax.jit, static_argnames=("patch", "tubelet", "channels_first"))
 def _patchify(imgs, *, patch, tubelet, channels_first):
     p, q = patch
     if channels_first:  # NCHW / NCTHW -> channels last; XLA folds it into the one transpose
         imgs = jnp.moveaxis(imgs, 1, -1)
+    sharding = batch_sharding(imgs)
     if tubelet is None:
         n, hh, ww, c = imgs.shape
         h, w = hh // p, ww // q
-        x = imgs.reshape(n, h, p, w, q, c).transpose(0, 1, 3, 2, 4, 5)
-        return x.reshape(n, h * w, p * q * c)
+        x = _reshape(imgs, (n, h, p, w, q, c), sharding).transpose(0, 1, 3, 2, 4, 5)
+        return _reshape(x, (n, h * w, p * q * c), sharding)
     u = tubelet
     n, tt, hh, ww, c = imgs.shape
     t, h, w = tt // u, hh // p, ww // q
-    x = imgs.reshape(n, t, u, h, p, w, q, c).transpose(0, 1, 3, 5, 2, 4, 6, 7)
-    return x.reshape(n, t * h * w, u * p * q * c)
+    x = _reshape(imgs, (n, t, u, h, p, w, q, c), sharding).transpose(0, 1, 3, 5, 2, 4, 6, 7)
+    return _reshape(x, (n, t * h * w, u * p * q * c), sharding)
 
 
 def patchify(
@@ -183,15 +198,16 @@ def _unpatchify(x, *, patch, channels, grid, tubelet, first):
     p, q = patch
     c = channels
     n = x.shape[0]
+    sharding = batch_sharding(x)
     if tubelet is None:
         h, w = grid
-        imgs = x.reshape(n, h, w, p, q, c).transpose(0, 1, 3, 2, 4, 5)
-        imgs = imgs.reshape(n, h * p, w * q, c)
+        imgs = _reshape(x, (n, h, w, p, q, c), sharding).transpose(0, 1, 3, 2, 4, 5)
+        imgs = _reshape(imgs, (n, h * p, w * q, c), sharding)
         return jnp.moveaxis(imgs, -1, 1) if first else imgs
     t, h, w = grid
     u = tubelet
-    vids = x.reshape(n, t, h, w, u, p, q, c).transpose(0, 1, 4, 2, 5, 3, 6, 7)
-    vids = vids.reshape(n, t * u, h * p, w * q, c)
+    vids = _reshape(x, (n, t, h, w, u, p, q, c), sharding).transpose(0, 1, 4, 2, 5, 3, 6, 7)
+    vids = _reshape(vids, (n, t * u, h * p, w * q, c), sharding)
     return jnp.moveaxis(vids, -1, 1) if first else vids
 
 
@@ -244,6 +260,12 @@ def unpatchify(
     if x.ndim != 3:
         raise ValueError(f"{fn}: x must be [N, L, patch_dim], got shape {tuple(x.shape)}.")
     _, length, width = x.shape
+    if grid is not None and not isinstance(grid, tuple | list):
+        want = "(t, h, w)" if tubelet_size is not None else "(h, w)"
+        raise TypeError(
+            f"{fn}: grid must be a tuple {want} of patch counts, got {grid!r}; e.g. "
+            f"grid=({grid!r}, {grid!r}) for a square grid, or leave it out."
+        )
     if tubelet_size is not None:
         tubelet_size = _positive_int(fn, "tubelet_size", tubelet_size)
         if grid is None or len(grid) != 3:
