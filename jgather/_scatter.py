@@ -50,111 +50,160 @@ _REDUCTIONS = ("sum", "prod", "mean", "amax", "amin")
 _SCATTER_REDUCE = {None: "set", "add": "sum", "multiply": "prod"}
 
 
-def _extreme(dtype: Any, op: str) -> Any:
-    """The identity of ``op`` ('amax' or 'amin') for ``dtype``."""
+def _identity(dtype: Any, op: str) -> Any:
+    """The identity of ``op`` for ``dtype``, representable in ``dtype``.
+
+    For 'amax'/'amin' that is -inf/+inf where the dtype has infinities; float8 types without
+    them (e4m3fn, the fnuz family) use their finite lowest/highest value instead (an inf
+    would become NaN there).
+    """
+    dtype = np.dtype(dtype)
+    if op in ("sum", "prod"):
+        return 0 if op == "sum" else 1
+    if dtype == np.bool_:
+        return op == "amin"
     if jnp.issubdtype(dtype, jnp.inexact):
-        return -np.inf if op == "amax" else np.inf
+        inf = np.inf if op == "amin" else -np.inf
+        if np.isinf(np.asarray(inf).astype(dtype)):
+            return inf
+        info = jnp.finfo(dtype)
+        return info.max if op == "amin" else info.min
     info = jnp.iinfo(dtype)
     return info.min if op == "amax" else info.max
 
 
 _DROP = lax.GatherScatterMode.FILL_OR_DROP
+_KIND = {"set": "set", "sum": "add", "prod": "mul", "amax": "max", "amin": "min"}
+
+# Grouping equal keys (below) uses a scratch array of one int32 per row of the region when
+# that is at most this many times the number of keys, and a sort of the keys otherwise, so
+# the extra work is O(index) either way.
+_DENSE_GROUPING_RATIO = 4
 
 
 def _rows_scatter(kind, operand, keys, updates):
-    """``operand[keys[m], :] <kind>= updates[m, :]`` for a 2-D ``operand`` [R, T].
+    """``operand[keys[m], ...] <kind>= updates[m, ...]`` for ``operand`` [R] or [R, T].
 
-    No batching dimensions: checkify's scatter rule in jax 0.10 does not understand them, and
-    measured on CPU this flattened form is as fast or faster. Keys equal to ``R`` are dropped.
+    No batching dimensions (flattened keys; on CPU as fast or faster). Out-of-range keys are
+    dropped.
     """
-    if operand.ndim == 1:
-        dnums = lax.ScatterDimensionNumbers((), (0,), (0,))
-        return ix.SCATTERS[kind](operand, keys[:, None], updates, dnums, mode=_DROP)
-    dnums = lax.ScatterDimensionNumbers((1,), (0,), (0,))
+    window = () if operand.ndim == 1 else (1,)
+    dnums = lax.ScatterDimensionNumbers(window, (0,), (0,))
     return ix.SCATTERS[kind](operand, keys[:, None], updates, dnums, mode=_DROP)
 
 
-def _reduce_rows(region, keys, updates, op, include_self):
-    """``region`` [R, T] (or [R]) with ``updates`` [M, T] (or [M]) reduced into rows ``keys``
-    [M]; a key equal to R is dropped."""
-    dtype = region.dtype
-    if dtype == jnp.bool_ and op != "set":  # sum/amax are "or", prod/amin are "and"
-        as_max = {"sum": "amax", "amax": "amax", "prod": "amin", "amin": "amin"}[op]
-        out = _reduce_rows(
-            region.astype(jnp.uint8), keys, updates.astype(jnp.uint8), as_max, include_self
-        )
-        return out.astype(jnp.bool_)
-    rows = region.shape[0]
+def _take_rows(x, rows):
+    """``x[rows]`` along axis 0 for in-range ``rows`` (one gather)."""
+    dnums = lax.GatherDimensionNumbers(
+        offset_dims=tuple(range(1, x.ndim)), collapsed_slice_dims=(0,), start_index_map=(0,)
+    )
+    return lax.gather(
+        x,
+        rows[:, None],
+        dnums,
+        (1, *x.shape[1:]),
+        mode=lax.GatherScatterMode.PROMISE_IN_BOUNDS,
+    )
 
-    def per_row(v):  # a per-row vector, shaped to broadcast against region
-        return v if region.ndim == 1 else v[:, None]
+
+def _group_ids(keys, rows):
+    """An id in ``[0, M)`` per key [M]: equal in-range keys share one, different keys do not.
+
+    Out-of-range keys get ids too (their updates are dropped later, whatever the id).
+    Cost O(M): a scratch of ``rows`` int32 when ``rows <= 4 M``, else a sort of the keys.
+    """
+    m = keys.shape[0]
+    ordinal = lax.iota(jnp.int32, m)
+    if rows <= _DENSE_GROUPING_RATIO * m:
+        # The id of a key is the ordinal of its first occurrence. An out-of-range key keeps
+        # its own ordinal, which no in-range key has as a first occurrence.
+        first = _rows_scatter("min", jnp.full((rows,), m, jnp.int32), keys, ordinal)
+        inside = (keys >= 0) & (keys < rows)
+        return jnp.where(inside, _take_rows(first, jnp.clip(keys, 0, rows - 1)), ordinal)
+    # The id is the position of the first key of its run in the stably sorted keys.
+    sorted_keys, order = lax.sort((keys, ordinal), num_keys=1, is_stable=True)
+    head = jnp.concatenate([jnp.ones((1,), jnp.bool_), sorted_keys[1:] != sorted_keys[:-1]])
+    run = lax.cummax(jnp.where(head, ordinal, 0), axis=0)
+    return _rows_scatter("set", jnp.zeros((m,), jnp.int32), order, run)
+
+
+def _reduce_rows(region, keys, updates, op, include_self):
+    """``region`` [R] or [R, T] with ``updates`` [M] or [M, T] reduced into rows ``keys`` [M].
+
+    Out-of-range keys are dropped. Beyond the output buffer (``region`` itself, reused when
+    donated) every temporary has O(M) elements: reductions with ``include_self=False`` first
+    set the identity at the touched rows; 'set', 'mean' and reduced-precision sums first
+    combine the updates per distinct key (:func:`_group_ids`) into M-row buffers, then write
+    each touched row once with the same value from every key that touches it.
+    """
+    dtype = region.dtype
+    m = keys.shape[0]
+    rows = region.shape[0]
+    if dtype == jnp.bool_:  # 'sum'/'amax' are "or", 'prod'/'amin' are "and"
+        op = {"sum": "amax", "prod": "amin"}.get(op, op)
+
+    def per_row(v):  # a per-key vector, shaped to broadcast against updates
+        return v if updates.ndim == 1 else v[:, None]
+
+    def base():  # region's value at each key, for include_self (clipped: dropped keys unused)
+        return _take_rows(region, jnp.clip(keys, 0, rows - 1))
 
     if op == "set":
-        # Deterministic "last write wins": each row learns the largest key ordinal writing to
-        # it (colliding keys differ only in their position along dim, so the largest ordinal
-        # is the last along dim), then reads that update row with one gather.
-        ordinal = lax.iota(jnp.int32, keys.shape[0])
-        winner = _rows_scatter("max", jnp.full((rows,), -1, jnp.int32), keys, ordinal)
-        picked = jnp.take(updates, jnp.maximum(winner, 0), axis=0, mode="clip")
-        return jnp.where(per_row(winner >= 0), picked, region)
-    if op == "mean" or not include_self:
-        count = per_row(
-            _rows_scatter(
-                "add", jnp.zeros((rows,), jnp.int32), keys, jnp.ones(keys.shape, jnp.int32)
-            )
+        # Deterministic "last write wins": each group learns its largest key ordinal
+        # (colliding keys differ only in their position along dim, so the largest ordinal is
+        # the last along dim); every key of the group then writes that update.
+        gid = _group_ids(keys, rows)
+        ordinal = lax.iota(jnp.int32, m)
+        winner = _rows_scatter("max", jnp.full((m,), -1, jnp.int32), gid, ordinal)
+        return _rows_scatter("set", region, keys, _take_rows(updates, _take_rows(winner, gid)))
+    acc = ix.accumulation_dtype(dtype)
+    if op == "mean" or (op == "sum" and acc != dtype):
+        # Per-group totals in the accumulation dtype (float32 for reduced-precision floats;
+        # integers in their own dtype, wrapping as torch does), rounded once.
+        gid = _group_ids(keys, rows)
+        total = _rows_scatter(
+            "add", jnp.zeros((m, *updates.shape[1:]), acc), gid, updates.astype(acc)
         )
-    if op == "mean":
-        base = region if include_self else jnp.zeros_like(region)
-        total = _rows_scatter("add", base, keys, updates)
-        count = count + (1 if include_self else 0)
-        safe = jnp.maximum(count, 1)
+        total = _take_rows(total, gid)
+        if include_self:
+            total = total + base().astype(acc)
+        if op == "sum":
+            return _rows_scatter("set", region, keys, total.astype(dtype))
+        count = _rows_scatter("add", jnp.zeros((m,), jnp.int32), gid, jnp.ones((m,), jnp.int32))
+        count = per_row(_take_rows(count, gid) + (1 if include_self else 0))
         if jnp.issubdtype(dtype, jnp.inexact):
-            mean = total / safe.astype(dtype)
-        else:  # torch floors integer means (rounds towards -inf)
-            wide = jnp.int64 if dtype.itemsize == 8 else jnp.int32
-            mean = jnp.floor_divide(total.astype(wide), safe.astype(wide)).astype(dtype)
-        return mean if include_self else jnp.where(count > 0, mean, region)
-    kind, identity = {
-        "sum": ("add", 0),
-        "prod": ("mul", 1),
-        "amax": ("max", _extreme(dtype, "amax")),
-        "amin": ("min", _extreme(dtype, "amin")),
-    }[op]
-    if include_self:
-        return _rows_scatter(kind, region, keys, updates)
-    out = _rows_scatter(kind, jnp.full(region.shape, identity, dtype), keys, updates)
-    return jnp.where(count > 0, out, region)
+            mean = total / count.astype(acc)
+        else:  # torch floors integer means (towards -inf), in the dtype's own signedness
+            signed = jnp.issubdtype(dtype, jnp.signedinteger)
+            bits = 64 if dtype.itemsize == 8 else 32
+            wide = jnp.dtype(f"{'int' if signed else 'uint'}{bits}")
+            mean = jnp.floor_divide(total.astype(wide), count.astype(wide))
+        return _rows_scatter("set", region, keys, mean.astype(dtype))
+    kind = _KIND[op]
+    if not include_self:
+        identity = jnp.full(updates.shape, _identity(dtype, op), dtype)
+        region = _rows_scatter("set", region, keys, identity)
+    return _rows_scatter(kind, region, keys, updates)
 
 
-def _key_dtype(n: int):
+def key_dtype_for(fn: str, n: int):
+    """int32 keys for regions of up to 2**31 - 1 elements, else int64 (which needs x64)."""
     if n < np.iinfo(np.int32).max:
         return jnp.int32
     if not jax.config.jax_enable_x64:
         raise ValueError(
-            f"scatter: the scattered region has {n} elements, more than int32 can address; "
+            f"{fn}: the scattered region has {n} elements, more than int32 can address; "
             "enable 64-bit indices with jax.config.update('jax_enable_x64', True)."
         )
     return jnp.int64
 
 
-def _probe(index, size):
-    """A gather of ``index`` from a dummy [size] array whose result is unused (XLA removes it).
-
-    It exists so that ``checkify.index_checks`` sees the raw index against ``size`` and
-    reports an out-of-range value with its own value and axis size.
-    """
-    dnums = lax.GatherDimensionNumbers(
-        offset_dims=(), collapsed_slice_dims=(0,), start_index_map=(0,)
-    )
-    lax.gather(jnp.zeros((size,), jnp.bool_), index[..., None], dnums, (1,), mode=_DROP)
-
-
-def _scatter_impl(input, index, src, dim, mode, op, include_self):
-    index = ix.canonical_index(index)
+def _scatter_impl(input, index, src, dim, mode, op, include_self, rows_path=True):
     if index.size == 0:
         return input
     if input.ndim == 0:
-        return _scatter_impl(input[None], index, src, 0, mode, op, include_self).reshape(())
+        out = _scatter_impl(input[None], index, src, 0, mode, op, include_self, rows_path)
+        return out.reshape(())
     index = index.reshape(index.shape or (1,))
     src = src.reshape(src.shape or (1,))
     size = input.shape[dim]
@@ -165,13 +214,15 @@ def _scatter_impl(input, index, src, dim, mode, op, include_self):
     else:
         updates = ix.slice_to(src, index.shape, None)
     region = ix.slice_to(input, index.shape, dim)
+    index = ix.widen_index(index)
     if mode == "clip":
         index = ix.clamp(index, size)
-    else:
-        _probe(index, size)
+    # Compared at full width, then narrowed: out-of-range values become -1 (a 64-bit
+    # 2**32 + 1 must not wrap into 1).
+    index = ix.narrow_index(index, size)
     lead = int(np.prod(index.shape[:dim], dtype=np.int64))
     trail = int(np.prod(index.shape[dim + 1 :], dtype=np.int64))
-    key_dtype = _key_dtype(region.size)
+    key_dtype = key_dtype_for("scatter", region.size)
 
     def drop_out_of_range(keys, idx, rows, scaled):
         # XLA drops out-of-range keys natively. A key can only alias another in-range row
@@ -215,7 +266,7 @@ def _scatter_impl(input, index, src, dim, mode, op, include_self):
         )
         return out.reshape(region.shape)
 
-    if trail > 1:
+    if trail > 1 and rows_path:
         first = index[(..., *(slice(0, 1),) * (index.ndim - dim - 1))]
         out = lax.cond(jnp.all(index == first), whole_rows, elementwise)
     else:
@@ -227,7 +278,82 @@ def _scatter_impl(input, index, src, dim, mode, op, include_self):
 
 @functools.partial(jax.jit, static_argnames=("dim", "mode", "op", "include_self"))
 def _scatter_core(input, index, src, *, dim, mode, op, include_self):
-    return _scatter_impl(input, index, src, dim, mode, op, include_self)
+    size = input.shape[dim] if input.ndim else 1
+    if index.size and size and mode != "clip":
+        # checkify.index_checks reports the caller's index value and axis size here (the
+        # scatters below see flattened, narrowed keys).
+        ix.probe(ix.widen_index(index), size)
+    return _batchable(dim, mode, op, include_self)(input, index, src)
+
+
+@functools.cache
+def _batchable(dim, mode, op, include_self):
+    """``_scatter_impl`` for fixed static arguments, batched by folding, not by lax's rule.
+
+    ``jax.vmap``'s rule for a scatter with a batched index adds batching dimensions, which
+    ``checkify``'s scatter rule (jax 0.10) cannot read (``IndexError: tuple index out of
+    range``). Here a ``custom_vmap`` rule instead folds the batch axis into the arrays as a
+    new leading axis and scatters along ``dim + 1`` -- the same flattened-key scatter as
+    unbatched, nested ``vmap`` folding once per level. ``checkify`` does not look inside
+    ``custom_vmap``; the caller's index is checked by the probe in ``_scatter_core``.
+    Derivatives come from a ``custom_jvp`` whose rule is the JVP of ``_scatter_impl`` itself
+    (``custom_vmap`` alone has no transpose rule, so ``jax.grad`` needs this).
+    """
+
+    def impl(x, i, s, rows_path=True):
+        return _scatter_impl(x, i, s, dim, mode, op, include_self, rows_path)
+
+    @jax.custom_batching.custom_vmap
+    def folded(x, i, s):
+        return impl(x, i, s)
+
+    @folded.def_vmap
+    def fold_batch(axis_size, in_batched, x, i, s):
+        x, i, s = (
+            a if b else jnp.broadcast_to(a, (axis_size, *a.shape))
+            for a, b in zip((x, i, s), in_batched, strict=True)
+        )
+        example_shape = x.shape[1:]
+        if x.ndim == 1:  # 0-d examples act as 1-D of size 1, as in the unbatched op
+            x = x[:, None]
+        if i.ndim == 1:
+            i = i[:, None]
+        if s.size == axis_size:  # one src value per example, broadcast over its index
+            s = jnp.broadcast_to(s.reshape((axis_size,) + (1,) * (i.ndim - 1)), i.shape)
+        out = _batchable(dim + 1, mode, op, include_self)(x, i, s)
+        return out.reshape((axis_size, *example_shape)), True
+
+    @jax.custom_jvp
+    def scatter_fn(x, i, s):
+        return folded(x, i, s)
+
+    def scatter_jvp(primals, tangents):
+        x, i, s = primals
+        tx, _, ts = tangents
+        # Only the arguments with a non-zero tangent are differentiated (JAX has no 'prod'
+        # derivative w.r.t. src with duplicates, which must not be asked for by a zero).
+        # Elementwise keys only: the whole-rows lax.cond, batched and then differentiated,
+        # leaves a stop_gradient that jax 0.10 cannot transpose.
+        live = [
+            (k, a, t)
+            for k, a, t in ((0, x, tx), (2, s, ts))
+            if not isinstance(t, jax.custom_derivatives.SymbolicZero)
+        ]
+
+        def f(*args):
+            full = [x, i, s]
+            for (k, _, _), a in zip(live, args, strict=True):
+                full[k] = a
+            return impl(*full, rows_path=False)
+
+        if not live:
+            out = impl(x, i, s)
+            return out, jnp.zeros_like(out)
+        return jax.jvp(f, tuple(a for _, a, _ in live), tuple(t for _, _, t in live))
+
+    scatter_fn.defjvp(scatter_jvp, symbolic_zeros=True)
+
+    return scatter_fn
 
 
 def _is_scalar(x: Any) -> bool:
@@ -237,13 +363,14 @@ def _is_scalar(x: Any) -> bool:
 def _prepare(fn: str, input: Any, dim: Any, index: Any, src: Any, mode: Any):
     """Shared trace-time checks; returns canonical (input, dim, index, src)."""
     input = ix.as_array(fn, "input", input)
-    index = ix.as_array(fn, "index", index)
+    index, wide = ix.as_index(fn, "index", index)
     ix.check_index_dtype(fn, index)
     dim = ix.canonical_dim(fn, dim, input.ndim)
     ix.check_mode(fn, mode, ix.SCATTER_MODES)
     if _is_scalar(src):
         src_shape = None
-        src = jnp.asarray(src).astype(input.dtype)
+        ix.check_scalar_fits(fn, "src", src, input.dtype)
+        src = ix.scalar_as(src, input.dtype)
     else:
         src = ix.as_array(fn, "src", src)
         if src.dtype != input.dtype:
@@ -254,9 +381,12 @@ def _prepare(fn: str, input: Any, dim: Any, index: Any, src: Any, mode: Any):
             )
         src_shape = src.shape
     ix.check_scatter_shapes(fn, input.shape, index.shape, src_shape, dim)
+    if index.size and input.ndim:  # the region the scatter addresses with flat keys
+        region = index.shape[:dim] + input.shape[dim : dim + 1] + index.shape[dim + 1 :]
+        key_dtype_for(fn, int(np.prod(region, dtype=np.int64)))
     if mode is None:
         size = input.shape[dim] if input.ndim else 1
-        ix.check_bounds_eagerly(fn, index, dim, size, scatter=True)
+        ix.check_bounds_eagerly(fn, wide, dim, size, scatter=True)
     return input, dim, index, src
 
 
