@@ -303,7 +303,9 @@ def _take_along_dim_core(input, indices, fill, *, dim, mode):
         # gave them, so checkify reports -6 on size 5 as -6 (not as the wrapped -1)
         return jnp.where((i < 0) & (i >= -size), i + size, i)
 
-    if mode not in ("clip", "promise_in_bounds") and ix.narrows_lossily(indices):
+    if mode == "clip":  # clamp at full width, before narrowing
+        indices = ix.clamp(wrap(indices), size)
+    elif mode != "promise_in_bounds" and ix.narrows_lossily(indices):
         ix.probe(wrap(indices), size)
     indices = wrap(ix.narrow_index(indices, size, low=-size))
     if input.ndim:

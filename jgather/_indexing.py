@@ -271,21 +271,21 @@ def narrow_index(index: jax.Array, size: int, low: int = 0) -> jax.Array:
 
 
 def probe(index: jax.Array, size: int) -> None:
-    """A gather of ``index`` from a dummy ``[size]`` array whose result is unused (XLA removes
-    it).
+    """A gather of ``index`` from an empty dummy ``[size, 0]`` array, its result unused.
 
     It exists so that ``checkify.index_checks`` sees the caller's index at its full width
     against ``size`` and reports an out-of-range value as the caller wrote it (not a narrowed
-    or flattened internal key).
+    or flattened internal key). The dummy holds no elements, so the probe costs nothing even
+    before XLA removes it.
     """
     dnums = lax.GatherDimensionNumbers(
-        offset_dims=(), collapsed_slice_dims=(0,), start_index_map=(0,)
+        offset_dims=(index.ndim,), collapsed_slice_dims=(0,), start_index_map=(0,)
     )
     lax.gather(
-        jnp.zeros((size,), jnp.bool_),
+        jnp.zeros((size, 0), jnp.bool_),
         index[..., None],
         dnums,
-        (1,),
+        (1, 0),
         mode=lax.GatherScatterMode.FILL_OR_DROP,
     )
 

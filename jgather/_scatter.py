@@ -41,6 +41,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from jgather import _indexing as ix
 
@@ -127,14 +129,23 @@ def _group_ids(keys, rows):
     return _rows_scatter("set", jnp.zeros((m,), jnp.int32), order, run)
 
 
-def _reduce_rows(region, keys, updates, op, include_self):
+def _needs_base(dtype, op, include_self) -> bool:
+    """Whether ``_reduce_rows`` reads the operand's values at the keys (``base``)."""
+    if not include_self or dtype == jnp.bool_:
+        return False
+    return op == "mean" or (op == "sum" and ix.accumulation_dtype(dtype) != dtype)
+
+
+def _reduce_rows(region, keys, updates, op, include_self, base=None):
     """``region`` [R] or [R, T] with ``updates`` [M] or [M, T] reduced into rows ``keys`` [M].
 
-    Out-of-range keys are dropped. Beyond the output buffer (``region`` itself, reused when
-    donated) every temporary has O(M) elements: reductions with ``include_self=False`` first
-    set the identity at the touched rows; 'set', 'mean' and reduced-precision sums first
-    combine the updates per distinct key (:func:`_group_ids`) into M-row buffers, then write
-    each touched row once with the same value from every key that touches it.
+    Out-of-range keys are dropped. ``base`` [M] or [M, T] holds ``region``'s values at the
+    keys where :func:`_needs_base` says so. Beyond the output buffer (``region`` itself,
+    reused when donated) every temporary has O(M) elements: reductions with
+    ``include_self=False`` first set the identity at the touched rows; 'set', 'mean' and
+    reduced-precision sums first combine the updates per distinct key (:func:`_group_ids`)
+    into M-row buffers, then write each touched row once, with the same value from every key
+    that touches it.
     """
     dtype = region.dtype
     m = keys.shape[0]
@@ -145,8 +156,8 @@ def _reduce_rows(region, keys, updates, op, include_self):
     def per_row(v):  # a per-key vector, shaped to broadcast against updates
         return v if updates.ndim == 1 else v[:, None]
 
-    def base():  # region's value at each key, for include_self (clipped: dropped keys unused)
-        return _take_rows(region, jnp.clip(keys, 0, rows - 1))
+    def write(values):
+        return _rows_scatter("set", region, keys, values)
 
     if op == "set":
         # Deterministic "last write wins": each group learns its largest key ordinal
@@ -155,7 +166,7 @@ def _reduce_rows(region, keys, updates, op, include_self):
         gid = _group_ids(keys, rows)
         ordinal = lax.iota(jnp.int32, m)
         winner = _rows_scatter("max", jnp.full((m,), -1, jnp.int32), gid, ordinal)
-        return _rows_scatter("set", region, keys, _take_rows(updates, _take_rows(winner, gid)))
+        return write(_take_rows(updates, _take_rows(winner, gid)))
     acc = ix.accumulation_dtype(dtype)
     if op == "mean" or (op == "sum" and acc != dtype):
         # Per-group totals in the accumulation dtype (float32 for reduced-precision floats;
@@ -166,9 +177,9 @@ def _reduce_rows(region, keys, updates, op, include_self):
         )
         total = _take_rows(total, gid)
         if include_self:
-            total = total + base().astype(acc)
+            total = total + base.astype(acc)
         if op == "sum":
-            return _rows_scatter("set", region, keys, total.astype(dtype))
+            return write(total.astype(dtype))
         count = _rows_scatter("add", jnp.zeros((m,), jnp.int32), gid, jnp.ones((m,), jnp.int32))
         count = per_row(_take_rows(count, gid) + (1 if include_self else 0))
         if jnp.issubdtype(dtype, jnp.inexact):
@@ -178,12 +189,10 @@ def _reduce_rows(region, keys, updates, op, include_self):
             bits = 64 if dtype.itemsize == 8 else 32
             wide = jnp.dtype(f"{'int' if signed else 'uint'}{bits}")
             mean = jnp.floor_divide(total.astype(wide), count.astype(wide))
-        return _rows_scatter("set", region, keys, mean.astype(dtype))
-    kind = _KIND[op]
+        return write(mean.astype(dtype))
     if not include_self:
-        identity = jnp.full(updates.shape, _identity(dtype, op), dtype)
-        region = _rows_scatter("set", region, keys, identity)
-    return _rows_scatter(kind, region, keys, updates)
+        region = write(jnp.full(updates.shape, _identity(dtype, op), dtype))
+    return _rows_scatter(_KIND[op], region, keys, updates)
 
 
 def key_dtype_for(fn: str, n: int):
@@ -198,11 +207,13 @@ def key_dtype_for(fn: str, n: int):
     return jnp.int64
 
 
-def _scatter_impl(input, index, src, dim, mode, op, include_self, rows_path=True):
+def _scatter_impl(input, index, src, dim, mode, op, include_self, primal=True):
+    """The scatter on validated operands. ``primal=False`` (inside the JVP rule) skips the
+    whole-rows ``lax.cond`` (see ``_batchable``)."""
     if index.size == 0:
         return input
     if input.ndim == 0:
-        out = _scatter_impl(input[None], index, src, 0, mode, op, include_self, rows_path)
+        out = _scatter_impl(input[None], index, src, 0, mode, op, include_self, primal)
         return out.reshape(())
     index = index.reshape(index.shape or (1,))
     src = src.reshape(src.shape or (1,))
@@ -213,77 +224,155 @@ def _scatter_impl(input, index, src, dim, mode, op, include_self, rows_path=True
         updates = jnp.broadcast_to(src.reshape((1,) * index.ndim), index.shape)
     else:
         updates = ix.slice_to(src, index.shape, None)
-    region = ix.slice_to(input, index.shape, dim)
     index = ix.widen_index(index)
     if mode == "clip":
         index = ix.clamp(index, size)
     # Compared at full width, then narrowed: out-of-range values become -1 (a 64-bit
     # 2**32 + 1 must not wrap into 1).
     index = ix.narrow_index(index, size)
-    lead = int(np.prod(index.shape[:dim], dtype=np.int64))
-    trail = int(np.prod(index.shape[dim + 1 :], dtype=np.int64))
-    key_dtype = key_dtype_for("scatter", region.size)
+    # Keys address the input itself (its own strides; no slice of it is copied).
+    strides = [int(np.prod(input.shape[d + 1 :], dtype=np.int64)) for d in range(input.ndim)]
+    lead_in = int(np.prod(input.shape[:dim], dtype=np.int64))
+    trail_in = strides[dim]
+    key_dtype = key_dtype_for("scatter", input.size)
 
-    def drop_out_of_range(keys, idx, rows, scaled):
-        # XLA drops out-of-range keys natively. A key can only alias another in-range row
-        # when leading positions are folded in (dim > 0) or the index is scaled (int32
-        # overflow); only then do out-of-range index values need an explicit drop key.
-        if mode == "clip" or (lead == 1 and not scaled):
+    def drop_out_of_range(keys, idx, scaled):
+        # XLA drops out-of-range keys natively. An out-of-range index value can only alias
+        # another in-range key when leading positions are folded in (dim > 0) or the index
+        # is scaled (int32 overflow); only then does it need an explicit drop key.
+        if mode == "clip" or (lead_in == 1 and not scaled):
             return keys
-        return jnp.where((idx >= 0) & (idx < size), keys, rows)
+        return jnp.where((idx >= 0) & (idx < size), keys, input.size)
+
+    def element_keys():
+        # One key per index element: its flat position in ``input``.
+        keys = index.astype(key_dtype) * trail_in
+        for d in range(index.ndim):
+            if d != dim:
+                keys = keys + lax.broadcasted_iota(key_dtype, index.shape, d) * strides[d]
+        return drop_out_of_range(keys, index, trail_in > 1).reshape(-1)
+
+    base = None
+    if _needs_base(input.dtype, op, include_self):  # read once, outside the cond below
+        base = _take_rows(input.reshape(-1), jnp.clip(element_keys(), 0, input.size - 1))
 
     def elementwise():
-        # One key per index element: its flat position in ``region``.
-        keys = index.astype(key_dtype) * int(np.prod(region.shape[dim + 1 :], dtype=np.int64))
-        stride = 1
-        for d in reversed(range(index.ndim)):
-            if d != dim:
-                keys = keys + lax.broadcasted_iota(key_dtype, index.shape, d) * stride
-            stride *= region.shape[d]
-        keys = drop_out_of_range(keys, index, region.size, trail > 1)
         out = _reduce_rows(
-            region.reshape(-1), keys.reshape(-1), updates.reshape(-1), op, include_self
+            input.reshape(-1), element_keys(), updates.reshape(-1), op, include_self, base
         )
-        return out.reshape(region.shape)
+        return out.reshape(input.shape)
 
     def whole_rows():
-        # The index is constant along every axis after dim (torch's ``index.expand`` idiom):
-        # move whole trailing slices, one key per (leading position, index value).
+        # The index is constant along every axis after dim (torch's ``index.expand`` idiom)
+        # and spans the input's trailing axes: move whole trailing slices, one key per
+        # (leading position, index value).
         first = index[(..., *(0,) * (index.ndim - dim - 1))]
         keys = first.astype(key_dtype)
-        if dim:  # plus the row offset of the leading position, flattened row-major
-            flat = lax.broadcasted_iota(key_dtype, first.shape, 0)
-            for d in range(1, dim):
-                flat = flat * first.shape[d] + lax.broadcasted_iota(key_dtype, first.shape, d)
-            keys = keys + flat * size
-        keys = drop_out_of_range(keys, first, lead * size, False)
+        for d in range(dim):  # plus the row offset of the leading position
+            row_stride = strides[d] // trail_in
+            keys = keys + lax.broadcasted_iota(key_dtype, first.shape, d) * row_stride
+        keys = drop_out_of_range(keys, first, False)
+        rows = (lead_in * size, trail_in)
+        k = int(np.prod(first.shape, dtype=np.int64))
         out = _reduce_rows(
-            region.reshape(lead * size, trail),
+            input.reshape(rows),
             keys.reshape(-1),
-            updates.reshape(lead * index.shape[dim], trail),
+            updates.reshape(k, trail_in),
             op,
             include_self,
+            None if base is None else base.reshape(k, trail_in),
         )
-        return out.reshape(region.shape)
+        return out.reshape(input.shape)
 
-    if trail > 1 and rows_path:
+    if trail_in > 1 and primal and index.shape[dim + 1 :] == input.shape[dim + 1 :]:
         first = index[(..., *(slice(0, 1),) * (index.ndim - dim - 1))]
-        out = lax.cond(jnp.all(index == first), whole_rows, elementwise)
-    else:
-        out = elementwise()
-    if out.shape != input.shape:
-        out = lax.dynamic_update_slice(input, out, (0,) * input.ndim)
-    return out
+        return lax.cond(jnp.all(index == first), whole_rows, elementwise)
+    return elementwise()
 
 
-@functools.partial(jax.jit, static_argnames=("dim", "mode", "op", "include_self"))
-def _scatter_core(input, index, src, *, dim, mode, op, include_self):
-    size = input.shape[dim] if input.ndim else 1
-    if index.size and size and mode != "clip":
-        # checkify.index_checks reports the caller's index value and axis size here (the
-        # scatters below see flattened, narrowed keys).
-        ix.probe(ix.widen_index(index), size)
-    return _batchable(dim, mode, op, include_self)(input, index, src)
+def _explicit_mesh(*arrays):
+    """The mesh when an array is sharded over explicit mesh axes (``jax.make_mesh``'s
+    default in jax 0.10), else None."""
+    for a in arrays:
+        sharding = jax.typeof(a).sharding
+        mesh = getattr(sharding, "mesh", None)
+        if mesh is None or mesh.empty or not mesh._any_axis_explicit:
+            continue
+        if any(p is not None for p in sharding.spec):
+            return mesh
+    return None
+
+
+def _spec(a) -> tuple:
+    spec = tuple(jax.typeof(a).sharding.spec)
+    return spec + (None,) * (a.ndim - len(spec))
+
+
+def _sharded_scatter(mesh, body, input, index, src, dim, spec_x=None):
+    """``body`` per shard with ``jax.shard_map``, for inputs on an explicit-axis mesh.
+
+    Scatters along ``dim`` are independent across every other axis, so sharding there
+    needs no communication: each device scatters its own block. Index and src are resharded
+    to the input's layout off ``dim`` (free when they already match it); an axis that cannot
+    be split that way -- ``dim`` itself, or one where index or src is smaller than input --
+    is replicated (a collective, but the right answer).
+    """
+    explicit = spec_x is None
+    if explicit:
+        spec_x = _spec(input)
+    spec = []
+    for d in range(input.ndim):
+        ok = d != dim and index.shape[d] == input.shape[d]
+        ok = ok and (src.ndim == 0 or src.shape[d] == input.shape[d])
+        spec.append(spec_x[d] if ok else None)
+    layout = P(*spec)
+    src_layout = P() if src.ndim == 0 else layout
+
+    def place(a, p):
+        if explicit:
+            return jax.sharding.reshard(a, NamedSharding(mesh, p))
+        return lax.with_sharding_constraint(a, NamedSharding(mesh, p))
+
+    input, index, src = place(input, layout), place(index, layout), place(src, src_layout)
+    out = jax.shard_map(
+        body, mesh=mesh, in_specs=(layout, layout, src_layout), out_specs=layout, check_vma=False
+    )(input, index, src)
+    return place(out, P(*spec_x))
+
+
+def _auto_layout(input: jax.Array, index: jax.Array):
+    """(mesh, spec) of a concrete input sharded over a mesh with auto axes, else None.
+
+    Inside ``jax.jit`` such a sharding is not visible at trace time (the SPMD partitioner
+    decides), so only eager calls can use it.
+    """
+    if isinstance(input, jax.core.Tracer) or index.ndim != input.ndim or not input.ndim:
+        return None
+    sharding = getattr(input, "sharding", None)
+    if not isinstance(sharding, NamedSharding) or sharding.mesh._any_axis_explicit:
+        return None
+    spec = tuple(sharding.spec) + (None,) * (input.ndim - len(sharding.spec))
+    if all(p is None for p in spec) or sharding.mesh.size == 1:
+        return None
+    return sharding.mesh, spec
+
+
+@functools.partial(jax.jit, static_argnames=("dim", "mode", "op", "include_self", "layout"))
+def _scatter_core(input, index, src, *, dim, mode, op, include_self, layout=None):
+    def body(input, index, src):
+        size = input.shape[dim] if input.ndim else 1
+        if index.size and size and mode != "clip":
+            # checkify.index_checks reports the caller's index value and axis size here (the
+            # scatters below see flattened, narrowed keys).
+            ix.probe(ix.widen_index(index), size)
+        return _batchable(dim, mode, op, include_self)(input, index, src)
+
+    if layout is not None and index.size:
+        return _sharded_scatter(layout[0], body, input, index, src, dim, layout[1])
+    mesh = _explicit_mesh(input, index, src) if input.ndim and index.size else None
+    if mesh is not None and index.ndim == input.ndim:
+        return _sharded_scatter(mesh, body, input, index, src, dim)
+    return body(input, index, src)
 
 
 @functools.cache
@@ -300,8 +389,8 @@ def _batchable(dim, mode, op, include_self):
     (``custom_vmap`` alone has no transpose rule, so ``jax.grad`` needs this).
     """
 
-    def impl(x, i, s, rows_path=True):
-        return _scatter_impl(x, i, s, dim, mode, op, include_self, rows_path)
+    def impl(x, i, s, primal=True):
+        return _scatter_impl(x, i, s, dim, mode, op, include_self, primal)
 
     @jax.custom_batching.custom_vmap
     def folded(x, i, s):
@@ -344,7 +433,7 @@ def _batchable(dim, mode, op, include_self):
             full = [x, i, s]
             for (k, _, _), a in zip(live, args, strict=True):
                 full[k] = a
-            return impl(*full, rows_path=False)
+            return impl(*full, primal=False)
 
         if not live:
             out = impl(x, i, s)
@@ -381,9 +470,8 @@ def _prepare(fn: str, input: Any, dim: Any, index: Any, src: Any, mode: Any):
             )
         src_shape = src.shape
     ix.check_scatter_shapes(fn, input.shape, index.shape, src_shape, dim)
-    if index.size and input.ndim:  # the region the scatter addresses with flat keys
-        region = index.shape[:dim] + input.shape[dim : dim + 1] + index.shape[dim + 1 :]
-        key_dtype_for(fn, int(np.prod(region, dtype=np.int64)))
+    if index.size:  # the scatter addresses the input with flat keys
+        key_dtype_for(fn, int(np.prod(input.shape, dtype=np.int64)))
     if mode is None:
         size = input.shape[dim] if input.ndim else 1
         ix.check_bounds_eagerly(fn, wide, dim, size, scatter=True)
@@ -452,7 +540,16 @@ def scatter(
         )
     input, dim, index, src = _prepare(fn, input, dim, index, src, mode)
     op = _SCATTER_REDUCE[reduce]
-    return _scatter_core(input, index, src, dim=dim, mode=mode, op=op, include_self=True)
+    return _scatter_core(
+        input,
+        index,
+        src,
+        dim=dim,
+        mode=mode,
+        op=op,
+        include_self=True,
+        layout=_auto_layout(input, index),
+    )
 
 
 def scatter_add(
@@ -485,7 +582,16 @@ def scatter_add(
       Array([2., 0., 3.], dtype=float32)
     """
     input, dim, index, src = _prepare("scatter_add", input, dim, index, src, mode)
-    return _scatter_core(input, index, src, dim=dim, mode=mode, op="sum", include_self=True)
+    return _scatter_core(
+        input,
+        index,
+        src,
+        dim=dim,
+        mode=mode,
+        op="sum",
+        include_self=True,
+        layout=_auto_layout(input, index),
+    )
 
 
 def scatter_reduce(
@@ -558,5 +664,12 @@ def scatter_reduce(
             "either); cast input and src to an integer or float dtype first."
         )
     return _scatter_core(
-        input, index, src, dim=dim, mode=mode, op=reduce, include_self=include_self
+        input,
+        index,
+        src,
+        dim=dim,
+        mode=mode,
+        op=reduce,
+        include_self=include_self,
+        layout=_auto_layout(input, index),
     )
