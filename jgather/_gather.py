@@ -4,7 +4,14 @@ Each public function is a thin wrapper: it checks shapes and dtypes at trace tim
 jit), checks index values when the index is concrete, and calls a jitted core defined once
 below. Each core emits a single ``lax.gather``: ``gather`` and ``take_along_dim`` use batching
 dimensions for every axis but ``dim`` (no iota index grid is built), ``index_select`` gathers
-whole slices (rows, columns, ...).
+whole slices (rows, columns, ...). (With x64 on, a 64-bit or uint32 index adds a free probe
+gather on an empty operand, so that checkify reports its full-width value.)
+
+Index values are compared with the axis size at their full width before they are narrowed to
+int32 (XLA narrows gather indices of small operands itself, which would wrap ``2**32 + 1``
+into ``1``); int8/int16/uint8/uint16 indices are widened before any arithmetic. The gradient
+with respect to ``input`` is a scatter-add of the cotangent; for bf16, fp16 and float8 inputs
+it adds in float32 and rounds once (the forward is unchanged).
 
 Out-of-range index values (torch never wraps negative ones):
 
@@ -125,7 +132,7 @@ def gather(
     negative indices. Lowers to one ``lax.gather`` with batching dimensions.
 
     Its gradient with respect to ``input`` is a scatter-add of the cotangent at ``index``, as
-    in torch.
+    in torch (accumulated in float32 for bf16, fp16 and float8, rounded once).
 
     Args:
       input: array of any shape and dtype, ``[..., N, ...]`` with ``N`` at ``dim``.

@@ -5,15 +5,30 @@ returns a new array (under jit XLA reuses the input buffer when it can). Each pu
 checks shapes and dtypes at trace time, checks index values when the index is concrete, and
 calls one jitted core defined below.
 
-Lowering. The core slices ``input`` (and ``src``) to ``index``'s extent off ``dim`` and emits
-``lax.scatter*`` on flattened keys: one int32 key per index element (its flat position in the
-sliced input; no iota grid with one column per axis), with no batching dimensions. Two
-reasons: ``checkify``'s scatter rule in jax 0.10 fails on scatters with batching dimensions,
-and on CPU the flattened form measured as fast or faster. When ``index`` is constant along
-every axis after ``dim`` -- torch's ``index.expand(...)`` idiom, e.g. graph messages
-``[E, F]`` scattered into nodes ``[V, F]`` along ``dim=0`` -- a ``lax.cond`` on that fact moves
-whole trailing slices instead (one key per slice; several times faster). The check reads the
-index once; under ``jax.vmap`` the cond becomes a select that evaluates both branches.
+Lowering. The core emits ``lax.scatter*`` on flattened keys into the input itself: one int32
+key per index element (its flat position in ``input``; no iota grid with one column per axis,
+no slice of the input), with no batching dimensions. When ``index`` is constant along every
+axis after ``dim`` -- torch's ``index.expand(...)`` idiom, e.g. graph messages ``[E, F]``
+scattered into nodes ``[V, F]`` along ``dim=0`` -- a ``lax.cond`` on that fact moves whole
+trailing slices instead (one key per slice; several times faster).
+
+Cost. Beyond the output buffer (the input's, reused when it is donated) every temporary is
+index-sized: ``include_self=False`` first writes the reduction's identity at the touched
+positions; plain ``scatter`` (last write wins), ``'mean'`` and reduced-precision sums first
+combine the updates per distinct key in index-sized buffers (grouping keys with a scratch
+array when the input is at most 4x the index, else with a sort), then write each touched
+position once. Sums and means of bf16, fp16 and float8 accumulate in float32 and round once,
+as torch does on CPU. (XLA's CPU backend itself computes bf16/fp16 scatters in float32 on a
+converted copy of the operand; GPU and TPU do not.)
+
+Transformations. ``jax.vmap`` batches the scatters by folding the batch axis into the arrays
+(scatter along ``dim + 1``, a ``custom_vmap`` rule), because checkify's rule for scatters with
+batching dimensions fails in jax 0.10; derivatives come from a ``custom_jvp`` whose rule is
+the JVP of the same lowering. On a mesh with explicit axes (``jax.make_mesh``'s default) the
+scatter runs per shard with ``jax.shard_map`` -- no collectives when sharded along axes other
+than ``dim`` -- and so it does eagerly on a ``Mesh(...)`` with auto axes. Under the caller's
+``jax.jit`` an auto-axis sharding is not visible at trace time and XLA's partitioner
+all-gathers around the flattened-key scatter.
 
 Out-of-range index values (torch never wraps negative ones):
 
@@ -558,9 +573,10 @@ def scatter_add(
     """Adds ``src`` into a copy of ``input`` at ``index``: ``out[index[i][j]][j] += src[i][j]``.
 
     Mirrors ``torch.Tensor.scatter_add(dim, index, src)`` (dim=0 formula shown); duplicates
-    accumulate. Same shape rules as :func:`scatter`; lowers to one ``lax.scatter_add`` with
-    batching dimensions. Gradients are torch's: the cotangent itself w.r.t. ``input`` and the
-    cotangent gathered at ``index`` w.r.t. ``src`` (zero for dropped out-of-range entries).
+    accumulate (bf16/fp16/float8 in float32, rounded once). Same shape rules as
+    :func:`scatter`; lowers to one ``lax.scatter_add`` on flattened keys. Gradients are
+    torch's: the cotangent itself w.r.t. ``input`` and the cotangent gathered at ``index``
+    w.r.t. ``src`` (zero for dropped out-of-range entries).
 
     Args:
       input: array ``[..., N, ...]``; any dtype (bool adds as logical or).
@@ -611,7 +627,9 @@ def scatter_reduce(
     output position is the reduction of every ``src`` value scattered to it, together with
     the ``input`` value when ``include_self`` is True. With ``include_self=False`` positions
     that receive nothing keep ``input``. ``'mean'`` divides by the number of contributions
-    (counting ``input`` when included); integer means are floored (towards -inf) as in torch.
+    (counting ``input`` when included); integer means are floored (towards -inf) as in torch,
+    from the sum in the input's dtype (which wraps, as torch's does). Sums and means of bf16,
+    fp16 and float8 accumulate in float32 and round once.
     ``'amax'``/``'amin'`` propagate NaN. For bool, 'sum'/'amax' are "or" and 'prod'/'amin'
     are "and"; bool 'mean' raises ``TypeError`` (torch does not implement it).
 
