@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.sharding import AxisType
 
 GatherMode = Literal["clip", "fill", "promise_in_bounds"] | None
 ScatterMode = Literal["clip", "drop", "promise_in_bounds"] | None
@@ -270,6 +271,19 @@ def narrow_index(index: jax.Array, size: int, low: int = 0) -> jax.Array:
     return jnp.where(ok, index.astype(target), jnp.asarray(-1 - max(-low, 0), target))
 
 
+def explicit_mesh(*arrays: Any) -> Any:
+    """The mesh when an array is sharded over explicit mesh axes (``jax.make_mesh``'s
+    default in jax 0.10), else None."""
+    for a in arrays:
+        sharding = getattr(jax.typeof(a), "sharding", None)
+        mesh = getattr(sharding, "mesh", None)
+        if mesh is None or mesh.empty or AxisType.Explicit not in mesh.axis_types:
+            continue
+        if any(p is not None for p in sharding.spec):
+            return mesh
+    return None
+
+
 def probe(index: jax.Array, size: int) -> None:
     """A gather of ``index`` from an empty dummy ``[size, 0]`` array, its result unused.
 
@@ -278,6 +292,11 @@ def probe(index: jax.Array, size: int) -> None:
     or flattened internal key). The dummy holds no elements, so the probe costs nothing even
     before XLA removes it.
     """
+    if explicit_mesh(index) is not None:
+        # An explicitly sharded index cannot gather from an unsharded dummy without an
+        # out_sharding; the op's own gather (or, for scatters, the per-shard probe inside
+        # shard_map) is what checkify then sees.
+        return
     dnums = lax.GatherDimensionNumbers(
         offset_dims=(index.ndim,), collapsed_slice_dims=(0,), start_index_map=(0,)
     )

@@ -56,7 +56,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from jax.sharding import NamedSharding
+from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jgather import _indexing as ix
@@ -305,19 +305,6 @@ def _scatter_impl(input, index, src, dim, mode, op, include_self, primal=True):
     return elementwise()
 
 
-def _explicit_mesh(*arrays):
-    """The mesh when an array is sharded over explicit mesh axes (``jax.make_mesh``'s
-    default in jax 0.10), else None."""
-    for a in arrays:
-        sharding = jax.typeof(a).sharding
-        mesh = getattr(sharding, "mesh", None)
-        if mesh is None or mesh.empty or not mesh._any_axis_explicit:
-            continue
-        if any(p is not None for p in sharding.spec):
-            return mesh
-    return None
-
-
 def _spec(a) -> tuple:
     spec = tuple(jax.typeof(a).sharding.spec)
     return spec + (None,) * (a.ndim - len(spec))
@@ -364,7 +351,7 @@ def _auto_layout(input: jax.Array, index: jax.Array):
     if isinstance(input, jax.core.Tracer) or index.ndim != input.ndim or not input.ndim:
         return None
     sharding = getattr(input, "sharding", None)
-    if not isinstance(sharding, NamedSharding) or sharding.mesh._any_axis_explicit:
+    if not isinstance(sharding, NamedSharding) or AxisType.Explicit in sharding.mesh.axis_types:
         return None
     spec = tuple(sharding.spec) + (None,) * (input.ndim - len(sharding.spec))
     if all(p is None for p in spec) or sharding.mesh.size == 1:
@@ -384,7 +371,7 @@ def _scatter_core(input, index, src, *, dim, mode, op, include_self, layout=None
 
     if layout is not None and index.size:
         return _sharded_scatter(layout[0], body, input, index, src, dim, layout[1])
-    mesh = _explicit_mesh(input, index, src) if input.ndim and index.size else None
+    mesh = ix.explicit_mesh(input, index, src) if input.ndim and index.size else None
     if mesh is not None and index.ndim == input.ndim:
         return _sharded_scatter(mesh, body, input, index, src, dim)
     return body(input, index, src)

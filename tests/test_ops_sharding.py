@@ -132,3 +132,15 @@ def test_gradients_on_an_explicit_mesh(mesh):
     expected = jax.grad(loss, argnums=(0, 2))(jnp.asarray(X), jnp.asarray(IDX), jnp.asarray(S))
     for a, b in zip(got, expected, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+def test_int64_indices_with_x64_on_a_sharded_mesh(mesh):
+    """The full-width probe (x64) must not trip over an explicitly sharded index."""
+    with jax.enable_x64(True):
+        sh = NamedSharding(mesh, P("batch"))
+        x = jax.device_put(X, sh)
+        i = jax.device_put(IDX.astype(np.int64), sh)
+        s = jax.device_put(S, sh)
+        for name, fn in OPS.items():
+            expected = fn(X, IDX.astype(np.int64), S)
+            np.testing.assert_array_equal(jax.jit(fn)(x, i, s), expected, err_msg=name)
