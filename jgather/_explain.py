@@ -177,6 +177,7 @@ def infer_gather(input: Any, output: Any) -> list[tuple[int, jnp.ndarray]]:
             f"got input.shape={x.shape} and output.shape={y.shape}."
         )
 
+    x, y = _common_integers(fn, x, y)
     found: list[tuple[int, jnp.ndarray]] = []
     reasons: list[str] = []
     for d in range(x.ndim):
@@ -204,6 +205,34 @@ def infer_gather(input: Any, output: Any) -> list[tuple[int, jnp.ndarray]]:
             f"(input.shape={x.shape}, output.shape={y.shape}): " + "; ".join(reasons) + "."
         )
     return found
+
+
+def _fits(values: np.ndarray, dtype: np.dtype) -> bool:
+    info = np.iinfo(dtype)
+    return values.size == 0 or (int(values.min()) >= info.min and int(values.max()) <= info.max)
+
+
+def _common_integers(fn: str, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Integer arrays in one integer dtype, where NumPy would promote them to float64.
+
+    uint64 with a signed dtype promotes to float64, which merges values above 2**53 (two
+    different input values would match one output value). When the values of one array fit
+    the other's dtype the search runs in that dtype, exactly; otherwise some output value
+    cannot occur in the input at all.
+    """
+    if x.dtype.kind not in "iu" or y.dtype.kind not in "iu":
+        return x, y
+    if np.result_type(x.dtype, y.dtype).kind in "iu":
+        return x, y
+    if _fits(y, x.dtype):
+        return x, y.astype(x.dtype)
+    if _fits(x, y.dtype):
+        return x.astype(y.dtype), y
+    raise ValueError(
+        f"{fn}: no (dim, index) makes gather(input, dim, index) equal output: output "
+        f"({y.dtype}) holds values that input ({x.dtype}) cannot hold, so they are absent "
+        "from every input fibre."
+    )
 
 
 def _fibres(x: np.ndarray, y: np.ndarray, d: int):

@@ -4,7 +4,14 @@ Each public function is a thin wrapper: it checks shapes and dtypes at trace tim
 jit), checks index values when the index is concrete, and calls a jitted core defined once
 below. Each core emits a single ``lax.gather``: ``gather`` and ``take_along_dim`` use batching
 dimensions for every axis but ``dim`` (no iota index grid is built), ``index_select`` gathers
-whole slices (rows, columns, ...).
+whole slices (rows, columns, ...). (With x64 on, a 64-bit or uint32 index adds a free probe
+gather on an empty operand, so that checkify reports its full-width value.)
+
+Index values are compared with the axis size at their full width before they are narrowed to
+int32 (XLA narrows gather indices of small operands itself, which would wrap ``2**32 + 1``
+into ``1``); int8/int16/uint8/uint16 indices are widened before any arithmetic. The gradient
+with respect to ``input`` is a scatter-add of the cotangent; for bf16, fp16 and float8 inputs
+it adds in float32 and rounds once (the forward is unchanged).
 
 Out-of-range index values (torch never wraps negative ones):
 
@@ -59,6 +66,7 @@ def _fill_scalar(fn: str, mode: Any, fill_value: Any, dtype: Any) -> jax.Array |
         value = np.asarray(fill_value)
         if value.ndim != 0:
             raise ValueError(f"{fn}: fill_value must be a scalar, got shape {value.shape}.")
+        ix.check_scalar_fits(fn, "fill_value", fill_value, dtype)
         if (
             jnp.issubdtype(dtype, jnp.integer)
             and np.issubdtype(value.dtype, np.inexact)
@@ -68,6 +76,8 @@ def _fill_scalar(fn: str, mode: Any, fill_value: Any, dtype: Any) -> jax.Array |
                 f"{fn}: fill_value={fill_value!r} cannot be represented in the input dtype "
                 f"{np.dtype(dtype)}; pass an integer fill_value."
             )
+    if ix.is_concrete(fill_value):
+        return ix.scalar_as(fill_value, dtype)
     return jnp.asarray(fill_value).astype(dtype)
 
 
@@ -75,7 +85,7 @@ def _gather_impl(
     input: jax.Array, index: jax.Array, fill: jax.Array | None, dim: int, mode: str | None
 ) -> jax.Array:
     """torch.gather on validated operands (input sliced here to index's extent off dim)."""
-    index = ix.canonical_index(index)
+    index = ix.widen_index(index)
     if index.size == 0:
         return jnp.zeros(index.shape, input.dtype)
     if input.ndim == 0 or index.ndim == 0:  # torch pairs 0-d with 1-D of size 1
@@ -88,7 +98,13 @@ def _gather_impl(
     operand = ix.slice_to(input, index.shape, dim)
     if mode == "clip":
         index = ix.clamp(index, size)
-    out = ix.batched_gather(operand, index, dim, ix.lax_mode(mode))
+    elif ix.narrows_lossily(index) and mode != "promise_in_bounds":
+        ix.probe(index, size)  # checkify reports the caller's full-width value
+    index = ix.narrow_index(index, size)
+    lax_mode = ix.lax_mode(mode)
+    out = ix.gather_upcast_transpose(
+        lambda x, i: ix.batched_gather(x, i, dim, lax_mode), operand, index
+    )
     if fill is not None:
         out = jnp.where((index >= 0) & (index < size), out, fill)
     return out
@@ -116,7 +132,7 @@ def gather(
     negative indices. Lowers to one ``lax.gather`` with batching dimensions.
 
     Its gradient with respect to ``input`` is a scatter-add of the cotangent at ``index``, as
-    in torch.
+    in torch (accumulated in float32 for bf16, fp16 and float8, rounded once).
 
     Args:
       input: array of any shape and dtype, ``[..., N, ...]`` with ``N`` at ``dim``.
@@ -149,7 +165,7 @@ def gather(
     """
     fn = "gather"
     input = ix.as_array(fn, "input", input)
-    index = ix.as_array(fn, "index", index)
+    index, wide = ix.as_index(fn, "index", index)
     ix.check_index_dtype(fn, index)
     dim = ix.canonical_dim(fn, dim, input.ndim)
     ix.check_mode(fn, mode, ix.GATHER_MODES)
@@ -157,12 +173,12 @@ def gather(
     fill = _fill_scalar(fn, mode, fill_value, input.dtype)
     size = input.shape[dim] if input.ndim else 1
     if mode is None:
-        ix.check_bounds_eagerly(fn, index, dim, size)
+        ix.check_bounds_eagerly(fn, wide, dim, size)
     return _gather_core(input, index, fill, dim=dim, mode=mode)
 
 
 def _index_select_impl(input, index, fill, dim, mode):
-    index = ix.canonical_index(index)
+    index = ix.widen_index(index)
     if input.ndim == 0:
         return _index_select_impl(input[None], index, fill, 0, mode).reshape(())
     index = index.reshape(-1)
@@ -175,13 +191,19 @@ def _index_select_impl(input, index, fill, dim, mode):
         return jnp.full(out_shape, value, input.dtype)
     if mode == "clip":
         index = ix.clamp(index, size)
+    elif ix.narrows_lossily(index) and mode != "promise_in_bounds":
+        ix.probe(index, size)  # checkify reports the caller's full-width value
+    index = ix.narrow_index(index, size)
     dnums = lax.GatherDimensionNumbers(
         offset_dims=tuple(d for d in range(input.ndim) if d != dim),
         collapsed_slice_dims=(dim,),
         start_index_map=(dim,),
     )
     slice_sizes = (*input.shape[:dim], 1, *input.shape[dim + 1 :])
-    out = lax.gather(input, index[:, None], dnums, slice_sizes, mode=ix.lax_mode(mode))
+    lax_mode = ix.lax_mode(mode)
+    out = ix.gather_upcast_transpose(
+        lambda x, i: lax.gather(x, i[:, None], dnums, slice_sizes, mode=lax_mode), input, index
+    )
     if fill is not None:
         ok = lax.broadcast_in_dim((index >= 0) & (index < size), out.shape, (dim,))
         out = jnp.where(ok, out, fill)
@@ -237,7 +259,7 @@ def index_select(
     """
     fn = "index_select"
     input = ix.as_array(fn, "input", input)
-    index = ix.as_array(fn, "index", index)
+    index, wide = ix.as_index(fn, "index", index)
     ix.check_index_dtype(fn, index)
     dim = ix.canonical_dim(fn, dim, input.ndim)
     ix.check_mode(fn, mode, ix.GATHER_MODES)
@@ -253,7 +275,7 @@ def index_select(
     fill = _fill_scalar(fn, mode, fill_value, input.dtype)
     size = input.shape[dim] if input.ndim else 1
     if mode is None:
-        ix.check_bounds_eagerly(fn, index, dim, size)
+        ix.check_bounds_eagerly(fn, wide, dim, size)
     return _index_select_core(input, index, fill, dim=dim, mode=mode)
 
 
@@ -282,7 +304,17 @@ def _take_along_dim_core(input, indices, fill, *, dim, mode):
     if dim is None:
         return _gather_impl(input.reshape(-1), indices.reshape(-1), fill, 0, mode)
     size = input.shape[dim] if input.ndim else 1
-    indices = jnp.where(indices < 0, indices + size, indices)  # torch >= 2.8 wraps here
+    indices = ix.widen_index(indices)  # int8 -1 + 300 must not overflow
+
+    def wrap(i):  # torch >= 2.8 wraps [-size, 0); values below -size stay as the caller
+        # gave them, so checkify reports -6 on size 5 as -6 (not as the wrapped -1)
+        return jnp.where((i < 0) & (i >= -size), i + size, i)
+
+    if mode == "clip":  # clamp at full width, before narrowing
+        indices = ix.clamp(wrap(indices), size)
+    elif mode != "promise_in_bounds" and ix.narrows_lossily(indices):
+        ix.probe(wrap(indices), size)
+    indices = wrap(ix.narrow_index(indices, size, low=-size))
     if input.ndim:
         in_shape = _broadcast_off_dim("take_along_dim", input.shape, indices.shape, dim)
         idx_shape = in_shape[:dim] + indices.shape[dim : dim + 1] + in_shape[dim + 1 :]
@@ -338,7 +370,7 @@ def take_along_dim(
     """
     fn = "take_along_dim"
     input = ix.as_array(fn, "input", input)
-    indices = ix.as_array(fn, "indices", indices)
+    indices, wide = ix.as_index(fn, "indices", indices)
     ix.check_index_dtype(fn, indices, "indices")
     ix.check_mode(fn, mode, ix.GATHER_MODES)
     if dim is None:
@@ -361,5 +393,5 @@ def take_along_dim(
         size, check_dim = (input.shape[dim] if input.ndim else 1), dim
     fill = _fill_scalar(fn, mode, fill_value, input.dtype)
     if mode is None:
-        ix.check_bounds_eagerly(fn, indices, check_dim, size, wrap=dim is not None)
+        ix.check_bounds_eagerly(fn, wide, check_dim, size, wrap=dim is not None)
     return _take_along_dim_core(input, indices, fill, dim=dim, mode=mode)

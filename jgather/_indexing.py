@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.sharding import AxisType
 
 GatherMode = Literal["clip", "fill", "promise_in_bounds"] | None
 ScatterMode = Literal["clip", "drop", "promise_in_bounds"] | None
@@ -60,6 +61,28 @@ def as_array(fn: str, name: str, x: Any) -> jax.Array:
         raise TypeError(f"{fn}: {name} must be an array, got {type(x).__name__}: {e}") from None
 
 
+def as_index(fn: str, name: str, x: Any) -> tuple[jax.Array, Any]:
+    """Converts an index to a JAX array and returns it with the values to bounds-check.
+
+    The second result is what :func:`check_bounds_eagerly` reads: the caller's own values at
+    their full width (a NumPy int64 array stays int64 even with x64 off) or a tracer. With x64
+    off ``jnp.asarray`` would narrow 64-bit values to 32 bits and wrap ``2**32 + 1`` into ``1``;
+    here out-of-range wide values saturate to the narrow type's limits instead, which are out
+    of range for every axis JAX can hold, so no mode can read them as in range.
+    """
+    if isinstance(x, jax.Array):
+        return x, x
+    try:
+        wide = np.asarray(x)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"{fn}: {name} must be an array, got {type(x).__name__}: {e}") from None
+    if wide.dtype.kind in "iu" and wide.dtype.itemsize == 8 and not jax.config.jax_enable_x64:
+        narrow = np.dtype(np.int32 if wide.dtype.kind == "i" else np.uint32)
+        info = np.iinfo(narrow)
+        return jnp.asarray(np.clip(wide, info.min, info.max).astype(narrow)), wide
+    return as_array(fn, name, wide), wide
+
+
 def check_index_dtype(fn: str, index: jax.Array, name: str = "index") -> None:
     """Raises ``TypeError`` unless ``index`` has an integer (not bool) dtype."""
     if not jnp.issubdtype(index.dtype, jnp.integer):
@@ -90,9 +113,12 @@ def check_same_ndim(fn: str, input_shape: tuple[int, ...], index_shape: tuple[in
 def check_gather_shapes(
     fn: str, input_shape: tuple[int, ...], index_shape: tuple[int, ...], dim: int
 ) -> None:
-    """torch.gather's shape rule: same ndim, index no larger than input off ``dim``."""
+    """torch.gather's shape rule: same ndim, index no larger than input off ``dim``.
+
+    As in torch, an empty index is not compared with the input (the result is empty).
+    """
     check_same_ndim(fn, input_shape, index_shape)
-    if len(input_shape) <= 1:  # 0-d pairs with 1-D; there is no off-dim axis to compare
+    if len(input_shape) <= 1 or 0 in index_shape:  # 0-d pairs with 1-D; empty reads nothing
         return
     for d, (i, n) in enumerate(zip(index_shape, input_shape, strict=True)):
         if d != dim and i > n:
@@ -112,7 +138,7 @@ def check_scatter_shapes(
 ) -> None:
     """torch.scatter's shape rule; ``src_shape`` is None for a scalar src."""
     check_gather_shapes(fn, input_shape, index_shape, dim)
-    if src_shape is None:
+    if src_shape is None or 0 in index_shape:  # torch: an empty index writes nothing
         return
     src_shape, index_shape = src_shape or (1,), index_shape or (1,)
     if len(src_shape) != len(index_shape):
@@ -128,6 +154,56 @@ def check_scatter_shapes(
                 f"dimension {d} ({s} < {i}); src must be at least as large as index in every "
                 "dimension (extra src entries are ignored)."
             )
+
+
+def check_scalar_fits(fn: str, name: str, value: Any, dtype: Any) -> None:
+    """Raises ``ValueError`` when a concrete scalar cannot be stored in ``dtype`` as it is.
+
+    torch raises "value cannot be converted to type X without overflow" for such values;
+    without this check ``astype`` would wrap (300 into uint8), saturate (1e10 into int32),
+    drop an imaginary part, or raise a bare OverflowError (2**40 into int32). Fractional
+    floats into integers truncate, as in torch; NaN and infinities into integers raise.
+    """
+    if isinstance(value, jax.core.Tracer) or np.dtype(dtype) == np.bool_:
+        return
+    if isinstance(value, bool | int | float | complex):
+        item = value  # a Python int may exceed every NumPy dtype
+    else:
+        v = np.asarray(value)
+        if v.ndim != 0 or v.dtype.kind not in "biufc":
+            return
+        item = v.item()
+    dtype = np.dtype(dtype)
+    problem = None
+    if isinstance(item, complex) and item.imag != 0 and dtype.kind != "c":
+        problem = "has a non-zero imaginary part"
+    elif dtype.kind in "iu":
+        real = item.real if isinstance(item, complex) else item
+        info = np.iinfo(dtype)
+        if isinstance(real, float) and not np.isfinite(real):
+            problem = "is not finite"
+        elif not info.min <= real < info.max + 1:
+            problem = f"is outside [{info.min}, {info.max}]"
+    elif jnp.issubdtype(dtype, jnp.floating):
+        real = item.real if isinstance(item, complex) else item
+        info = jnp.finfo(dtype)
+        if np.isfinite(real) and abs(real) > float(info.max):
+            problem = f"is outside [{info.min}, {info.max}]"
+        elif np.isinf(real) and not np.isinf(np.asarray(real).astype(dtype)):
+            problem = "is infinite and the dtype has no infinity"
+    if problem is not None:
+        raise ValueError(
+            f"{fn}: {name}={value!r} cannot be converted to {dtype} without overflow (it "
+            f"{problem}); pass a value that {dtype} can hold, or cast input to a wider dtype."
+        )
+
+
+def scalar_as(value: Any, dtype: Any) -> jax.Array:
+    """A checked (:func:`check_scalar_fits`) concrete scalar as a 0-d array of ``dtype``."""
+    v = np.asarray(value)
+    if v.dtype.kind == "c" and np.dtype(dtype).kind != "c":
+        v = v.real  # the imaginary part is zero (checked)
+    return jnp.asarray(v.astype(dtype))
 
 
 def check_bounds_eagerly(
@@ -159,11 +235,78 @@ _WRAP_NOTE = {
 }
 
 
-def canonical_index(index: jax.Array) -> jax.Array:
-    """Widens narrow integer indices so bounds (which may exceed int8/int16) compare right."""
+def widen_index(index: jax.Array) -> jax.Array:
+    """Widens int8/int16/uint8/uint16 indices to int32 (losslessly) before any arithmetic.
+
+    ``index + size`` in int8 would overflow (``-1 + 300``); int32 holds every such sum.
+    """
     if index.dtype.itemsize < 4:
         return index.astype(jnp.int32)
     return index
+
+
+def narrows_lossily(index: jax.Array) -> bool:
+    """True when :func:`narrow_index` may change an out-of-range value (64-bit or uint32)."""
+    return index.dtype.itemsize > 4 or index.dtype == jnp.uint32
+
+
+def narrow_index(index: jax.Array, size: int, low: int = 0) -> jax.Array:
+    """The index as int32 (int64 for axes over 2**31 - 1), out-of-range values made -1.
+
+    In-range means ``low <= index < size``. The comparison runs at the index's full width
+    *before* narrowing, so a 64-bit ``2**32 + 1`` cannot wrap into ``1`` (XLA's own gather and
+    scatter also narrow indices to 32 bits for small operands, wrapping them). ``low`` is
+    ``-size`` for indices that are wrapped later (take_along_dim); pass such indices through
+    :func:`widen_index` first.
+    """
+    index = widen_index(index)
+    target = jnp.int32 if size <= np.iinfo(np.int32).max else jnp.int64
+    if index.dtype == target or (
+        jnp.issubdtype(index.dtype, jnp.signedinteger) and index.dtype.itemsize < 8
+    ):
+        return index.astype(target)
+    ok = index < size
+    if jnp.issubdtype(index.dtype, jnp.signedinteger):
+        ok = ok & (index >= low)
+    return jnp.where(ok, index.astype(target), jnp.asarray(-1 - max(-low, 0), target))
+
+
+def explicit_mesh(*arrays: Any) -> Any:
+    """The mesh when an array is sharded over explicit mesh axes (``jax.make_mesh``'s
+    default in jax 0.10), else None."""
+    for a in arrays:
+        sharding = getattr(jax.typeof(a), "sharding", None)
+        mesh = getattr(sharding, "mesh", None)
+        if mesh is None or mesh.empty or AxisType.Explicit not in mesh.axis_types:
+            continue
+        if any(p is not None for p in sharding.spec):
+            return mesh
+    return None
+
+
+def probe(index: jax.Array, size: int) -> None:
+    """A gather of ``index`` from an empty dummy ``[size, 0]`` array, its result unused.
+
+    It exists so that ``checkify.index_checks`` sees the caller's index at its full width
+    against ``size`` and reports an out-of-range value as the caller wrote it (not a narrowed
+    or flattened internal key). The dummy holds no elements, so the probe costs nothing even
+    before XLA removes it.
+    """
+    if explicit_mesh(index) is not None:
+        # An explicitly sharded index cannot gather from an unsharded dummy without an
+        # out_sharding; the op's own gather (or, for scatters, the per-shard probe inside
+        # shard_map) is what checkify then sees.
+        return
+    dnums = lax.GatherDimensionNumbers(
+        offset_dims=(index.ndim,), collapsed_slice_dims=(0,), start_index_map=(0,)
+    )
+    lax.gather(
+        jnp.zeros((size, 0), jnp.bool_),
+        index[..., None],
+        dnums,
+        (1, 0),
+        mode=lax.GatherScatterMode.FILL_OR_DROP,
+    )
 
 
 def lax_mode(mode: str | None) -> lax.GatherScatterMode:
@@ -214,6 +357,42 @@ def batched_gather(
         mode=mode,
         fill_value=fill_value,
     )
+
+
+def accumulation_dtype(dtype: Any) -> Any:
+    """float32 for reduced-precision floats (bf16, fp16, float8 ...), else ``dtype`` itself.
+
+    Sums of such values accumulate in float32 and are rounded once at the end, as torch does
+    on CPU: a bf16 running sum stops growing at 256 when adding ones.
+    """
+    dtype = np.dtype(dtype)
+    if jnp.issubdtype(dtype, jnp.floating) and dtype.itemsize < 4:
+        return np.dtype(np.float32)
+    return dtype
+
+
+def gather_upcast_transpose(gather_fn: Any, operand: jax.Array, index: jax.Array) -> jax.Array:
+    """``gather_fn(operand, index)`` whose gradient accumulates in float32 for reduced floats.
+
+    The forward is ``gather_fn`` unchanged (one gather, bit-exact). The tangent is gathered
+    from the tangent upcast to float32 and rounded, so its transpose -- the gradient, a
+    scatter-add of the cotangent -- adds in float32 and rounds once.
+    """
+    acc = accumulation_dtype(operand.dtype)
+    if acc == operand.dtype:
+        return gather_fn(operand, index)
+
+    @jax.custom_jvp
+    def upcast(x, idx):
+        return gather_fn(x, idx)
+
+    @upcast.defjvp
+    def upcast_jvp(primals, tangents):
+        x, idx = primals
+        t = tangents[0]
+        return upcast(x, idx), gather_fn(t.astype(acc), idx).astype(x.dtype)
+
+    return upcast(operand, index)
 
 
 SCATTERS = {

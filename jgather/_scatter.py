@@ -5,15 +5,30 @@ returns a new array (under jit XLA reuses the input buffer when it can). Each pu
 checks shapes and dtypes at trace time, checks index values when the index is concrete, and
 calls one jitted core defined below.
 
-Lowering. The core slices ``input`` (and ``src``) to ``index``'s extent off ``dim`` and emits
-``lax.scatter*`` on flattened keys: one int32 key per index element (its flat position in the
-sliced input; no iota grid with one column per axis), with no batching dimensions. Two
-reasons: ``checkify``'s scatter rule in jax 0.10 fails on scatters with batching dimensions,
-and on CPU the flattened form measured as fast or faster. When ``index`` is constant along
-every axis after ``dim`` -- torch's ``index.expand(...)`` idiom, e.g. graph messages
-``[E, F]`` scattered into nodes ``[V, F]`` along ``dim=0`` -- a ``lax.cond`` on that fact moves
-whole trailing slices instead (one key per slice; several times faster). The check reads the
-index once; under ``jax.vmap`` the cond becomes a select that evaluates both branches.
+Lowering. The core emits ``lax.scatter*`` on flattened keys into the input itself: one int32
+key per index element (its flat position in ``input``; no iota grid with one column per axis,
+no slice of the input), with no batching dimensions. When ``index`` is constant along every
+axis after ``dim`` -- torch's ``index.expand(...)`` idiom, e.g. graph messages ``[E, F]``
+scattered into nodes ``[V, F]`` along ``dim=0`` -- a ``lax.cond`` on that fact moves whole
+trailing slices instead (one key per slice; several times faster).
+
+Cost. Beyond the output buffer (the input's, reused when it is donated) every temporary is
+index-sized: ``include_self=False`` first writes the reduction's identity at the touched
+positions; plain ``scatter`` (last write wins), ``'mean'`` and reduced-precision sums first
+combine the updates per distinct key in index-sized buffers (grouping keys with a scratch
+array when the input is at most 4x the index, else with a sort), then write each touched
+position once. Sums and means of bf16, fp16 and float8 accumulate in float32 and round once,
+as torch does on CPU. (XLA's CPU backend itself computes bf16/fp16 scatters in float32 on a
+converted copy of the operand; GPU and TPU do not.)
+
+Transformations. ``jax.vmap`` batches the scatters by folding the batch axis into the arrays
+(scatter along ``dim + 1``, a ``custom_vmap`` rule), because checkify's rule for scatters with
+batching dimensions fails in jax 0.10; derivatives come from a ``custom_jvp`` whose rule is
+the JVP of the same lowering. On a mesh with explicit axes (``jax.make_mesh``'s default) the
+scatter runs per shard with ``jax.shard_map`` -- no collectives when sharded along axes other
+than ``dim`` -- and so it does eagerly on a ``Mesh(...)`` with auto axes. Under the caller's
+``jax.jit`` an auto-axis sharding is not visible at trace time and XLA's partitioner
+all-gathers around the flattened-key scatter.
 
 Out-of-range index values (torch never wraps negative ones):
 
@@ -41,6 +56,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.sharding import AxisType, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from jgather import _indexing as ix
 
@@ -50,111 +67,169 @@ _REDUCTIONS = ("sum", "prod", "mean", "amax", "amin")
 _SCATTER_REDUCE = {None: "set", "add": "sum", "multiply": "prod"}
 
 
-def _extreme(dtype: Any, op: str) -> Any:
-    """The identity of ``op`` ('amax' or 'amin') for ``dtype``."""
+def _identity(dtype: Any, op: str) -> Any:
+    """The identity of ``op`` for ``dtype``, representable in ``dtype``.
+
+    For 'amax'/'amin' that is -inf/+inf where the dtype has infinities; float8 types without
+    them (e4m3fn, the fnuz family) use their finite lowest/highest value instead (an inf
+    would become NaN there).
+    """
+    dtype = np.dtype(dtype)
+    if op in ("sum", "prod"):
+        return 0 if op == "sum" else 1
+    if dtype == np.bool_:
+        return op == "amin"
     if jnp.issubdtype(dtype, jnp.inexact):
-        return -np.inf if op == "amax" else np.inf
+        inf = np.inf if op == "amin" else -np.inf
+        if np.isinf(np.asarray(inf).astype(dtype)):
+            return inf
+        info = jnp.finfo(dtype)
+        return info.max if op == "amin" else info.min
     info = jnp.iinfo(dtype)
     return info.min if op == "amax" else info.max
 
 
 _DROP = lax.GatherScatterMode.FILL_OR_DROP
+_KIND = {"set": "set", "sum": "add", "prod": "mul", "amax": "max", "amin": "min"}
+
+# Grouping equal keys (below) uses a scratch array of one int32 per row of the region when
+# that is at most this many times the number of keys, and a sort of the keys otherwise, so
+# the extra work is O(index) either way.
+_DENSE_GROUPING_RATIO = 4
 
 
 def _rows_scatter(kind, operand, keys, updates):
-    """``operand[keys[m], :] <kind>= updates[m, :]`` for a 2-D ``operand`` [R, T].
+    """``operand[keys[m], ...] <kind>= updates[m, ...]`` for ``operand`` [R] or [R, T].
 
-    No batching dimensions: checkify's scatter rule in jax 0.10 does not understand them, and
-    measured on CPU this flattened form is as fast or faster. Keys equal to ``R`` are dropped.
+    No batching dimensions (flattened keys; on CPU as fast or faster). Out-of-range keys are
+    dropped.
     """
-    if operand.ndim == 1:
-        dnums = lax.ScatterDimensionNumbers((), (0,), (0,))
-        return ix.SCATTERS[kind](operand, keys[:, None], updates, dnums, mode=_DROP)
-    dnums = lax.ScatterDimensionNumbers((1,), (0,), (0,))
+    window = () if operand.ndim == 1 else (1,)
+    dnums = lax.ScatterDimensionNumbers(window, (0,), (0,))
     return ix.SCATTERS[kind](operand, keys[:, None], updates, dnums, mode=_DROP)
 
 
-def _reduce_rows(region, keys, updates, op, include_self):
-    """``region`` [R, T] (or [R]) with ``updates`` [M, T] (or [M]) reduced into rows ``keys``
-    [M]; a key equal to R is dropped."""
-    dtype = region.dtype
-    if dtype == jnp.bool_ and op != "set":  # sum/amax are "or", prod/amin are "and"
-        as_max = {"sum": "amax", "amax": "amax", "prod": "amin", "amin": "amin"}[op]
-        out = _reduce_rows(
-            region.astype(jnp.uint8), keys, updates.astype(jnp.uint8), as_max, include_self
-        )
-        return out.astype(jnp.bool_)
-    rows = region.shape[0]
+def _take_rows(x, rows):
+    """``x[rows]`` along axis 0 for in-range ``rows`` (one gather)."""
+    dnums = lax.GatherDimensionNumbers(
+        offset_dims=tuple(range(1, x.ndim)), collapsed_slice_dims=(0,), start_index_map=(0,)
+    )
+    return lax.gather(
+        x,
+        rows[:, None],
+        dnums,
+        (1, *x.shape[1:]),
+        mode=lax.GatherScatterMode.PROMISE_IN_BOUNDS,
+    )
 
-    def per_row(v):  # a per-row vector, shaped to broadcast against region
-        return v if region.ndim == 1 else v[:, None]
+
+def _group_ids(keys, rows):
+    """An id in ``[0, M)`` per key [M]: equal in-range keys share one, different keys do not.
+
+    Out-of-range keys get ids too (their updates are dropped later, whatever the id).
+    Cost O(M): a scratch of ``rows`` int32 when ``rows <= 4 M``, else a sort of the keys.
+    """
+    m = keys.shape[0]
+    ordinal = lax.iota(jnp.int32, m)
+    if rows <= _DENSE_GROUPING_RATIO * m:
+        # The id of a key is the ordinal of its first occurrence. An out-of-range key keeps
+        # its own ordinal, which no in-range key has as a first occurrence.
+        first = _rows_scatter("min", jnp.full((rows,), m, jnp.int32), keys, ordinal)
+        inside = (keys >= 0) & (keys < rows)
+        return jnp.where(inside, _take_rows(first, jnp.clip(keys, 0, rows - 1)), ordinal)
+    # The id is the position of the first key of its run in the stably sorted keys.
+    sorted_keys, order = lax.sort((keys, ordinal), num_keys=1, is_stable=True)
+    head = jnp.concatenate([jnp.ones((1,), jnp.bool_), sorted_keys[1:] != sorted_keys[:-1]])
+    run = lax.cummax(jnp.where(head, ordinal, 0), axis=0)
+    return _rows_scatter("set", jnp.zeros((m,), jnp.int32), order, run)
+
+
+def _needs_base(dtype, op, include_self) -> bool:
+    """Whether ``_reduce_rows`` reads the operand's values at the keys (``base``)."""
+    if not include_self or dtype == jnp.bool_:
+        return False
+    return op == "mean" or (op == "sum" and ix.accumulation_dtype(dtype) != dtype)
+
+
+def _reduce_rows(region, keys, updates, op, include_self, base=None):
+    """``region`` [R] or [R, T] with ``updates`` [M] or [M, T] reduced into rows ``keys`` [M].
+
+    Out-of-range keys are dropped. ``base`` [M] or [M, T] holds ``region``'s values at the
+    keys where :func:`_needs_base` says so. Beyond the output buffer (``region`` itself,
+    reused when donated) every temporary has O(M) elements: reductions with
+    ``include_self=False`` first set the identity at the touched rows; 'set', 'mean' and
+    reduced-precision sums first combine the updates per distinct key (:func:`_group_ids`)
+    into M-row buffers, then write each touched row once, with the same value from every key
+    that touches it.
+    """
+    dtype = region.dtype
+    m = keys.shape[0]
+    rows = region.shape[0]
+    if dtype == jnp.bool_:  # 'sum'/'amax' are "or", 'prod'/'amin' are "and"
+        op = {"sum": "amax", "prod": "amin"}.get(op, op)
+
+    def per_row(v):  # a per-key vector, shaped to broadcast against updates
+        return v if updates.ndim == 1 else v[:, None]
+
+    def write(values):
+        return _rows_scatter("set", region, keys, values)
 
     if op == "set":
-        # Deterministic "last write wins": each row learns the largest key ordinal writing to
-        # it (colliding keys differ only in their position along dim, so the largest ordinal
-        # is the last along dim), then reads that update row with one gather.
-        ordinal = lax.iota(jnp.int32, keys.shape[0])
-        winner = _rows_scatter("max", jnp.full((rows,), -1, jnp.int32), keys, ordinal)
-        picked = jnp.take(updates, jnp.maximum(winner, 0), axis=0, mode="clip")
-        return jnp.where(per_row(winner >= 0), picked, region)
-    if op == "mean" or not include_self:
-        count = per_row(
-            _rows_scatter(
-                "add", jnp.zeros((rows,), jnp.int32), keys, jnp.ones(keys.shape, jnp.int32)
-            )
+        # Deterministic "last write wins": each group learns its largest key ordinal
+        # (colliding keys differ only in their position along dim, so the largest ordinal is
+        # the last along dim); every key of the group then writes that update.
+        gid = _group_ids(keys, rows)
+        ordinal = lax.iota(jnp.int32, m)
+        winner = _rows_scatter("max", jnp.full((m,), -1, jnp.int32), gid, ordinal)
+        return write(_take_rows(updates, _take_rows(winner, gid)))
+    acc = ix.accumulation_dtype(dtype)
+    if op == "mean" or (op == "sum" and acc != dtype):
+        # Per-group totals in the accumulation dtype (float32 for reduced-precision floats;
+        # integers in their own dtype, wrapping as torch does), rounded once.
+        gid = _group_ids(keys, rows)
+        total = _rows_scatter(
+            "add", jnp.zeros((m, *updates.shape[1:]), acc), gid, updates.astype(acc)
         )
-    if op == "mean":
-        base = region if include_self else jnp.zeros_like(region)
-        total = _rows_scatter("add", base, keys, updates)
-        count = count + (1 if include_self else 0)
-        safe = jnp.maximum(count, 1)
+        total = _take_rows(total, gid)
+        if include_self:
+            total = total + base.astype(acc)
+        if op == "sum":
+            return write(total.astype(dtype))
+        count = _rows_scatter("add", jnp.zeros((m,), jnp.int32), gid, jnp.ones((m,), jnp.int32))
+        count = per_row(_take_rows(count, gid) + (1 if include_self else 0))
         if jnp.issubdtype(dtype, jnp.inexact):
-            mean = total / safe.astype(dtype)
-        else:  # torch floors integer means (rounds towards -inf)
-            wide = jnp.int64 if dtype.itemsize == 8 else jnp.int32
-            mean = jnp.floor_divide(total.astype(wide), safe.astype(wide)).astype(dtype)
-        return mean if include_self else jnp.where(count > 0, mean, region)
-    kind, identity = {
-        "sum": ("add", 0),
-        "prod": ("mul", 1),
-        "amax": ("max", _extreme(dtype, "amax")),
-        "amin": ("min", _extreme(dtype, "amin")),
-    }[op]
-    if include_self:
-        return _rows_scatter(kind, region, keys, updates)
-    out = _rows_scatter(kind, jnp.full(region.shape, identity, dtype), keys, updates)
-    return jnp.where(count > 0, out, region)
+            mean = total / count.astype(acc)
+        else:  # torch floors integer means (towards -inf), in the dtype's own signedness
+            signed = jnp.issubdtype(dtype, jnp.signedinteger)
+            bits = 64 if dtype.itemsize == 8 else 32
+            wide = jnp.dtype(f"{'int' if signed else 'uint'}{bits}")
+            mean = jnp.floor_divide(total.astype(wide), count.astype(wide))
+        return write(mean.astype(dtype))
+    if not include_self:
+        region = write(jnp.full(updates.shape, _identity(dtype, op), dtype))
+    return _rows_scatter(_KIND[op], region, keys, updates)
 
 
-def _key_dtype(n: int):
+def key_dtype_for(fn: str, n: int):
+    """int32 keys for regions of up to 2**31 - 1 elements, else int64 (which needs x64)."""
     if n < np.iinfo(np.int32).max:
         return jnp.int32
     if not jax.config.jax_enable_x64:
         raise ValueError(
-            f"scatter: the scattered region has {n} elements, more than int32 can address; "
+            f"{fn}: the scattered region has {n} elements, more than int32 can address; "
             "enable 64-bit indices with jax.config.update('jax_enable_x64', True)."
         )
     return jnp.int64
 
 
-def _probe(index, size):
-    """A gather of ``index`` from a dummy [size] array whose result is unused (XLA removes it).
-
-    It exists so that ``checkify.index_checks`` sees the raw index against ``size`` and
-    reports an out-of-range value with its own value and axis size.
-    """
-    dnums = lax.GatherDimensionNumbers(
-        offset_dims=(), collapsed_slice_dims=(0,), start_index_map=(0,)
-    )
-    lax.gather(jnp.zeros((size,), jnp.bool_), index[..., None], dnums, (1,), mode=_DROP)
-
-
-def _scatter_impl(input, index, src, dim, mode, op, include_self):
-    index = ix.canonical_index(index)
+def _scatter_impl(input, index, src, dim, mode, op, include_self, primal=True):
+    """The scatter on validated operands. ``primal=False`` (inside the JVP rule) skips the
+    whole-rows ``lax.cond`` (see ``_batchable``)."""
     if index.size == 0:
         return input
     if input.ndim == 0:
-        return _scatter_impl(input[None], index, src, 0, mode, op, include_self).reshape(())
+        out = _scatter_impl(input[None], index, src, 0, mode, op, include_self, primal)
+        return out.reshape(())
     index = index.reshape(index.shape or (1,))
     src = src.reshape(src.shape or (1,))
     size = input.shape[dim]
@@ -164,70 +239,212 @@ def _scatter_impl(input, index, src, dim, mode, op, include_self):
         updates = jnp.broadcast_to(src.reshape((1,) * index.ndim), index.shape)
     else:
         updates = ix.slice_to(src, index.shape, None)
-    region = ix.slice_to(input, index.shape, dim)
+    index = ix.widen_index(index)
     if mode == "clip":
         index = ix.clamp(index, size)
-    else:
-        _probe(index, size)
-    lead = int(np.prod(index.shape[:dim], dtype=np.int64))
-    trail = int(np.prod(index.shape[dim + 1 :], dtype=np.int64))
-    key_dtype = _key_dtype(region.size)
+    # Compared at full width, then narrowed: out-of-range values become -1 (a 64-bit
+    # 2**32 + 1 must not wrap into 1).
+    index = ix.narrow_index(index, size)
+    # Keys address the input itself (its own strides; no slice of it is copied).
+    strides = [int(np.prod(input.shape[d + 1 :], dtype=np.int64)) for d in range(input.ndim)]
+    lead_in = int(np.prod(input.shape[:dim], dtype=np.int64))
+    trail_in = strides[dim]
+    key_dtype = key_dtype_for("scatter", input.size)
 
-    def drop_out_of_range(keys, idx, rows, scaled):
-        # XLA drops out-of-range keys natively. A key can only alias another in-range row
-        # when leading positions are folded in (dim > 0) or the index is scaled (int32
-        # overflow); only then do out-of-range index values need an explicit drop key.
-        if mode == "clip" or (lead == 1 and not scaled):
+    def drop_out_of_range(keys, idx, scaled):
+        # XLA drops out-of-range keys natively. An out-of-range index value can only alias
+        # another in-range key when leading positions are folded in (dim > 0) or the index
+        # is scaled (int32 overflow); only then does it need an explicit drop key.
+        if mode == "clip" or (lead_in == 1 and not scaled):
             return keys
-        return jnp.where((idx >= 0) & (idx < size), keys, rows)
+        return jnp.where((idx >= 0) & (idx < size), keys, input.size)
+
+    def element_keys():
+        # One key per index element: its flat position in ``input``.
+        keys = index.astype(key_dtype) * trail_in
+        for d in range(index.ndim):
+            if d != dim:
+                keys = keys + lax.broadcasted_iota(key_dtype, index.shape, d) * strides[d]
+        return drop_out_of_range(keys, index, trail_in > 1).reshape(-1)
+
+    base = None
+    if _needs_base(input.dtype, op, include_self):  # read once, outside the cond below
+        base = _take_rows(input.reshape(-1), jnp.clip(element_keys(), 0, input.size - 1))
 
     def elementwise():
-        # One key per index element: its flat position in ``region``.
-        keys = index.astype(key_dtype) * int(np.prod(region.shape[dim + 1 :], dtype=np.int64))
-        stride = 1
-        for d in reversed(range(index.ndim)):
-            if d != dim:
-                keys = keys + lax.broadcasted_iota(key_dtype, index.shape, d) * stride
-            stride *= region.shape[d]
-        keys = drop_out_of_range(keys, index, region.size, trail > 1)
         out = _reduce_rows(
-            region.reshape(-1), keys.reshape(-1), updates.reshape(-1), op, include_self
+            input.reshape(-1), element_keys(), updates.reshape(-1), op, include_self, base
         )
-        return out.reshape(region.shape)
+        return out.reshape(input.shape)
 
     def whole_rows():
-        # The index is constant along every axis after dim (torch's ``index.expand`` idiom):
-        # move whole trailing slices, one key per (leading position, index value).
+        # The index is constant along every axis after dim (torch's ``index.expand`` idiom)
+        # and spans the input's trailing axes: move whole trailing slices, one key per
+        # (leading position, index value).
         first = index[(..., *(0,) * (index.ndim - dim - 1))]
         keys = first.astype(key_dtype)
-        if dim:  # plus the row offset of the leading position, flattened row-major
-            flat = lax.broadcasted_iota(key_dtype, first.shape, 0)
-            for d in range(1, dim):
-                flat = flat * first.shape[d] + lax.broadcasted_iota(key_dtype, first.shape, d)
-            keys = keys + flat * size
-        keys = drop_out_of_range(keys, first, lead * size, False)
+        for d in range(dim):  # plus the row offset of the leading position
+            row_stride = strides[d] // trail_in
+            keys = keys + lax.broadcasted_iota(key_dtype, first.shape, d) * row_stride
+        keys = drop_out_of_range(keys, first, False)
+        rows = (lead_in * size, trail_in)
+        k = int(np.prod(first.shape, dtype=np.int64))
         out = _reduce_rows(
-            region.reshape(lead * size, trail),
+            input.reshape(rows),
             keys.reshape(-1),
-            updates.reshape(lead * index.shape[dim], trail),
+            updates.reshape(k, trail_in),
             op,
             include_self,
+            None if base is None else base.reshape(k, trail_in),
         )
-        return out.reshape(region.shape)
+        return out.reshape(input.shape)
 
-    if trail > 1:
+    if trail_in > 1 and primal and index.shape[dim + 1 :] == input.shape[dim + 1 :]:
         first = index[(..., *(slice(0, 1),) * (index.ndim - dim - 1))]
-        out = lax.cond(jnp.all(index == first), whole_rows, elementwise)
-    else:
-        out = elementwise()
-    if out.shape != input.shape:
-        out = lax.dynamic_update_slice(input, out, (0,) * input.ndim)
-    return out
+        return lax.cond(jnp.all(index == first), whole_rows, elementwise)
+    return elementwise()
 
 
-@functools.partial(jax.jit, static_argnames=("dim", "mode", "op", "include_self"))
-def _scatter_core(input, index, src, *, dim, mode, op, include_self):
-    return _scatter_impl(input, index, src, dim, mode, op, include_self)
+def _spec(a) -> tuple:
+    spec = tuple(jax.typeof(a).sharding.spec)
+    return spec + (None,) * (a.ndim - len(spec))
+
+
+def _sharded_scatter(mesh, body, input, index, src, dim, spec_x=None):
+    """``body`` per shard with ``jax.shard_map``, for inputs on an explicit-axis mesh.
+
+    Scatters along ``dim`` are independent across every other axis, so sharding there
+    needs no communication: each device scatters its own block. Index and src are resharded
+    to the input's layout off ``dim`` (free when they already match it); an axis that cannot
+    be split that way -- ``dim`` itself, or one where index or src is smaller than input --
+    is replicated (a collective, but the right answer).
+    """
+    explicit = spec_x is None
+    if explicit:
+        spec_x = _spec(input)
+    spec = []
+    for d in range(input.ndim):
+        ok = d != dim and index.shape[d] == input.shape[d]
+        ok = ok and (src.ndim == 0 or src.shape[d] == input.shape[d])
+        spec.append(spec_x[d] if ok else None)
+    layout = P(*spec)
+    src_layout = P() if src.ndim == 0 else layout
+
+    def place(a, p):
+        if explicit:
+            return jax.sharding.reshard(a, NamedSharding(mesh, p))
+        return lax.with_sharding_constraint(a, NamedSharding(mesh, p))
+
+    input, index, src = place(input, layout), place(index, layout), place(src, src_layout)
+    out = jax.shard_map(
+        body, mesh=mesh, in_specs=(layout, layout, src_layout), out_specs=layout, check_vma=False
+    )(input, index, src)
+    return place(out, P(*spec_x))
+
+
+def _auto_layout(input: jax.Array, index: jax.Array):
+    """(mesh, spec) of a concrete input sharded over a mesh with auto axes, else None.
+
+    Inside ``jax.jit`` such a sharding is not visible at trace time (the SPMD partitioner
+    decides), so only eager calls can use it.
+    """
+    if isinstance(input, jax.core.Tracer) or index.ndim != input.ndim or not input.ndim:
+        return None
+    sharding = getattr(input, "sharding", None)
+    if not isinstance(sharding, NamedSharding) or AxisType.Explicit in sharding.mesh.axis_types:
+        return None
+    spec = tuple(sharding.spec) + (None,) * (input.ndim - len(sharding.spec))
+    if all(p is None for p in spec) or sharding.mesh.size == 1:
+        return None
+    return sharding.mesh, spec
+
+
+@functools.partial(jax.jit, static_argnames=("dim", "mode", "op", "include_self", "layout"))
+def _scatter_core(input, index, src, *, dim, mode, op, include_self, layout=None):
+    def body(input, index, src):
+        size = input.shape[dim] if input.ndim else 1
+        if index.size and size and mode != "clip":
+            # checkify.index_checks reports the caller's index value and axis size here (the
+            # scatters below see flattened, narrowed keys).
+            ix.probe(ix.widen_index(index), size)
+        return _batchable(dim, mode, op, include_self)(input, index, src)
+
+    if layout is not None and index.size:
+        return _sharded_scatter(layout[0], body, input, index, src, dim, layout[1])
+    mesh = ix.explicit_mesh(input, index, src) if input.ndim and index.size else None
+    if mesh is not None and index.ndim == input.ndim:
+        return _sharded_scatter(mesh, body, input, index, src, dim)
+    return body(input, index, src)
+
+
+@functools.cache
+def _batchable(dim, mode, op, include_self):
+    """``_scatter_impl`` for fixed static arguments, batched by folding, not by lax's rule.
+
+    ``jax.vmap``'s rule for a scatter with a batched index adds batching dimensions, which
+    ``checkify``'s scatter rule (jax 0.10) cannot read (``IndexError: tuple index out of
+    range``). Here a ``custom_vmap`` rule instead folds the batch axis into the arrays as a
+    new leading axis and scatters along ``dim + 1`` -- the same flattened-key scatter as
+    unbatched, nested ``vmap`` folding once per level. ``checkify`` does not look inside
+    ``custom_vmap``; the caller's index is checked by the probe in ``_scatter_core``.
+    Derivatives come from a ``custom_jvp`` whose rule is the JVP of ``_scatter_impl`` itself
+    (``custom_vmap`` alone has no transpose rule, so ``jax.grad`` needs this).
+    """
+
+    def impl(x, i, s, primal=True):
+        return _scatter_impl(x, i, s, dim, mode, op, include_self, primal)
+
+    @jax.custom_batching.custom_vmap
+    def folded(x, i, s):
+        return impl(x, i, s)
+
+    @folded.def_vmap
+    def fold_batch(axis_size, in_batched, x, i, s):
+        x, i, s = (
+            a if b else jnp.broadcast_to(a, (axis_size, *a.shape))
+            for a, b in zip((x, i, s), in_batched, strict=True)
+        )
+        example_shape = x.shape[1:]
+        if x.ndim == 1:  # 0-d examples act as 1-D of size 1, as in the unbatched op
+            x = x[:, None]
+        if i.ndim == 1:
+            i = i[:, None]
+        if s.size == axis_size:  # one src value per example, broadcast over its index
+            s = jnp.broadcast_to(s.reshape((axis_size,) + (1,) * (i.ndim - 1)), i.shape)
+        out = _batchable(dim + 1, mode, op, include_self)(x, i, s)
+        return out.reshape((axis_size, *example_shape)), True
+
+    @jax.custom_jvp
+    def scatter_fn(x, i, s):
+        return folded(x, i, s)
+
+    def scatter_jvp(primals, tangents):
+        x, i, s = primals
+        tx, _, ts = tangents
+        # Only the arguments with a non-zero tangent are differentiated (JAX has no 'prod'
+        # derivative w.r.t. src with duplicates, which must not be asked for by a zero).
+        # Elementwise keys only: the whole-rows lax.cond, batched and then differentiated,
+        # leaves a stop_gradient that jax 0.10 cannot transpose.
+        live = [
+            (k, a, t)
+            for k, a, t in ((0, x, tx), (2, s, ts))
+            if not isinstance(t, jax.custom_derivatives.SymbolicZero)
+        ]
+
+        def f(*args):
+            full = [x, i, s]
+            for (k, _, _), a in zip(live, args, strict=True):
+                full[k] = a
+            return impl(*full, primal=False)
+
+        if not live:
+            out = impl(x, i, s)
+            return out, jnp.zeros_like(out)
+        return jax.jvp(f, tuple(a for _, a, _ in live), tuple(t for _, _, t in live))
+
+    scatter_fn.defjvp(scatter_jvp, symbolic_zeros=True)
+
+    return scatter_fn
 
 
 def _is_scalar(x: Any) -> bool:
@@ -237,13 +454,14 @@ def _is_scalar(x: Any) -> bool:
 def _prepare(fn: str, input: Any, dim: Any, index: Any, src: Any, mode: Any):
     """Shared trace-time checks; returns canonical (input, dim, index, src)."""
     input = ix.as_array(fn, "input", input)
-    index = ix.as_array(fn, "index", index)
+    index, wide = ix.as_index(fn, "index", index)
     ix.check_index_dtype(fn, index)
     dim = ix.canonical_dim(fn, dim, input.ndim)
     ix.check_mode(fn, mode, ix.SCATTER_MODES)
     if _is_scalar(src):
         src_shape = None
-        src = jnp.asarray(src).astype(input.dtype)
+        ix.check_scalar_fits(fn, "src", src, input.dtype)
+        src = ix.scalar_as(src, input.dtype)
     else:
         src = ix.as_array(fn, "src", src)
         if src.dtype != input.dtype:
@@ -254,9 +472,11 @@ def _prepare(fn: str, input: Any, dim: Any, index: Any, src: Any, mode: Any):
             )
         src_shape = src.shape
     ix.check_scatter_shapes(fn, input.shape, index.shape, src_shape, dim)
+    if index.size:  # the scatter addresses the input with flat keys
+        key_dtype_for(fn, int(np.prod(input.shape, dtype=np.int64)))
     if mode is None:
         size = input.shape[dim] if input.ndim else 1
-        ix.check_bounds_eagerly(fn, index, dim, size, scatter=True)
+        ix.check_bounds_eagerly(fn, wide, dim, size, scatter=True)
     return input, dim, index, src
 
 
@@ -322,7 +542,16 @@ def scatter(
         )
     input, dim, index, src = _prepare(fn, input, dim, index, src, mode)
     op = _SCATTER_REDUCE[reduce]
-    return _scatter_core(input, index, src, dim=dim, mode=mode, op=op, include_self=True)
+    return _scatter_core(
+        input,
+        index,
+        src,
+        dim=dim,
+        mode=mode,
+        op=op,
+        include_self=True,
+        layout=_auto_layout(input, index),
+    )
 
 
 def scatter_add(
@@ -331,9 +560,10 @@ def scatter_add(
     """Adds ``src`` into a copy of ``input`` at ``index``: ``out[index[i][j]][j] += src[i][j]``.
 
     Mirrors ``torch.Tensor.scatter_add(dim, index, src)`` (dim=0 formula shown); duplicates
-    accumulate. Same shape rules as :func:`scatter`; lowers to one ``lax.scatter_add`` with
-    batching dimensions. Gradients are torch's: the cotangent itself w.r.t. ``input`` and the
-    cotangent gathered at ``index`` w.r.t. ``src`` (zero for dropped out-of-range entries).
+    accumulate (bf16/fp16/float8 in float32, rounded once). Same shape rules as
+    :func:`scatter`; lowers to one ``lax.scatter_add`` on flattened keys. Gradients are
+    torch's: the cotangent itself w.r.t. ``input`` and the cotangent gathered at ``index``
+    w.r.t. ``src`` (zero for dropped out-of-range entries).
 
     Args:
       input: array ``[..., N, ...]``; any dtype (bool adds as logical or).
@@ -355,7 +585,16 @@ def scatter_add(
       Array([2., 0., 3.], dtype=float32)
     """
     input, dim, index, src = _prepare("scatter_add", input, dim, index, src, mode)
-    return _scatter_core(input, index, src, dim=dim, mode=mode, op="sum", include_self=True)
+    return _scatter_core(
+        input,
+        index,
+        src,
+        dim=dim,
+        mode=mode,
+        op="sum",
+        include_self=True,
+        layout=_auto_layout(input, index),
+    )
 
 
 def scatter_reduce(
@@ -375,7 +614,9 @@ def scatter_reduce(
     output position is the reduction of every ``src`` value scattered to it, together with
     the ``input`` value when ``include_self`` is True. With ``include_self=False`` positions
     that receive nothing keep ``input``. ``'mean'`` divides by the number of contributions
-    (counting ``input`` when included); integer means are floored (towards -inf) as in torch.
+    (counting ``input`` when included); integer means are floored (towards -inf) as in torch,
+    from the sum in the input's dtype (which wraps, as torch's does). Sums and means of bf16,
+    fp16 and float8 accumulate in float32 and round once.
     ``'amax'``/``'amin'`` propagate NaN. For bool, 'sum'/'amax' are "or" and 'prod'/'amin'
     are "and"; bool 'mean' raises ``TypeError`` (torch does not implement it).
 
@@ -428,5 +669,12 @@ def scatter_reduce(
             "either); cast input and src to an integer or float dtype first."
         )
     return _scatter_core(
-        input, index, src, dim=dim, mode=mode, op=reduce, include_self=include_self
+        input,
+        index,
+        src,
+        dim=dim,
+        mode=mode,
+        op=reduce,
+        include_self=include_self,
+        layout=_auto_layout(input, index),
     )

@@ -259,3 +259,16 @@ def test_explain_zero_and_five_dimensional():
         src = list(pos)
         src[3] = int(index[pos])
         assert text.endswith(f"input[{', '.join(map(str, src))}] = {out[pos]}")
+
+
+def test_infer_uint64_above_2_53_is_exact():
+    """uint64 with a signed int promotes to float64 in NumPy, merging 2**53 and 2**53 + 1."""
+    x = np.array([2**53 + 1, 2**53, 2**60 + 3], np.uint64)
+    for y in (np.array([2**53, 2**53 + 1]), np.array([2**53, 2**53 + 1], np.uint64)):
+        ((dim, index),) = jgather.infer_gather(x, y)
+        assert dim == 0 and index.tolist() == [1, 0]
+        np.testing.assert_array_equal(x[np.asarray(index)], y)
+    ((_, index),) = jgather.infer_gather(x.astype(np.int64), np.array([2**60 + 3], np.uint64))
+    assert index.tolist() == [2]
+    with pytest.raises(ValueError, match="absent"):
+        jgather.infer_gather(x, np.array([-1]))

@@ -533,3 +533,78 @@ def test_dim_must_be_a_python_int(name):
     dim cannot work either."""
     _raises(TypeError, lambda i: _ALL[name](X, 1.0, i), I1, name, "dim", "1.0")
     _raises(TypeError, lambda i: _ALL[name](X, jnp.array(1), i), I1, name, "dim")
+
+
+# --------------------------------------------------------------------------------------------
+# Scalars that do not fit the input dtype, the int32 key limit, empty indices (issue 8).
+
+_SCALAR_CASES = [
+    (2**40, jnp.int32, "outside"),
+    (1e10, jnp.int32, "outside"),
+    (300, jnp.uint8, "outside"),
+    (-1, jnp.uint8, "outside"),
+    (float("nan"), jnp.int32, "not finite"),
+    (1 + 2j, jnp.float32, "imaginary"),
+    (1e6, jnp.float16, "outside"),
+]
+
+
+@pytest.mark.parametrize(("value", "dtype", "why"), _SCALAR_CASES)
+def test_scalar_src_and_fill_value_that_do_not_fit_raise_like_torch(value, dtype, why):
+    """torch: 'value cannot be converted to type X without overflow'; never a wrap, a
+    saturation, a dropped imaginary part or a bare OverflowError."""
+    x = jnp.zeros(3, dtype)
+    idx = jnp.array([1])
+    calls = {
+        "scatter": lambda: jgather.scatter(x, 0, idx, value),
+        "scatter_add": lambda: jgather.scatter_add(x, 0, idx, value),
+        "scatter_reduce": lambda: jgather.scatter_reduce(x, 0, idx, value, "amax"),
+        "gather": lambda: jgather.gather(x, 0, idx, mode="fill", fill_value=value),
+        "take_along_dim": lambda: jgather.take_along_dim(x, idx, 0, fill_value=value),
+        "index_select": lambda: jgather.index_select(x, 0, idx, mode="fill", fill_value=value),
+    }
+    for fn, call in calls.items():
+        with pytest.raises(ValueError) as info:
+            call()
+        message = str(info.value)
+        assert message.startswith(f"{fn}:"), message
+        assert "cannot be converted" in message and why in message, message
+        assert "without overflow" in message and "wider dtype" in message, message
+
+
+def test_scalars_that_fit_are_accepted():
+    out = jgather.scatter(jnp.zeros(3, jnp.uint8), 0, jnp.array([1]), 255)
+    assert_matches(out, np.array([0, 255, 0], np.uint8))
+    out = jgather.scatter(jnp.zeros(3, jnp.int32), 0, jnp.array([1]), 2.5)  # truncates (torch)
+    assert_matches(out, np.array([0, 2, 0], np.int32))
+    out = jgather.scatter(jnp.zeros(3, jnp.float32), 0, jnp.array([1]), 2**40)
+    assert_matches(out, np.array([0, 2.0**40, 0], np.float32))
+    out = jgather.scatter(jnp.zeros(3, jnp.float32), 0, jnp.array([1]), 1 + 0j)
+    assert_matches(out, np.array([0, 1, 0], np.float32))
+
+
+@pytest.mark.parametrize("fn", ["scatter_add", "scatter_reduce", "scatter"])
+def test_int32_key_limit_error_names_the_function(fn):
+    call = {
+        "scatter_add": lambda x, i, s: jgather.scatter_add(x, 0, i, s),
+        "scatter_reduce": lambda x, i, s: jgather.scatter_reduce(x, 0, i, s, "sum"),
+        "scatter": lambda x, i, s: jgather.scatter(x, 0, i, s),
+    }[fn]
+    big = jax.ShapeDtypeStruct((2**31,), jnp.int8)
+    with pytest.raises(ValueError, match=rf"^{fn}: .*more than int32 can address"):
+        jax.eval_shape(call, big, jnp.zeros(2, jnp.int32), jnp.zeros(2, jnp.int8))
+
+
+def test_empty_index_with_larger_off_dim_sizes_is_empty_as_torch():
+    """torch compares only non-empty index sizes with input: (2, 3) with index (0, 5)."""
+    x = jnp.arange(6.0).reshape(2, 3)
+    empty = jnp.zeros((0, 5), jnp.int32)
+    for run in (lambda f: f, jax.jit):
+        assert run(lambda x, i: jgather.gather(x, 0, i))(x, empty).shape == (0, 5)
+        for f in (
+            lambda x, i: jgather.scatter(x, 0, i, jnp.zeros((0, 5))),
+            lambda x, i: jgather.scatter_add(x, 0, i, jnp.zeros((0, 5))),
+            lambda x, i: jgather.scatter_reduce(x, 0, i, jnp.zeros((0, 5)), "mean"),
+            lambda x, i: jgather.scatter(x, 0, i, 1.0),
+        ):
+            assert_matches(run(f)(x, empty), np.asarray(x))

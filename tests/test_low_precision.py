@@ -1,0 +1,180 @@
+"""Reduced-precision floats (bf16, fp16, float8) accumulate in float32 and round once.
+
+Every sum and mean reduction (``scatter_add``, ``scatter_reduce`` 'sum'/'mean',
+``scatter(reduce='add')``) and the gradients of ``gather``, ``take_along_dim`` and
+``index_select`` (a scatter-add of the cotangent) add in float32 and round the result once,
+as torch does on CPU. The reference here is NumPy in float32 (or float64), rounded once to the
+dtype; torch's own results are compared where torch is installed (skipped otherwise).
+"""
+
+import jax
+import jax.numpy as jnp
+import ml_dtypes
+import numpy as np
+import pytest
+
+import jgather
+
+LOW = [jnp.bfloat16, jnp.float16]
+N = 3000  # ones: bf16 alone would stop at 256, fp16 at 2048
+
+
+def _sum_ref(base, keys, values, include_self=True, mean=False):
+    """NumPy float64 per-bin sums (means) of ``values`` into ``base``, rounded once."""
+    dtype = base.dtype
+    total = base.astype(np.float64) if include_self else np.zeros(base.shape)
+    count = np.ones(base.shape) if include_self else np.zeros(base.shape)
+    np.add.at(total, keys, values.astype(np.float64))
+    np.add.at(count, keys, 1)
+    out = np.where(count > 0, total / np.maximum(count, 1), total) if mean else total
+    out = np.where(count > 0, out, base.astype(np.float64))
+    return out.astype(np.float32).astype(dtype)
+
+
+def _cases(dtype):
+    """Every sum/mean entry point on (base, keys, values): name -> function."""
+    return {
+        "scatter_add": lambda b, k, v: jgather.scatter_add(b, 0, k, v),
+        "scatter_add_reduce": lambda b, k, v: jgather.scatter(b, 0, k, v, reduce="add"),
+        "sum": lambda b, k, v: jgather.scatter_reduce(b, 0, k, v, "sum"),
+        "sum_excl": lambda b, k, v: jgather.scatter_reduce(b, 0, k, v, "sum", include_self=False),
+        "mean": lambda b, k, v: jgather.scatter_reduce(b, 0, k, v, "mean"),
+        "mean_excl": lambda b, k, v: jgather.scatter_reduce(b, 0, k, v, "mean", include_self=False),
+    }
+
+
+_REF_KW = {
+    "scatter_add": {},
+    "scatter_add_reduce": {},
+    "sum": {},
+    "sum_excl": {"include_self": False},
+    "mean": {"mean": True},
+    "mean_excl": {"mean": True, "include_self": False},
+}
+
+
+@pytest.mark.parametrize("dtype", LOW, ids=lambda d: np.dtype(d).name)
+def test_thousands_of_ones(dtype):
+    """The issue's cases: 1000 ones sum to 1000; the mean of 3000 ones is 1.0."""
+    base = jnp.zeros(1, dtype)
+    keys = jnp.zeros(N, jnp.int32)
+    ones = jnp.ones(N, dtype)
+    out = jax.jit(lambda b, k, v: {n: f(b, k, v) for n, f in _cases(dtype).items()})(
+        base, keys, ones
+    )
+    np.testing.assert_array_equal(
+        jgather.scatter_add(base, 0, keys[:1000], ones[:1000]), np.array([1000], dtype)
+    )
+    expected_of = {
+        "mean": float(np.float32(N / (N + 1)).astype(dtype)),  # the zero of input counts
+        "mean_excl": 1.0,
+    }
+    for name, value in out.items():
+        expected = expected_of.get(name, float(np.asarray(N, dtype)))
+        np.testing.assert_array_equal(np.asarray(value, np.float32), [expected], err_msg=name)
+
+
+@pytest.mark.parametrize("dtype", LOW, ids=lambda d: np.dtype(d).name)
+def test_random_data_matches_a_float32_sum_rounded_once(dtype):
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal(7).astype(dtype)
+    keys = rng.integers(0, 7, 5000)
+    values = rng.standard_normal(5000).astype(dtype)
+    out = jax.jit(lambda b, k, v: {n: f(b, k, v) for n, f in _cases(dtype).items()})(
+        base, keys.astype(np.int32), values
+    )
+    eps = float(jnp.finfo(dtype).eps)
+    for name, value in out.items():
+        expected = _sum_ref(base, keys, values, **_REF_KW[name]).astype(np.float64)
+        got = np.asarray(value).astype(np.float64)
+        # float32 summation order differs from float64 only far below one ulp of the dtype;
+        # the single rounding may then land one ulp away.
+        np.testing.assert_allclose(got, expected, rtol=eps, atol=eps, err_msg=name)
+
+
+@pytest.mark.parametrize("dtype", LOW, ids=lambda d: np.dtype(d).name)
+def test_against_torch(dtype):
+    torch = pytest.importorskip("torch")
+    tdtype = {np.dtype(jnp.bfloat16): torch.bfloat16, np.dtype(jnp.float16): torch.float16}[
+        np.dtype(dtype)
+    ]
+    rng = np.random.default_rng(1)
+    base = rng.standard_normal(5).astype(np.float32)
+    keys = rng.integers(0, 5, 4000)
+    values = rng.standard_normal(4000).astype(np.float32)
+    tb = torch.tensor(base).to(tdtype)
+    tk = torch.tensor(keys)
+    tv = torch.tensor(values).to(tdtype)
+    b = jnp.asarray(tb.float().numpy()).astype(dtype)
+    v = jnp.asarray(tv.float().numpy()).astype(dtype)
+    k = jnp.asarray(keys, jnp.int32)
+    eps = float(jnp.finfo(dtype).eps)
+    pairs = {
+        "sum": (tb.scatter_add(0, tk, tv), jgather.scatter_add(b, 0, k, v)),
+        "sum_excl": (
+            tb.scatter_reduce(0, tk, tv, "sum", include_self=False),
+            jgather.scatter_reduce(b, 0, k, v, "sum", include_self=False),
+        ),
+        "mean": (
+            tb.scatter_reduce(0, tk, tv, "mean"),
+            jgather.scatter_reduce(b, 0, k, v, "mean"),
+        ),
+    }
+    for name, (expected, got) in pairs.items():
+        np.testing.assert_allclose(
+            np.asarray(got, np.float32), expected.float().numpy(), rtol=eps, atol=eps, err_msg=name
+        )
+    # The issue's ones: torch gives exactly N and 1.0.
+    ones = torch.ones(N, dtype=tdtype)
+    zeros = torch.zeros(N, dtype=torch.long)
+    expected = torch.zeros(1, dtype=tdtype).scatter_add(0, zeros, ones).float().numpy()
+    got = jgather.scatter_add(jnp.zeros(1, dtype), 0, jnp.zeros(N, jnp.int32), jnp.ones(N, dtype))
+    np.testing.assert_array_equal(np.asarray(got, np.float32), expected)
+
+
+@pytest.mark.parametrize("dtype", [*LOW, jnp.float8_e4m3fn, jnp.float8_e5m2])
+def test_gather_family_gradients_accumulate_in_float32(dtype):
+    """1000 reads of one element: its gradient is 1000 (bf16 accumulation would give 256)."""
+    reads = 400 if jnp.finfo(dtype).max < 1000 else 1000
+    idx = jnp.zeros(reads, jnp.int32)
+    fns = {
+        "gather": lambda x: jgather.gather(x, 0, idx),
+        "take_along_dim": lambda x: jgather.take_along_dim(x, idx, 0),
+        "index_select": lambda x: jgather.index_select(x, 0, idx),
+    }
+
+    def grads(x):
+        return {
+            n: jax.grad(lambda x, f=f: f(x).astype(jnp.float32).sum())(x) for n, f in fns.items()
+        }
+
+    out = jax.jit(grads)(jnp.zeros(3, dtype))
+    expected = np.array([reads, 0, 0], np.float32).astype(dtype)
+    for name, g in out.items():
+        assert g.dtype == dtype
+        np.testing.assert_array_equal(np.asarray(g), expected, err_msg=name)
+
+
+def test_gather_forward_is_one_gather_and_bit_exact():
+    x = (np.arange(64, dtype=np.float32) / 7).astype(ml_dtypes.bfloat16)
+    idx = np.random.default_rng(2).integers(0, 64, 200).astype(np.int32)
+    fn = jax.jit(lambda x, i: jgather.gather(x, 0, i))
+    np.testing.assert_array_equal(np.asarray(fn(x, idx)), x[idx])
+    # The program jgather emits (XLA's CPU backend itself may then compute bf16 in f32).
+    hlo = fn.lower(x, idx).as_text()
+    assert hlo.count('"stablehlo.gather"(') == 1, hlo
+    assert "f32" not in hlo, "the forward must not upcast the operand"
+
+
+@pytest.mark.parametrize(
+    "dtype", [jnp.float8_e4m3fn, jnp.float8_e4m3fnuz, jnp.float8_e5m2, jnp.float8_e4m3b11fnuz]
+)
+def test_float8_amax_amin_without_infinity(dtype):
+    """float8 types without inf: the identity is the finite extreme, not a NaN."""
+    src = jnp.array([-1.0, 2.0, 3.0], dtype)
+    base = jnp.zeros(4, dtype)
+    idx = jnp.array([0, 1, 2])
+    amax = jgather.scatter_reduce(base, 0, idx, src, "amax", include_self=False)
+    amin = jgather.scatter_reduce(base, 0, idx, src, "amin", include_self=False)
+    np.testing.assert_array_equal(np.asarray(amax, np.float32), [-1, 2, 3, 0])
+    np.testing.assert_array_equal(np.asarray(amin, np.float32), [-1, 2, 3, 0])

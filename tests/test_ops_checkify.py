@@ -1,0 +1,91 @@
+"""checkify with index_checks reports out-of-range index values of every op: traced plainly,
+under jax.jit, under jax.vmap and nested vmap, with the caller's value -- and stays quiet for
+an in-range index.
+
+jax 0.10's checkify rule for scatters with batching dimensions (what vmap's scatter rule
+produces) fails with ``IndexError: tuple index out of range``; jgather batches its scatters by
+folding the batch axis instead (see ``_scatter._batchable``).
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.experimental import checkify
+
+import jgather
+
+# Per-example operands: x [4], index [3]; the bad index holds 9 (axis size 4).
+X = jnp.arange(8.0).reshape(2, 4)
+GOOD = jnp.array([[0, 3, 3], [1, 0, 2]])
+BAD = jnp.array([[0, 3, 3], [1, 9, 2]])
+SRC = jnp.ones(3)
+
+OPS = {
+    "gather": lambda x, i: jgather.gather(x, 0, i),
+    "take_along_dim": lambda x, i: jgather.take_along_dim(x, i, 0),
+    "index_select": lambda x, i: jgather.index_select(x, 0, i),
+    "scatter": lambda x, i: jgather.scatter(x, 0, i, SRC),
+    "scatter_scalar": lambda x, i: jgather.scatter(x, 0, i, 2.0),
+    "scatter_add": lambda x, i: jgather.scatter_add(x, 0, i, SRC),
+    "scatter_reduce_mean": lambda x, i: jgather.scatter_reduce(x, 0, i, SRC, "mean"),
+    "scatter_reduce_amax": lambda x, i: jgather.scatter_reduce(
+        x, 0, i, SRC, "amax", include_self=False
+    ),
+}
+
+
+def _variants(fn):
+    return {
+        # A traced (not concrete) index, so the op cannot raise eagerly and checkify reports.
+        "plain": lambda x, i: fn(x[1], i[1] + 0),
+        "jit": jax.jit(lambda x, i: fn(x[1], i[1])),
+        "vmap": jax.vmap(fn),
+        "vmap_of_vmap": lambda x, i: jax.vmap(jax.vmap(fn, (None, 0)), (0, 0))(x, i[:, None]),
+        "jit_of_vmap": jax.jit(jax.vmap(fn)),
+    }
+
+
+@pytest.mark.parametrize("name", OPS)
+def test_checkify_reports_the_callers_value(name):
+    for variant, fn in _variants(OPS[name]).items():
+        checked = checkify.checkify(fn, errors=checkify.index_checks)
+        err, _ = checked(X, BAD)
+        msg = err.get()
+        assert msg is not None, (name, variant)
+        assert "index 9 is out of bounds" in msg and "size 4" in msg, (name, variant, msg)
+        err, _ = checked(X, GOOD)
+        assert err.get() is None, (name, variant, err.get())
+
+
+def test_checkify_values_equal_unchecked():
+    for name, op in OPS.items():
+        fn = jax.vmap(op)
+        _, out = checkify.checkify(fn, errors=checkify.index_checks)(X, GOOD)
+        np.testing.assert_array_equal(out, fn(X, GOOD), err_msg=name)
+
+
+def test_take_along_dim_reports_the_negative_value_as_given():
+    """-6 on size 5 is reported as -6 (not as the wrapped -1); -5 wraps and is in range."""
+    fn = jax.jit(lambda x, i: jgather.take_along_dim(x, i, 0))
+    checked = checkify.checkify(fn, errors=checkify.index_checks)
+    err, _ = checked(jnp.arange(5.0), jnp.array([-5, -6]))
+    assert "index -6 is out of bounds" in err.get(), err.get()
+    err, out = checked(jnp.arange(5.0), jnp.array([-5, -1]))
+    assert err.get() is None
+    np.testing.assert_array_equal(out, [0.0, 4.0])
+
+
+def test_gradients_through_vmapped_scatters():
+    """The folded batching keeps jax.grad working, grad of vmap and vmap of grad alike."""
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.standard_normal((3, 4, 5)), jnp.float32)
+    s = jnp.asarray(rng.standard_normal((3, 2, 5)), jnp.float32)
+    i = jnp.asarray(rng.integers(0, 4, (3, 2, 5)), jnp.int32)
+    f = lambda x, i, s: jgather.scatter_reduce(x, 0, i, s, "mean")
+    loss = lambda x, s: (jax.vmap(f)(x, i, s) ** 2).sum()
+    per_example = lambda x, i, s: (f(x, i, s) ** 2).sum()
+    g1 = jax.grad(loss, argnums=(0, 1))(x, s)
+    g2 = jax.vmap(jax.grad(per_example, argnums=(0, 2)))(x, i, s)
+    for a, b in zip(g1, g2, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6)

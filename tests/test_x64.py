@@ -1,0 +1,93 @@
+"""64-bit index values never wrap into range, with x64 off and on, eagerly and under jit.
+
+With x64 off a NumPy int64 index is checked at its full width before JAX narrows it to
+int32 (eagerly: torch's IndexError), and a value that does not fit saturates instead of
+wrapping (so mode='fill'/'drop'/'clip' treat it as the out-of-range value it is). With x64
+on, jgather compares at full width before it narrows (XLA itself narrows gather and scatter
+indices of small operands to int32, wrapping 2**32 + 1 into 1). Values tested: 2**31 - 1,
+2**31, 2**32 + 1 and -2**32, on an axis of size 4.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jgather
+
+VALUES = [2**31 - 1, 2**31, 2**32 + 1, -(2**32)]
+X = np.arange(4.0, dtype=np.float32)
+
+
+def _ops(mode_gather, mode_scatter):
+    return {
+        "gather": lambda x, i: jgather.gather(x, 0, i, mode=mode_gather),
+        "take_along_dim": lambda x, i: jgather.take_along_dim(x, i, 0, mode=mode_gather),
+        "index_select": lambda x, i: jgather.index_select(x, 0, i, mode=mode_gather),
+        "scatter": lambda x, i: jgather.scatter(
+            x, 0, i, jnp.ones(i.shape, x.dtype), mode=mode_scatter
+        ),
+        "scatter_add": lambda x, i: jgather.scatter_add(
+            x, 0, i, jnp.ones(i.shape, x.dtype), mode=mode_scatter
+        ),
+        "scatter_reduce": lambda x, i: jgather.scatter_reduce(
+            x, 0, i, jnp.ones(i.shape, x.dtype), "mean", include_self=False, mode=mode_scatter
+        ),
+    }
+
+
+def _expected(name, value, clip=False):
+    """What an out-of-range value does: fill NaN / drop, or with clip the clamped position."""
+    if clip:
+        pos = 0 if value < 0 else 3
+        if name in ("gather", "take_along_dim", "index_select"):
+            return X[[pos]]
+        out = X.copy()
+        out[pos] = {"scatter": 1.0, "scatter_add": X[pos] + 1, "scatter_reduce": 1.0}[name]
+        return out
+    if name in ("gather", "take_along_dim", "index_select"):
+        return np.array([np.nan], np.float32)
+    return X
+
+
+@pytest.mark.parametrize("x64", [False, True], ids=["x64_off", "x64_on"])
+def test_numpy_int64_index_raises_eagerly_at_full_width(x64):
+    with jax.enable_x64(x64):
+        for fn in _ops(None, None).values():
+            for value in VALUES:
+                with pytest.raises(IndexError, match=f"index {value} is out of bounds"):
+                    fn(jnp.asarray(X), np.array([value], np.int64))
+
+
+@pytest.mark.parametrize("x64", [False, True], ids=["x64_off", "x64_on"])
+@pytest.mark.parametrize("clip", [False, True], ids=["fill_drop", "clip"])
+def test_wide_values_never_wrap_into_range(x64, clip):
+    """Eager with mode='fill'/'drop'/'clip' and jitted with the default mode, in one call."""
+    gm, sm = ("clip", "clip") if clip else ("fill", "drop")
+    with jax.enable_x64(x64):
+        index = np.array([[v] for v in VALUES], np.int64)
+        eager = {n: [f(jnp.asarray(X), row) for row in index] for n, f in _ops(gm, sm).items()}
+        jit_ops = _ops("clip", "clip") if clip else _ops(None, None)
+        jitted = jax.jit(
+            lambda x, idx: {n: jax.vmap(lambda i, f=f: f(x, i))(idx) for n, f in jit_ops.items()}
+        )
+        # With x64 off jnp narrows the NumPy values (saturating, see jgather's as_index), so
+        # the jitted call sees int32; with x64 on it sees the int64 values themselves.
+        traced = jitted(jnp.asarray(X), jgather._indexing.as_index("t", "i", index)[0])
+    for name in eager:
+        for k, value in enumerate(VALUES):
+            expected = _expected(name, value, clip)
+            np.testing.assert_array_equal(eager[name][k], expected, err_msg=f"{name} {value}")
+            np.testing.assert_array_equal(traced[name][k], expected, err_msg=f"{name} {value}")
+
+
+def test_uint64_and_uint32_values_above_int32_stay_out_of_range():
+    with jax.enable_x64(True):
+        for dtype, value in [(np.uint64, 2**63 + 1), (np.uint64, 2**32 + 1), (np.uint32, 2**31)]:
+            idx = jnp.asarray(np.array([value], dtype))
+            out = jax.jit(lambda x, i: jgather.gather(x, 0, i))(jnp.asarray(X), idx)
+            np.testing.assert_array_equal(out, [np.nan])
+            out = jax.jit(lambda x, i: jgather.scatter_add(x, 0, i, jnp.ones(1)))(
+                jnp.asarray(X, jnp.float64), idx
+            )
+            np.testing.assert_array_equal(out, X)
