@@ -12,9 +12,13 @@ import pkgutil
 import pytest
 
 import jgather
+import jgather.segment
 
+# Every module, subpackages included (jgather.segment._scatter, ...).
 MODULES = sorted(
-    f"jgather.{m.name}" for m in pkgutil.iter_modules(jgather.__path__) if m.name != "__main__"
+    m.name
+    for m in pkgutil.walk_packages(jgather.__path__, prefix="jgather.")
+    if m.name != "jgather.__main__"
 )
 
 
@@ -26,12 +30,19 @@ def test_docstring_examples_run(module):
     assert result.failed == 0, f"{result.failed} of {result.attempted} doctests failed in {module}"
 
 
-@pytest.mark.parametrize("name", jgather.__all__)
-def test_public_functions_have_google_docstrings_with_examples(name):
-    obj = getattr(jgather, name)
+PUBLIC = [(jgather, n) for n in jgather.__all__] + [
+    (jgather.segment, n) for n in jgather.segment.__all__
+]
+
+
+@pytest.mark.parametrize("namespace,name", PUBLIC, ids=[f"{ns.__name__}.{n}" for ns, n in PUBLIC])
+def test_public_functions_have_google_docstrings_with_examples(namespace, name):
+    obj = getattr(namespace, name)
     doc = inspect.getdoc(obj) or ""
-    assert doc.strip(), f"jgather.{name} has no docstring"
+    assert doc.strip(), f"{namespace.__name__}.{name} has no docstring"
     if inspect.isfunction(obj):
         for section in ("Args:", "Returns:", "Example"):
-            assert section in doc, f"jgather.{name}'s docstring lacks a {section!r} section"
-        assert ">>> " in doc, f"jgather.{name}'s docstring has no runnable example"
+            assert section in doc, (
+                f"{namespace.__name__}.{name}'s docstring lacks a {section!r} section"
+            )
+        assert ">>> " in doc, f"{namespace.__name__}.{name}'s docstring has no runnable example"

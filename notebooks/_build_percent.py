@@ -1,0 +1,81 @@
+"""Builds notebooks from jupytext percent-format sources (``# %%`` cells), e.g. 05.
+
+    python notebooks/_build_percent.py 05_graph_attention.py            # write the .ipynb
+    python notebooks/_build_percent.py 05_graph_attention.py --execute  # write, run, save
+
+A minimal reader of the percent format (``# %%`` code cells, ``# %% [markdown]`` cells whose
+lines start with ``# ``, a leading ``# ---`` header block), so building needs only nbformat
+and nbclient. Execution runs notebooks/ as the working directory, as tests/test_notebooks.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+HERE = Path(__file__).resolve().parent
+
+
+def read_percent(text: str) -> nbformat.NotebookNode:
+    lines = text.splitlines()
+    if lines and lines[0] == "# ---":  # jupytext's metadata header
+        end = lines.index("# ---", 1)
+        lines = lines[end + 1 :]
+    cells, kind, body = [], None, []
+
+    def flush():
+        if kind is None:
+            return
+        while body and not body[-1].strip():
+            body.pop()
+        while body and not body[0].strip():
+            body.pop(0)
+        if kind == "markdown":
+            md = [ln[2:] if ln.startswith("# ") else ln.lstrip("#") for ln in body]
+            cells.append(new_markdown_cell("\n".join(md)))
+        else:
+            cells.append(new_code_cell("\n".join(body)))
+
+    for line in lines:
+        if line.startswith("# %%"):
+            flush()
+            kind, body = ("markdown" if "[markdown]" in line else "code"), []
+        elif kind is not None:
+            body.append(line)
+    flush()
+    nb = new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {
+        "display_name": "Python 3",
+        "language": "python",
+        "name": "python3",
+    }
+    nb.metadata["jupytext"] = {"formats": "ipynb,py:percent"}
+    return nb
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sources", nargs="+", help="percent-format .py files in notebooks/")
+    parser.add_argument("--execute", action="store_true", help="run and save outputs")
+    args = parser.parse_args(argv)
+    for name in args.sources:
+        path = HERE / Path(name).name
+        nb = read_percent(path.read_text())
+        if args.execute:
+            import nbclient
+
+            nbclient.NotebookClient(
+                nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(HERE)}}
+            ).execute()
+        out = path.with_suffix(".ipynb")
+        nbformat.write(nb, out)
+        print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
