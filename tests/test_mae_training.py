@@ -7,17 +7,11 @@ and ``unshuffle``). The straightforward port used for the throughput comparison 
 compute the same masking as jgather given the same noise, so that comparison is like for like.
 """
 
-import sys
-from pathlib import Path
-
 import jax
 import jax.numpy as jnp
+import mae_pretraining as mp  # notebooks/ is on pytest's pythonpath (pyproject.toml)
 import numpy as np
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "notebooks"))
-
-import mae_pretraining as mp
 
 import jgather
 
@@ -119,7 +113,10 @@ def test_norm_pix_target_matches_jgather_mae_loss():
     target = jax.random.uniform(jax.random.key(2), (3, 16, 4))
     mask = jnp.ones((3, 16))
     normalized = mp.normalize_patches(target)
-    assert float(jgather.mae_loss(normalized, target, mask, norm_pix_loss=True)) < 1e-10
+    assert (
+        float(jgather.mae_loss(pred=normalized, target=target, mask=mask, norm_pix_loss=True))
+        < 1e-10
+    )
 
 
 def test_sincos_position_table():
