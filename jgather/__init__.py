@@ -6,7 +6,7 @@ The package is layered; imports only run downwards:
 * masking (on ops): ``_masking`` (MAE), ``_mask_strategies`` (the family),
   ``_per_sample_masking`` (per-sample ratios in fixed shapes),
   ``_patches`` (patchify/unpatchify), ``_loss`` (MAE loss); ``_keys`` (PRNG key checks)
-* exploration (on both): ``_explain`` (explain/infer), ``_demo`` (``python -m jgather demo``)
+* exploration (on both): ``_explain`` (explain/infer), ``demo/`` (``python -m jgather demo``)
 """
 
 from jgather._explain import explain as explain

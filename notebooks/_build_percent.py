@@ -1,11 +1,17 @@
-"""Builds notebooks from jupytext percent-format sources (``# %%`` cells), e.g. 05.
+"""Builds notebooks from their jupytext percent-format sources (``# %%`` cells).
 
-    python notebooks/_build_percent.py 05_graph_attention.py            # write the .ipynb
+Every notebook with a source (``01_gather_explained.py`` beside ``01_gather_explained.ipynb``,
+and 03, 04, 05) is generated from it; edit the ``.py``, never the ``.ipynb``:
+
+    python notebooks/_build_percent.py                                  # write every .ipynb
+    python notebooks/_build_percent.py 05_graph_attention.py            # write one
     python notebooks/_build_percent.py 05_graph_attention.py --execute  # write, run, save
 
 A minimal reader of the percent format (``# %%`` code cells, ``# %% [markdown]`` cells whose
 lines start with ``# ``, a leading ``# ---`` header block), so building needs only nbformat
-and nbclient. Execution runs notebooks/ as the working directory, as tests/test_notebooks.py.
+and nbclient (the sources keep to jupytext's percent format, so jupytext can open them too).
+Execution runs notebooks/ as the working directory, as tests/test_notebooks.py does,
+which also checks that every committed ``.ipynb`` has its source's cells.
 """
 
 from __future__ import annotations
@@ -18,6 +24,15 @@ import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 HERE = Path(__file__).resolve().parent
+
+
+#: First line of a percent source: jupytext's metadata header.
+HEADER = "# ---\n# jupyter:\n"
+
+
+def percent_sources() -> list[Path]:
+    """The notebook sources in notebooks/: the ``.py`` files that open with the header."""
+    return sorted(p for p in HERE.glob("*.py") if p.read_text().startswith(HEADER))
 
 
 def read_percent(text: str) -> nbformat.NotebookNode:
@@ -59,11 +74,12 @@ def read_percent(text: str) -> nbformat.NotebookNode:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("sources", nargs="+", help="percent-format .py files in notebooks/")
+    parser.add_argument(
+        "sources", nargs="*", help="percent-format .py files in notebooks/ (default: all)"
+    )
     parser.add_argument("--execute", action="store_true", help="run and save outputs")
     args = parser.parse_args(argv)
-    for name in args.sources:
-        path = HERE / Path(name).name
+    for path in [HERE / Path(name).name for name in args.sources] or percent_sources():
         nb = read_percent(path.read_text())
         if args.execute:
             import nbclient

@@ -24,8 +24,7 @@ Needs the ``train`` extra (flax, optax, scikit-learn).
 from __future__ import annotations
 
 import dataclasses
-import functools
-import sys
+import importlib.util
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -452,11 +451,14 @@ def evaluate(
         space = in_loss_space(target)
         own_mean = jnp.broadcast_to(space.mean(axis=-1, keepdims=True), space.shape)
         train_mean = jnp.broadcast_to(mean_patch[None], space.shape)
-        loss = functools.partial(jgather.mae_loss, target=target, mask=mask, norm_pix_loss=norm_pix)
         losses = {
-            "loss": loss(pred=pred),
-            "patch_mean": loss(pred=own_mean),
-            "train_mean_patch": loss(pred=train_mean),
+            "loss": jgather.mae_loss(pred=pred, target=target, mask=mask, norm_pix_loss=norm_pix),
+            "patch_mean": jgather.mae_loss(
+                pred=own_mean, target=target, mask=mask, norm_pix_loss=norm_pix
+            ),
+            "train_mean_patch": jgather.mae_loss(
+                pred=train_mean, target=target, mask=mask, norm_pix_loss=norm_pix
+            ),
         }
         return losses
 
@@ -503,13 +505,18 @@ def reconstruct(
 
 
 def _interleaved() -> Callable[..., dict[str, float]]:
-    """The repository's shared timing harness (benchmarks/_timing.py)."""
-    root = str(Path(__file__).resolve().parent.parent)
-    if root not in sys.path:
-        sys.path.append(root)
-    from benchmarks._timing import interleaved
+    """The repository's shared timing harness, ``interleaved`` from benchmarks/_timing.py.
 
-    return interleaved
+    ``benchmarks`` is a folder of the repository, not an installed package, so the file is
+    loaded by its path (no ``sys.path`` edit); it is the same harness the benchmark scripts use.
+    """
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "_timing.py"
+    spec = importlib.util.spec_from_file_location("_jgather_benchmarks_timing", path)
+    if spec is None or spec.loader is None:
+        raise FileNotFoundError(f"throughput: the timing harness {path} is missing.")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.interleaved
 
 
 def throughput(

@@ -12,9 +12,10 @@ from hypothesis import strategies as st
 
 import jgather
 
-SEED_INPUT = np.arange(24).reshape(2, 3, 4)
-SEED_INDEX = np.array([[[0, 0, 0, 0], [2, 2, 2, 2]], [[0, 0, 0, 0], [2, 2, 2, 2]]])
-SEED_OUTPUT = np.array([[[0, 1, 2, 3], [8, 9, 10, 11]], [[12, 13, 14, 15], [20, 21, 22, 23]]])
+# The dim=1 example on arange(24).reshape(2, 3, 4): rows 0 and 2 of every 3 x 4 slice.
+DIM1_INPUT = np.arange(24).reshape(2, 3, 4)
+DIM1_INDEX = np.array([[[0, 0, 0, 0], [2, 2, 2, 2]], [[0, 0, 0, 0], [2, 2, 2, 2]]])
+DIM1_OUTPUT = np.array([[[0, 1, 2, 3], [8, 9, 10, 11]], [[12, 13, 14, 15], [20, 21, 22, 23]]])
 
 
 def reference_infer(x, y):
@@ -50,16 +51,16 @@ def reference_gather(x, dim, index):
 # ---------------------------------------------------------------- explain
 
 
-def test_explain_seed_example():
-    text = jgather.explain(SEED_INPUT, 1, SEED_INDEX, (0, 1, 0))
+def test_explain_dim1_example_on_arange24():
+    text = jgather.explain(DIM1_INPUT, 1, DIM1_INDEX, (0, 1, 0))
     assert text == "out[0, 1, 0] = input[0, index[0, 1, 0], 0] = input[0, 2, 0] = 8"
 
 
-def test_explain_seed_value_matches_jgather_gather():
-    out = np.asarray(jgather.gather(jnp.asarray(SEED_INPUT), 1, jnp.asarray(SEED_INDEX)))
-    np.testing.assert_array_equal(out, SEED_OUTPUT)
-    for pos in np.ndindex(*SEED_INDEX.shape):
-        text = jgather.explain(SEED_INPUT, 1, SEED_INDEX, pos)
+def test_explain_dim1_example_value_matches_jgather_gather():
+    out = np.asarray(jgather.gather(jnp.asarray(DIM1_INPUT), 1, jnp.asarray(DIM1_INDEX)))
+    np.testing.assert_array_equal(out, DIM1_OUTPUT)
+    for pos in np.ndindex(*DIM1_INDEX.shape):
+        text = jgather.explain(DIM1_INPUT, 1, DIM1_INDEX, pos)
         assert text.endswith(f"= {out[pos]}")
 
 
@@ -99,16 +100,16 @@ def test_explain_one_dimensional_and_scalar_position():
 @pytest.mark.parametrize(
     ("args", "error", "match"),
     [
-        ((SEED_INPUT, 1, SEED_INDEX, (2, 0, 0)), IndexError, "outside the output"),
-        ((SEED_INPUT, 1, SEED_INDEX, (0, 0)), ValueError, "one coordinate per output"),
-        ((SEED_INPUT, 3, SEED_INDEX, (0, 0, 0)), IndexError, "dim 3 is out of range"),
-        ((SEED_INPUT, 1.0, SEED_INDEX, (0, 0, 0)), TypeError, "dim must be a Python int"),
-        ((SEED_INPUT, 1, SEED_INDEX[0], (0, 0)), ValueError, "same number of dimensions"),
-        ((SEED_INPUT, 1, SEED_INDEX.astype(float), (0, 0, 0)), TypeError, "integer array"),
-        ((SEED_INPUT, 1, SEED_INDEX + 3, (0, 0, 0)), IndexError, r"outside \[0, 3\)"),
-        ((SEED_INPUT, 1, -SEED_INDEX, (0, 1, 0)), IndexError, r"= -2 is outside"),
-        ((SEED_INPUT, 1, np.zeros((3, 1, 1), int), (0, 0, 0)), ValueError, "exceeds input"),
-        ((SEED_INPUT, 1, SEED_INDEX, (0, "a", 0)), TypeError, "sequence of integers"),
+        ((DIM1_INPUT, 1, DIM1_INDEX, (2, 0, 0)), IndexError, "outside the output"),
+        ((DIM1_INPUT, 1, DIM1_INDEX, (0, 0)), ValueError, "one coordinate per output"),
+        ((DIM1_INPUT, 3, DIM1_INDEX, (0, 0, 0)), IndexError, "dim 3 is out of range"),
+        ((DIM1_INPUT, 1.0, DIM1_INDEX, (0, 0, 0)), TypeError, "dim must be a Python int"),
+        ((DIM1_INPUT, 1, DIM1_INDEX[0], (0, 0)), ValueError, "same number of dimensions"),
+        ((DIM1_INPUT, 1, DIM1_INDEX.astype(float), (0, 0, 0)), TypeError, "integer array"),
+        ((DIM1_INPUT, 1, DIM1_INDEX + 3, (0, 0, 0)), IndexError, r"outside \[0, 3\)"),
+        ((DIM1_INPUT, 1, -DIM1_INDEX, (0, 1, 0)), IndexError, r"= -2 is outside"),
+        ((DIM1_INPUT, 1, np.zeros((3, 1, 1), int), (0, 0, 0)), ValueError, "exceeds input"),
+        ((DIM1_INPUT, 1, DIM1_INDEX, (0, "a", 0)), TypeError, "sequence of integers"),
     ],
 )
 def test_explain_errors(args, error, match):
@@ -119,16 +120,16 @@ def test_explain_errors(args, error, match):
 # ---------------------------------------------------------------- infer_gather
 
 
-def test_infer_seed_first_example():
-    solutions = jgather.infer_gather(SEED_INPUT, SEED_OUTPUT)
+def test_infer_dim1_example_on_arange24():
+    solutions = jgather.infer_gather(DIM1_INPUT, DIM1_OUTPUT)
     assert [d for d, _ in solutions] == [1]
     dim, index = solutions[0]
-    assert index.dtype == jnp.int32 and index.shape == SEED_OUTPUT.shape
-    np.testing.assert_array_equal(np.asarray(index), SEED_INDEX)
-    np.testing.assert_array_equal(np.asarray(jgather.gather(SEED_INPUT, dim, index)), SEED_OUTPUT)
+    assert index.dtype == jnp.int32 and index.shape == DIM1_OUTPUT.shape
+    np.testing.assert_array_equal(np.asarray(index), DIM1_INDEX)
+    np.testing.assert_array_equal(np.asarray(jgather.gather(DIM1_INPUT, dim, index)), DIM1_OUTPUT)
 
 
-def test_infer_seed_mae_example():
+def test_infer_mae_16_token_example():
     x = np.arange(64).reshape(1, 16, 4)
     x_masked = np.array([[[40, 41, 42, 43], [48, 49, 50, 51], [16, 17, 18, 19], [52, 53, 54, 55]]])
     solutions = jgather.infer_gather(jnp.asarray(x), jnp.asarray(x_masked))
@@ -152,12 +153,12 @@ def test_infer_nan_matches_nan_and_dtypes_promote():
     assert [d for d, _ in solutions] == [1]
     np.testing.assert_array_equal(np.asarray(solutions[0][1]), [[1, 0]])
     # Integer input, float output with equal values.
-    solutions = jgather.infer_gather(SEED_INPUT, SEED_OUTPUT.astype(np.float32))
-    np.testing.assert_array_equal(np.asarray(solutions[0][1]), SEED_INDEX)
+    solutions = jgather.infer_gather(DIM1_INPUT, DIM1_OUTPUT.astype(np.float32))
+    np.testing.assert_array_equal(np.asarray(solutions[0][1]), DIM1_INDEX)
 
 
 def test_infer_empty_output_every_admissible_dim():
-    solutions = jgather.infer_gather(SEED_INPUT, np.zeros((2, 0, 5), int))
+    solutions = jgather.infer_gather(DIM1_INPUT, np.zeros((2, 0, 5), int))
     # Output size 5 > 4 along dim 2 rules out dims 0 and 1; only dim 2 is admissible.
     assert [d for d, _ in solutions] == [2]
     assert solutions[0][1].shape == (2, 0, 5)
@@ -166,8 +167,8 @@ def test_infer_empty_output_every_admissible_dim():
 @pytest.mark.parametrize(
     ("x", "y", "match"),
     [
-        (SEED_INPUT, SEED_OUTPUT + 100, "dim=0: some output values are absent"),
-        (SEED_INPUT, SEED_OUTPUT[0], "same number of dimensions|number of dimensions"),
+        (DIM1_INPUT, DIM1_OUTPUT + 100, "dim=0: some output values are absent"),
+        (DIM1_INPUT, DIM1_OUTPUT[0], "same number of dimensions|number of dimensions"),
         (np.array(3), np.array(3), "at least one dimension"),
         (np.zeros((2, 2)), np.zeros((3, 3)), r"output.shape\[1\]=3 > input.shape\[1\]=2"),
         (np.zeros((0, 2)), np.zeros((1, 2)), "input.shape\\[0\\] is 0"),
@@ -234,16 +235,16 @@ def test_infer_large_random_permutation_roundtrips_through_gather():
 
 
 def test_explain_and_infer_agree_on_every_cell():
-    ((dim, index),) = jgather.infer_gather(SEED_INPUT, SEED_OUTPUT)
-    for pos in itertools.product(*map(range, SEED_OUTPUT.shape)):
-        assert jgather.explain(SEED_INPUT, dim, index, pos).endswith(f"= {SEED_OUTPUT[pos]}")
+    ((dim, index),) = jgather.infer_gather(DIM1_INPUT, DIM1_OUTPUT)
+    for pos in itertools.product(*map(range, DIM1_OUTPUT.shape)):
+        assert jgather.explain(DIM1_INPUT, dim, index, pos).endswith(f"= {DIM1_OUTPUT[pos]}")
 
 
 def test_traced_arguments_are_a_clear_type_error():
     with pytest.raises(TypeError, match="infer_gather: output is a traced value"):
-        jax.jit(lambda y: jgather.infer_gather(SEED_INPUT, y))(SEED_OUTPUT)
+        jax.jit(lambda y: jgather.infer_gather(DIM1_INPUT, y))(DIM1_OUTPUT)
     with pytest.raises(TypeError, match="explain: index is a traced value"):
-        jax.jit(lambda i: jgather.explain(SEED_INPUT, 1, i, (0, 1, 0)))(SEED_INDEX)
+        jax.jit(lambda i: jgather.explain(DIM1_INPUT, 1, i, (0, 1, 0)))(DIM1_INDEX)
 
 
 def test_explain_zero_and_five_dimensional():

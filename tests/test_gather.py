@@ -1,7 +1,8 @@
 """gather, take_along_dim and index_select: golden cases and differential tests.
 
-Golden cases are the worked examples of the seed document (the Chinese post on torch.gather and
-MAE's random_masking) and of the torch documentation, with the outputs those documents state.
+Golden cases are two worked examples (the dim=1 example on arange(24).reshape(2, 3, 4), and MAE's
+16-token example keeping patches 10, 12, 4, 13) and the torch documentation's, with the outputs
+those examples state.
 The differential tests draw random cases with hypothesis (ranks 0-4, sizes 0-6, every dim
 including negative ones, every dtype, duplicate indices, index smaller than input off dim) and
 compare jgather with the NumPy loop reference in op_reference.py: plain, under jax.jit and
@@ -33,19 +34,19 @@ import jgather
 # Golden cases.
 
 
-def test_gather_seed_worked_example():
-    """The seed's example: dim=1 picks rows 0 and 2 of each 3x4 block."""
+def test_gather_dim1_example_on_arange24():
+    """The dim=1 example on arange(24).reshape(2, 3, 4): rows 0 and 2 of each 3x4 block."""
     x = jnp.arange(24).reshape(2, 3, 4)
     index = jnp.array([[[0, 0, 0, 0], [2, 2, 2, 2]], [[0, 0, 0, 0], [2, 2, 2, 2]]])
     out = jgather.gather(x, 1, index)
     expected = [[[0, 1, 2, 3], [8, 9, 10, 11]], [[12, 13, 14, 15], [20, 21, 22, 23]]]
     assert_matches(out, np.array(expected, dtype=x.dtype))
-    # The seed's reading of one entry: out[0, 1, 0] = input[0, index[0, 1, 0], 0] = input[0, 2, 0].
+    # One entry read by hand: out[0, 1, 0] = input[0, index[0, 1, 0], 0] = input[0, 2, 0].
     assert int(out[0, 1, 0]) == int(x[0, 2, 0]) == 8
 
 
-def test_gather_seed_mae_example():
-    """The seed's MAE example: tokens 10, 12, 4, 13 of x = arange(64).reshape(1, 16, 4)."""
+def test_gather_mae_16_token_example():
+    """MAE's 16-token example: tokens 10, 12, 4, 13 of x = arange(64).reshape(1, 16, 4)."""
     x = jnp.arange(64).reshape(1, 16, 4)
     ids_keep = jnp.array([[10, 12, 4, 13]])
     index = jnp.broadcast_to(ids_keep[..., None], (1, 4, 4))

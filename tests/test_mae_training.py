@@ -7,17 +7,11 @@ and ``unshuffle``). The straightforward port used for the throughput comparison 
 compute the same masking as jgather given the same noise, so that comparison is like for like.
 """
 
-import sys
-from pathlib import Path
-
 import jax
 import jax.numpy as jnp
+import mae_pretraining as mp  # notebooks/ is on pytest's pythonpath (pyproject.toml)
 import numpy as np
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "notebooks"))
-
-import mae_pretraining as mp
 
 import jgather
 

@@ -66,8 +66,8 @@ RATIO = 0.75
 # Exact parity with the reference given the noise.
 
 
-def test_seed_example():
-    # The seed's example: x = arange(64).reshape(1, 16, 4); noise makes 10, 12, 4, 13 the kept
+def test_mae_16_token_example():
+    # MAE's 16-token example: x = arange(64).reshape(1, 16, 4); noise makes 10, 12, 4, 13 the kept
     # patches, in that order.
     x = np.arange(64).reshape(1, 16, 4)
     noise = np.ones((1, 16), np.float32)

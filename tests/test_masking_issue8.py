@@ -1,4 +1,7 @@
-"""Edge cases of the masking family: subnormal noise, NaN ratios, demo options, clear errors."""
+"""Edge cases of the masking family: subnormal noise, NaN ratios, clear errors.
+
+(The demo's --seed range and --out /dev/null cases live in tests/test_demo.py.)
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,6 @@ import numpy as np
 import pytest
 
 import jgather
-from jgather import _demo
 
 
 @pytest.mark.parametrize(
@@ -41,25 +43,6 @@ def test_variable_ratio_traced_nan_masks_at_least_one():
     assert float(out.r[0]) == 1.0  # NaN is used as r = 1
     with pytest.raises(ValueError, match=r"\[0, 1\]"):  # a concrete NaN is an error
         jgather.variable_ratio_masking(jax.random.key(0), 1, 10, r=np.array([np.nan]))
-
-
-@pytest.mark.parametrize(
-    "seed", ["18446744073709551615", "9223372036854775808", "-9223372036854775809"]
-)
-def test_demo_seed_out_of_range_is_one_line(seed, capsys):
-    assert _demo.main(["demo", "--seed", seed]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "--seed" in err[0] and "[-2**63, 2**63 - 1]" in err[0]
-
-
-def test_demo_out_dev_null_and_existing_file(tmp_path, capsys):
-    assert _demo.main(["demo", "--out", "/dev/null", "--strategy", "random"]) == 0
-    assert "wrote /dev/null" in capsys.readouterr().out
-    existing = tmp_path / "figure"
-    existing.write_bytes(b"old")
-    assert _demo.main(["demo", "--out", str(existing), "--strategy", "random"]) == 0
-    capsys.readouterr()
-    assert existing.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 X = np.ones((1, 4, 3), np.float32)
