@@ -65,7 +65,9 @@ def test_mae_walkthrough_16_token_example_keeps_10_12_4_13():
         "      [52, 53, 54, 55]]]",
     ]
     mask = lines.index("  mask (0 keep, 1 remove):")
-    assert lines[mask + 1] == "    [[1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 0, 1, 0, 0, 1, 1]]"
+    assert (
+        lines[mask + 1] == "    [[1., 1., 1., 1., 0., 1., 1., 1., 1., 1., 0., 1., 0., 0., 1., 1.]]"
+    )  # float32, as MAE's
     # The second masking draws from the key: four kept tokens, depending on the key.
     assert len(kept) == 2 and kept[1].split("kept tokens ")[1].count(",") == 3
     other = jgather.demo.mae_walkthrough(jax.random.key(1))
@@ -231,7 +233,7 @@ def test_out_dev_null_and_existing_file(tmp_path, capsys):
     [
         (["demo", "--mask-ratio", "1.5"], "--mask-ratio"),
         (["demo", "--mask-ratio", "abc"], "--mask-ratio"),
-        (["demo", "--mask-ratio", "0.999"], "random_masking: mask_ratio=0.999 keeps"),
+        (["demo", "--mask-ratio", "0.999"], "mask_image: mask_ratio=0.999 masks every token"),
         (["demo", "--patch-size", "15"], "patchify: patch_size (15, 15) must divide"),
         (["demo", "--patch-size", "0"], "--patch-size"),
         (["demo", "--strategy", "nope"], "--strategy"),
