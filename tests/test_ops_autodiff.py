@@ -6,7 +6,7 @@ in its float arguments, so order 1 says it all). It runs in float64 (jax.enable_
 tight; the global config is restored afterwards.
 
 The exact tests state the gradient in closed form, written from the op's formula with plain
-loops (op_reference): gather's gradient is a scatter-add of the cotangent, so duplicate
+loops (reference.py): gather's gradient is a scatter-add of the cotangent, so duplicate
 indices accumulate; scatter_add passes the cotangent to input and gathers it for src; and so on.
 """
 
@@ -15,10 +15,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax.test_util import check_grads
-from op_reference import gather as ref_gather
-from op_reference import index_select as ref_index_select
-from op_reference import scatter_add as ref_scatter_add
-from op_reference import scatter_targets
+from reference import gather as ref_gather
+from reference import index_select as ref_index_select
+from reference import scatter_add as ref_scatter_add
+from reference import scatter_targets
 
 import jgather
 

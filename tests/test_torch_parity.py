@@ -7,7 +7,7 @@ integer 'mean' with negative values (torch floors). Gradients are compared with 
 autograd, and every input torch rejects must be rejected by jgather too.
 
 Where jgather documents a deliberate difference from torch, the test says so next to it.
-The reference (op_reference.py) is checked against torch here as well, so the other test
+The reference (reference.py) is checked against torch here as well, so the other test
 modules, which run without torch, rest on a reference that agrees with torch.
 """
 
@@ -17,17 +17,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from op_reference import DTYPES, assert_matches, np_dtype
-from op_reference import gather as ref_gather
-from op_reference import scatter_add as ref_scatter_add
-from op_reference import scatter_reduce as ref_scatter_reduce
-from op_reference import take_along_dim as ref_take_along_dim
+from reference import DTYPES, REDUCES, assert_matches, np_dtype
+from reference import gather as ref_gather
+from reference import scatter_add as ref_scatter_add
+from reference import scatter_reduce as ref_scatter_reduce
+from reference import take_along_dim as ref_take_along_dim
 
 import jgather
 
 torch = pytest.importorskip("torch")
 
-REDUCES = ("sum", "prod", "mean", "amax", "amin")
 _TORCH_DTYPE = {
     "float32": torch.float32,
     "float16": torch.float16,
