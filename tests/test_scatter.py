@@ -363,33 +363,29 @@ def test_second_call_with_same_shapes_does_not_retrace(call):
     np.testing.assert_array_equal(first, second)
 
 
-@pytest.mark.parametrize("x64", [False, True], ids=["x64-off", "x64-on"])
 @pytest.mark.parametrize("index_dtype", ["int32", "int64"])
 def test_scatter_family_with_x64_on_and_off(x64, index_dtype):
-    """int32 and int64 indices give the same answers with x64 on and off; config restored."""
-    before = jax.config.jax_enable_x64
+    """int32 and int64 indices give the same answers with x64 on and off (conftest's x64
+    fixture restores the config and checks it)."""
     x = np.arange(12, dtype=np.float32).reshape(3, 4)
     index = np.array([[0, 3, 3], [1, 1, 0], [2, 0, 2]]).astype(index_dtype)
     src = np.arange(1, 10, dtype=np.float32).reshape(3, 3)
-    with jax.enable_x64(x64):
-        assert jax.config.jax_enable_x64 == x64
-        args = (jnp.asarray(x), jnp.asarray(index), jnp.asarray(src))
-        out = jgather.scatter_add(args[0], 1, args[1], args[2])
-        assert_matches(out, ref_scatter_add(x, 1, index, src), exact=True)
-        for reduce in REDUCES:
-            out = jgather.scatter_reduce(args[0], 1, args[1], args[2], reduce, include_self=False)
-            assert_matches(out, ref_scatter_reduce(x, 1, index, src, reduce, include_self=False))
-        unique = np.array([[0, 3, 1], [1, 2, 0], [2, 0, 3]]).astype(index_dtype)
-        out = jax.jit(lambda a, i, s: jgather.scatter(a, 1, i, s))(x, unique, src)
-        assert_matches(out, ref_scatter(x, 1, unique, src), exact=True)
-        if x64:
-            x_i64 = x.astype(np.int64)
-            src_i64 = src.astype(np.int64)
-            out = jgather.scatter_reduce(
-                jnp.asarray(x_i64), 1, jnp.asarray(index), jnp.asarray(src_i64), "mean"
-            )
-            assert_matches(out, ref_scatter_reduce(x_i64, 1, index, src_i64, "mean"))
-    assert jax.config.jax_enable_x64 == before
+    args = (jnp.asarray(x), jnp.asarray(index), jnp.asarray(src))
+    out = jgather.scatter_add(args[0], 1, args[1], args[2])
+    assert_matches(out, ref_scatter_add(x, 1, index, src), exact=True)
+    for reduce in REDUCES:
+        out = jgather.scatter_reduce(args[0], 1, args[1], args[2], reduce, include_self=False)
+        assert_matches(out, ref_scatter_reduce(x, 1, index, src, reduce, include_self=False))
+    unique = np.array([[0, 3, 1], [1, 2, 0], [2, 0, 3]]).astype(index_dtype)
+    out = jax.jit(lambda a, i, s: jgather.scatter(a, 1, i, s))(x, unique, src)
+    assert_matches(out, ref_scatter(x, 1, unique, src), exact=True)
+    if x64:
+        x_i64 = x.astype(np.int64)
+        src_i64 = src.astype(np.int64)
+        out = jgather.scatter_reduce(
+            jnp.asarray(x_i64), 1, jnp.asarray(index), jnp.asarray(src_i64), "mean"
+        )
+        assert_matches(out, ref_scatter_reduce(x_i64, 1, index, src_i64, "mean"))
 
 
 @pytest.mark.parametrize("index_dtype", ["int8", "uint8", "int16"])

@@ -266,23 +266,20 @@ def test_integer_mean_with_negative_values_matches_torch():
             assert_matches(got, expected)
 
 
-def test_x64_int64_inputs_match_torch():
+def test_x64_int64_inputs_match_torch(x64_on):
     """With x64 on, int64 and float64 data behave as torch's defaults (config restored)."""
-    before = jax.config.jax_enable_x64
     rng = np.random.default_rng(8)
-    with jax.enable_x64(True):
-        x = rng.integers(-50, 50, size=(3, 4)).astype(np.int64)
-        src = rng.integers(-50, 50, size=(3, 5)).astype(np.int64)
-        index = rng.integers(0, 4, size=(3, 5))
-        for reduce in REDUCES:
-            expected = torch.scatter_reduce(
-                to_torch(x), 1, to_torch(index), to_torch(src), reduce
-            ).numpy()
-            assert_matches(jgather.scatter_reduce(x, 1, index, src, reduce), expected)
-        xf = rng.normal(size=(3, 4))
-        expected = torch.gather(to_torch(xf), 1, to_torch(index[:, :3] % 4)).numpy()
-        assert_matches(jgather.gather(xf, 1, index[:, :3] % 4), expected, exact=True)
-    assert jax.config.jax_enable_x64 == before
+    x = rng.integers(-50, 50, size=(3, 4)).astype(np.int64)
+    src = rng.integers(-50, 50, size=(3, 5)).astype(np.int64)
+    index = rng.integers(0, 4, size=(3, 5))
+    for reduce in REDUCES:
+        expected = torch.scatter_reduce(
+            to_torch(x), 1, to_torch(index), to_torch(src), reduce
+        ).numpy()
+        assert_matches(jgather.scatter_reduce(x, 1, index, src, reduce), expected)
+    xf = rng.normal(size=(3, 4))
+    expected = torch.gather(to_torch(xf), 1, to_torch(index[:, :3] % 4)).numpy()
+    assert_matches(jgather.gather(xf, 1, index[:, :3] % 4), expected, exact=True)
 
 
 # --------------------------------------------------------------------------------------------
