@@ -2,6 +2,12 @@
 
 Absolute times on shared machines mean little; every benchmark here reports the *ratio*
 of medians of implementations timed side by side, round-robin, in one process.
+
+Every benchmark script uses this module for its timing (``interleaved``, ``ready``), its
+optional torch (``optional_torch``, ``torch_line``) and its results (``metadata``,
+``write_results``). Run the scripts from the repository root as modules
+(``python -m benchmarks.ops``); ``--quick`` runs write ``<name>_quick.json`` (git-ignored) and
+``--no-write`` writes nothing, so only full runs replace the committed results.
 """
 
 from __future__ import annotations
@@ -17,6 +23,30 @@ from typing import Any
 import jax
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def ready(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Callable[[], Any]:
+    """A zero-argument callable for ``interleaved``: ``fn(*args, **kwargs)``, blocked until ready.
+
+    ``ready(lambda: f(x))`` and ``ready(f, x)`` are the same.
+    """
+    return lambda: jax.block_until_ready(fn(*args, **kwargs))
+
+
+def optional_torch() -> Any:
+    """The torch module, or None when it is not installed (the torch columns are then null)."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+def torch_line(torch: Any) -> str:
+    """One line for a script's output saying whether torch was timed."""
+    if torch is None:
+        return "torch: not installed; torch columns are '-' here and null in the JSON"
+    return f"torch: {torch.__version__}, {torch.get_num_threads()} threads"
 
 
 def interleaved(
@@ -58,18 +88,18 @@ def metadata() -> dict[str, Any]:
         "machine": platform.machine(),
         "date": time.strftime("%Y-%m-%d"),
     }
-    try:
-        import torch
-
-        meta["torch"] = torch.__version__
+    torch = optional_torch()
+    meta["torch"] = None if torch is None else torch.__version__  # null: torch not installed
+    if torch is not None:
         meta["torch_threads"] = torch.get_num_threads()
-    except ImportError:
-        meta["torch"] = None
     return meta
 
 
 def write_results(name: str, payload: Mapping[str, Any]) -> Path:
-    """Writes ``benchmarks/results/<name>.json`` (read by notebooks/03_performance.ipynb)."""
+    """Writes ``benchmarks/results/<name>.json`` (read by notebooks/03_performance.ipynb).
+
+    Quick runs pass ``<script>_quick``: those files are git-ignored.
+    """
     RESULTS_DIR.mkdir(exist_ok=True)
     path = RESULTS_DIR / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")

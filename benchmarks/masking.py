@@ -15,7 +15,9 @@ permutation, token gather, mask), a scaling sweep over L and N, and the peak tem
 of the compiled masking step. Results go to benchmarks/results/masking.json; a markdown table
 is printed.
 
-Run from the repository root: ``python -m benchmarks.masking`` (``--quick`` for a smoke run).
+Run from the repository root: ``python -m benchmarks.masking`` (``--quick`` for a smoke run,
+written to masking_quick.json; ``--no-write`` writes nothing). torch is optional: without it the
+torch_reference columns are null.
 """
 
 from __future__ import annotations
@@ -23,11 +25,6 @@ from __future__ import annotations
 import argparse
 import functools
 import os
-import sys
-from pathlib import Path
-
-if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import jax
 import jax.numpy as jnp
@@ -35,17 +32,26 @@ import numpy as np
 from jax import lax
 
 import jgather
-from benchmarks._timing import geomean, interleaved, metadata, write_results
+from benchmarks._timing import (
+    geomean,
+    interleaved,
+    metadata,
+    optional_torch,
+    ready,
+    torch_line,
+    write_results,
+)
 from jgather import _masking
 
 # ----------------------------------------------------------------------------------------------
 # The implementations compared.
 
 
+torch = optional_torch()  # optional; the torch_reference columns are then null
+
+
 def torch_reference(x, mask_ratio):
     """MAE's random masking re-stated in PyTorch (our code, from the paper's algorithm)."""
-    import torch
-
     n, length, d = x.shape
     len_keep = int(length * (1 - mask_ratio))
     noise = torch.rand(n, length)
@@ -78,31 +84,27 @@ def copy_floor(x, len_keep):
     return x[:, :len_keep]
 
 
-def _block(fn, *args, **kwargs):
-    return lambda: jax.block_until_ready(fn(*args, **kwargs))
-
-
 def _inputs(n, length, d, seed=0):
     x = jax.random.normal(jax.random.key(seed), (n, length, d), jnp.float32)
     return jax.block_until_ready(x)
 
 
 def time_masking(n, length, d, ratio, *, rounds, torch_threads, method=None):
-    """Median seconds of the four implementations on one shape."""
-    import torch
+    """Median seconds of the four implementations (three without torch) on one shape.
 
-    torch.set_num_threads(torch_threads)
+    Without torch, ``torch_reference`` is None in the returned medians.
+    """
     len_keep = int(length * (1 - ratio))
     x = _inputs(n, length, d)
-    xt = torch.from_numpy(np.array(x))  # a writable copy
     key = jax.random.key(1)
-    fns = {
-        "jgather": _block(jgather.random_masking, key, x, ratio, method=method),
-        "torch_reference": lambda: torch_reference(xt, ratio),
-        "jax_port": _block(jax_port, key, x, ratio),
-        "copy_floor": _block(copy_floor, x, len_keep),
-    }
-    return interleaved(fns, rounds=rounds), len_keep
+    fns = {"jgather": ready(jgather.random_masking, key, x, ratio, method=method)}
+    if torch is not None:
+        torch.set_num_threads(torch_threads)
+        xt = torch.from_numpy(np.array(x))  # a writable copy
+        fns["torch_reference"] = lambda: torch_reference(xt, ratio)
+    fns["jax_port"] = ready(jax_port, key, x, ratio)
+    fns["copy_floor"] = ready(copy_floor, x, len_keep)
+    return {"torch_reference": None, **interleaved(fns, rounds=rounds)}, len_keep
 
 
 # ----------------------------------------------------------------------------------------------
@@ -168,15 +170,15 @@ def _perm_alternatives(n, length):
         return jax.vmap(_masking._argsort_noise)(noise)
 
     fns = {
-        "argsort_float": _block(argsort_float, noise),
-        "argsort_twice": _block(argsort_twice, noise),
-        "sort_noise_iota": _block(sort_noise_iota, noise),
-        "sort_bits_iota": _block(sort_bits_iota, bits),
-        "top_k_full": _block(top_k, noise),
-        "packed_u32_1pass": _block(packed_u32_1pass, bits),
-        "radix_u32_2pass": _block(radix_u32_2pass, bits),
-        "packed_u64_1pass": _block(packed_u64_1pass, bits),
-        "packed_u64_noise_exact": _block(packed_u64_noise_exact, noise),
+        "argsort_float": ready(argsort_float, noise),
+        "argsort_twice": ready(argsort_twice, noise),
+        "sort_noise_iota": ready(sort_noise_iota, noise),
+        "sort_bits_iota": ready(sort_bits_iota, bits),
+        "top_k_full": ready(top_k, noise),
+        "packed_u32_1pass": ready(packed_u32_1pass, bits),
+        "radix_u32_2pass": ready(radix_u32_2pass, bits),
+        "packed_u64_1pass": ready(packed_u64_1pass, bits),
+        "packed_u64_noise_exact": ready(packed_u64_noise_exact, noise),
     }
     notes = {
         "packed_u32_1pass": (
@@ -216,12 +218,12 @@ def _inverse_alternatives(n, length):
         return jnp.sum(jnp.where(hit, jnp.arange(length, dtype=jnp.int32)[:, None], 0), axis=1)
 
     fns = {
-        "scatter_iota": _block(scatter_iota, perm),
-        "argsort": _block(argsort, perm),
-        "packed_sort": _block(packed_sort, perm),
+        "scatter_iota": ready(scatter_iota, perm),
+        "argsort": ready(argsort, perm),
+        "packed_sort": ready(packed_sort, perm),
     }
     if length <= 256:
-        fns["compare_sum"] = _block(compare_sum, perm)
+        fns["compare_sum"] = ready(compare_sum, perm)
     return fns
 
 
@@ -248,13 +250,13 @@ def _gather_alternatives(n, length, d, len_keep, include_onehot):
         return jax.vmap(lambda a, i: _masking._take_rows(a, i, "onehot"))(x, ids)
 
     fns = {
-        "vmap_index_select": _block(vmap_index_select, x, ids),
-        "take_along_axis": _block(take_along_axis, x, ids),
-        "gather_expanded_index": _block(expanded_index, x, ids),
-        "copy_floor": _block(copy_floor, x, len_keep),
+        "vmap_index_select": ready(vmap_index_select, x, ids),
+        "take_along_axis": ready(take_along_axis, x, ids),
+        "gather_expanded_index": ready(expanded_index, x, ids),
+        "copy_floor": ready(copy_floor, x, len_keep),
     }
     if include_onehot:
-        fns["onehot_einsum"] = _block(onehot, x, ids)
+        fns["onehot_einsum"] = ready(onehot, x, ids)
     return fns
 
 
@@ -271,7 +273,7 @@ def _mask_alternatives(n, length, len_keep):
         row = jnp.ones((n, length), jnp.float32).at[:, :len_keep].set(0)
         return jnp.take_along_axis(row, restore, axis=1)
 
-    return {"compare": _block(compare, restore), "gather_row": _block(gather_row, restore)}
+    return {"compare": ready(compare, restore), "gather_row": ready(gather_row, restore)}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -309,7 +311,11 @@ def memory_report(n, length, d, ratio):
 
 
 def _ms(seconds):
-    return f"{seconds * 1e3:.2f}"
+    return "-" if seconds is None else f"{seconds * 1e3:.2f}"
+
+
+def _ratio(value):
+    return "-" if value is None else f"{value:.2f}x"
 
 
 def main(argv=None):
@@ -321,6 +327,7 @@ def main(argv=None):
     threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     rounds = 3 if args.quick else 15
     alt_rounds = 3 if args.quick else 9
+    print(torch_line(torch))
 
     shapes = [
         ("mae_image_vitb", 256, 196, 768, 0.75),
@@ -338,7 +345,9 @@ def main(argv=None):
                 "shape": f"x[{n},{length},{d}] mask_ratio={ratio} len_keep={len_keep}",
                 "output_bytes": n * len_keep * d * 4 + n * length * 8,
                 "median_s": med,
-                "speedup_vs_torch": med["torch_reference"] / med["jgather"],
+                "speedup_vs_torch": (
+                    None if torch is None else med["torch_reference"] / med["jgather"]
+                ),
                 "speedup_vs_port": med["jax_port"] / med["jgather"],
                 "ratio_to_copy": med["jgather"] / med["copy_floor"],
             }
@@ -377,7 +386,9 @@ def main(argv=None):
         scaling.append({"N": n, "L": length, "D": d, "mask_ratio": ratio, "median_s": med})
 
     summary = {
-        "geomean_speedup_vs_torch": geomean([c["speedup_vs_torch"] for c in cases]),
+        "geomean_speedup_vs_torch": (
+            None if torch is None else geomean([c["speedup_vs_torch"] for c in cases])
+        ),
         "geomean_speedup_vs_port": geomean([c["speedup_vs_port"] for c in cases]),
         "targets": {
             "image_vs_torch_min": 3.0,
@@ -418,7 +429,7 @@ def main(argv=None):
         m = c["median_s"]
         print(
             f"| {c['case']} | {c['shape']} | {_ms(m['jgather'])} | {_ms(m['torch_reference'])} "
-            f"| {_ms(m['jax_port'])} | {_ms(m['copy_floor'])} | {c['speedup_vs_torch']:.2f}x "
+            f"| {_ms(m['jax_port'])} | {_ms(m['copy_floor'])} | {_ratio(c['speedup_vs_torch'])} "
             f"| {c['speedup_vs_port']:.2f}x | {c['ratio_to_copy']:.2f} |"
         )
     print()
@@ -443,7 +454,7 @@ def main(argv=None):
             f"| {_ms(m['torch_reference'])} | {_ms(m['jax_port'])} | {_ms(m['copy_floor'])} |"
         )
     if not args.no_write:
-        print(f"\nwrote {write_results('masking', payload)}")
+        print(f"\nwrote {write_results('masking_quick' if args.quick else 'masking', payload)}")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -29,12 +28,17 @@ import jax.numpy as jnp
 import numpy as np
 
 import jgather
-from benchmarks._timing import geomean, interleaved, metadata, write_results
+from benchmarks._timing import (
+    geomean,
+    interleaved,
+    metadata,
+    optional_torch,
+    ready,
+    torch_line,
+    write_results,
+)
 
-try:
-    import torch
-except ImportError:  # torch is optional; the ratios against it are then null
-    torch = None
+torch = optional_torch()  # optional; the ratios against it are then null
 
 
 def _port_gather(x, idx, dim):
@@ -53,15 +57,11 @@ _jx_gather = jax.jit(_port_gather, static_argnums=2)
 _jx_scatter_add = jax.jit(_port_scatter_add, static_argnums=3)
 
 
-def _ready(f: Callable[[], Any]) -> Callable[[], Any]:
-    return lambda: jax.block_until_ready(f())
-
-
 def _gather_case(name, shape, x, idx, dim, rounds):
     jx, ji = jnp.asarray(x), jnp.asarray(idx, jnp.int32)
     fns = {
-        "jgather": _ready(lambda: _jg_gather(jx, ji, dim)),
-        "jax_port": _ready(lambda: _jx_gather(jx, ji, dim)),
+        "jgather": ready(lambda: _jg_gather(jx, ji, dim)),
+        "jax_port": ready(lambda: _jx_gather(jx, ji, dim)),
     }
     if torch is not None:
         tx, ti = torch.from_numpy(x), torch.from_numpy(idx.astype(np.int64))
@@ -75,8 +75,8 @@ def _scatter_case(name, shape, nodes, idx, src, dim, rounds):
     x = np.zeros(nodes, src.dtype)
     jx, ji, js = jnp.asarray(x), jnp.asarray(idx, jnp.int32), jnp.asarray(src)
     fns = {
-        "jgather": _ready(lambda: _jg_scatter_add(jx, ji, js, dim)),
-        "jax_port": _ready(lambda: _jx_scatter_add(jx, ji, js, dim)),
+        "jgather": ready(lambda: _jg_scatter_add(jx, ji, js, dim)),
+        "jax_port": ready(lambda: _jx_scatter_add(jx, ji, js, dim)),
     }
     if torch is not None:
         tx, ti, ts = (torch.from_numpy(x), torch.from_numpy(idx.astype(np.int64)),
@@ -113,12 +113,14 @@ def _record(op, name, shape, out_bytes, med):
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small shapes, few rounds")
+    parser.add_argument("--no-write", action="store_true", help="do not write the JSON")
     args = parser.parse_args(argv)
     q = args.quick
     rounds = 3 if q else 21
     threads = os.cpu_count() or 1
     if torch is not None:
         torch.set_num_threads(threads)
+    print(torch_line(torch))
     rng = np.random.default_rng(0)
     print("| op | case | shape | jgather ms | torch ms | jax port ms | vs torch | vs port |")
     print("|---|---|---|---|---|---|---|---|")
@@ -191,9 +193,10 @@ def main(argv: list[str] | None = None) -> None:
     for key, value in summary.items():
         print(f"{key}: {value if isinstance(value, dict) else f'{value:.2f}'}")
     meta = {**metadata(), "rounds": rounds, "quick": q}
-    path = write_results("ops_quick" if q else "ops", {"meta": meta, "cases": cases,
-                                                      "summary": summary})  # fmt: skip
-    print(f"wrote {path}")
+    if not args.no_write:
+        path = write_results("ops_quick" if q else "ops", {"meta": meta, "cases": cases,
+                                                          "summary": summary})  # fmt: skip
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":

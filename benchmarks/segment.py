@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -33,16 +32,17 @@ import jax.numpy as jnp
 import numpy as np
 
 import jgather.segment as seg
-from benchmarks._timing import geomean, interleaved, metadata, write_results
+from benchmarks._timing import (
+    geomean,
+    interleaved,
+    metadata,
+    optional_torch,
+    ready,
+    torch_line,
+    write_results,
+)
 
-try:
-    import torch
-except ImportError:  # torch is optional; the ratios against it are then null
-    torch = None
-
-
-def _ready(f: Callable[[], Any]) -> Callable[[], Any]:
-    return lambda: jax.block_until_ready(f())
+torch = optional_torch()  # optional; the ratios against it are then null
 
 
 def _jax_cases(n):
@@ -130,6 +130,7 @@ def _record(case, shape, med, note=""):
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small shapes, few rounds")
+    parser.add_argument("--no-write", action="store_true", help="do not write the JSON")
     args = parser.parse_args(argv)
     q = args.quick
     e, f, n = (100_000, 16, 10_000) if q else (1_000_000, 64, 100_000)
@@ -137,6 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     threads = os.cpu_count() or 1
     if torch is not None:
         torch.set_num_threads(threads)
+    print(torch_line(torch))
     rng = np.random.default_rng(0)
     src = rng.standard_normal((e, f), dtype=np.float32)
     idx = rng.integers(0, n, e).astype(np.int32)
@@ -183,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
     print("|---|---|---|---|---|---|")
     cases = []
     for name, jg, jx, tt, note in specs:
-        fns = {"jgather": _ready(jg), "jax_ops": _ready(jx)}
+        fns = {"jgather": ready(jg), "jax_ops": ready(jx)}
         if tt is not None:
             fns["torch"] = tt
         a, b = (
@@ -208,9 +210,10 @@ def main(argv: list[str] | None = None) -> None:
     for key, value in summary.items():
         print(f"{key}: {value if isinstance(value, dict) else f'{value:.2f}'}")
     meta = {**metadata(), "rounds": rounds, "quick": q, "edges": e, "features": f, "nodes": n}
-    path = write_results("segment_quick" if q else "segment",
-                         {"meta": meta, "cases": cases, "summary": summary})  # fmt: skip
-    print(f"wrote {path}")
+    if not args.no_write:
+        path = write_results("segment_quick" if q else "segment",
+                             {"meta": meta, "cases": cases, "summary": summary})  # fmt: skip
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":

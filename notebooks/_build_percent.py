@@ -1,7 +1,7 @@
 """Builds notebooks from their jupytext percent-format sources (``# %%`` cells).
 
 Every notebook with a source (``01_gather_explained.py`` beside ``01_gather_explained.ipynb``,
-and 03, 04, 05) is generated from it; edit the ``.py``, never the ``.ipynb``:
+and 02 to 05) is generated from it; edit the ``.py``, never the ``.ipynb``:
 
     python notebooks/_build_percent.py                                  # write every .ipynb
     python notebooks/_build_percent.py 05_graph_attention.py            # write one

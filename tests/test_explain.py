@@ -2,13 +2,13 @@
 
 import itertools
 
-import hypothesis.extra.numpy as hnp
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from strategies import infer_gather_cases
 
 import jgather
 
@@ -181,22 +181,7 @@ def test_infer_no_solution_raises(x, y, match):
         jgather.infer_gather(x, y)
 
 
-@st.composite
-def gather_cases(draw):
-    ndim = draw(st.integers(1, 4))
-    in_shape = draw(hnp.array_shapes(min_dims=ndim, max_dims=ndim, min_side=1, max_side=4))
-    dim = draw(st.integers(0, ndim - 1))
-    idx_shape = tuple(
-        draw(st.integers(1, 5)) if ax == dim else draw(st.integers(1, n))
-        for ax, n in enumerate(in_shape)
-    )
-    # Few distinct values, so repeats (first-match rule) and several valid dims both occur.
-    x = draw(hnp.arrays(np.int8, in_shape, elements=st.integers(0, 3)))
-    index = draw(hnp.arrays(np.int64, idx_shape, elements=st.integers(0, in_shape[dim] - 1)))
-    return x, dim, index
-
-
-@given(gather_cases())
+@given(infer_gather_cases())
 def test_infer_matches_brute_force(case):
     x, dim, index = case
     y = reference_gather(x, dim, index)
@@ -209,7 +194,7 @@ def test_infer_matches_brute_force(case):
         np.testing.assert_array_equal(reference_gather(x, d, np.asarray(i_got)), y)
 
 
-@given(gather_cases(), st.integers(0, 2**31 - 1))
+@given(infer_gather_cases(), st.integers(0, 2**31 - 1))
 def test_infer_unrelated_output_agrees_with_brute_force(case, seed):
     x, _, index = case
     y = np.random.default_rng(seed).integers(0, 5, index.shape).astype(np.int8)

@@ -5,7 +5,7 @@ Golden cases are two worked examples (the dim=1 example on arange(24).reshape(2,
 those examples state.
 The differential tests draw random cases with hypothesis (ranks 0-4, sizes 0-6, every dim
 including negative ones, every dtype, duplicate indices, index smaller than input off dim) and
-compare jgather with the NumPy loop reference in op_reference.py: plain, under jax.jit and
+compare jgather with the NumPy loop reference in reference.py (cases from strategies.py): plain, under jax.jit and
 under jax.vmap. Retracing and x64 on/off are checked at the end.
 """
 
@@ -14,19 +14,16 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
-from op_reference import (
-    DTYPES,
-    assert_matches,
-    count_traces,
-    draw_gather_shapes,
-    draw_indices,
-    draw_values,
-    np_dtype,
+from reference import DTYPES, assert_matches, count_traces, np_dtype
+from reference import gather as ref_gather
+from reference import index_select as ref_index_select
+from reference import take_along_dim as ref_take_along_dim
+from strategies import (
+    batched_gather_cases,
+    gather_cases,
+    index_select_cases,
+    take_along_dim_cases,
 )
-from op_reference import gather as ref_gather
-from op_reference import index_select as ref_index_select
-from op_reference import take_along_dim as ref_take_along_dim
 
 import jgather
 
@@ -137,16 +134,6 @@ def test_zero_dim_and_empty_cases_follow_torch():
 # Random cases.
 
 
-@st.composite
-def gather_cases(draw, max_rank=4, max_size=6):
-    """(x, dim, index): index.ndim == x.ndim, index no larger than x off dim, any size on dim."""
-    shape, dim, ishape, size = draw_gather_shapes(draw, max_rank, max_size)
-    dtype = draw(st.sampled_from(DTYPES))
-    x = draw_values(draw, shape, dtype)
-    index = draw_indices(draw, tuple(ishape), size)
-    return x, dim, index
-
-
 @settings(max_examples=40)
 @given(gather_cases())
 def test_gather_matches_reference(case):
@@ -155,17 +142,6 @@ def test_gather_matches_reference(case):
     assert_matches(jgather.gather(jnp.asarray(x), dim, jnp.asarray(index)), expected, exact=True)
     jitted = jax.jit(lambda a, i: jgather.gather(a, dim, i))
     assert_matches(jitted(jnp.asarray(x), jnp.asarray(index)), expected, exact=True)
-
-
-@st.composite
-def batched_gather_cases(draw):
-    """Two independent cases with the same shapes, stacked on a new leading axis."""
-    x, dim, index = draw(gather_cases(max_rank=3, max_size=4))
-    d = dim % max(x.ndim, 1)
-    size = x.shape[d] if x.ndim else 1
-    x2 = draw_values(draw, x.shape, x.dtype.name)
-    index2 = draw_indices(draw, index.shape, size)
-    return np.stack([x, x2]), dim, np.stack([index, index2])
 
 
 @settings(max_examples=20)
@@ -180,39 +156,6 @@ def test_gather_vmap_matches_reference(case):
         jnp.asarray(xs), jnp.moveaxis(jnp.asarray(indices), 0, -1)
     )
     assert_matches(out, expected, exact=True)
-
-
-@st.composite
-def take_along_dim_cases(draw):
-    """(x, indices, dim): same rank; off dim each pair of sizes equal or one of them 1."""
-    rank = draw(st.integers(0, 4))
-    # torch: a 0-d input takes only dim=None ("Dimension specified as 0 but tensor has no
-    # dimensions"); the error tests check that case.
-    dim = draw(st.none() | st.integers(-rank, rank - 1)) if rank else None
-    dtype = draw(st.sampled_from(DTYPES))
-    if dim is None:
-        shape = tuple(draw(st.lists(st.integers(0, 4), min_size=rank, max_size=rank)))
-        size = int(np.prod(shape, dtype=np.int64))
-        irank = draw(st.integers(0, 3))
-        ishape = tuple(draw(st.lists(st.integers(0, 4), min_size=irank, max_size=irank)))
-        if size == 0:
-            ishape = (0, *ishape)
-        return draw_values(draw, shape, dtype), draw_indices(draw, ishape, size), None
-    d = dim % max(rank, 1)
-    shape, ishape = [], []
-    for i in range(rank):
-        if i == d:
-            shape.append(draw(st.integers(0, 4)))
-            ishape.append(draw(st.integers(0, 4)))
-            continue
-        size = draw(st.integers(0, 4))
-        kind = draw(st.sampled_from(["same", "x1", "i1"]))
-        shape.append(1 if kind == "x1" else size)
-        ishape.append(1 if kind == "i1" else size)
-    if rank and shape[d] == 0:
-        ishape[d] = 0
-    size = shape[d] if rank else 1
-    return draw_values(draw, tuple(shape), dtype), draw_indices(draw, tuple(ishape), size), dim
 
 
 @settings(max_examples=30)
@@ -231,23 +174,6 @@ def test_take_along_dim_matches_reference(case):
             jnp.asarray(xs), jnp.asarray(iis)
         )
         assert_matches(out, expected_b, exact=True)
-
-
-@st.composite
-def index_select_cases(draw):
-    rank = draw(st.integers(0, 4))
-    shape = tuple(draw(st.lists(st.integers(0, 6), min_size=rank, max_size=rank)))
-    n = max(rank, 1)
-    dim = draw(st.integers(-n, n - 1))
-    size = shape[dim % n] if rank else 1
-    if rank == 0:
-        ishape = draw(st.sampled_from([(), (1,)]))
-    else:
-        ishape = draw(st.sampled_from([(), (draw(st.integers(0, 6)) if size else 0,)]))
-        if size == 0:
-            ishape = (0,)
-    dtype = draw(st.sampled_from(DTYPES))
-    return draw_values(draw, shape, dtype), dim, draw_indices(draw, ishape, size)
 
 
 @settings(max_examples=30)
@@ -372,30 +298,26 @@ def test_user_jit_around_gather_traces_once():
     chex.clear_trace_counter()
 
 
-@pytest.mark.parametrize("x64", [False, True], ids=["x64-off", "x64-on"])
 @pytest.mark.parametrize("index_dtype", ["int32", "int64"])
 def test_gather_family_with_x64_on_and_off(x64, index_dtype):
-    """int32 and int64 indices give the same answers with x64 on and off; config restored."""
-    before = jax.config.jax_enable_x64
+    """int32 and int64 indices give the same answers with x64 on and off (conftest's x64
+    fixture restores the config and checks it)."""
     x = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
     index = np.array([[[0, 0, 0, 0], [2, 2, 2, 2]], [[0, 1, 2, 0], [2, 1, 0, 1]]])
     index = index.astype(index_dtype)
-    with jax.enable_x64(x64):
-        assert jax.config.jax_enable_x64 == x64
-        out = jgather.gather(jnp.asarray(x), 1, jnp.asarray(index))
-        assert_matches(out, ref_gather(x, 1, index), exact=True)
-        jitted = jax.jit(lambda a, i: jgather.gather(a, 1, i))
-        assert_matches(jitted(x, index), ref_gather(x, 1, index), exact=True)
-        rows = np.concatenate([index, index[:, :1]], axis=1)[..., :2]  # [2, 3, 2]
-        out = jgather.take_along_dim(jnp.asarray(x), jnp.asarray(rows), dim=2)
-        assert_matches(out, ref_take_along_dim(x, rows, 2), exact=True)
-        out = jgather.index_select(jnp.asarray(x), 2, jnp.asarray(index[0, 1]))
-        assert_matches(out, ref_index_select(x, 2, index[0, 1]), exact=True)
-        if x64:
-            x64_input = x.astype(np.float64)
-            out = jgather.gather(jnp.asarray(x64_input), -2, jnp.asarray(index))
-            assert_matches(out, ref_gather(x64_input, -2, index), exact=True)
-    assert jax.config.jax_enable_x64 == before
+    out = jgather.gather(jnp.asarray(x), 1, jnp.asarray(index))
+    assert_matches(out, ref_gather(x, 1, index), exact=True)
+    jitted = jax.jit(lambda a, i: jgather.gather(a, 1, i))
+    assert_matches(jitted(x, index), ref_gather(x, 1, index), exact=True)
+    rows = np.concatenate([index, index[:, :1]], axis=1)[..., :2]  # [2, 3, 2]
+    out = jgather.take_along_dim(jnp.asarray(x), jnp.asarray(rows), dim=2)
+    assert_matches(out, ref_take_along_dim(x, rows, 2), exact=True)
+    out = jgather.index_select(jnp.asarray(x), 2, jnp.asarray(index[0, 1]))
+    assert_matches(out, ref_index_select(x, 2, index[0, 1]), exact=True)
+    if x64:
+        x64_input = x.astype(np.float64)
+        out = jgather.gather(jnp.asarray(x64_input), -2, jnp.asarray(index))
+        assert_matches(out, ref_gather(x64_input, -2, index), exact=True)
 
 
 def _primitives(jaxpr) -> list[str]:

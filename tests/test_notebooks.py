@@ -20,8 +20,6 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))
 SOURCES = percent_sources()
 CELL_TIMEOUT_S = 120
-#: Notebooks still written by notebooks/_build_notebooks.py, not yet from a percent source.
-BUILT_BY_SCRIPT = {"02_mae_masking"}
 
 
 def test_notebooks_are_present():
@@ -30,9 +28,7 @@ def test_notebooks_are_present():
 
 
 def test_every_notebook_has_a_percent_source():
-    sources = {p.stem for p in SOURCES}
-    assert {p.stem for p in PATHS} - BUILT_BY_SCRIPT == sources
-    assert not sources & BUILT_BY_SCRIPT  # a converted notebook leaves BUILT_BY_SCRIPT
+    assert {p.stem for p in PATHS} == {p.stem for p in SOURCES}
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=[p.stem for p in SOURCES])

@@ -2,11 +2,11 @@
 
 check_grads compares jax.jvp (mode 'fwd') and jax.vjp (mode 'rev') with finite differences,
 order 2 for gather, scatter_add and 'prod' (every other op here is linear or piecewise linear
-in its float arguments, so order 1 says it all). It runs in float64 (jax.enable_x64) so the finite differences are
+in its float arguments, so order 1 says it all). It runs in float64 (conftest's x64_on fixture) so the finite differences are
 tight; the global config is restored afterwards.
 
 The exact tests state the gradient in closed form, written from the op's formula with plain
-loops (op_reference): gather's gradient is a scatter-add of the cotangent, so duplicate
+loops (reference.py): gather's gradient is a scatter-add of the cotangent, so duplicate
 indices accumulate; scatter_add passes the cotangent to input and gathers it for src; and so on.
 """
 
@@ -15,10 +15,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax.test_util import check_grads
-from op_reference import gather as ref_gather
-from op_reference import index_select as ref_index_select
-from op_reference import scatter_add as ref_scatter_add
-from op_reference import scatter_targets
+from reference import gather as ref_gather
+from reference import index_select as ref_index_select
+from reference import scatter_add as ref_scatter_add
+from reference import scatter_targets
 
 import jgather
 
@@ -30,21 +30,12 @@ SRC = RNG.normal(size=(3, 3))
 W = RNG.normal(size=(3, 4))  # a cotangent with the input's shape
 
 
-@pytest.fixture
-def x64():
-    """float64 for the finite differences; the previous setting is restored."""
-    before = jax.config.jax_enable_x64
-    with jax.enable_x64(True):
-        yield
-    assert jax.config.jax_enable_x64 == before
-
-
 def _check(f, args, order=1):
     """jvp and vjp of jit(f) against finite differences (jit keeps the compile count low)."""
     check_grads(jax.jit(f), args, order=order, modes=("fwd", "rev"), atol=1e-5, rtol=1e-5, eps=1e-4)
 
 
-@pytest.mark.usefixtures("x64")
+@pytest.mark.usefixtures("x64_on")
 def test_check_grads_gather_family():
     idx = jnp.asarray(IDX)
     _check(lambda x: jgather.gather(x, 1, idx), (jnp.asarray(X),), order=2)
@@ -55,7 +46,7 @@ def test_check_grads_gather_family():
     _check(lambda x: jgather.index_select(x, 1, jnp.array([3, 0, 3])), (jnp.asarray(X),))
 
 
-@pytest.mark.usefixtures("x64")
+@pytest.mark.usefixtures("x64_on")
 def test_check_grads_scatter_add_and_scatter():
     x, src = jnp.asarray(X), jnp.asarray(SRC)
     idx, unique = jnp.asarray(IDX), jnp.asarray(UNIQUE)
@@ -69,7 +60,7 @@ def test_check_grads_scatter_add_and_scatter():
     _check(lambda a, s: jgather.scatter(a, 1, idx, s, reduce="add"), (x, src))
 
 
-@pytest.mark.usefixtures("x64")
+@pytest.mark.usefixtures("x64_on")
 @pytest.mark.parametrize("include_self", [True, False])
 @pytest.mark.parametrize("reduce", ["sum", "mean", "amax", "amin"])
 def test_check_grads_scatter_reduce(reduce, include_self):
@@ -81,7 +72,7 @@ def test_check_grads_scatter_reduce(reduce, include_self):
     _check(f, (x, src))
 
 
-@pytest.mark.usefixtures("x64")
+@pytest.mark.usefixtures("x64_on")
 @pytest.mark.parametrize("include_self", [True, False])
 def test_check_grads_scatter_reduce_prod_wrt_input(include_self):
     """'prod' is smooth in input; jgather documents that src has no gradient (JAX has none)."""

@@ -11,57 +11,23 @@ jitted call. 64-bit dtypes run with x64 on.
 
 import jax
 import jax.numpy as jnp
-import ml_dtypes
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from reference import JAX_DTYPES, REDUCES, np_dtype
+from strategies import exact_values
 
 import jgather
 
-FLOAT8 = [
-    "float8_e4m3fn",
-    "float8_e4m3fnuz",
-    "float8_e4m3b11fnuz",
-    "float8_e5m2",
-    "float8_e5m2fnuz",
-    "float8_e3m4",
-    "float8_e4m3",
-]  # float8_e8m0fnu (exponent only: no zero, no sign) has no meaningful sums; left out
-DTYPES = [
-    "bool",
-    *("int8", "int16", "int32", "int64"),
-    *("uint8", "uint16", "uint32", "uint64"),
-    *FLOAT8,
-    *("bfloat16", "float16", "float32", "float64"),
-    *("complex64", "complex128"),
-]
-REDUCES = ("sum", "prod", "mean", "amax", "amin")
 SIZES = (4, 40)  # rows <= 4 * M: scratch grouping; rows > 4 * M: sort grouping
 M = 6
-
-
-def _dtype(name):
-    return np.dtype(getattr(ml_dtypes, name) if name.startswith("float8") else name)
 
 
 def _meaningful(name, reduce):
     if name == "bool" and reduce == "mean":
         return False  # TypeError, as torch (tested in test_ops_errors)
     return not (name.startswith("complex") and reduce in ("amax", "amin"))
-
-
-def _values(name, reduce):
-    """Small values whose sums/products are exact in float32 and in range of every dtype."""
-    if name == "bool":
-        return st.booleans()
-    if name.startswith("uint"):
-        return st.integers(0, 3)
-    if name.startswith("int"):
-        return st.integers(-3, 3)
-    if reduce == "prod":
-        return st.sampled_from([-1.0, 1.0, -0.5, 0.5])
-    return st.sampled_from([-3.0, -1.5, -1.0, 0.0, 0.5, 1.0, 2.0, 3.0])
 
 
 def _reference(base, keys, values, reduce, include_self):
@@ -128,15 +94,17 @@ def _run(reduces, bases, keys, values, prod_values):
     return _JITTED[reduces](bases, keys, values, prod_values)
 
 
-@pytest.mark.parametrize("name", DTYPES)
+@pytest.mark.parametrize("name", JAX_DTYPES)
 @settings(max_examples=20)
 @given(data=st.data())
 def test_scatter_reduce_every_dtype(name, data):
-    dtype = _dtype(name)
+    dtype = np_dtype(name)
     reduces = tuple(r for r in REDUCES if _meaningful(name, r))
 
     def draw(n, reduce="sum"):
-        return np.array(data.draw(st.lists(_values(name, reduce), min_size=n, max_size=n)), dtype)
+        return np.array(
+            data.draw(st.lists(exact_values(name, reduce), min_size=n, max_size=n)), dtype
+        )
 
     with jax.enable_x64(dtype.itemsize == 8 or name == "complex128"):
         bases = [draw(n) for n in SIZES]

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax.experimental import checkify
-from op_reference import assert_matches
+from reference import assert_matches
 
 import jgather
 

@@ -3,7 +3,7 @@
 Golden cases are the examples of the torch documentation with the outputs it states. The
 differential tests draw random cases with hypothesis (ranks 0-4, sizes 0-6, every dim including
 negative ones, every dtype, duplicate indices, index smaller than input and src off dim, src
-larger than index) and compare jgather with the NumPy loop reference in op_reference.py: plain,
+larger than index) and compare jgather with the NumPy loop reference in reference.py (cases from strategies.py): plain,
 under jax.jit and under jax.vmap. Retracing and x64 on/off are checked at the end.
 """
 
@@ -13,23 +13,13 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from op_reference import (
-    DTYPES,
-    assert_matches,
-    count_traces,
-    draw_gather_shapes,
-    draw_indices,
-    draw_values,
-    np_dtype,
-    scatter_targets,
-)
-from op_reference import scatter as ref_scatter
-from op_reference import scatter_add as ref_scatter_add
-from op_reference import scatter_reduce as ref_scatter_reduce
+from reference import DTYPES, REDUCES, assert_matches, count_traces, np_dtype, scatter_targets
+from reference import scatter as ref_scatter
+from reference import scatter_add as ref_scatter_add
+from reference import scatter_reduce as ref_scatter_reduce
+from strategies import batched_scatter_cases, scatter_cases
 
 import jgather
-
-REDUCES = ("sum", "prod", "mean", "amax", "amin")
 
 # --------------------------------------------------------------------------------------------
 # Golden cases (torch documentation).
@@ -221,23 +211,6 @@ def test_scatter_duplicates_last_along_dim_wins():
 # Random cases.
 
 
-@st.composite
-def scatter_cases(draw, max_rank=4, max_size=6, dtypes=DTYPES, lo=-8, hi=8):
-    """(x, dim, index, src): index no larger than x off dim, src no smaller than index."""
-    shape, dim, ishape, size = draw_gather_shapes(draw, max_rank, max_size)
-    sshape = tuple(min(s + draw(st.integers(0, 2)), max(s, max_size)) for s in ishape)
-    if len(ishape) <= 1 and draw(st.booleans()):  # src too may be 0-d or 1-D
-        n_index = ishape[0] if ishape else 1
-        sshape = (
-            () if n_index <= 1 and draw(st.booleans()) else (n_index + draw(st.integers(0, 1)),)
-        )
-    dtype = draw(st.sampled_from(dtypes))
-    x = draw_values(draw, shape, dtype, lo=lo, hi=hi)
-    index = draw_indices(draw, tuple(ishape), size)
-    src = draw_values(draw, sshape, dtype, lo=lo, hi=hi)
-    return x, dim, index, src
-
-
 def _check_scatter_set(out, x, dim, index, src):
     """Untouched positions keep x; a position written once holds its src value; a position
     written several times holds one of its src values (torch: undefined which) -- and, as
@@ -332,18 +305,6 @@ def test_scatter_reduce_matches_reference(reduce, case, include_self):
     assert_matches(jitted(*args), expected)
 
 
-@st.composite
-def batched_scatter_cases(draw):
-    """Two independent cases with the same shapes, stacked on a new leading axis."""
-    x, dim, index, src = draw(scatter_cases(max_rank=3, max_size=4, lo=-3, hi=3))
-    d = dim % max(x.ndim, 1)
-    size = x.shape[d] if x.ndim else 1
-    x2 = draw_values(draw, x.shape, x.dtype.name, lo=-3, hi=3)
-    index2 = draw_indices(draw, index.shape, size)
-    src2 = draw_values(draw, src.shape, x.dtype.name, lo=-3, hi=3)
-    return np.stack([x, x2]), dim, np.stack([index, index2]), np.stack([src, src2])
-
-
 @settings(max_examples=12)
 @given(batched_scatter_cases(), st.sampled_from(REDUCES), st.booleans())
 def test_scatters_under_vmap_match_reference(case, reduce, include_self):
@@ -402,33 +363,29 @@ def test_second_call_with_same_shapes_does_not_retrace(call):
     np.testing.assert_array_equal(first, second)
 
 
-@pytest.mark.parametrize("x64", [False, True], ids=["x64-off", "x64-on"])
 @pytest.mark.parametrize("index_dtype", ["int32", "int64"])
 def test_scatter_family_with_x64_on_and_off(x64, index_dtype):
-    """int32 and int64 indices give the same answers with x64 on and off; config restored."""
-    before = jax.config.jax_enable_x64
+    """int32 and int64 indices give the same answers with x64 on and off (conftest's x64
+    fixture restores the config and checks it)."""
     x = np.arange(12, dtype=np.float32).reshape(3, 4)
     index = np.array([[0, 3, 3], [1, 1, 0], [2, 0, 2]]).astype(index_dtype)
     src = np.arange(1, 10, dtype=np.float32).reshape(3, 3)
-    with jax.enable_x64(x64):
-        assert jax.config.jax_enable_x64 == x64
-        args = (jnp.asarray(x), jnp.asarray(index), jnp.asarray(src))
-        out = jgather.scatter_add(args[0], 1, args[1], args[2])
-        assert_matches(out, ref_scatter_add(x, 1, index, src), exact=True)
-        for reduce in REDUCES:
-            out = jgather.scatter_reduce(args[0], 1, args[1], args[2], reduce, include_self=False)
-            assert_matches(out, ref_scatter_reduce(x, 1, index, src, reduce, include_self=False))
-        unique = np.array([[0, 3, 1], [1, 2, 0], [2, 0, 3]]).astype(index_dtype)
-        out = jax.jit(lambda a, i, s: jgather.scatter(a, 1, i, s))(x, unique, src)
-        assert_matches(out, ref_scatter(x, 1, unique, src), exact=True)
-        if x64:
-            x_i64 = x.astype(np.int64)
-            src_i64 = src.astype(np.int64)
-            out = jgather.scatter_reduce(
-                jnp.asarray(x_i64), 1, jnp.asarray(index), jnp.asarray(src_i64), "mean"
-            )
-            assert_matches(out, ref_scatter_reduce(x_i64, 1, index, src_i64, "mean"))
-    assert jax.config.jax_enable_x64 == before
+    args = (jnp.asarray(x), jnp.asarray(index), jnp.asarray(src))
+    out = jgather.scatter_add(args[0], 1, args[1], args[2])
+    assert_matches(out, ref_scatter_add(x, 1, index, src), exact=True)
+    for reduce in REDUCES:
+        out = jgather.scatter_reduce(args[0], 1, args[1], args[2], reduce, include_self=False)
+        assert_matches(out, ref_scatter_reduce(x, 1, index, src, reduce, include_self=False))
+    unique = np.array([[0, 3, 1], [1, 2, 0], [2, 0, 3]]).astype(index_dtype)
+    out = jax.jit(lambda a, i, s: jgather.scatter(a, 1, i, s))(x, unique, src)
+    assert_matches(out, ref_scatter(x, 1, unique, src), exact=True)
+    if x64:
+        x_i64 = x.astype(np.int64)
+        src_i64 = src.astype(np.int64)
+        out = jgather.scatter_reduce(
+            jnp.asarray(x_i64), 1, jnp.asarray(index), jnp.asarray(src_i64), "mean"
+        )
+        assert_matches(out, ref_scatter_reduce(x_i64, 1, index, src_i64, "mean"))
 
 
 @pytest.mark.parametrize("index_dtype", ["int8", "uint8", "int16"])

@@ -1,4 +1,6 @@
-"""jgather.segment against the NumPy re-statement of torch_scatter in segment_reference.py.
+"""jgather.segment against the NumPy re-statement of torch_scatter in reference.py.
+
+Cases come from strategies.py.
 
 Golden cases are torch_scatter's documented examples; differential tests draw cases with
 hypothesis (src ranks 1-4, every dim, 1-D / leading / full-rank indices with broadcast axes,
@@ -16,17 +18,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import segment_reference as ref
+import reference as ref
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from jax.experimental import checkify
 from jax.test_util import check_grads
-from op_reference import assert_matches, count_traces, np_dtype
+from reference import FLOATS, assert_matches, count_traces
+from strategies import segment_scatter_cases, segment_sorted_cases
 
 import jgather.segment as seg
 
-DTYPES = ("float32", "float16", "bfloat16", "int32", "int8")
-FLOATS = ("float32", "float16", "bfloat16")
 _SCALE = 5 if os.environ.get("HYPOTHESIS_PROFILE") == "dev" else 1
 
 
@@ -60,57 +61,6 @@ def test_scatter_max_worked_example():
 # Differential tests.
 
 
-@st.composite
-def scatter_cases(draw, dtypes=DTYPES, allow_out=True, min_e=0):
-    rank = draw(st.integers(1, 4))
-    shape = list(draw(st.lists(st.integers(1, 4), min_size=rank, max_size=rank)))
-    dim = draw(st.integers(-rank, rank - 1))
-    d = dim % rank
-    shape[d] = draw(st.integers(min_e, 5))
-    shape = tuple(shape)
-    form = draw(st.sampled_from(["1d", "lead", "full"]))
-    if form == "1d":
-        ishape = (shape[d],)
-        if d != rank - 1 and rank > 1 and draw(st.booleans()):
-            form = "lead"
-    if form == "lead":
-        m = draw(st.integers(d + 1, rank))
-        ishape = tuple(s if (i == d or draw(st.booleans())) else 1 for i, s in enumerate(shape[:m]))
-    elif form == "full":
-        ishape = shape
-    hi = draw(st.integers(0, 4))
-    n = int(np.prod(ishape))
-    index = np.array(draw(st.lists(st.integers(0, hi), min_size=n, max_size=n)), np.int32).reshape(
-        ishape
-    )
-    needed = int(index.max()) + 1 if index.size else 0
-    dim_size = needed + draw(st.integers(0, 2))
-    dtype = draw(st.sampled_from(dtypes))
-    lo = 0 if dtype == "uint8" else -4
-    src = (
-        np.array(
-            draw(
-                st.lists(
-                    st.integers(lo, 4), min_size=int(np.prod(shape)), max_size=int(np.prod(shape))
-                )
-            ),
-        )
-        .astype(np_dtype(dtype))
-        .reshape(shape)
-    )
-    out = None
-    if allow_out and draw(st.booleans()):
-        oshape = list(shape)
-        oshape[d] = dim_size
-        k = int(np.prod(oshape))
-        out = (
-            np.array(draw(st.lists(st.integers(-3, 3), min_size=k, max_size=k)))
-            .astype(np_dtype(dtype))
-            .reshape(oshape)
-        )
-    return src, index, dim, dim_size, out
-
-
 def _variants(fn, src, index, dim, dim_size, out, **kw):
     """Plain (dim_size=None where out/index allow it), jit and vmap results of one call."""
     needed = int(index.max()) + 1 if index.size else 0
@@ -127,19 +77,19 @@ def _variants(fn, src, index, dim, dim_size, out, **kw):
 
 
 @settings(max_examples=12 * _SCALE)
-@given(scatter_cases(), st.sampled_from(["sum", "add", "mean", "mul", "min", "max"]))
+@given(segment_scatter_cases(), st.sampled_from(["sum", "add", "mean", "mul", "min", "max"]))
 def test_scatter_matches_reference(case, reduce):
     src, index, dim, dim_size, out = case
     if reduce == "mul" and src.dtype.kind != "f" and src.dtype.name != "bfloat16":
         src = np.clip(src, -2, 2).astype(src.dtype)
-    expected = ref.scatter(src, index, dim, out, dim_size, reduce)
+    expected = ref.ts_scatter(src, index, dim, out, dim_size, reduce)
     fn = lambda s, i, d, o, n: seg.scatter(s, i, d, o, n, reduce)
     for got in _variants(fn, src, index, dim, dim_size, out):
         assert_matches(got, expected, err_msg=f"{reduce} dim={dim}")
 
 
 @settings(max_examples=8 * _SCALE)
-@given(scatter_cases(), st.sampled_from(["max", "min"]))
+@given(segment_scatter_cases(), st.sampled_from(["max", "min"]))
 def test_scatter_arg_matches_reference(case, reduce):
     src, index, dim, dim_size, out = case
     values, arg = ref.scatter_arg(src, index, dim, out, dim_size, reduce)
@@ -150,7 +100,7 @@ def test_scatter_arg_matches_reference(case, reduce):
 
 
 @settings(max_examples=4 * _SCALE)
-@given(scatter_cases(dtypes=FLOATS), st.booleans())
+@given(segment_scatter_cases(dtypes=FLOATS), st.booleans())
 def test_std_and_logsumexp_match_reference(case, unbiased):
     src, index, dim, dim_size, out = case
     pos_out = None if out is None else np.abs(out)
@@ -163,7 +113,7 @@ def test_std_and_logsumexp_match_reference(case, unbiased):
 
 
 @settings(max_examples=6 * _SCALE)
-@given(scatter_cases(dtypes=FLOATS, allow_out=False))
+@given(segment_scatter_cases(dtypes=FLOATS, allow_out=False))
 def test_softmax_matches_reference(case):
     src, index, dim, dim_size, _ = case
     for log in (False, True):
@@ -175,27 +125,8 @@ def test_softmax_matches_reference(case):
         assert_matches(got, expected)
 
 
-@st.composite
-def sorted_cases(draw):
-    src = draw(scatter_cases(dtypes=("float32", "int32", "bfloat16")))[0]
-    # segment_* reduce along index.ndim - 1 and need the index sorted along it.
-    rank = src.ndim
-    m = draw(st.integers(1, rank))
-    ishape = tuple(
-        s if draw(st.booleans()) or i == m - 1 else 1 for i, s in enumerate(src.shape[:m])
-    )
-    n = int(np.prod(ishape))
-    index = np.sort(
-        np.array(draw(st.lists(st.integers(0, 4), min_size=n, max_size=n)), np.int32).reshape(
-            ishape
-        ),
-        axis=-1,
-    )
-    return src, index, draw(st.sampled_from(["sum", "mean", "min", "max"]))
-
-
 @settings(max_examples=8 * _SCALE)
-@given(sorted_cases())
+@given(segment_sorted_cases())
 def test_segment_coo_and_csr_match_reference(case):
     src, index, reduce = case
     d = index.ndim - 1

@@ -7,7 +7,7 @@ integer 'mean' with negative values (torch floors). Gradients are compared with 
 autograd, and every input torch rejects must be rejected by jgather too.
 
 Where jgather documents a deliberate difference from torch, the test says so next to it.
-The reference (op_reference.py) is checked against torch here as well, so the other test
+The reference (reference.py) is checked against torch here as well, so the other test
 modules, which run without torch, rest on a reference that agrees with torch.
 """
 
@@ -17,17 +17,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from op_reference import DTYPES, assert_matches, np_dtype
-from op_reference import gather as ref_gather
-from op_reference import scatter_add as ref_scatter_add
-from op_reference import scatter_reduce as ref_scatter_reduce
-from op_reference import take_along_dim as ref_take_along_dim
+from reference import DTYPES, REDUCES, assert_matches, np_dtype
+from reference import gather as ref_gather
+from reference import scatter_add as ref_scatter_add
+from reference import scatter_reduce as ref_scatter_reduce
+from reference import take_along_dim as ref_take_along_dim
 
 import jgather
 
 torch = pytest.importorskip("torch")
 
-REDUCES = ("sum", "prod", "mean", "amax", "amin")
 _TORCH_DTYPE = {
     "float32": torch.float32,
     "float16": torch.float16,
@@ -267,23 +266,20 @@ def test_integer_mean_with_negative_values_matches_torch():
             assert_matches(got, expected)
 
 
-def test_x64_int64_inputs_match_torch():
+def test_x64_int64_inputs_match_torch(x64_on):
     """With x64 on, int64 and float64 data behave as torch's defaults (config restored)."""
-    before = jax.config.jax_enable_x64
     rng = np.random.default_rng(8)
-    with jax.enable_x64(True):
-        x = rng.integers(-50, 50, size=(3, 4)).astype(np.int64)
-        src = rng.integers(-50, 50, size=(3, 5)).astype(np.int64)
-        index = rng.integers(0, 4, size=(3, 5))
-        for reduce in REDUCES:
-            expected = torch.scatter_reduce(
-                to_torch(x), 1, to_torch(index), to_torch(src), reduce
-            ).numpy()
-            assert_matches(jgather.scatter_reduce(x, 1, index, src, reduce), expected)
-        xf = rng.normal(size=(3, 4))
-        expected = torch.gather(to_torch(xf), 1, to_torch(index[:, :3] % 4)).numpy()
-        assert_matches(jgather.gather(xf, 1, index[:, :3] % 4), expected, exact=True)
-    assert jax.config.jax_enable_x64 == before
+    x = rng.integers(-50, 50, size=(3, 4)).astype(np.int64)
+    src = rng.integers(-50, 50, size=(3, 5)).astype(np.int64)
+    index = rng.integers(0, 4, size=(3, 5))
+    for reduce in REDUCES:
+        expected = torch.scatter_reduce(
+            to_torch(x), 1, to_torch(index), to_torch(src), reduce
+        ).numpy()
+        assert_matches(jgather.scatter_reduce(x, 1, index, src, reduce), expected)
+    xf = rng.normal(size=(3, 4))
+    expected = torch.gather(to_torch(xf), 1, to_torch(index[:, :3] % 4)).numpy()
+    assert_matches(jgather.gather(xf, 1, index[:, :3] % 4), expected, exact=True)
 
 
 # --------------------------------------------------------------------------------------------

@@ -186,9 +186,8 @@ def test_batch_of_keys_and_legacy_keys_are_random_masking_keys():
 # Transforms: jit (traced ratios), vmap, grad, no retrace.
 
 
-def test_jit_with_traced_ratios_equals_eager():
+def test_jit_with_traced_ratios_equals_eager(key):
     x = X[:, 1:]
-    key = jax.random.key(0)
     ratios = jnp.asarray(RATIOS, jnp.float32)
     fn = jax.jit(lambda k, x, r: jgather.random_masking_per_sample(k, x, r, capacity=K))
     eager = jgather.random_masking_per_sample(key, x, ratios, capacity=K)
@@ -231,9 +230,8 @@ def test_gradient_reaches_exactly_the_kept_tokens():
     np.testing.assert_array_equal(grad, want)
 
 
-def test_new_ratio_values_do_not_retrace():
+def test_new_ratio_values_do_not_retrace(key):
     x = X[:, 1:]
-    key = jax.random.key(0)
     core = _per_sample_masking._per_sample_keys
     jgather.random_masking_per_sample(key, x, RATIOS, capacity=K)
     before = core._cache_size()

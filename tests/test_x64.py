@@ -50,30 +50,26 @@ def _expected(name, value, clip=False):
     return X
 
 
-@pytest.mark.parametrize("x64", [False, True], ids=["x64_off", "x64_on"])
 def test_numpy_int64_index_raises_eagerly_at_full_width(x64):
-    with jax.enable_x64(x64):
-        for fn in _ops(None, None).values():
-            for value in VALUES:
-                with pytest.raises(IndexError, match=f"index {value} is out of bounds"):
-                    fn(jnp.asarray(X), np.array([value], np.int64))
+    for fn in _ops(None, None).values():
+        for value in VALUES:
+            with pytest.raises(IndexError, match=f"index {value} is out of bounds"):
+                fn(jnp.asarray(X), np.array([value], np.int64))
 
 
-@pytest.mark.parametrize("x64", [False, True], ids=["x64_off", "x64_on"])
 @pytest.mark.parametrize("clip", [False, True], ids=["fill_drop", "clip"])
 def test_wide_values_never_wrap_into_range(x64, clip):
     """Eager with mode='fill'/'drop'/'clip' and jitted with the default mode, in one call."""
     gm, sm = ("clip", "clip") if clip else ("fill", "drop")
-    with jax.enable_x64(x64):
-        index = np.array([[v] for v in VALUES], np.int64)
-        eager = {n: [f(jnp.asarray(X), row) for row in index] for n, f in _ops(gm, sm).items()}
-        jit_ops = _ops("clip", "clip") if clip else _ops(None, None)
-        jitted = jax.jit(
-            lambda x, idx: {n: jax.vmap(lambda i, f=f: f(x, i))(idx) for n, f in jit_ops.items()}
-        )
-        # With x64 off jnp narrows the NumPy values (saturating, see jgather's as_index), so
-        # the jitted call sees int32; with x64 on it sees the int64 values themselves.
-        traced = jitted(jnp.asarray(X), jgather._indexing.as_index("t", "i", index)[0])
+    index = np.array([[v] for v in VALUES], np.int64)
+    eager = {n: [f(jnp.asarray(X), row) for row in index] for n, f in _ops(gm, sm).items()}
+    jit_ops = _ops("clip", "clip") if clip else _ops(None, None)
+    jitted = jax.jit(
+        lambda x, idx: {n: jax.vmap(lambda i, f=f: f(x, i))(idx) for n, f in jit_ops.items()}
+    )
+    # With x64 off jnp narrows the NumPy values (saturating, see jgather's as_index), so
+    # the jitted call sees int32; with x64 on it sees the int64 values themselves.
+    traced = jitted(jnp.asarray(X), jgather._indexing.as_index("t", "i", index)[0])
     for name in eager:
         for k, value in enumerate(VALUES):
             expected = _expected(name, value, clip)
@@ -81,13 +77,12 @@ def test_wide_values_never_wrap_into_range(x64, clip):
             np.testing.assert_array_equal(traced[name][k], expected, err_msg=f"{name} {value}")
 
 
-def test_uint64_and_uint32_values_above_int32_stay_out_of_range():
-    with jax.enable_x64(True):
-        for dtype, value in [(np.uint64, 2**63 + 1), (np.uint64, 2**32 + 1), (np.uint32, 2**31)]:
-            idx = jnp.asarray(np.array([value], dtype))
-            out = jax.jit(lambda x, i: jgather.gather(x, 0, i))(jnp.asarray(X), idx)
-            np.testing.assert_array_equal(out, [np.nan])
-            out = jax.jit(lambda x, i: jgather.scatter_add(x, 0, i, jnp.ones(1)))(
-                jnp.asarray(X, jnp.float64), idx
-            )
-            np.testing.assert_array_equal(out, X)
+def test_uint64_and_uint32_values_above_int32_stay_out_of_range(x64_on):
+    for dtype, value in [(np.uint64, 2**63 + 1), (np.uint64, 2**32 + 1), (np.uint32, 2**31)]:
+        idx = jnp.asarray(np.array([value], dtype))
+        out = jax.jit(lambda x, i: jgather.gather(x, 0, i))(jnp.asarray(X), idx)
+        np.testing.assert_array_equal(out, [np.nan])
+        out = jax.jit(lambda x, i: jgather.scatter_add(x, 0, i, jnp.ones(1)))(
+            jnp.asarray(X, jnp.float64), idx
+        )
+        np.testing.assert_array_equal(out, X)

@@ -1,5 +1,17 @@
-"""A plain NumPy reference of the torch gather/scatter family, for differential tests.
+"""Plain NumPy references for the differential tests: torch's gather/scatter, torch_scatter.
 
+Two references in one module, and the helpers the test modules share:
+
+1. **torch's gather/scatter family** (``gather`` ... ``index_select``), for jgather's ops.
+2. **torch_scatter 2.1** (``ts_scatter`` ... ``gather_csr``), for ``jgather.segment``. Its
+   ``scatter`` is named ``ts_scatter`` here: it takes torch_scatter's ``(src, index, dim)``,
+   not torch's ``(input, dim, index, src)``.
+3. Helpers: the dtype tables (``DTYPES``, ``SEGMENT_DTYPES``, ``JAX_DTYPES``, ...), ``REDUCES``,
+   ``assert_matches`` (dtype-keyed tolerances), ``np_dtype``, ``count_traces``. The hypothesis
+   strategies live in ``strategies.py``.
+
+torch's family
+--------------
 Every function here is written from the documented formula, one output (or one index) position
 at a time, with explicit Python loops and no vectorised indexing tricks, so that it is easy to
 read against the torch documentation and hard to get wrong in the same way as an XLA lowering:
@@ -20,18 +32,45 @@ as torch does. Out-of-range index values raise IndexError with torch's wording.
 
 The tests use this module only on inputs that torch accepts; it checks its own preconditions with
 plain ValueError so a malformed test case fails loudly instead of producing a silent reference.
+
+torch_scatter
+-------------
+Written from torch_scatter's documented formulas and its Python sources
+(``torch_scatter/scatter.py``, ``utils.broadcast``, ``composite/{std,logsumexp,softmax}.py``,
+the ``segment_*`` docs), one ``src`` entry at a time with explicit loops:
+
+* ``broadcast(index, src, dim)``: a 1-D index is lined up with ``dim``; trailing size-1 axes
+  are added; the result is expanded to ``src``'s shape.
+* ``ts_scatter``: each ``src[pos]`` goes to ``out[pos with pos[dim] := index[pos]]``; the output
+  size on ``dim`` is ``dim_size`` or ``index.max() + 1``. Empty segments: sum 0, mean 0,
+  mul 1, min/max 0 with arg ``src.shape[dim]``; ``out=`` is the initial value.
+* max/min visit entries in increasing position along ``dim`` and replace the running value
+  only when strictly better, so the first of equal values wins and ``out`` wins a tie. Where
+  jgather deliberately differs from torch_scatter's kernel (NaN propagates, first NaN wins;
+  an all -inf segment is -inf) this reference states jgather's rule and says so.
+* ``mean``: ``(out + sum) / max(count, 1)``; integers floor.
+* ``std``: ``sqrt((out + sum (x - mean)^2) / max(count - unbiased, 1))``.
+* ``logsumexp``: ``log(sum exp(x - m) + eps) + m`` over the segment (and ``out``), 0 when
+  empty (``out`` when given); non-finite ``m`` is returned as is (jgather's rule).
+* ``softmax`` / ``log_softmax``: per segment, shifted by its max.
+* ``segment_coo`` = ``ts_scatter`` along ``index.ndim - 1``; ``segment_csr`` reduces the ranges
+  ``[indptr[i], indptr[i + 1])`` and overwrites ``out``; ``gather_*`` read segment values.
+
+Float sums accumulate in float64 and are rounded once to the dtype; integers wrap in their
+own dtype, as torch does.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
+import math
 from collections.abc import Iterator
 
 import ml_dtypes
 import numpy as np
-from hypothesis import strategies as st
 
-# The reference ops, then the helpers the test modules share (not part of the reference).
+# The reference ops (torch's, then torch_scatter's), then the helpers the test modules share.
 __all__ = [  # noqa: RUF022
     "gather",
     "index_select",
@@ -40,15 +79,29 @@ __all__ = [  # noqa: RUF022
     "scatter_reduce",
     "scatter_targets",
     "take_along_dim",
+    "broadcast",
+    "ts_scatter",
+    "scatter_arg",
+    "scatter_std",
+    "scatter_logsumexp",
+    "scatter_softmax",
+    "segment_coo",
+    "segment_csr",
+    "gather_coo",
+    "gather_csr",
     "DTYPES",
+    "FLOAT8",
+    "FLOATS",
+    "JAX_DTYPES",
+    "REDUCES",
+    "SEGMENT_DTYPES",
     "assert_matches",
     "count_traces",
-    "draw_indices",
-    "draw_values",
     "np_dtype",
 ]
 
-_REDUCES = ("sum", "prod", "mean", "amax", "amin")
+#: torch.scatter_reduce's reductions, in torch's documented order.
+REDUCES = ("sum", "prod", "mean", "amax", "amin")
 
 
 def _norm_dim(dim: int, ndim: int) -> int:
@@ -189,7 +242,7 @@ def scatter_reduce(input, dim: int, index, src, reduce: str, include_self: bool 
     ``mean`` divides the sum by the number of values reduced (the old value counts when
     ``include_self``); integer means use floor division, as torch does.
     """
-    if reduce not in _REDUCES:
+    if reduce not in REDUCES:
         raise ValueError(f"scatter_reduce: unknown reduce {reduce!r}")
     input = np.asarray(input)
     index = np.asarray(index)
@@ -268,19 +321,295 @@ def index_select(input, dim: int, index) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------
-# Helpers the test modules share. They are not part of the reference; they live here because
-# tests/ is not a package and every test module already imports this one.
+# torch_scatter 2.1, for jgather.segment (see the module docstring).
+
+
+def _f64(x):
+    return np.asarray(x).astype(np.float64)
+
+
+def broadcast(index, src_shape, dim):
+    index = np.asarray(index)
+    n = len(src_shape)
+    dim = dim % n
+    shape = index.shape
+    if index.ndim == 1:
+        shape = (1,) * dim + shape
+    shape = shape + (1,) * (n - len(shape))
+    return np.broadcast_to(index.reshape(shape), src_shape)
+
+
+def _groups(src, index, dim, size):
+    """{output position: [(position along dim, value), ...]} in increasing position."""
+    idx = broadcast(index, src.shape, dim)
+    dim = dim % src.ndim
+    groups = {}
+    for pos in np.ndindex(*src.shape):
+        i = int(idx[pos])
+        if not 0 <= i < size:
+            raise IndexError(f"index {i} out of range for dim_size {size}")
+        dst = list(pos)
+        dst[dim] = i
+        groups.setdefault(tuple(dst), []).append((pos[dim], src[pos]))
+    return groups
+
+
+def _size(index, dim_size, out, dim):
+    if out is not None:
+        return out.shape[dim]
+    if dim_size is not None:
+        return dim_size
+    index = np.asarray(index)
+    return 0 if index.size == 0 else int(index.max()) + 1
+
+
+def _out_shape(src, dim, size):
+    shape = list(src.shape)
+    shape[dim] = size
+    return tuple(shape)
+
+
+def ts_scatter(src, index, dim=-1, out=None, dim_size=None, reduce="sum"):
+    """torch_scatter.scatter (values only for min/max)."""
+    if reduce in ("min", "max"):
+        return scatter_arg(src, index, dim, out, dim_size, reduce)[0]
+    src = np.asarray(src)
+    dim = dim % src.ndim
+    size = _size(index, dim_size, out, dim)
+    shape = _out_shape(src, dim, size)
+    floating = src.dtype.kind == "f" or src.dtype.name == "bfloat16"
+    groups = _groups(src, index, dim, size)
+    res = np.empty(shape, src.dtype)
+    for pos in np.ndindex(*shape):
+        values = [v for _, v in groups.get(pos, [])]
+        init = None if out is None else out[pos]
+        if reduce in ("sum", "add", "mean"):
+            if floating:
+                acc = sum((float(v) for v in values), 0.0 if init is None else float(init))
+            else:
+                acc = np.asarray(0 if init is None else init, src.dtype)
+                with np.errstate(over="ignore"):
+                    for v in values:
+                        acc = np.asarray(acc + v, src.dtype)
+            if reduce == "mean":
+                count = max(len(values), 1)
+                acc = acc / count if floating else np.floor_divide(int(acc), count)
+            res[pos] = acc
+        elif reduce == "mul":
+            if floating:
+                acc = 1.0 if init is None else float(init)
+                for v in values:
+                    acc *= float(v)
+            else:
+                acc = np.asarray(1 if init is None else init, src.dtype)
+                with np.errstate(over="ignore"):
+                    for v in values:
+                        acc = np.asarray(acc * v, src.dtype)
+            res[pos] = acc
+        else:
+            raise ValueError(reduce)
+    return res
+
+
+def _isnan_scalar(v):
+    return (isinstance(v, float | np.floating) and math.isnan(float(v))) or (
+        np.asarray(v).dtype.name == "bfloat16" and math.isnan(float(v))
+    )
+
+
+def scatter_arg(src, index, dim=-1, out=None, dim_size=None, reduce="max"):
+    """(values, arg) of torch_scatter.scatter_max/min; NaN propagates (jgather's rule)."""
+    src = np.asarray(src)
+    dim = dim % src.ndim
+    size = _size(index, dim_size, out, dim)
+    shape = _out_shape(src, dim, size)
+    groups = _groups(src, index, dim, size)
+    n = src.shape[dim]
+    vals = np.zeros(shape, src.dtype) if out is None else np.array(out, copy=True)
+    args = np.full(shape, n, np.int64)
+    better = (lambda a, b: a > b) if reduce == "max" else (lambda a, b: a < b)
+    for pos in np.ndindex(*shape):
+        entries = groups.get(pos, [])
+        best, arg = (None, n) if out is None else (out[pos], n)
+        for p, v in entries:
+            if best is not None and _isnan_scalar(best):
+                break
+            if best is None or _isnan_scalar(v) or better(float(v), float(best)):
+                best, arg = v, p
+        if best is not None:
+            vals[pos], args[pos] = best, arg
+    return vals, args
+
+
+def scatter_std(src, index, dim=-1, out=None, dim_size=None, unbiased=True):
+    src = np.asarray(src)
+    dim = dim % src.ndim
+    size = _size(index, dim_size, out, dim)
+    shape = _out_shape(src, dim, size)
+    groups = _groups(src, index, dim, size)
+    res = np.zeros(shape, np.float64)
+    for pos in np.ndindex(*shape):
+        values = [float(v) for _, v in groups.get(pos, [])]
+        count = len(values)
+        mean = sum(values) / max(count, 1)
+        sq = sum((v - mean) ** 2 for v in values) + (0.0 if out is None else float(out[pos]))
+        res[pos] = math.sqrt(sq / max(count - 1 if unbiased else count, 1))
+    return res.astype(src.dtype)
+
+
+def scatter_logsumexp(src, index, dim=-1, out=None, dim_size=None, eps=1e-12):
+    src = np.asarray(src)
+    dim = dim % src.ndim
+    size = _size(index, dim_size, out, dim)
+    shape = _out_shape(src, dim, size)
+    groups = _groups(src, index, dim, size)
+    res = np.zeros(shape, np.float64)
+    for pos in np.ndindex(*shape):
+        values = [float(v) for _, v in groups.get(pos, [])]
+        if not values:
+            res[pos] = 0.0 if out is None else float(out[pos])
+            continue
+        if out is not None:
+            values.append(float(out[pos]))
+        m = max(values) if not any(math.isnan(v) for v in values) else math.nan
+        if not math.isfinite(m):
+            res[pos] = m
+            continue
+        res[pos] = math.log(sum(math.exp(v - m) for v in values) + eps) + m
+    return res.astype(src.dtype)
+
+
+def scatter_softmax(src, index, dim=-1, dim_size=None, *, log=False, eps=1e-12):
+    src = np.asarray(src)
+    dim = dim % src.ndim
+    size = _size(index, dim_size, None, dim)
+    idx = broadcast(index, src.shape, dim)
+    groups = _groups(src, index, dim, size)
+    res = np.zeros(src.shape, np.float64)
+    for pos in np.ndindex(*src.shape):
+        dst = list(pos)
+        dst[dim] = int(idx[pos])
+        values = [float(v) for _, v in groups[tuple(dst)]]
+        m = max(values)
+        total = sum(math.exp(v - m) for v in values)
+        x = float(src[pos]) - m
+        res[pos] = x - math.log(total + eps) if log else math.exp(x) / total
+    return res.astype(src.dtype)
+
+
+def segment_coo(src, index, out=None, dim_size=None, reduce="sum"):
+    index = np.asarray(index)
+    dim = index.ndim - 1
+    assert (np.diff(index, axis=-1) >= 0).all(), "segment_coo needs a sorted index"
+    lead = np.broadcast_to(index, np.asarray(src).shape[: index.ndim])
+    return ts_scatter(src, lead, dim, out, dim_size, reduce)
+
+
+def segment_csr(src, indptr, reduce="sum"):
+    """Values (and args for min/max) of torch_scatter.segment_csr, written per range."""
+    src = np.asarray(src)
+    indptr = np.asarray(indptr)
+    dim = indptr.ndim - 1
+    segs = indptr.shape[-1] - 1
+    shape = _out_shape(src, dim, segs)
+    lead = np.broadcast_to(indptr, (*src.shape[:dim], segs + 1))
+    res = np.zeros(shape, src.dtype)
+    args = np.full(shape, src.shape[dim], np.int64)
+    for pos in np.ndindex(*shape):
+        ptr = lead[pos[:dim]]
+        lo, hi = int(ptr[pos[dim]]), int(ptr[pos[dim] + 1])
+        entries = []
+        for e in range(lo, hi):
+            p = list(pos)
+            p[dim] = e
+            entries.append((e, src[tuple(p)]))
+        if not entries:
+            continue
+        values = [v for _, v in entries]
+        if reduce in ("sum", "mean"):
+            if src.dtype.kind == "f" or src.dtype.name == "bfloat16":
+                acc = sum(float(v) for v in values)
+                res[pos] = acc / len(values) if reduce == "mean" else acc
+            else:
+                acc = int(sum(int(v) for v in values))
+                res[pos] = np.floor_divide(acc, len(values)) if reduce == "mean" else acc
+        else:
+            better = (lambda a, b: a > b) if reduce == "max" else (lambda a, b: a < b)
+            best, arg = entries[0][1], entries[0][0]
+            for e, v in entries[1:]:
+                if _isnan_scalar(best):
+                    break
+                if _isnan_scalar(v) or better(float(v), float(best)):
+                    best, arg = v, e
+            res[pos], args[pos] = best, arg
+    return (res, args) if reduce in ("min", "max") else res
+
+
+def gather_coo(src, index):
+    src = np.asarray(src)
+    index = np.asarray(index)
+    dim = index.ndim - 1
+    lead = np.broadcast_to(index, src.shape[:dim] + index.shape[-1:])
+    shape = _out_shape(src, dim, index.shape[-1])
+    res = np.empty(shape, src.dtype)
+    for pos in np.ndindex(*shape):
+        p = list(pos)
+        p[dim] = int(lead[pos[: dim + 1]])
+        res[pos] = src[tuple(p)]
+    return res
+
+
+def gather_csr(src, indptr):
+    src = np.asarray(src)
+    indptr = np.asarray(indptr)
+    ids = np.concatenate(
+        [np.full(b - a, i) for i, (a, b) in enumerate(itertools.pairwise(indptr))]
+        or [np.zeros(0, int)]
+    )
+    return gather_coo(src, ids.astype(np.int32))
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers the test modules share. They are not part of either reference; they live here
+# because tests/ is not a package and every test module already imports this one.
 
 #: The dtypes the differential tests draw from (torch has all of them on CPU).
 DTYPES = ("float32", "float16", "bfloat16", "int32", "int8", "uint8", "bool")
+
+#: The dtypes jgather.segment's differential tests draw from, and its float ones.
+SEGMENT_DTYPES = ("float32", "float16", "bfloat16", "int32", "int8")
+FLOATS = ("float32", "float16", "bfloat16")
+
+#: Every float8 of ml_dtypes with meaningful sums (scatter_reduce over every dtype).
+FLOAT8 = [
+    "float8_e4m3fn",
+    "float8_e4m3fnuz",
+    "float8_e4m3b11fnuz",
+    "float8_e5m2",
+    "float8_e5m2fnuz",
+    "float8_e3m4",
+    "float8_e4m3",
+]  # float8_e8m0fnu (exponent only: no zero, no sign) has no meaningful sums; left out
+
+#: Every dtype JAX has (but float8_e8m0fnu), for scatter_reduce over every dtype.
+JAX_DTYPES = [
+    "bool",
+    *("int8", "int16", "int32", "int64"),
+    *("uint8", "uint16", "uint32", "uint64"),
+    *FLOAT8,
+    *("bfloat16", "float16", "float32", "float64"),
+    *("complex64", "complex128"),
+]
 
 #: jax's tolerance table (jax._src.public_test_util), keyed by dtype name.
 _RTOL = {"float32": 1e-6, "float16": 1e-3, "bfloat16": 1e-2, "float64": 1e-12}
 
 
 def np_dtype(name: str) -> np.dtype:
-    """The NumPy dtype for a dtype name, bfloat16 included (ml_dtypes, as jax uses)."""
-    return np.dtype(ml_dtypes.bfloat16) if name == "bfloat16" else np.dtype(name)
+    """The NumPy dtype for a dtype name, bfloat16 and float8 included (ml_dtypes, as jax uses)."""
+    if name == "bfloat16" or name.startswith("float8"):
+        return np.dtype(getattr(ml_dtypes, name))
+    return np.dtype(name)
 
 
 def assert_matches(got, expected, *, exact: bool = False, err_msg: str = "") -> None:
@@ -334,55 +663,3 @@ def count_traces() -> Iterator[list[str]]:
         yield names
     finally:
         jax.monitoring.unregister_event_duration_listener(listener)
-
-
-def draw_values(draw, shape, dtype_name: str, *, lo: int = -8, hi: int = 8) -> np.ndarray:
-    """Hypothesis: small integer-valued entries in [lo, hi] (exact in every dtype), or bools.
-
-    ``draw`` is the one a ``st.composite`` strategy receives. uint8 draws from [max(lo, 0), hi].
-    """
-    from hypothesis import strategies as st
-
-    n = int(np.prod(shape, dtype=np.int64))
-    if dtype_name == "bool":
-        flat = draw(st.lists(st.booleans(), min_size=n, max_size=n))
-    else:
-        lo = max(lo, 0) if dtype_name == "uint8" else lo
-        flat = draw(st.lists(st.integers(lo, hi), min_size=n, max_size=n))
-    return np.array(flat, dtype=np_dtype(dtype_name)).reshape(shape)
-
-
-def draw_indices(draw, shape, size: int) -> np.ndarray:
-    """Hypothesis: int32 index values in [0, size); small sizes make duplicates common."""
-    from hypothesis import strategies as st
-
-    n = int(np.prod(shape, dtype=np.int64))
-    if n and size == 0:
-        raise ValueError("a non-empty index into an empty dim has no valid values")
-    flat = draw(st.lists(st.integers(0, max(size - 1, 0)), min_size=n, max_size=n))
-    return np.array(flat, dtype=np.int32).reshape(shape)
-
-
-def draw_gather_shapes(draw, max_rank=4, max_size=6):
-    """Draws ``(shape, dim, index_shape, size)`` for a gather/scatter case (hypothesis ``draw``).
-
-    ``index_shape`` has the input's rank and is no larger than ``shape`` off ``dim`` (any size on
-    ``dim``); ``size`` is the extent of ``dim`` that index values must respect. 0-d and 1-D
-    shapes are paired freely, as torch does.
-    """
-    rank = draw(st.integers(0, max_rank))
-    shape = tuple(draw(st.lists(st.integers(0, max_size), min_size=rank, max_size=rank)))
-    n = max(rank, 1)
-    dim = draw(st.integers(-n, n - 1))
-    d = dim % n
-    size = shape[d] if rank else 1
-    ishape = [
-        draw(st.integers(0, max_size)) if i == d else draw(st.integers(0, s))
-        for i, s in enumerate(shape)
-    ]
-    if size == 0 and rank:
-        ishape[d] = 0
-    if rank <= 1 and size and draw(st.booleans()):
-        # torch pairs 0-d with 1-D freely (a 0-d tensor acts as shape [1]).
-        ishape = [draw(st.integers(0, max_size))] if rank == 0 else []
-    return shape, dim, tuple(ishape), size
