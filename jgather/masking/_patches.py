@@ -26,7 +26,7 @@ from jax import lax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jgather._keys import batch_sharding
+from jgather.masking._keys import batch_sharding
 
 
 def _size_pair(fn: str, patch_size: Any) -> tuple[int, int]:

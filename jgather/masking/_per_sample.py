@@ -35,21 +35,19 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jgather._keys import check_key, per_sample_keys
-from jgather._mask_strategies import mask_schedule
-from jgather._masking import (
+from jgather.masking._keys import check_key, per_sample_keys
+from jgather.masking._mae import (
     Method,
-    _argsort_noise,
     _check_key_first,
     _check_mask_dtype,
     _check_method,
     _check_num_prefix,
     _check_x,
-    _inverse_permutation,
-    _random_permutation,
     _take_rows,
     _TokenTuple,
 )
+from jgather.masking._permutation import _argsort_noise, _inverse_permutation, _random_permutation
+from jgather.masking._variable_ratio import mask_schedule
 
 
 @functools.partial(

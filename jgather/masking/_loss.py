@@ -9,7 +9,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jgather._masking import as_array
+from jgather.masking._mae import as_array
 
 # MAE adds this to the per-patch variance before the square root (norm_pix_loss).
 _NORM_PIX_EPS = 1e-6
