@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from jgather import _checks as ck
 from jgather._gather import index_select
 from jgather.masking._keys import batch_sharding, check_key, per_sample_keys, to_batch_sharding
 from jgather.masking._permutation import (
@@ -117,65 +118,25 @@ def default_method(backend: str | None = None) -> Literal["gather", "onehot"]:
     """The token-gather lowering used when ``method=None``.
 
     ``'gather'`` on CPU and GPU, where one ``lax.gather`` of whole rows moves each kept byte
-    once and the one-hot product costs ``K * L * D`` multiply-adds (measured on CPU in
-    benchmarks/masking.py: the one-hot product is 4x slower there at the ViT-B image shape and
-    80x at the video shape). ``'onehot'`` on TPU, where the product runs on the matrix unit
-    (1.9 GFLOP for the ViT-B image batch) and FLIP (Li et al., 2023) reports gathers to be slow
-    when the batch is sharded; not measured here (no TPU). Both are exact for finite values.
+    once while the one-hot product costs ``K * L * D`` multiply-adds per sample (for the
+    measured comparison see ``benchmarks/masking.py`` and ``benchmarks/results/masking.json``).
+    ``'onehot'`` on TPU, where the product runs on the matrix unit and FLIP (Li et al., 2023)
+    reports gathers to be slow when the batch is sharded; not measured here (no TPU). Both
+    are exact for finite values.
     """
     backend = jax.default_backend() if backend is None else backend
     return "onehot" if backend == "tpu" else "gather"
 
 
-def _check_num_prefix(fn: str, num_prefix: Any, length: int) -> int:
-    if isinstance(num_prefix, bool) or not isinstance(num_prefix, int | np.integer):
-        raise TypeError(
-            f"{fn}: num_prefix must be a Python int (the number of leading cls/register "
-            f"tokens), got {type(num_prefix).__name__}."
-        )
-    num_prefix = int(num_prefix)
-    if length == 0:
-        raise ValueError(
-            f"{fn}: the sequence has no tokens (L=0); pass at least one token per sample."
-        )
-    if not 0 <= num_prefix < length:
-        raise ValueError(
-            f"{fn}: num_prefix={num_prefix} must be in [0, {length}) for a sequence of "
-            f"{length} tokens (at least one token must be maskable)."
-        )
-    return num_prefix
-
-
 def _len_keep(fn: str, mask_ratio: Any, length: int) -> int:
-    if isinstance(mask_ratio, jax.core.Tracer):
-        raise TypeError(
-            f"{fn}: mask_ratio must be a static Python float, got a traced value. It fixes "
-            "the shape of x_masked, so it cannot be traced; pass it as a Python float, and "
-            "under jax.jit mark it static (static_argnames=('mask_ratio',))."
-        )
-    if isinstance(mask_ratio, bool) or not isinstance(
-        mask_ratio, int | float | np.integer | np.floating
-    ):
-        raise TypeError(
-            f"{fn}: mask_ratio must be a Python float in [0, 1], got "
-            f"{type(mask_ratio).__name__} {mask_ratio!r}."
-        )
-    ratio = float(mask_ratio)
-    if not 0.0 <= ratio <= 1.0:
-        raise ValueError(f"{fn}: mask_ratio must be in [0, 1], got {ratio!r}.")
+    ratio = ck.static_ratio(fn, "mask_ratio", mask_ratio, what="the shape of x_masked")
     # MAE's formula, float rounding included. It may keep no token (mask_ratio=1.0, or L=16 at
     # 0.95): x_masked is then the prefix tokens only and every token is masked, as in MAE.
     return int(length * (1 - ratio))
 
 
 def _check_mask_dtype(fn: str, mask_dtype: Any) -> np.dtype:
-    try:
-        return jnp.dtype(mask_dtype)
-    except TypeError as e:
-        raise TypeError(
-            f"{fn}: mask_dtype must be a dtype (default float32, as MAE's mask), got "
-            f"{mask_dtype!r}."
-        ) from e
+    return ck.dtype(fn, "mask_dtype", mask_dtype, hint="default float32, as MAE's mask")
 
 
 def _check_key_first(fn: str, key: Any, call: str) -> None:
@@ -201,26 +162,8 @@ def _check_key_first(fn: str, key: Any, call: str) -> None:
     )
 
 
-def as_array(fn: str, name: str, value: Any, hint: str) -> jax.Array:
-    """``value`` as a JAX array, or a ``TypeError`` naming ``fn``, ``name`` and ``hint``."""
-    if isinstance(value, jax.Array):
-        return value
-    if value is None or isinstance(value, str | bytes):
-        raise TypeError(f"{fn}: {name} must be an array, got {value!r}; {hint}.")
-    try:
-        return jnp.asarray(value)
-    except (TypeError, ValueError) as e:
-        raise TypeError(
-            f"{fn}: {name} must be an array, got {type(value).__name__}; {hint}."
-        ) from e
-
-
 def _check_x(fn: str, x: Any, name: str = "x") -> jax.Array:
-    if not isinstance(x, jax.Array):
-        try:
-            x = jnp.asarray(x)
-        except (TypeError, ValueError) as e:
-            raise TypeError(f"{fn}: {name} must be an array, got {type(x).__name__}") from e
+    x = ck.as_array(fn, name, x, hint="pass tokens [N, L, D]")
     if x.ndim != 3:
         raise ValueError(
             f"{fn}: {name} must have shape [N, L, D] (3 dims), got shape {tuple(x.shape)}; "
@@ -375,7 +318,7 @@ def random_masking(
     _check_key_first(fn, key, "mask_ratio")
     x = _check_x(fn, x)
     n, total, _ = x.shape
-    num_prefix = _check_num_prefix(fn, num_prefix, total)
+    num_prefix = ck.num_prefix(fn, num_prefix, total)
     length = total - num_prefix
     len_keep = _len_keep(fn, mask_ratio, length)
     method = _check_method(fn, method)
@@ -383,8 +326,7 @@ def random_masking(
     static = dict(len_keep=len_keep, num_prefix=num_prefix, method=method, mask_dtype=mask_dtype)
     facts = dict(num_prefix=num_prefix, len_keep=len_keep)
     if noise is not None:
-        if not isinstance(noise, jax.Array):
-            noise = jnp.asarray(noise)
+        noise = ck.as_array(fn, "noise", noise, hint="pass [N, L] floats, or noise=None")
         if noise.shape != (n, length):
             raise ValueError(
                 f"{fn}: noise must have shape [N, L] = {(n, length)} (one value per maskable "
@@ -507,14 +449,8 @@ def unshuffle(
             "token, num_prefix=1 with one. An ids_restore array cannot tell, and a wrong count "
             "misplaces every token silently."
         )
-    if isinstance(num_prefix, int | np.integer) and not isinstance(num_prefix, bool):
-        if not 0 <= num_prefix <= kept_total:
-            raise ValueError(
-                f"{fn}: num_prefix={int(num_prefix)} must be in [0, {kept_total}] for x_masked "
-                f"with {kept_total} tokens."
-            )
-    # The type rule of every num_prefix; the range is checked above (nothing may be kept).
-    num_prefix = _check_num_prefix(fn, num_prefix, kept_total + 1)
+    # Nothing may be kept (MAE's formula at high ratios), so the prefix may be all of x_masked.
+    num_prefix = ck.num_prefix(fn, num_prefix, kept_total, maskable=False)
     if slots is not None and kept_total != num_prefix + slots:
         extra = kept_total - num_prefix - slots
         if extra > 0:
@@ -535,8 +471,9 @@ def unshuffle(
                 "x_masked of this masking (after the encoder)."
             )
         raise ValueError(f"{fn}: {hint}")
-    if not isinstance(ids_restore, jax.Array):
-        ids_restore = jnp.asarray(ids_restore)
+    ids_restore = ck.as_array(
+        fn, "ids_restore", ids_restore, hint="pass the masking result or its ids_restore"
+    )
     if not jnp.issubdtype(ids_restore.dtype, jnp.integer):
         raise TypeError(f"{fn}: ids_restore must be an integer array, got {ids_restore.dtype}.")
     if ids_restore.ndim != 2 or ids_restore.shape[0] != n:
@@ -551,8 +488,8 @@ def unshuffle(
             f"{fn}: x_masked holds {len_keep} kept tokens (after {num_prefix} prefix tokens) "
             f"but ids_restore covers only L={length}; did you pass num_prefix?"
         )
-    mask_token = as_array(
-        fn, "mask_token", mask_token, f"pass the [D] = [{d}] token that fills removed places"
+    mask_token = ck.as_array(
+        fn, "mask_token", mask_token, hint=f"pass the [D] = [{d}] token that fills removed places"
     )
     if mask_token.size != d or any(s != 1 for s in mask_token.shape[:-1]):
         raise ValueError(
@@ -625,21 +562,17 @@ def apply_mask(
     fn = "apply_mask"
     x = _check_x(fn, x)
     n, total, _ = x.shape
-    num_prefix = _check_num_prefix(fn, num_prefix, total)
+    num_prefix = ck.num_prefix(fn, num_prefix, total)
     length = total - num_prefix
-    mask = as_array(fn, "mask", mask, "pass an [N, L] boolean mask, True = removed")
+    mask = ck.as_array(fn, "mask", mask, hint="pass an [N, L] boolean mask, True = removed")
     if mask.shape != (n, length):
         raise ValueError(
             f"{fn}: mask must have shape [N, L] = {(n, length)} (x without its {num_prefix} "
             f"prefix tokens), got {tuple(mask.shape)}."
         )
-    if isinstance(num_keep, jax.core.Tracer) or isinstance(num_keep, bool):
-        raise TypeError(f"{fn}: num_keep must be a static Python int, got {num_keep!r}.")
-    if not isinstance(num_keep, int | np.integer):
-        raise TypeError(f"{fn}: num_keep must be a Python int, got {type(num_keep).__name__}.")
-    num_keep = int(num_keep)
-    if not 0 <= num_keep <= length:
-        raise ValueError(f"{fn}: num_keep must be in [0, L={length}], got {num_keep}.")
+    num_keep = ck.static_int(
+        fn, "num_keep", num_keep, minimum=0, maximum=length, what="the shape of x_masked"
+    )
     removed = mask != 0
     if not isinstance(removed, jax.core.Tracer):
         counts = np.asarray(length - removed.sum(axis=1))

@@ -7,9 +7,8 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from jgather._checks import _static_float, _static_int
+from jgather import _checks as ck
 from jgather._gather import index_select
 from jgather.masking._keys import batch_sharding as _batch_sharding
 from jgather.masking._keys import check_key as _check_key
@@ -110,28 +109,18 @@ def patch_dropout(
       True
     """
     fn = "patch_dropout"
-    p = _static_float(fn, "prob", prob)
-    if not 0.0 <= p < 1.0:
-        raise ValueError(f"{fn}: `prob` (the drop probability) must be in [0, 1), got {p}.")
-    num_prefix = _static_int(fn, "num_prefix", num_prefix, minimum=0)
-    if not isinstance(ordered, bool | np.bool_):
-        raise TypeError(f"{fn}: `ordered` must be a bool, got {ordered!r}.")
-    if not hasattr(x, "shape") or not hasattr(x, "dtype"):
-        raise TypeError(f"{fn}: `x` must be an array [N, L, D], got {type(x).__name__}.")
+    p = ck.static_ratio(fn, "`prob`", prob, closed=False)
+    ordered = ck.static_bool(fn, "`ordered`", ordered)
+    x = ck.as_array(fn, "`x`", x, hint="pass tokens [N, L, D]")
     if x.ndim < 2:
         raise ValueError(
             f"{fn}: `x` must have a batch and a token axis, [N, L, ...]; got shape {x.shape}."
         )
     n, length = x.shape[:2]
+    num_prefix = ck.num_prefix(fn, num_prefix, length)
     body = length - num_prefix
-    if body < 1:
-        raise ValueError(
-            f"{fn}: x has {length} tokens and num_prefix={num_prefix}, leaving no token "
-            f"to drop; check num_prefix."
-        )
     key = _check_key(fn, key, n)
     if p == 0.0:  # timm returns its input untouched when nothing is dropped
-        x = jnp.asarray(x)
         return PatchDropoutOutput(
             x, jnp.broadcast_to(jnp.arange(length, dtype=jnp.int32), (n, length))
         )

@@ -3,12 +3,13 @@ random permutations and their inverses.
 
 The straightforward port (``argsort`` of the noise, ``argsort`` again for ``ids_restore``, then
 ``take_along_axis``) spends most of its time in the two sorts: XLA sorts a float array, or a
-(key, iota) pair, through a generic comparator, which on CPU is 5-10x slower than sorting one
-array of unsigned integers (benchmarks/masking.py). Here each permutation is one
-single-operand sort of packed ``uint64`` keys, ``(key << s) | position`` with ``s`` bits for a
-position: positions are unique, so the keys never tie, the sort needs no second operand, and
-the order is read back from the low ``s`` bits. (The keys are 64-bit inside a local
-``jax.enable_x64`` scope; nothing 64-bit enters or leaves.)
+(key, iota) pair, through a generic comparator, which is slower than sorting one array of
+unsigned integers (figures in benchmarks/masking.py and benchmarks/results/masking.json).
+Here each permutation is one single-operand sort of packed ``uint64`` keys,
+``(key << s) | position`` with ``s`` bits for a position: positions are unique, so the keys
+never tie, the sort needs no second operand, and the order is read back from the low ``s``
+bits. (The keys are 64-bit inside a local ``jax.enable_x64`` scope; nothing 64-bit enters or
+leaves.)
 
 * With ``noise=`` given, the noise is mapped to an unsigned integer of its width by the
   order-preserving float transform (sign bit set for positives, all bits flipped for
@@ -33,8 +34,8 @@ the order is read back from the low ``s`` bits. (The keys are 64-bit inside a lo
 
 Alternatives measured (benchmarks/masking.py, "alternatives"): float argsort, a (noise, iota)
 sort, ``top_k``, a least-significant-digit radix sort of two packed ``uint32`` passes, and a
-single packed ``uint32`` pass (as fast as this, but with ``32 - s`` random bits it ties often at
-L=1568: bound 0.6); the inverse by argsort, by a packed sort and by comparisons. On TPU,
+single packed ``uint32`` pass (with ``32 - s`` random bits it ties often at L=1568: bound
+0.6); the inverse by argsort, by a packed sort and by comparisons. On TPU,
 64-bit integers are emulated with 32-bit pairs, so the uint64 sort may cost more there; not
 measured here (no TPU).
 """
@@ -151,7 +152,7 @@ def _scatter_inverse(perms: jax.Array) -> jax.Array:
 def _inverse_permutations(perms: jax.Array) -> jax.Array:
     """[N, L] inverse permutations of the rows of ``perms``: one batched scatter of ``iota``.
 
-    The scatter is the fastest inverse (benchmarks/masking.py: 4-7x faster than a second
+    The scatter is the fastest inverse measured (benchmarks/masking.py, against a second
     sort) and, with the batch as a scatter batching dimension, stays local on a batch-sharded
     mesh of either kind. ``jax.experimental.checkify`` cannot check a scatter with batching
     dimensions (its bounds rule fails with ``IndexError: tuple index out of range``, jax

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jgather._checks import _static_float, _static_grid, _static_int
+from jgather import _checks as ck
 from jgather.masking._keys import check_key as _check_key
 from jgather.masking._keys import per_sample_keys as _per_sample_keys
 from jgather.masking._permutation import _shuffled_count
@@ -83,11 +83,11 @@ def simmim_masking(
       [22, 22, 22, 22, 22, 22, 22, 22]
     """
     fn = "simmim_masking"
-    batch_size = _static_int(fn, "batch_size", batch_size, minimum=1)
-    size = _static_grid(fn, "image_size", image_size, 2)
-    mask_patch = _static_int(fn, "mask_patch_size", mask_patch_size, minimum=1)
-    model_patch = _static_int(fn, "model_patch_size", model_patch_size, minimum=1)
-    ratio = _static_float(fn, "mask_ratio", mask_ratio)
+    batch_size = ck.static_int(fn, "`batch_size`", batch_size, minimum=1)
+    size = ck.static_grid(fn, "`image_size`", image_size, 2)
+    mask_patch = ck.static_int(fn, "`mask_patch_size`", mask_patch_size, minimum=1)
+    model_patch = ck.static_int(fn, "`model_patch_size`", model_patch_size, minimum=1)
+    ratio = ck.static_ratio(fn, "`mask_ratio`", mask_ratio)
     if size[0] % mask_patch or size[1] % mask_patch:
         raise ValueError(
             f"{fn}: image_size {size} must be divisible by mask_patch_size={mask_patch}; "
@@ -98,8 +98,6 @@ def simmim_masking(
             f"{fn}: mask_patch_size={mask_patch} must be a multiple of "
             f"model_patch_size={model_patch}."
         )
-    if not 0.0 <= ratio <= 1.0:
-        raise ValueError(f"{fn}: `mask_ratio` must be in [0, 1], got {ratio}.")
     coarse = (size[0] // mask_patch, size[1] // mask_patch)
     mask_count = int(np.ceil(coarse[0] * coarse[1] * ratio))
     key = _check_key(fn, key, batch_size)

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jgather._checks import _is_traced, _static_int
+from jgather import _checks as ck
 from jgather.masking._keys import batch_sharding as _batch_sharding
 from jgather.masking._keys import check_key as _check_key
 from jgather.masking._keys import per_sample_keys as _per_sample_keys
@@ -53,7 +53,7 @@ def _check_schedule(fn: str, name, num_tokens) -> None:
                 f"{fn}: the {name!r} schedule depends on the number of tokens; pass "
                 f"num_tokens=L (MaskGIT's total_unknown)."
             )
-        _static_int(fn, "num_tokens", num_tokens, minimum=2)
+        ck.static_int(fn, "`num_tokens`", num_tokens, minimum=2)
 
 
 def _schedule(name: str, r, num_tokens):
@@ -107,17 +107,7 @@ def mask_schedule(name: str, ratio, *, num_tokens: int | None = None):
     """
     fn = "mask_schedule"
     _check_schedule(fn, name, num_tokens)
-    if isinstance(ratio, str | bytes) or ratio is None:
-        raise TypeError(
-            f"{fn}: ratio must be a float or an array of floats in [0, 1], got {ratio!r}."
-        )
-    try:
-        r = jnp.asarray(ratio)
-    except (TypeError, ValueError) as e:
-        raise TypeError(
-            f"{fn}: ratio must be a float or an array of floats in [0, 1], got "
-            f"{type(ratio).__name__}."
-        ) from e
+    r = ck.as_array(fn, "ratio", ratio, hint="pass a float or an array of floats in [0, 1]")
     if not (jnp.issubdtype(r.dtype, jnp.number) or r.dtype == jnp.bool_):
         raise TypeError(f"{fn}: ratio must be numeric, got dtype {r.dtype}.")
     r = jnp.asarray(r)
@@ -216,8 +206,8 @@ def variable_ratio_masking(
       [10, 1]
     """
     fn = "variable_ratio_masking"
-    batch_size = _static_int(fn, "batch_size", batch_size, minimum=1)
-    num_tokens = _static_int(fn, "num_tokens", num_tokens, minimum=1)
+    batch_size = ck.static_int(fn, "`batch_size`", batch_size, minimum=1)
+    num_tokens = ck.static_int(fn, "`num_tokens`", num_tokens, minimum=1)
     _check_schedule(fn, schedule, max(num_tokens, 2))
     if schedule in ("log", "exp") and num_tokens < 2:
         raise ValueError(f"{fn}: the {schedule!r} schedule needs num_tokens >= 2.")
@@ -226,7 +216,7 @@ def variable_ratio_masking(
             raise ValueError(
                 f"{fn}: `r` must have shape (batch_size,) = ({batch_size},), got {np.shape(r)}."
             )
-        if not _is_traced(r):
+        if not ck.is_traced(r):
             r_np = np.asarray(r)
             if not ((r_np >= 0) & (r_np <= 1)).all():
                 raise ValueError(f"{fn}: `r` must lie in [0, 1], got values outside it: {r_np}.")

@@ -7,7 +7,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from jgather._checks import _static_float, _static_grid, _static_int
+from jgather import _checks as ck
 from jgather.masking._keys import check_key as _check_key
 from jgather.masking._keys import per_sample_keys as _per_sample_keys
 from jgather.masking._permutation import _shuffled_count
@@ -71,11 +71,9 @@ def tube_masking(key, batch_size: int, grid: tuple[int, int, int], mask_ratio: f
       True
     """
     fn = "tube_masking"
-    batch_size = _static_int(fn, "batch_size", batch_size, minimum=1)
-    grid = _static_grid(fn, "grid", grid, 3)
-    ratio = _static_float(fn, "mask_ratio", mask_ratio)
-    if not 0.0 <= ratio < 1.0:
-        raise ValueError(f"{fn}: `mask_ratio` must be in [0, 1), got {ratio}.")
+    batch_size = ck.static_int(fn, "`batch_size`", batch_size, minimum=1)
+    grid = ck.static_grid(fn, "`grid`", grid, 3)
+    ratio = ck.static_ratio(fn, "`mask_ratio`", mask_ratio, closed=False)
     per_frame = grid[1] * grid[2]
     num_masked = int(ratio * per_frame)
     if num_masked >= per_frame:
@@ -172,10 +170,10 @@ def running_cell_masking(
       True
     """
     fn = "running_cell_masking"
-    batch_size = _static_int(fn, "batch_size", batch_size, minimum=1)
-    grid = _static_grid(fn, "grid", grid, 3)
-    cell = _static_grid(fn, "cell", cell, 2)
-    ratio = _static_float(fn, "mask_ratio", mask_ratio)
+    batch_size = ck.static_int(fn, "`batch_size`", batch_size, minimum=1)
+    grid = ck.static_grid(fn, "`grid`", grid, 3)
+    cell = ck.static_grid(fn, "`cell`", cell, 2)
+    ratio = ck.static_float(fn, "`mask_ratio`", mask_ratio)
     _, h, w = grid
     ch, cw = cell
     if h % ch or w % cw:
