@@ -563,7 +563,7 @@ _K = jax.random.key(0)
             "no token to drop",
         ),
         (lambda: patch_dropout(_K, jnp.zeros((5,)), 0.5), ValueError, r"\[N, L, \.\.\.\]"),
-        (lambda: patch_dropout(_K, [[1.0]], 0.5), TypeError, "must be an array"),
+        (lambda: patch_dropout(_K, [[1.0]], 0.5), ValueError, "num_prefix=1"),
         (lambda: patch_dropout(_K, jnp.zeros((2, 5, 3)), 0.5, ordered=1), TypeError, "bool"),
         (lambda: mask_schedule("tanh", 0.5), ValueError, "unknown schedule 'tanh'"),
         (lambda: mask_schedule("log", 0.5), ValueError, "num_tokens"),
