@@ -206,7 +206,8 @@ def num_prefix(fn: str, value: Any, length: int, *, maskable: bool = True) -> in
         if not 0 <= value < length:
             raise ValueError(
                 f"{fn}: num_prefix={value} must be in [0, {length}) for a sequence of "
-                f"{length} tokens (at least one token must be maskable)."
+                f"{length} tokens: at least one token must follow the prefix, else there is "
+                "no token to drop or mask. Check num_prefix (the leading cls/register tokens)."
             )
     elif not 0 <= value <= length:
         raise ValueError(
