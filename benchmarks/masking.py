@@ -41,7 +41,7 @@ from benchmarks._timing import (
     torch_line,
     write_results,
 )
-from jgather import _masking
+from jgather.masking import _mae, _permutation
 
 # ----------------------------------------------------------------------------------------------
 # The implementations compared.
@@ -115,7 +115,7 @@ def _perm_alternatives(n, length):
     key = jax.random.key(2)
     noise = jax.random.uniform(key, (n, length))
     bits = jax.random.bits(key, (2, n, length), jnp.uint32)
-    s = _masking._position_bits(length)
+    s = _permutation._position_bits(length)
     width = 32 - s
 
     @jax.jit
@@ -163,11 +163,11 @@ def _perm_alternatives(n, length):
 
     @jax.jit
     def packed_u64_1pass(bits):  # what jgather does: 64 - s random bits, one uint64 sort
-        return jax.vmap(_masking._wide_argsort)(bits[0], bits[1])
+        return jax.vmap(_permutation._wide_argsort)(bits[0], bits[1])
 
     @jax.jit
     def packed_u64_noise_exact(noise):  # jgather with noise= (exact, stable)
-        return jax.vmap(_masking._argsort_noise)(noise)
+        return jax.vmap(_permutation._argsort_noise)(noise)
 
     fns = {
         "argsort_float": ready(argsort_float, noise),
@@ -189,7 +189,7 @@ def _perm_alternatives(n, length):
             f"{2 * width} random bits; bound {length * (length - 1) / 2 * 2.0 ** (-2 * width):.2g}"
         ),
         "packed_u64_1pass": (
-            f"{64 - s} random bits; bound {_masking.tie_probability_bound(length):.2g}"
+            f"{64 - s} random bits; bound {_permutation.tie_probability_bound(length):.2g}"
         ),
     }
     return fns, notes
@@ -201,7 +201,7 @@ def _inverse_alternatives(n, length):
 
     @jax.jit
     def scatter_iota(perm):  # what jgather does
-        return _masking._inverse_permutations(perm)
+        return _permutation._inverse_permutations(perm)
 
     @jax.jit
     def argsort(perm):
@@ -209,8 +209,8 @@ def _inverse_alternatives(n, length):
 
     @jax.jit
     def packed_sort(perm):
-        s = _masking._position_bits(length)
-        return jax.vmap(lambda p: _masking._packed_argsort(p.astype(jnp.uint32), s))(perm)
+        s = _permutation._position_bits(length)
+        return jax.vmap(lambda p: _permutation._packed_argsort(p.astype(jnp.uint32), s))(perm)
 
     @jax.jit
     def compare_sum(perm):  # gather-free: inverse[j] = sum_k k * (perm[k] == j)
@@ -234,7 +234,7 @@ def _gather_alternatives(n, length, d, len_keep, include_onehot):
 
     @jax.jit
     def vmap_index_select(x, ids):  # what jgather does
-        return jax.vmap(lambda a, i: _masking._take_rows(a, i, "gather"))(x, ids)
+        return jax.vmap(lambda a, i: _mae._take_rows(a, i, "gather"))(x, ids)
 
     @jax.jit
     def take_along_axis(x, ids):
@@ -247,7 +247,7 @@ def _gather_alternatives(n, length, d, len_keep, include_onehot):
 
     @jax.jit
     def onehot(x, ids):
-        return jax.vmap(lambda a, i: _masking._take_rows(a, i, "onehot"))(x, ids)
+        return jax.vmap(lambda a, i: _mae._take_rows(a, i, "onehot"))(x, ids)
 
     fns = {
         "vmap_index_select": ready(vmap_index_select, x, ids),
@@ -395,7 +395,7 @@ def main(argv=None):
             "image_ratio_to_copy_max": 1.3,
             "video_vs_torch_min": 2.5,
         },
-        "default_method": {b: _masking.default_method(b) for b in ("cpu", "gpu", "tpu")},
+        "default_method": {b: _mae.default_method(b) for b in ("cpu", "gpu", "tpu")},
         "quick": args.quick,
     }
     payload = {

@@ -15,22 +15,28 @@ import operator
 from collections.abc import Sequence
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jgather import _checks as ck
 from jgather import _indexing as ix
 
 __all__ = ["explain", "infer_gather"]
 
 
 def _concrete(fn: str, name: str, value: Any) -> np.ndarray:
-    if isinstance(value, jax.core.Tracer):
+    if ck.is_traced(value):
         raise TypeError(
             f"{fn}: {name} is a traced value; {fn} inspects concrete values on the host and "
             "cannot run under jax.jit, jax.vmap or jax.grad. Call it outside the transform."
         )
-    return np.asarray(value)
+    array = np.asarray(value)
+    if array.dtype.kind not in "biufc":
+        raise TypeError(
+            f"{fn}: {name} must be a numeric array, got {type(value).__name__} of dtype "
+            f"{array.dtype}; pass a NumPy or JAX array."
+        )
+    return array
 
 
 def _fmt(coords: Sequence[Any]) -> str:
@@ -236,7 +242,12 @@ def _common_integers(fn: str, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray,
 
 
 def _fibres(x: np.ndarray, y: np.ndarray, d: int):
-    """Input fibres [F, S] along ``d`` (cropped to output's extent elsewhere) and queries [F, K]."""
+    """Fibres along ``d``: ``(rows, queries, shape)``.
+
+    ``rows`` [F, S] are the input's fibres (cropped to the output's extent off ``d``),
+    ``queries`` [F, K] the output's, and ``shape`` the output's shape with ``d`` moved last
+    (to put per-query results back in place).
+    """
     crop = tuple(slice(None) if ax == d else slice(0, n) for ax, n in enumerate(y.shape))
     rows = np.moveaxis(x[crop], d, -1)
     queries = np.moveaxis(y, d, -1)

@@ -36,6 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from jgather import _checks
 from jgather import _indexing as ix
 
 __all__ = ["gather", "index_select", "take_along_dim"]
@@ -164,7 +165,7 @@ def gather(
              [4, 3]], dtype=int32)
     """
     fn = "gather"
-    input = ix.as_array(fn, "input", input)
+    input = _checks.as_array(fn, "input", input)
     index, wide = ix.as_index(fn, "index", index)
     ix.check_index_dtype(fn, index)
     dim = ix.canonical_dim(fn, dim, input.ndim)
@@ -258,7 +259,7 @@ def index_select(
              [5, 3]], dtype=int32)
     """
     fn = "index_select"
-    input = ix.as_array(fn, "input", input)
+    input = _checks.as_array(fn, "input", input)
     index, wide = ix.as_index(fn, "index", index)
     ix.check_index_dtype(fn, index)
     dim = ix.canonical_dim(fn, dim, input.ndim)
@@ -369,7 +370,7 @@ def take_along_dim(
       Array([10, 50], dtype=int32)
     """
     fn = "take_along_dim"
-    input = ix.as_array(fn, "input", input)
+    input = _checks.as_array(fn, "input", input)
     indices, wide = ix.as_index(fn, "indices", indices)
     ix.check_index_dtype(fn, indices, "indices")
     ix.check_mode(fn, mode, ix.GATHER_MODES)

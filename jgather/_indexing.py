@@ -1,10 +1,16 @@
-"""Shared checks and lowering helpers for the gather and scatter families.
+"""Op-specific checks, index modes and lowering helpers for the gather and scatter families.
 
-Everything here runs at trace time on static shapes and dtypes (``canonical_dim``,
-``check_*``) or builds a single ``lax.gather`` with batching dimensions (``batched_gather``).
-The public ops in ``_gather`` and ``_scatter`` are thin wrappers: validate here, then call a
-jitted core defined once at module level. (Scatters build their own flattened-key
-``lax.scatter*`` in ``_scatter``: see there for why not batching dimensions.)
+The checks here run at trace time on static shapes and dtypes (``canonical_dim``, ``check_*``;
+generic argument checks are in ``_checks``). The lowering helpers are shared by ``_gather``,
+``_scatter`` and ``segment``: ``batched_gather`` builds a single ``lax.gather`` with batching
+dimensions; ``SCATTERS`` maps a reduction to its ``lax.scatter*`` primitive, which ``_scatter``
+and ``segment`` call on flattened keys without batching dimensions (see ``_scatter`` for why);
+``narrow_index``, ``probe``, ``accumulation_dtype`` and ``gather_upcast_transpose`` handle
+index widths, checkify and reduced-precision gradients. The public ops are thin wrappers:
+validate, then call a jitted core defined once at module level.
+
+``canonical_dim`` stays here rather than in ``_checks``: it is torch's dim rule (a 0-d array
+counts as having one dim; an out-of-range dim is an ``IndexError``), specific to the ops.
 
 The one value check that can run before tracing is ``check_bounds_eagerly``: when the index is
 a concrete array (not a tracer) it raises ``IndexError`` with torch's wording. Under ``jax.jit``
@@ -21,6 +27,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 from jax.sharding import AxisType
+
+from jgather import _checks as ck
 
 GatherMode = Literal["clip", "fill", "promise_in_bounds"] | None
 ScatterMode = Literal["clip", "drop", "promise_in_bounds"] | None
@@ -51,16 +59,6 @@ def canonical_dim(fn: str, dim: Any, ndim: int) -> int:
     return dim % n
 
 
-def as_array(fn: str, name: str, x: Any) -> jax.Array:
-    """Converts array-likes to JAX arrays (tracers pass through unchanged)."""
-    if isinstance(x, jax.Array):
-        return x
-    try:
-        return jnp.asarray(x)
-    except (TypeError, ValueError) as e:
-        raise TypeError(f"{fn}: {name} must be an array, got {type(x).__name__}: {e}") from None
-
-
 def as_index(fn: str, name: str, x: Any) -> tuple[jax.Array, Any]:
     """Converts an index to a JAX array and returns it with the values to bounds-check.
 
@@ -80,7 +78,7 @@ def as_index(fn: str, name: str, x: Any) -> tuple[jax.Array, Any]:
         narrow = np.dtype(np.int32 if wide.dtype.kind == "i" else np.uint32)
         info = np.iinfo(narrow)
         return jnp.asarray(np.clip(wide, info.min, info.max).astype(narrow)), wide
-    return as_array(fn, name, wide), wide
+    return ck.as_array(fn, name, wide), wide
 
 
 def check_index_dtype(fn: str, index: jax.Array, name: str = "index") -> None:
@@ -211,7 +209,9 @@ def check_bounds_eagerly(
 ) -> None:
     """Raises torch's ``IndexError`` for the first out-of-range value of a concrete index.
 
-    Negative values are out of range (torch does not wrap them). Tracers are skipped: under
+    Valid values are ``[0, size)``: negatives are out of range, as in torch's gather and
+    scatter, which do not wrap them. With ``wrap=True`` (``take_along_dim``, whose negative
+    indices wrap as in torch) valid values are ``[-size, size)``. Tracers are skipped: under
     jit the mode decides, and checkify reports.
     """
     if not is_concrete(index):

@@ -59,6 +59,7 @@ from jax import lax
 from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from jgather import _checks
 from jgather import _indexing as ix
 
 __all__ = ["scatter", "scatter_add", "scatter_reduce"]
@@ -453,7 +454,7 @@ def _is_scalar(x: Any) -> bool:
 
 def _prepare(fn: str, input: Any, dim: Any, index: Any, src: Any, mode: Any):
     """Shared trace-time checks; returns canonical (input, dim, index, src)."""
-    input = ix.as_array(fn, "input", input)
+    input = _checks.as_array(fn, "input", input)
     index, wide = ix.as_index(fn, "index", index)
     ix.check_index_dtype(fn, index)
     dim = ix.canonical_dim(fn, dim, input.ndim)
@@ -463,7 +464,7 @@ def _prepare(fn: str, input: Any, dim: Any, index: Any, src: Any, mode: Any):
         ix.check_scalar_fits(fn, "src", src, input.dtype)
         src = ix.scalar_as(src, input.dtype)
     else:
-        src = ix.as_array(fn, "src", src)
+        src = _checks.as_array(fn, "src", src)
         if src.dtype != input.dtype:
             raise TypeError(
                 f"{fn}: src dtype {src.dtype} differs from input dtype {input.dtype} (torch "

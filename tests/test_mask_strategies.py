@@ -1,4 +1,4 @@
-"""Tests for the MAE masking family (jgather/_mask_strategies.py).
+"""Tests for the MAE masking family (jgather/masking/: _video, _block, _simmim, ...).
 
 Each strategy is checked for its defining property against a plain NumPy re-statement of the
 reference algorithm (VideoMAE, VideoMAE V2, BEiT, SimMIM, timm, MaskGIT), exactly where the
@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 
 import jgather
-from jgather import _mask_strategies as ms
 from jgather import (
     block_masking,
     mask_schedule,
@@ -26,6 +25,8 @@ from jgather import (
     tube_masking,
     variable_ratio_masking,
 )
+from jgather.masking import _block as ms
+from jgather.masking import _video
 
 
 def _keys(n, seed=0):
@@ -172,50 +173,70 @@ _BLOCK_CASES = {
 }
 
 
+def _block_draws(keys, target):
+    """[N, attempts, 4] the uniforms block_masking draws: attempt ``it`` of sample ``i`` uses
+    ``jax.random.uniform(jax.random.fold_in(keys[i], it), (4,))`` (area, aspect, top, left)."""
+    its = jnp.arange(10 * (target + 1))
+    draw = lambda k, it: jax.random.uniform(jax.random.fold_in(k, it), (4,))
+    return np.asarray(jax.vmap(jax.vmap(draw, (None, 0)), (0, None))(keys, its))
+
+
+def _beit_replay(u, h, w, target, min_num, max_num, min_aspect=0.3):
+    """BEiT's generator re-stated in NumPy float32 on given draws ``u`` [attempts, 4], checking
+    the facts of every accepted block; returns the [H, W] mask."""
+    lo, hi = math.log(min_aspect), math.log(1 / min_aspect)
+    mask = np.zeros((h, w), bool)
+    count = fails = 0
+    for u_area, u_aspect, u_top, u_left in u:
+        if count >= target or fails >= 10:
+            break
+        cap = np.float32(min(target - count, max_num))  # BEiT's min(target - count, max_num)
+        area = min_num + (cap - min_num) * u_area  # random.uniform allows a > b
+        aspect = np.exp(lo + (hi - lo) * u_aspect)
+        bh, bw = int(np.round(np.sqrt(area * aspect))), int(np.round(np.sqrt(area / aspect)))
+        if bw < w and bh < h:
+            top = min(int(np.floor(u_top * np.float32(h - bh + 1))), h - bh)
+            left = min(int(np.floor(u_left * np.float32(w - bw + 1))), w - bw)
+            new = (~mask[top : top + bh, left : left + bw]).sum()
+            if 0 < new <= cap:
+                # An accepted block: area between min_num_patches and the cap, aspect
+                # log-uniform in [lo, hi], a non-empty rectangle inside the grid.
+                assert min(min_num, cap) - 1e-4 <= area <= max(min_num, cap) + 1e-4
+                assert 0.3 * (1 - 1e-5) <= aspect <= (1 / 0.3) * (1 + 1e-5)
+                assert 1 <= bh < h and 1 <= bw < w
+                mask[top : top + bh, left : left + bw] = True
+                count += new
+                fails = 0
+                continue
+        fails += 1
+    return mask
+
+
 def _block_case(case):
     grid, target, min_num, max_num, n = _BLOCK_CASES[case]
     args = ms._block_args("test", n, grid, target, min_num, max_num, 0.3, None)
     keys = _keys(n, seed=7)
-    blocks = jax.tree.map(np.asarray, ms._block_masking_blocks(keys, *args))
+    blocks = np.asarray(ms._block_masking_blocks(keys, *args))
     mask = block_masking(keys, n, grid, target, min_num_patches=min_num, max_num_patches=max_num)
     # The public function is the same computation (and the same compiled program).
-    np.testing.assert_array_equal(np.asarray(mask), blocks.mask)
+    np.testing.assert_array_equal(np.asarray(mask), blocks)
     return blocks
 
 
 @pytest.mark.parametrize("case", sorted(_BLOCK_CASES))
 def test_block_masks_are_unions_of_bounded_rectangles(case):
     (h, w), target, min_num, max_num, n = _BLOCK_CASES[case]
-    lo, hi = 0.3, 1 / 0.3
-    blocks = _block_case(case)
-    cap_max = target if max_num is None else max_num
+    mask = _block_case(case)
+    draws = _block_draws(_keys(n, seed=7), target)
     for i in range(n):
-        union = np.zeros((h, w), bool)
-        count = 0
-        for b in range(blocks.num_blocks[i]):
-            top, left, bh, bw = blocks.boxes[i, b]
-            area, aspect, cap = blocks.draws[i, b]
-            # The cap is BEiT's min(target - count, max_num_patches).
-            assert cap == min(target - count, cap_max)
-            # Area drawn between min_num_patches and the cap; aspect log-uniform in [lo, hi].
-            assert min(min_num, cap) - 1e-4 <= area <= max(min_num, cap) + 1e-4
-            assert lo * (1 - 1e-5) <= aspect <= hi * (1 + 1e-5)
-            # Sides are the rounded square roots; strictly smaller than the grid; inside it.
-            assert abs(bh - math.sqrt(area * aspect)) <= 0.5 + 1e-4
-            assert abs(bw - math.sqrt(area / aspect)) <= 0.5 + 1e-4
-            assert 1 <= bh < h and 1 <= bw < w
-            assert 0 <= top <= h - bh and 0 <= left <= w - bw
-            # An accepted block adds between 1 and cap new tokens.
-            new = (~union[top : top + bh, left : left + bw]).sum()
-            assert 1 <= new <= cap
-            union[top : top + bh, left : left + bw] = True
-            count += new
-        np.testing.assert_array_equal(blocks.mask[i].reshape(h, w), union)
-        assert blocks.count[i] == count == union.sum() <= target
+        # The same draws through the re-stated generator give the same mask.
+        want = _beit_replay(draws[i], h, w, target, min_num, target if max_num is None else max_num)
+        np.testing.assert_array_equal(mask[i].reshape(h, w), want)
+        assert want.sum() <= target
 
 
 def test_block_count_close_to_target_like_beit():
-    counts = _block_case("beit").count
+    counts = _block_case("beit").sum(-1)
     n = len(counts)
     assert (counts <= 75).all()
     rng = np.random.default_rng(0)
@@ -228,7 +249,7 @@ def test_block_count_close_to_target_like_beit():
 
 
 def test_block_may_stop_short_but_never_overshoots():
-    counts = _block_case("small").count
+    counts = _block_case("small").sum(-1)
     assert (counts <= 15).all() and (counts < 15).any() and (counts == 15).any()
     rng = np.random.default_rng(1)
     ref = np.array([_beit_reference(rng, 4, 4, 15, min_num=4).sum() for _ in range(256)])
@@ -459,15 +480,12 @@ def test_block_jit_equals_eager():
     jitted = ms._block_masking_blocks(keys, *args)
     with jax.disable_jit():
         for i in range(2):
-            eager = ms._block_masking_one(keys[i], *args[1:])
-            for field in ("mask", "count", "num_blocks", "boxes"):
-                np.testing.assert_array_equal(getattr(jitted, field)[i], getattr(eager, field))
-            # The float draws may differ in the last bit (fused vs op-by-op exp).
-            np.testing.assert_allclose(jitted.draws[i], eager.draws, rtol=1e-6)
+            eager = ms._block_masking_blocks(keys[i : i + 1], 1, *args[1:])
+            np.testing.assert_array_equal(jitted[i], eager[0])
         # A zero target is an empty mask (the loop does not run).
-        empty = ms._block_masking_one(keys[0], (5, 5), 0, 2, 1, args[-1])
-        assert not empty.mask.any() and empty.count == 0
-    _assert_tree_equal(block_masking(keys, 2, (5, 5), 6, min_num_patches=2), jitted.mask)
+        empty = ms._block_masking_blocks(keys[:1], 1, (5, 5), 0, 2, 1, args.log_aspect)
+        assert not empty.any()
+    _assert_tree_equal(block_masking(keys, 2, (5, 5), 6, min_num_patches=2), jitted)
 
 
 @pytest.mark.parametrize("name", _NAMES)
@@ -499,10 +517,10 @@ def test_no_retracing_for_new_keys():
     for seed in range(3):
         step(jax.random.key(seed))
     _STRATEGIES["tube"](jax.random.key(9), 8)
-    size = ms._tube_masking._cache_size()
+    size = _video._tube_masking._cache_size()
     _STRATEGIES["tube"](jax.random.key(10), 8)
     _STRATEGIES["tube"](_keys(8, seed=11), 8)
-    assert ms._tube_masking._cache_size() <= size + 1
+    assert _video._tube_masking._cache_size() <= size + 1
 
 
 # --------------------------------------------------------------------------------------------
@@ -545,7 +563,7 @@ _K = jax.random.key(0)
             "no token to drop",
         ),
         (lambda: patch_dropout(_K, jnp.zeros((5,)), 0.5), ValueError, r"\[N, L, \.\.\.\]"),
-        (lambda: patch_dropout(_K, [[1.0]], 0.5), TypeError, "must be an array"),
+        (lambda: patch_dropout(_K, [[1.0]], 0.5), ValueError, "num_prefix=1"),
         (lambda: patch_dropout(_K, jnp.zeros((2, 5, 3)), 0.5, ordered=1), TypeError, "bool"),
         (lambda: mask_schedule("tanh", 0.5), ValueError, "unknown schedule 'tanh'"),
         (lambda: mask_schedule("log", 0.5), ValueError, "num_tokens"),
@@ -575,6 +593,6 @@ def test_traced_ratio_is_a_clear_type_error():
 
 
 def test_public_names():
-    for name in ms.__all__:
-        assert getattr(jgather, name) is getattr(ms, name) and name in jgather.__all__
+    for name in jgather.masking.__all__:
+        assert getattr(jgather, name) is getattr(jgather.masking, name) and name in jgather.__all__
     assert isinstance(patch_dropout(_K, jnp.zeros((1, 3, 1)), 0.0), jgather.PatchDropoutOutput)

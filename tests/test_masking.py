@@ -15,7 +15,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import jgather
-from jgather import _masking
+from jgather.masking import _mae as _masking
+from jgather.masking import _permutation
 
 # ----------------------------------------------------------------------------------------------
 # Reference: MAE's random_masking and decoder unshuffle, re-stated in NumPy from the algorithm.
@@ -204,9 +205,9 @@ def test_uniform_joint_table_small_length():
 
 
 def test_tie_probability_bound():
-    assert _masking.tie_probability_bound(196) == 196 * 195 / 2 * 2.0**-56
-    assert _masking.tie_probability_bound(1568) == 1568 * 1567 / 2 * 2.0**-53
-    assert _masking.tie_probability_bound(32768) < 1e-6
+    assert _permutation.tie_probability_bound(196) == 196 * 195 / 2 * 2.0**-56
+    assert _permutation.tie_probability_bound(1568) == 1568 * 1567 / 2 * 2.0**-53
+    assert _permutation.tie_probability_bound(32768) < 1e-6
 
 
 def test_same_key_same_mask_different_key_different_mask():

@@ -19,7 +19,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 import jgather
-from jgather import _per_sample_masking
+from jgather.masking import _per_sample as _per_sample_masking
 
 # ----------------------------------------------------------------------------------------------
 # Reference.

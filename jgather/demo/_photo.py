@@ -9,9 +9,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jgather._mask_strategies import block_masking, simmim_masking, tube_masking
-from jgather._masking import apply_mask, random_masking, unshuffle
-from jgather._patches import patchify, unpatchify
+from jgather.masking import (
+    apply_mask,
+    block_masking,
+    patchify,
+    random_masking,
+    simmim_masking,
+    tube_masking,
+    unpatchify,
+    unshuffle,
+)
 
 #: Masking strategies the demo can draw, in figure-row order.
 STRATEGIES = ("random", "tube", "block", "simmim")

@@ -12,7 +12,7 @@ import numpy as np
 
 from jgather._explain import explain, infer_gather
 from jgather._gather import gather
-from jgather._masking import random_masking
+from jgather.masking import random_masking
 
 #: The tokens MAE's 16-token example keeps, in encoder order.
 MAE_EXAMPLE_KEEP = (10, 12, 4, 13)

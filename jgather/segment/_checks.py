@@ -14,13 +14,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jgather import _checks
 from jgather import _indexing as ix
 
 MODES = (None, "clip", "drop", "promise_in_bounds")
 
 
-def is_traced(x: Any) -> bool:
-    return isinstance(x, jax.core.Tracer)
+is_traced = _checks.is_traced
 
 
 class Plan(NamedTuple):
@@ -34,7 +34,7 @@ class Plan(NamedTuple):
 
 
 def as_src(fn: str, src: Any, *, floating: bool = False) -> jax.Array:
-    src = ix.as_array(fn, "src", src)
+    src = _checks.as_array(fn, "src", src)
     if src.ndim == 0:
         raise ValueError(
             f"{fn}: src is 0-dimensional; torch_scatter reduces along an axis of src. Pass "
@@ -56,7 +56,7 @@ def as_src(fn: str, src: Any, *, floating: bool = False) -> jax.Array:
 
 
 def as_index(fn: str, index: Any, name: str = "index") -> jax.Array:
-    index = ix.as_array(fn, name, index)
+    index = _checks.as_array(fn, name, index)
     ix.check_index_dtype(fn, index, name)
     if index.dtype.itemsize < 4:
         index = index.astype(jnp.int32)
@@ -97,7 +97,7 @@ def align(fn: str, index: jax.Array, src_shape: tuple[int, ...], dim: int) -> ja
 
 
 def check_out(fn: str, out: Any, src: jax.Array, dim: int) -> jax.Array:
-    out = ix.as_array(fn, "out", out)
+    out = _checks.as_array(fn, "out", out)
     if out.dtype != src.dtype:
         raise TypeError(
             f"{fn}: out has dtype {out.dtype} but src {src.dtype}; they must match (cast out "
@@ -129,14 +129,7 @@ def resolve_dim_size(
 ) -> int:
     """``out.shape[dim]``, else ``dim_size``, else ``index.max() + 1`` read eagerly."""
     if dim_size is not None:
-        if isinstance(dim_size, bool) or not isinstance(dim_size, int | np.integer):
-            raise TypeError(
-                f"{fn}: dim_size must be a Python int (it fixes the output shape, so it is "
-                f"static under jit), got {dim_size!r} of type {type(dim_size).__name__}."
-            )
-        dim_size = int(dim_size)
-        if dim_size < 0:
-            raise ValueError(f"{fn}: dim_size must be >= 0, got {dim_size}.")
+        dim_size = _checks.static_int(fn, "dim_size", dim_size, minimum=0)
     if out is not None:
         if dim_size is not None and dim_size != out.shape[dim]:
             raise ValueError(

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jgather import _indexing as ix
+from jgather import _checks
 from jgather.segment import _checks as ck
 from jgather.segment import _lowering as lw
 from jgather.segment import _scatter as sc
@@ -416,7 +416,7 @@ def _gather_core(src, idx, *, dim, mode):
 
 
 def _check_gather_out(fn, out, result):
-    out = ix.as_array(fn, "out", out)
+    out = _checks.as_array(fn, "out", out)
     if out.shape != result.shape or out.dtype != result.dtype:
         raise ValueError(
             f"{fn}: out has shape {out.shape} and dtype {out.dtype} but the result is "

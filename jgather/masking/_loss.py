@@ -9,7 +9,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jgather._masking import as_array
+from jgather._checks import as_array
 
 # MAE adds this to the per-patch variance before the square root (norm_pix_loss).
 _NORM_PIX_EPS = 1e-6
@@ -87,9 +87,9 @@ def mae_loss(
             f"{fn}: {', '.join(missing)} is None (missing); call "
             f"{fn}(pred=pred, target=target, mask=mask) with arrays."
         )
-    pred = as_array(fn, "pred", pred, "pass the [N, L, P] predicted patches")
-    target = as_array(fn, "target", target, "pass the [N, L, P] target patches (patchify)")
-    mask = as_array(fn, "mask", mask, "pass the [N, L] mask, 1 = removed (random_masking's)")
+    pred = as_array(fn, "pred", pred, hint="pass the [N, L, P] predicted patches")
+    target = as_array(fn, "target", target, hint="pass the [N, L, P] target patches (patchify)")
+    mask = as_array(fn, "mask", mask, hint="pass the [N, L] mask, 1 = removed (random_masking's)")
     if pred.ndim != 3 or pred.shape != target.shape:
         raise ValueError(
             f"{fn}: pred and target must both be [N, L, P] with equal shapes, got "

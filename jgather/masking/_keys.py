@@ -30,6 +30,8 @@ import numpy as np
 from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from jgather import _checks as ck
+
 
 def _is_typed(key: jax.Array) -> bool:
     return jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
@@ -180,13 +182,9 @@ def example_keys(base_key: Any, example_ids: Any) -> jax.Array:
             f"{tuple(shape)}; pass jax.random.key(seed)."
         )
     base_key = check_key(fn, base_key, 1)
-    if not isinstance(example_ids, jax.Array):
-        try:
-            example_ids = jnp.asarray(example_ids)
-        except (TypeError, ValueError) as e:
-            raise TypeError(
-                f"{fn}: example_ids must be an integer array, got {type(example_ids).__name__}"
-            ) from e
+    example_ids = ck.as_array(
+        fn, "example_ids", example_ids, hint="pass [N] integer ids (e.g. dataset indices)"
+    )
     if not jnp.issubdtype(example_ids.dtype, jnp.integer):
         raise TypeError(
             f"{fn}: example_ids must be an integer array (dataset indices), got dtype "

@@ -3,47 +3,8 @@
 ``random_masking`` re-states the algorithm of MAE's ``random_masking`` (He et al., 2021): each
 sample's tokens are shuffled by sorting per-sample uniform noise, the first ``len_keep`` are
 kept, and ``ids_restore`` (the inverse permutation) lets the decoder put mask tokens back in
-place (``unshuffle``). ``apply_mask`` turns any fixed-count mask (the strategies in
-``_mask_strategies``) into the same triple.
-
-How it is made fast
--------------------
-The straightforward port (``argsort`` of the noise, ``argsort`` again for ``ids_restore``, then
-``take_along_axis``) spends most of its time in the two sorts: XLA sorts a float array, or a
-(key, iota) pair, through a generic comparator, which on CPU is 5-10x slower than sorting one
-array of unsigned integers (benchmarks/masking.py). Here each permutation is one
-single-operand sort of packed ``uint64`` keys, ``(key << s) | position`` with ``s`` bits for a
-position: positions are unique, so the keys never tie, the sort needs no second operand, and
-the order is read back from the low ``s`` bits. (The keys are 64-bit inside a local
-``jax.enable_x64`` scope; nothing 64-bit enters or leaves.)
-
-* With ``noise=`` given, the noise is mapped to an unsigned integer of its width by the
-  order-preserving float transform (sign bit set for positives, all bits flipped for
-  negatives; ``-0.0`` is folded onto ``+0.0`` and every NaN onto one NaN that sorts last),
-  with integer operations on the bit pattern only, so subnormals are ordered exactly (XLA on
-  CPU flushes them to zero in float arithmetic), and packed above the position:
-  the order is exactly ``numpy.argsort(noise, kind="stable")`` ==
-  ``torch.argsort(noise, stable=True)``: ascending, ties broken by lower index first.
-* With ``noise=None`` the key is ``64 - s`` random bits drawn directly as integers (two
-  threefry words per token; no floats). Ties between random keys are broken by position, so
-  the chance of any tie, ``L (L - 1) / 2 * 2**-(64 - s)`` (``tie_probability_bound``), bounds
-  the total-variation distance between the permutation drawn here and a uniformly random one
-  (given no tie, the order of i.i.d. keys is exactly uniform): 3e-13 at L=196 (56 bits),
-  1e-10 at L=1568 (53 bits), below 1e-6 up to L=32768. MAE's own ``torch.rand`` noise has 24
-  random bits: 1e-3 at L=196, 7e-2 at L=1568.
-* ``ids_restore`` is the inverse permutation, written by one scatter of ``iota`` (no second
-  sort), and the mask is ``ids_restore >= len_keep`` (MAE's gather of a 0/1 row by
-  ``ids_restore``, without the row).
-* Kept tokens are gathered with ``jgather.index_select`` per sample under ``jax.vmap``: one
-  ``lax.gather`` with a batch dimension and whole [D] rows as slices (no [N, K, D] index is
-  ever built), or with a one-hot matrix product (``method="onehot"``).
-
-Alternatives measured (benchmarks/masking.py, "alternatives"): float argsort, a (noise, iota)
-sort, ``top_k``, a least-significant-digit radix sort of two packed ``uint32`` passes, and a
-single packed ``uint32`` pass (as fast as this, but with ``32 - s`` random bits it ties often at
-L=1568: bound 0.6); the inverse by argsort, by a packed sort and by comparisons. On TPU,
-64-bit integers are emulated with 32-bit pairs, so the uint64 sort may cost more there; not
-measured here (no TPU).
+place (``unshuffle``). ``apply_mask`` turns any fixed-count mask (the other strategies
+of ``jgather.masking``) into the same triple.
 """
 
 from __future__ import annotations
@@ -58,8 +19,15 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from jgather import _checks as ck
 from jgather._gather import index_select
-from jgather._keys import batch_sharding, check_key, per_sample_keys, to_batch_sharding
+from jgather.masking._keys import batch_sharding, check_key, per_sample_keys, to_batch_sharding
+from jgather.masking._permutation import (
+    _argsort_noise,
+    _inverse_permutations,
+    _packed_argsort,
+    _random_permutation,
+)
 
 Method = Literal["gather", "onehot"] | None
 
@@ -150,65 +118,25 @@ def default_method(backend: str | None = None) -> Literal["gather", "onehot"]:
     """The token-gather lowering used when ``method=None``.
 
     ``'gather'`` on CPU and GPU, where one ``lax.gather`` of whole rows moves each kept byte
-    once and the one-hot product costs ``K * L * D`` multiply-adds (measured on CPU in
-    benchmarks/masking.py: the one-hot product is 4x slower there at the ViT-B image shape and
-    80x at the video shape). ``'onehot'`` on TPU, where the product runs on the matrix unit
-    (1.9 GFLOP for the ViT-B image batch) and FLIP (Li et al., 2023) reports gathers to be slow
-    when the batch is sharded; not measured here (no TPU). Both are exact for finite values.
+    once while the one-hot product costs ``K * L * D`` multiply-adds per sample (for the
+    measured comparison see ``benchmarks/masking.py`` and ``benchmarks/results/masking.json``).
+    ``'onehot'`` on TPU, where the product runs on the matrix unit and FLIP (Li et al., 2023)
+    reports gathers to be slow when the batch is sharded; not measured here (no TPU). Both
+    are exact for finite values.
     """
     backend = jax.default_backend() if backend is None else backend
     return "onehot" if backend == "tpu" else "gather"
 
 
-def _check_num_prefix(fn: str, num_prefix: Any, length: int) -> int:
-    if isinstance(num_prefix, bool) or not isinstance(num_prefix, int | np.integer):
-        raise TypeError(
-            f"{fn}: num_prefix must be a Python int (the number of leading cls/register "
-            f"tokens), got {type(num_prefix).__name__}."
-        )
-    num_prefix = int(num_prefix)
-    if length == 0:
-        raise ValueError(
-            f"{fn}: the sequence has no tokens (L=0); pass at least one token per sample."
-        )
-    if not 0 <= num_prefix < length:
-        raise ValueError(
-            f"{fn}: num_prefix={num_prefix} must be in [0, {length}) for a sequence of "
-            f"{length} tokens (at least one token must be maskable)."
-        )
-    return num_prefix
-
-
 def _len_keep(fn: str, mask_ratio: Any, length: int) -> int:
-    if isinstance(mask_ratio, jax.core.Tracer):
-        raise TypeError(
-            f"{fn}: mask_ratio must be a static Python float, got a traced value. It fixes "
-            "the shape of x_masked, so it cannot be traced; pass it as a Python float, and "
-            "under jax.jit mark it static (static_argnames=('mask_ratio',))."
-        )
-    if isinstance(mask_ratio, bool) or not isinstance(
-        mask_ratio, int | float | np.integer | np.floating
-    ):
-        raise TypeError(
-            f"{fn}: mask_ratio must be a Python float in [0, 1], got "
-            f"{type(mask_ratio).__name__} {mask_ratio!r}."
-        )
-    ratio = float(mask_ratio)
-    if not 0.0 <= ratio <= 1.0:
-        raise ValueError(f"{fn}: mask_ratio must be in [0, 1], got {ratio!r}.")
+    ratio = ck.static_ratio(fn, "mask_ratio", mask_ratio, what="the shape of x_masked")
     # MAE's formula, float rounding included. It may keep no token (mask_ratio=1.0, or L=16 at
     # 0.95): x_masked is then the prefix tokens only and every token is masked, as in MAE.
     return int(length * (1 - ratio))
 
 
 def _check_mask_dtype(fn: str, mask_dtype: Any) -> np.dtype:
-    try:
-        return jnp.dtype(mask_dtype)
-    except TypeError as e:
-        raise TypeError(
-            f"{fn}: mask_dtype must be a dtype (default float32, as MAE's mask), got "
-            f"{mask_dtype!r}."
-        ) from e
+    return ck.dtype(fn, "mask_dtype", mask_dtype, hint="default float32, as MAE's mask")
 
 
 def _check_key_first(fn: str, key: Any, call: str) -> None:
@@ -234,167 +162,14 @@ def _check_key_first(fn: str, key: Any, call: str) -> None:
     )
 
 
-def as_array(fn: str, name: str, value: Any, hint: str) -> jax.Array:
-    """``value`` as a JAX array, or a ``TypeError`` naming ``fn``, ``name`` and ``hint``."""
-    if isinstance(value, jax.Array):
-        return value
-    if value is None or isinstance(value, str | bytes):
-        raise TypeError(f"{fn}: {name} must be an array, got {value!r}; {hint}.")
-    try:
-        return jnp.asarray(value)
-    except (TypeError, ValueError) as e:
-        raise TypeError(
-            f"{fn}: {name} must be an array, got {type(value).__name__}; {hint}."
-        ) from e
-
-
 def _check_x(fn: str, x: Any, name: str = "x") -> jax.Array:
-    if not isinstance(x, jax.Array):
-        try:
-            x = jnp.asarray(x)
-        except (TypeError, ValueError) as e:
-            raise TypeError(f"{fn}: {name} must be an array, got {type(x).__name__}") from e
+    x = ck.as_array(fn, name, x, hint="pass tokens [N, L, D]")
     if x.ndim != 3:
         raise ValueError(
             f"{fn}: {name} must have shape [N, L, D] (3 dims), got shape {tuple(x.shape)}; "
             "flatten the feature dims or add a batch dim with x[None]."
         )
     return x
-
-
-# ----------------------------------------------------------------------------------------------
-# Single-sample cores.
-
-
-def _position_bits(length: int) -> int:
-    """Bits that hold every position ``0 .. length - 1`` (at least one)."""
-    return max(1, (length - 1).bit_length())
-
-
-def tie_probability_bound(length: int) -> float:
-    """Upper bound on the chance that ``random_masking``'s random keys tie for one sample.
-
-    It bounds the total-variation distance between the shuffle drawn without ``noise=`` and a
-    uniformly random permutation of ``length`` tokens: ``L (L - 1) / 2 * 2**-(64 - s)``.
-    """
-    return length * (length - 1) / 2 * 2.0 ** -(64 - _position_bits(length))
-
-
-def _packed_argsort(keys: jax.Array, key_bits: int) -> jax.Array:
-    """Stable argsort of a [L] ``uint32`` array with values below ``2**key_bits``.
-
-    One single-operand ``uint32`` sort of ``(key << s) | position`` (unique, hence stable);
-    needs ``key_bits + s <= 32`` (for the 0/1 keys of ``apply_mask``: ``L <= 2**31``).
-    """
-    (length,) = keys.shape
-    bits = _position_bits(length)
-    packed = lax.shift_left(keys, jnp.uint32(bits)) | lax.iota(jnp.uint32, length)
-    return (lax.sort(packed) & jnp.uint32((1 << bits) - 1)).astype(jnp.int32)
-
-
-def _wide_argsort(high: jax.Array, low: jax.Array | None) -> jax.Array:
-    """Argsort of [L] 64-bit keys ``high << 32 | low`` whose low ``s`` bits are replaced by the
-    position: one single-operand ``uint64`` sort, ties broken by lower position.
-
-    With ``low=None`` the key is ``high`` alone and the argsort is exact and stable.
-    """
-    (length,) = high.shape
-    bits = _position_bits(length)
-    with jax.enable_x64(True):
-        key = lax.shift_left(lax.convert_element_type(high, jnp.uint64), jnp.uint64(32))
-        if low is not None:
-            key = key | lax.convert_element_type(low, jnp.uint64)
-            key = lax.shift_left(lax.shift_right_logical(key, jnp.uint64(bits)), jnp.uint64(bits))
-        packed = lax.sort(key | lax.iota(jnp.uint64, length))
-        return lax.convert_element_type(packed & jnp.uint64((1 << bits) - 1), jnp.int32)
-
-
-_UINT = {16: jnp.uint16, 32: jnp.uint32, 64: jnp.uint64}
-
-
-def _orderable_bits(noise: jax.Array) -> jax.Array:
-    """Maps floats to unsigned ints of the same width with the same order (``-0 == +0``, NaN
-    last), bit-exactly.
-
-    Only integer operations on the bit pattern: a float comparison (``noise == 0``) or a
-    conversion would let XLA flush subnormals to zero on CPU (denormals-are-zero), tying
-    ``1e-45`` with ``0``; numpy and torch order them.
-    """
-    width = jnp.finfo(noise.dtype).bits
-    uint = _UINT[width]
-    as_bits = lambda v: int(np.array(v, noise.dtype).view(np.dtype(uint)))
-    sign = 1 << (width - 1)
-    exponent_ones, quiet_nan = as_bits(np.inf), as_bits(np.nan) & (sign - 1)
-    b = lax.bitcast_convert_type(noise, uint)
-    magnitude = b & uint(sign - 1)
-    b = jnp.where(magnitude == 0, uint(0), b)  # -0.0 -> +0.0
-    b = jnp.where(magnitude > uint(exponent_ones), uint(quiet_nan), b)  # one NaN, sorts last
-    negative = (b & uint(sign)) != 0
-    sign = uint(sign)
-    return jnp.where(negative, ~b, b | sign)
-
-
-def _argsort_noise(noise: jax.Array) -> jax.Array:
-    """``numpy.argsort(noise, kind='stable')`` for one [L] row, as int32."""
-    (length,) = noise.shape
-    if jnp.issubdtype(noise.dtype, jnp.floating):
-        if jnp.finfo(noise.dtype).bits <= 32:  # f32, f16, bf16 (fp8 is widened to 16 bits)
-            if jnp.finfo(noise.dtype).bits < 16:
-                noise = noise.astype(jnp.float16)  # exact: fp8 values are normal in float16
-            return _wide_argsort(_orderable_bits(noise).astype(jnp.uint32), None)
-        noise = _orderable_bits(noise)  # float64 under x64: a stable sort of uint64 keys
-    _, order = lax.sort((noise, lax.iota(jnp.int32, length)), num_keys=1, is_stable=True)
-    return order
-
-
-def _random_permutation(key: jax.Array, length: int) -> jax.Array:
-    """A random permutation of ``length`` positions from ``key`` (see module docstring)."""
-    words = jax.random.bits(key, (2, length), jnp.uint32)
-    return _wide_argsort(words[0], words[1])
-
-
-def _scatter_inverse(perms: jax.Array) -> jax.Array:
-    (length,) = perms.shape[1:]
-
-    def one(perm):
-        return (
-            jnp.zeros((length,), jnp.int32)
-            .at[perm]
-            .set(lax.iota(jnp.int32, length), mode="promise_in_bounds", unique_indices=True)
-        )
-
-    return jax.vmap(one)(perms)
-
-
-@jax.custom_batching.custom_vmap
-def _inverse_permutations(perms: jax.Array) -> jax.Array:
-    """[N, L] inverse permutations of the rows of ``perms``: one batched scatter of ``iota``.
-
-    The scatter is the fastest inverse (benchmarks/masking.py: 4-7x faster than a second
-    sort) and, with the batch as a scatter batching dimension, stays local on a batch-sharded
-    mesh of either kind. ``jax.experimental.checkify`` cannot check a scatter with batching
-    dimensions (its bounds rule fails with ``IndexError: tuple index out of range``, jax
-    0.10), so the scatter sits behind a ``custom_vmap`` boundary, which checkify evaluates
-    without looking inside. Nothing is lost: the indices are a permutation of ``0 .. L - 1``
-    by construction, so there is nothing to check. The batching rule (for a ``jax.vmap`` of a
-    caller) flattens the extra batch axes into one call.
-    """
-    return _scatter_inverse(perms)
-
-
-def _inverse_permutation(perm: jax.Array) -> jax.Array:
-    """[L] inverse of one permutation (for cores written per sample, e.g. the per-sample
-    ratio masking): under their ``vmap`` it becomes one ``_inverse_permutations`` call."""
-    return _inverse_permutations(perm[None])[0]
-
-
-@_inverse_permutations.def_vmap
-def _inverse_permutations_vmap(axis_size, in_batched, perms):
-    del axis_size
-    if not in_batched[0]:
-        return _inverse_permutations(perms), False
-    flat = _inverse_permutations(perms.reshape(-1, perms.shape[-1]))
-    return flat.reshape(perms.shape), True
 
 
 def _take_rows(x: jax.Array, rows: jax.Array, method: str) -> jax.Array:
@@ -475,7 +250,7 @@ def random_masking(
     that noise, with ties ordered as ``torch.argsort(noise, dim=1, stable=True)`` (equal noise:
     lower index first). Without it, the shuffle is a uniformly random permutation up to a
     total-variation distance of ``tie_probability_bound(L)`` (3e-13 at L=196, 1e-10 at
-    L=1568; see the module docstring for how it is drawn).
+    L=1568; see ``jgather.masking._permutation`` for how it is drawn).
 
     The core masks one sample and is ``jax.vmap``-ed over the batch, so sample ``i`` depends on
     ``x[i]`` and its own key or noise only: with a batch of keys its mask does not change when
@@ -543,7 +318,7 @@ def random_masking(
     _check_key_first(fn, key, "mask_ratio")
     x = _check_x(fn, x)
     n, total, _ = x.shape
-    num_prefix = _check_num_prefix(fn, num_prefix, total)
+    num_prefix = ck.num_prefix(fn, num_prefix, total)
     length = total - num_prefix
     len_keep = _len_keep(fn, mask_ratio, length)
     method = _check_method(fn, method)
@@ -551,8 +326,7 @@ def random_masking(
     static = dict(len_keep=len_keep, num_prefix=num_prefix, method=method, mask_dtype=mask_dtype)
     facts = dict(num_prefix=num_prefix, len_keep=len_keep)
     if noise is not None:
-        if not isinstance(noise, jax.Array):
-            noise = jnp.asarray(noise)
+        noise = ck.as_array(fn, "noise", noise, hint="pass [N, L] floats, or noise=None")
         if noise.shape != (n, length):
             raise ValueError(
                 f"{fn}: noise must have shape [N, L] = {(n, length)} (one value per maskable "
@@ -675,14 +449,8 @@ def unshuffle(
             "token, num_prefix=1 with one. An ids_restore array cannot tell, and a wrong count "
             "misplaces every token silently."
         )
-    if isinstance(num_prefix, int | np.integer) and not isinstance(num_prefix, bool):
-        if not 0 <= num_prefix <= kept_total:
-            raise ValueError(
-                f"{fn}: num_prefix={int(num_prefix)} must be in [0, {kept_total}] for x_masked "
-                f"with {kept_total} tokens."
-            )
-    # The type rule of every num_prefix; the range is checked above (nothing may be kept).
-    num_prefix = _check_num_prefix(fn, num_prefix, kept_total + 1)
+    # Nothing may be kept (MAE's formula at high ratios), so the prefix may be all of x_masked.
+    num_prefix = ck.num_prefix(fn, num_prefix, kept_total, maskable=False)
     if slots is not None and kept_total != num_prefix + slots:
         extra = kept_total - num_prefix - slots
         if extra > 0:
@@ -703,8 +471,9 @@ def unshuffle(
                 "x_masked of this masking (after the encoder)."
             )
         raise ValueError(f"{fn}: {hint}")
-    if not isinstance(ids_restore, jax.Array):
-        ids_restore = jnp.asarray(ids_restore)
+    ids_restore = ck.as_array(
+        fn, "ids_restore", ids_restore, hint="pass the masking result or its ids_restore"
+    )
     if not jnp.issubdtype(ids_restore.dtype, jnp.integer):
         raise TypeError(f"{fn}: ids_restore must be an integer array, got {ids_restore.dtype}.")
     if ids_restore.ndim != 2 or ids_restore.shape[0] != n:
@@ -719,8 +488,8 @@ def unshuffle(
             f"{fn}: x_masked holds {len_keep} kept tokens (after {num_prefix} prefix tokens) "
             f"but ids_restore covers only L={length}; did you pass num_prefix?"
         )
-    mask_token = as_array(
-        fn, "mask_token", mask_token, f"pass the [D] = [{d}] token that fills removed places"
+    mask_token = ck.as_array(
+        fn, "mask_token", mask_token, hint=f"pass the [D] = [{d}] token that fills removed places"
     )
     if mask_token.size != d or any(s != 1 for s in mask_token.shape[:-1]):
         raise ValueError(
@@ -793,21 +562,17 @@ def apply_mask(
     fn = "apply_mask"
     x = _check_x(fn, x)
     n, total, _ = x.shape
-    num_prefix = _check_num_prefix(fn, num_prefix, total)
+    num_prefix = ck.num_prefix(fn, num_prefix, total)
     length = total - num_prefix
-    mask = as_array(fn, "mask", mask, "pass an [N, L] boolean mask, True = removed")
+    mask = ck.as_array(fn, "mask", mask, hint="pass an [N, L] boolean mask, True = removed")
     if mask.shape != (n, length):
         raise ValueError(
             f"{fn}: mask must have shape [N, L] = {(n, length)} (x without its {num_prefix} "
             f"prefix tokens), got {tuple(mask.shape)}."
         )
-    if isinstance(num_keep, jax.core.Tracer) or isinstance(num_keep, bool):
-        raise TypeError(f"{fn}: num_keep must be a static Python int, got {num_keep!r}.")
-    if not isinstance(num_keep, int | np.integer):
-        raise TypeError(f"{fn}: num_keep must be a Python int, got {type(num_keep).__name__}.")
-    num_keep = int(num_keep)
-    if not 0 <= num_keep <= length:
-        raise ValueError(f"{fn}: num_keep must be in [0, L={length}], got {num_keep}.")
+    num_keep = ck.static_int(
+        fn, "num_keep", num_keep, minimum=0, maximum=length, what="the shape of x_masked"
+    )
     removed = mask != 0
     if not isinstance(removed, jax.core.Tracer):
         counts = np.asarray(length - removed.sum(axis=1))

@@ -35,21 +35,19 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jgather._keys import check_key, per_sample_keys
-from jgather._mask_strategies import mask_schedule
-from jgather._masking import (
+from jgather import _checks as ck
+from jgather.masking._keys import check_key, per_sample_keys
+from jgather.masking._mae import (
     Method,
-    _argsort_noise,
     _check_key_first,
     _check_mask_dtype,
     _check_method,
-    _check_num_prefix,
     _check_x,
-    _inverse_permutation,
-    _random_permutation,
     _take_rows,
     _TokenTuple,
 )
+from jgather.masking._permutation import _argsort_noise, _inverse_permutation, _random_permutation
+from jgather.masking._variable_ratio import mask_schedule
 
 
 @functools.partial(
@@ -98,11 +96,8 @@ class PaddedMaskedTokens(_TokenTuple):
 
 
 def _check_capacity(fn: str, capacity: Any, length: int) -> int:
-    if isinstance(capacity, jax.core.Tracer):
-        raise TypeError(
-            f"{fn}: capacity must be a static Python int (it fixes the length of x_masked), "
-            "got a traced value; under jax.jit mark it static (static_argnames=('capacity',))."
-        )
+    if ck.is_traced(capacity):
+        raise ck.traced_where_static(fn, "capacity", "int", "the length of x_masked")
     if isinstance(capacity, bool) or not isinstance(capacity, int | np.integer):
         raise TypeError(
             f"{fn}: capacity must be a Python int (the number of kept slots K), got "
@@ -323,7 +318,7 @@ def random_masking_per_sample(
         )
     x = _check_x(fn, x)
     n, total, _ = x.shape
-    num_prefix = _check_num_prefix(fn, num_prefix, total)
+    num_prefix = ck.num_prefix(fn, num_prefix, total)
     length = total - num_prefix
     capacity = _check_capacity(fn, capacity, length)
     len_keep = _check_ratio(fn, mask_ratio, n, length, capacity)
@@ -332,8 +327,7 @@ def random_masking_per_sample(
     static = dict(capacity=capacity, num_prefix=num_prefix, method=method, mask_dtype=mask_dtype)
     facts = dict(num_prefix=num_prefix, capacity=capacity)
     if noise is not None:
-        if not isinstance(noise, jax.Array):
-            noise = jnp.asarray(noise)
+        noise = ck.as_array(fn, "noise", noise, hint="pass [N, L] floats, or noise=None")
         if noise.shape != (n, length):
             raise ValueError(
                 f"{fn}: noise must have shape [N, L] = {(n, length)} (one value per maskable "
@@ -348,20 +342,6 @@ def random_masking_per_sample(
         raise ValueError(f"{fn}: pass a PRNG key, or noise= to choose the shuffle yourself.")
     key = check_key(fn, key, n)
     return PaddedMaskedTokens(*_per_sample_keys(key, x, len_keep, **static), **facts)
-
-
-def _static_unit(fn: str, name: str, value: Any) -> float:
-    if isinstance(value, jax.core.Tracer):
-        raise TypeError(f"{fn}: `{name}` must be a static Python float, got a traced value.")
-    if isinstance(value, bool | str | bytes) or np.ndim(value) != 0:
-        raise TypeError(f"{fn}: `{name}` must be a float in [0, 1], got {value!r}.")
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{fn}: `{name}` must be a float in [0, 1], got {value!r}.") from None
-    if not 0.0 <= out <= 1.0:
-        raise ValueError(f"{fn}: `{name}` must be in [0, 1], got {out!r}.")
-    return out
 
 
 @functools.partial(jax.jit, static_argnames=("batch_size", "low", "high", "schedule", "tokens"))
@@ -426,13 +406,7 @@ def sample_mask_ratios(
       True
     """
     fn = "sample_mask_ratios"
-    if isinstance(batch_size, jax.core.Tracer):
-        raise TypeError(f"{fn}: batch_size must be a static Python int, got a traced value.")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer):
-        raise TypeError(f"{fn}: batch_size must be an int, got {type(batch_size).__name__}.")
-    batch_size = int(batch_size)
-    if batch_size < 1:
-        raise ValueError(f"{fn}: batch_size must be >= 1, got {batch_size}.")
+    batch_size = ck.static_int(fn, "batch_size", batch_size, minimum=1)
     if schedule is not None:
         if low is not None or high is not None:
             raise ValueError(
@@ -442,8 +416,8 @@ def sample_mask_ratios(
         mask_schedule(schedule, 0.5, num_tokens=num_tokens)  # validates name and num_tokens
         lo = hi = 0.0
     else:
-        lo = _static_unit(fn, "low", 0.7 if low is None else low)
-        hi = _static_unit(fn, "high", 1.0 if high is None else high)
+        lo = ck.static_ratio(fn, "`low`", 0.7 if low is None else low)
+        hi = ck.static_ratio(fn, "`high`", 1.0 if high is None else high)
         if lo > hi:
             raise ValueError(f"{fn}: low={lo} must not exceed high={hi}.")
     key = check_key(fn, key, batch_size)

@@ -21,46 +21,19 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jgather._keys import batch_sharding
-
-
-def _size_pair(fn: str, patch_size: Any) -> tuple[int, int]:
-    if isinstance(patch_size, int | np.integer) and not isinstance(patch_size, bool):
-        pair = (int(patch_size), int(patch_size))
-    elif (
-        isinstance(patch_size, tuple | list)
-        and len(patch_size) == 2
-        and all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in patch_size)
-    ):
-        pair = (int(patch_size[0]), int(patch_size[1]))
-    else:
-        raise TypeError(
-            f"{fn}: patch_size must be an int or a pair of ints (height, width), got "
-            f"{patch_size!r}."
-        )
-    if min(pair) < 1:
-        raise ValueError(f"{fn}: patch_size must be positive, got {patch_size!r}.")
-    return pair
-
-
-def _positive_int(fn: str, name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{fn}: {name} must be a positive int, got {value!r}.")
-    return int(value)
+from jgather import _checks as ck
+from jgather.masking._keys import batch_sharding
 
 
 def _check_layout(fn: str, channels_first: Any) -> bool | None:
-    if channels_first is not None and not isinstance(channels_first, bool | np.bool_):
-        raise TypeError(
-            f"{fn}: channels_first must be True (NCHW / NCTHW), False (NHWC / NTHWC) or None, "
-            f"got {channels_first!r}."
-        )
-    return None if channels_first is None else bool(channels_first)
+    """True (NCHW / NCTHW), False (NHWC / NTHWC) or None (channels last, guarded)."""
+    if channels_first is None:
+        return None
+    return ck.static_bool(fn, "channels_first", channels_first)
 
 
 def _looks_channels_first(shape: tuple[int, ...], q: int) -> bool:
@@ -144,10 +117,9 @@ def patchify(
       True
     """
     fn = "patchify"
-    p, q = _size_pair(fn, patch_size)
+    p, q = ck.static_grid(fn, "patch_size", patch_size, 2)
     channels_first = _check_layout(fn, channels_first)
-    if not isinstance(imgs, jax.Array):
-        imgs = jnp.asarray(imgs)
+    imgs = ck.as_array(fn, "imgs", imgs, hint="pass images [N, H, W, C] or videos [N, T, H, W, C]")
     video = tubelet_size is not None
     layout = ("NCTHW" if video else "NCHW") if channels_first else ("NTHWC" if video else "NHWC")
     if not video:
@@ -158,7 +130,7 @@ def patchify(
                 f"{tuple(imgs.shape)}."
             )
     else:
-        tubelet_size = _positive_int(fn, "tubelet_size", tubelet_size)
+        tubelet_size = ck.static_int(fn, "tubelet_size", tubelet_size, minimum=1)
         if imgs.ndim != 5:
             raise ValueError(
                 f"{fn}: with tubelet_size, imgs must be a video {layout} "
@@ -252,11 +224,10 @@ def unpatchify(
       (1, 16, 16, 3)
     """
     fn = "unpatchify"
-    p, q = _size_pair(fn, patch_size)
+    p, q = ck.static_grid(fn, "patch_size", patch_size, 2)
     first = bool(_check_layout(fn, channels_first))
-    channels = _positive_int(fn, "channels", channels)
-    if not isinstance(x, jax.Array):
-        x = jnp.asarray(x)
+    channels = ck.static_int(fn, "channels", channels, minimum=1)
+    x = ck.as_array(fn, "x", x, hint="pass tokens [N, L, patch_dim]")
     if x.ndim != 3:
         raise ValueError(f"{fn}: x must be [N, L, patch_dim], got shape {tuple(x.shape)}.")
     _, length, width = x.shape
@@ -267,7 +238,7 @@ def unpatchify(
             f"grid=({grid!r}, {grid!r}) for a square grid, or leave it out."
         )
     if tubelet_size is not None:
-        tubelet_size = _positive_int(fn, "tubelet_size", tubelet_size)
+        tubelet_size = ck.static_int(fn, "tubelet_size", tubelet_size, minimum=1)
         if grid is None or len(grid) != 3:
             raise ValueError(
                 f"{fn}: video tokens need grid=(t, h, w) (tubelets per clip, patches per "
@@ -283,7 +254,7 @@ def unpatchify(
         grid = (side, side)
     elif len(grid) != 2:
         raise ValueError(f"{fn}: image tokens need grid=(h, w), got grid={grid!r}.")
-    grid = tuple(_positive_int(fn, "grid entries", g) for g in grid)
+    grid = tuple(ck.static_int(fn, f"grid[{i}]", g, minimum=1) for i, g in enumerate(grid))
     if math.prod(grid) != length:
         raise ValueError(f"{fn}: grid {grid} holds {math.prod(grid)} tokens but x has L={length}.")
     expected = (tubelet_size or 1) * p * q * channels
