@@ -15,8 +15,10 @@ import operator
 from collections.abc import Sequence
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
+import numpy.typing as npt
 
 from jgather import _checks as ck
 from jgather import _indexing as ix
@@ -43,7 +45,9 @@ def _fmt(coords: Sequence[Any]) -> str:
     return ", ".join(str(c) for c in coords)
 
 
-def explain(input: Any, dim: int, index: Any, position: Sequence[int]) -> str:
+def explain(
+    input: npt.ArrayLike, dim: int, index: npt.ArrayLike, position: int | Sequence[int]
+) -> str:
     """Explains, for one output cell, where ``gather(input, dim, index)`` reads its value.
 
     Follows ``torch.gather``'s rule: output position ``p`` reads ``input`` at ``p`` with its
@@ -134,7 +138,7 @@ def explain(input: Any, dim: int, index: Any, position: Sequence[int]) -> str:
     return f"out[{_fmt(out_pos)}] = input[{_fmt(symbolic)}] = input[{_fmt(src)}] = {value!r}"
 
 
-def infer_gather(input: Any, output: Any) -> list[tuple[int, jnp.ndarray]]:
+def infer_gather(input: npt.ArrayLike, output: npt.ArrayLike) -> list[tuple[int, jax.Array]]:
     """Finds every ``(dim, index)`` for which ``gather(input, dim, index)`` equals ``output``.
 
     The backward reading of ``torch.gather``: the output has the index's shape, and every
@@ -184,7 +188,7 @@ def infer_gather(input: Any, output: Any) -> list[tuple[int, jnp.ndarray]]:
         )
 
     x, y = _common_integers(fn, x, y)
-    found: list[tuple[int, jnp.ndarray]] = []
+    found: list[tuple[int, jax.Array]] = []
     reasons: list[str] = []
     for d in range(x.ndim):
         too_big = [ax for ax in range(x.ndim) if ax != d and y.shape[ax] > x.shape[ax]]
@@ -241,7 +245,7 @@ def _common_integers(fn: str, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray,
     )
 
 
-def _fibres(x: np.ndarray, y: np.ndarray, d: int):
+def _fibres(x: np.ndarray, y: np.ndarray, d: int) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
     """Fibres along ``d``: ``(rows, queries, shape)``.
 
     ``rows`` [F, S] are the input's fibres (cropped to the output's extent off ``d``),

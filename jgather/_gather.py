@@ -35,6 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.typing import ArrayLike
 
 from jgather import _checks
 from jgather import _indexing as ix
@@ -112,17 +113,19 @@ def _gather_impl(
 
 
 @functools.partial(jax.jit, static_argnames=("dim", "mode"))
-def _gather_core(input, index, fill, *, dim, mode):
+def _gather_core(
+    input: jax.Array, index: jax.Array, fill: jax.Array | None, *, dim: int, mode: str | None
+) -> jax.Array:
     return _gather_impl(input, index, fill, dim, mode)
 
 
 def gather(
-    input: Any,
+    input: ArrayLike,
     dim: int,
-    index: Any,
+    index: ArrayLike,
     *,
     mode: ix.GatherMode = None,
-    fill_value: Any = None,
+    fill_value: ArrayLike | None = None,
 ) -> jax.Array:
     """Gathers values along an axis: ``out[i][j][k] = input[i][index[i][j][k]][k]`` (dim=1).
 
@@ -178,7 +181,9 @@ def gather(
     return _gather_core(input, index, fill, dim=dim, mode=mode)
 
 
-def _index_select_impl(input, index, fill, dim, mode):
+def _index_select_impl(
+    input: jax.Array, index: jax.Array, fill: jax.Array | None, dim: int, mode: str | None
+) -> jax.Array:
     index = ix.widen_index(index)
     if input.ndim == 0:
         return _index_select_impl(input[None], index, fill, 0, mode).reshape(())
@@ -212,17 +217,19 @@ def _index_select_impl(input, index, fill, dim, mode):
 
 
 @functools.partial(jax.jit, static_argnames=("dim", "mode"))
-def _index_select_core(input, index, fill, *, dim, mode):
+def _index_select_core(
+    input: jax.Array, index: jax.Array, fill: jax.Array | None, *, dim: int, mode: str | None
+) -> jax.Array:
     return _index_select_impl(input, index, fill, dim, mode)
 
 
 def index_select(
-    input: Any,
+    input: ArrayLike,
     dim: int,
-    index: Any,
+    index: ArrayLike,
     *,
     mode: ix.GatherMode = None,
-    fill_value: Any = None,
+    fill_value: ArrayLike | None = None,
 ) -> jax.Array:
     """Selects whole slices of ``input`` along ``dim``: ``out = input[..., index, ...]``.
 
@@ -301,13 +308,22 @@ def _broadcast_off_dim(
 
 
 @functools.partial(jax.jit, static_argnames=("dim", "mode"))
-def _take_along_dim_core(input, indices, fill, *, dim, mode):
+def _take_along_dim_core(
+    input: jax.Array,
+    indices: jax.Array,
+    fill: jax.Array | None,
+    *,
+    dim: int | None,
+    mode: str | None,
+) -> jax.Array:
     if dim is None:
         return _gather_impl(input.reshape(-1), indices.reshape(-1), fill, 0, mode)
     size = input.shape[dim] if input.ndim else 1
     indices = ix.widen_index(indices)  # int8 -1 + 300 must not overflow
 
-    def wrap(i):  # torch >= 2.8 wraps [-size, 0); values below -size stay as the caller
+    def wrap(
+        i: jax.Array,
+    ) -> jax.Array:  # torch >= 2.8 wraps [-size, 0); values below -size stay as the caller
         # gave them, so checkify reports -6 on size 5 as -6 (not as the wrapped -1)
         return jnp.where((i < 0) & (i >= -size), i + size, i)
 
@@ -325,12 +341,12 @@ def _take_along_dim_core(input, indices, fill, *, dim, mode):
 
 
 def take_along_dim(
-    input: Any,
-    indices: Any,
+    input: ArrayLike,
+    indices: ArrayLike,
     dim: int | None = None,
     *,
     mode: ix.GatherMode = None,
-    fill_value: Any = None,
+    fill_value: ArrayLike | None = None,
 ) -> jax.Array:
     """Gathers along ``dim`` with broadcasting, like ``torch.take_along_dim``.
 

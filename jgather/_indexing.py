@@ -74,7 +74,11 @@ def as_index(fn: str, name: str, x: Any) -> tuple[jax.Array, Any]:
         wide = np.asarray(x)
     except (TypeError, ValueError) as e:
         raise TypeError(f"{fn}: {name} must be an array, got {type(x).__name__}: {e}") from None
-    if wide.dtype.kind in "iu" and wide.dtype.itemsize == 8 and not jax.config.jax_enable_x64:
+    if (
+        wide.dtype.kind in "iu"
+        and wide.dtype.itemsize == 8
+        and not jax.config.read("jax_enable_x64")
+    ):
         narrow = np.dtype(np.int32 if wide.dtype.kind == "i" else np.uint32)
         info = np.iinfo(narrow)
         return jnp.asarray(np.clip(wide, info.min, info.max).astype(narrow)), wide
@@ -184,9 +188,9 @@ def check_scalar_fits(fn: str, name: str, value: Any, dtype: Any) -> None:
             problem = f"is outside [{info.min}, {info.max}]"
     elif jnp.issubdtype(dtype, jnp.floating):
         real = item.real if isinstance(item, complex) else item
-        info = jnp.finfo(dtype)
-        if np.isfinite(real) and abs(real) > float(info.max):
-            problem = f"is outside [{info.min}, {info.max}]"
+        finfo = jnp.finfo(dtype)
+        if np.isfinite(real) and abs(real) > float(finfo.max):
+            problem = f"is outside [{finfo.min}, {finfo.max}]"
         elif np.isinf(real) and not np.isinf(np.asarray(real).astype(dtype)):
             problem = "is infinite and the dtype has no infinity"
     if problem is not None:
@@ -277,7 +281,12 @@ def explicit_mesh(*arrays: Any) -> Any:
     for a in arrays:
         sharding = getattr(jax.typeof(a), "sharding", None)
         mesh = getattr(sharding, "mesh", None)
-        if mesh is None or mesh.empty or AxisType.Explicit not in mesh.axis_types:
+        if (
+            sharding is None
+            or mesh is None
+            or mesh.empty
+            or AxisType.Explicit not in mesh.axis_types
+        ):
             continue
         if any(p is not None for p in sharding.spec):
             return mesh
@@ -383,11 +392,13 @@ def gather_upcast_transpose(gather_fn: Any, operand: jax.Array, index: jax.Array
         return gather_fn(operand, index)
 
     @jax.custom_jvp
-    def upcast(x, idx):
+    def upcast(x: jax.Array, idx: jax.Array) -> jax.Array:
         return gather_fn(x, idx)
 
     @upcast.defjvp
-    def upcast_jvp(primals, tangents):
+    def upcast_jvp(
+        primals: tuple[jax.Array, jax.Array], tangents: tuple[jax.Array, Any]
+    ) -> tuple[jax.Array, jax.Array]:
         x, idx = primals
         t = tangents[0]
         return upcast(x, idx), gather_fn(t.astype(acc), idx).astype(x.dtype)

@@ -50,7 +50,8 @@ happens to do, fixed here by construction rather than by the backend's loop orde
 from __future__ import annotations
 
 import functools
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
@@ -58,12 +59,14 @@ import numpy as np
 from jax import lax
 from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
+from jax.typing import ArrayLike
 
 from jgather import _checks
 from jgather import _indexing as ix
 
 __all__ = ["scatter", "scatter_add", "scatter_reduce"]
 
+Reduction = Literal["sum", "prod", "mean", "amax", "amin"]
 _REDUCTIONS = ("sum", "prod", "mean", "amax", "amin")
 _SCATTER_REDUCE = {None: "set", "add": "sum", "multiply": "prod"}
 
@@ -84,8 +87,8 @@ def _identity(dtype: Any, op: str) -> Any:
         inf = np.inf if op == "amin" else -np.inf
         if np.isinf(np.asarray(inf).astype(dtype)):
             return inf
-        info = jnp.finfo(dtype)
-        return info.max if op == "amin" else info.min
+        finfo = jnp.finfo(dtype)
+        return finfo.max if op == "amin" else finfo.min
     info = jnp.iinfo(dtype)
     return info.min if op == "amax" else info.max
 
@@ -99,7 +102,7 @@ _KIND = {"set": "set", "sum": "add", "prod": "mul", "amax": "max", "amin": "min"
 _DENSE_GROUPING_RATIO = 4
 
 
-def _rows_scatter(kind, operand, keys, updates):
+def _rows_scatter(kind: str, operand: jax.Array, keys: jax.Array, updates: jax.Array) -> jax.Array:
     """``operand[keys[m], ...] <kind>= updates[m, ...]`` for ``operand`` [R] or [R, T].
 
     No batching dimensions (flattened keys; on CPU as fast or faster). Out-of-range keys are
@@ -110,7 +113,7 @@ def _rows_scatter(kind, operand, keys, updates):
     return ix.SCATTERS[kind](operand, keys[:, None], updates, dnums, mode=_DROP)
 
 
-def _take_rows(x, rows):
+def _take_rows(x: jax.Array, rows: jax.Array) -> jax.Array:
     """``x[rows]`` along axis 0 for in-range ``rows`` (one gather)."""
     dnums = lax.GatherDimensionNumbers(
         offset_dims=tuple(range(1, x.ndim)), collapsed_slice_dims=(0,), start_index_map=(0,)
@@ -124,7 +127,7 @@ def _take_rows(x, rows):
     )
 
 
-def _group_ids(keys, rows):
+def _group_ids(keys: jax.Array, rows: int) -> jax.Array:
     """An id in ``[0, M)`` per key [M]: equal in-range keys share one, different keys do not.
 
     Out-of-range keys get ids too (their updates are dropped later, whatever the id).
@@ -145,14 +148,21 @@ def _group_ids(keys, rows):
     return _rows_scatter("set", jnp.zeros((m,), jnp.int32), order, run)
 
 
-def _needs_base(dtype, op, include_self) -> bool:
+def _needs_base(dtype: Any, op: str, include_self: bool) -> bool:
     """Whether ``_reduce_rows`` reads the operand's values at the keys (``base``)."""
     if not include_self or dtype == jnp.bool_:
         return False
     return op == "mean" or (op == "sum" and ix.accumulation_dtype(dtype) != dtype)
 
 
-def _reduce_rows(region, keys, updates, op, include_self, base=None):
+def _reduce_rows(
+    region: jax.Array,
+    keys: jax.Array,
+    updates: jax.Array,
+    op: str,
+    include_self: bool,
+    base: jax.Array | None = None,
+) -> jax.Array:
     """``region`` [R] or [R, T] with ``updates`` [M] or [M, T] reduced into rows ``keys`` [M].
 
     Out-of-range keys are dropped. ``base`` [M] or [M, T] holds ``region``'s values at the
@@ -169,10 +179,10 @@ def _reduce_rows(region, keys, updates, op, include_self, base=None):
     if dtype == jnp.bool_:  # 'sum'/'amax' are "or", 'prod'/'amin' are "and"
         op = {"sum": "amax", "prod": "amin"}.get(op, op)
 
-    def per_row(v):  # a per-key vector, shaped to broadcast against updates
+    def per_row(v: jax.Array) -> jax.Array:  # a per-key vector, shaped to broadcast against updates
         return v if updates.ndim == 1 else v[:, None]
 
-    def write(values):
+    def write(values: jax.Array) -> jax.Array:
         return _rows_scatter("set", region, keys, values)
 
     if op == "set":
@@ -193,6 +203,7 @@ def _reduce_rows(region, keys, updates, op, include_self, base=None):
         )
         total = _take_rows(total, gid)
         if include_self:
+            assert base is not None  # _needs_base(dtype, op, True) holds here
             total = total + base.astype(acc)
         if op == "sum":
             return write(total.astype(dtype))
@@ -211,11 +222,11 @@ def _reduce_rows(region, keys, updates, op, include_self, base=None):
     return _rows_scatter(_KIND[op], region, keys, updates)
 
 
-def key_dtype_for(fn: str, n: int):
+def key_dtype_for(fn: str, n: int) -> Any:
     """int32 keys for regions of up to 2**31 - 1 elements, else int64 (which needs x64)."""
     if n < np.iinfo(np.int32).max:
         return jnp.int32
-    if not jax.config.jax_enable_x64:
+    if not jax.config.read("jax_enable_x64"):
         raise ValueError(
             f"{fn}: the scattered region has {n} elements, more than int32 can address; "
             "enable 64-bit indices with jax.config.update('jax_enable_x64', True)."
@@ -223,7 +234,16 @@ def key_dtype_for(fn: str, n: int):
     return jnp.int64
 
 
-def _scatter_impl(input, index, src, dim, mode, op, include_self, primal=True):
+def _scatter_impl(
+    input: jax.Array,
+    index: jax.Array,
+    src: jax.Array,
+    dim: int,
+    mode: str | None,
+    op: str,
+    include_self: bool,
+    primal: bool = True,
+) -> jax.Array:
     """The scatter on validated operands. ``primal=False`` (inside the JVP rule) skips the
     whole-rows ``lax.cond`` (see ``_batchable``)."""
     if index.size == 0:
@@ -252,7 +272,7 @@ def _scatter_impl(input, index, src, dim, mode, op, include_self, primal=True):
     trail_in = strides[dim]
     key_dtype = key_dtype_for("scatter", input.size)
 
-    def drop_out_of_range(keys, idx, scaled):
+    def drop_out_of_range(keys: jax.Array, idx: jax.Array, scaled: bool) -> jax.Array:
         # XLA drops out-of-range keys natively. An out-of-range index value can only alias
         # another in-range key when leading positions are folded in (dim > 0) or the index
         # is scaled (int32 overflow); only then does it need an explicit drop key.
@@ -260,7 +280,7 @@ def _scatter_impl(input, index, src, dim, mode, op, include_self, primal=True):
             return keys
         return jnp.where((idx >= 0) & (idx < size), keys, input.size)
 
-    def element_keys():
+    def element_keys() -> jax.Array:
         # One key per index element: its flat position in ``input``.
         keys = index.astype(key_dtype) * trail_in
         for d in range(index.ndim):
@@ -272,13 +292,13 @@ def _scatter_impl(input, index, src, dim, mode, op, include_self, primal=True):
     if _needs_base(input.dtype, op, include_self):  # read once, outside the cond below
         base = _take_rows(input.reshape(-1), jnp.clip(element_keys(), 0, input.size - 1))
 
-    def elementwise():
+    def elementwise() -> jax.Array:
         out = _reduce_rows(
             input.reshape(-1), element_keys(), updates.reshape(-1), op, include_self, base
         )
         return out.reshape(input.shape)
 
-    def whole_rows():
+    def whole_rows() -> jax.Array:
         # The index is constant along every axis after dim (torch's ``index.expand`` idiom)
         # and spans the input's trailing axes: move whole trailing slices, one key per
         # (leading position, index value).
@@ -306,12 +326,20 @@ def _scatter_impl(input, index, src, dim, mode, op, include_self, primal=True):
     return elementwise()
 
 
-def _spec(a) -> tuple:
+def _spec(a: jax.Array) -> tuple[Any, ...]:
     spec = tuple(jax.typeof(a).sharding.spec)
     return spec + (None,) * (a.ndim - len(spec))
 
 
-def _sharded_scatter(mesh, body, input, index, src, dim, spec_x=None):
+def _sharded_scatter(
+    mesh: Any,
+    body: Callable[[jax.Array, jax.Array, jax.Array], jax.Array],
+    input: jax.Array,
+    index: jax.Array,
+    src: jax.Array,
+    dim: int,
+    spec_x: tuple[Any, ...] | None = None,
+) -> jax.Array:
     """``body`` per shard with ``jax.shard_map``, for inputs on an explicit-axis mesh.
 
     Scatters along ``dim`` are independent across every other axis, so sharding there
@@ -321,7 +349,7 @@ def _sharded_scatter(mesh, body, input, index, src, dim, spec_x=None):
     is replicated (a collective, but the right answer).
     """
     explicit = spec_x is None
-    if explicit:
+    if spec_x is None:
         spec_x = _spec(input)
     spec = []
     for d in range(input.ndim):
@@ -331,7 +359,7 @@ def _sharded_scatter(mesh, body, input, index, src, dim, spec_x=None):
     layout = P(*spec)
     src_layout = P() if src.ndim == 0 else layout
 
-    def place(a, p):
+    def place(a: jax.Array, p: P) -> jax.Array:
         if explicit:
             return jax.sharding.reshard(a, NamedSharding(mesh, p))
         return lax.with_sharding_constraint(a, NamedSharding(mesh, p))
@@ -343,7 +371,7 @@ def _sharded_scatter(mesh, body, input, index, src, dim, spec_x=None):
     return place(out, P(*spec_x))
 
 
-def _auto_layout(input: jax.Array, index: jax.Array):
+def _auto_layout(input: jax.Array, index: jax.Array) -> tuple[Any, tuple[Any, ...]] | None:
     """(mesh, spec) of a concrete input sharded over a mesh with auto axes, else None.
 
     Inside ``jax.jit`` such a sharding is not visible at trace time (the SPMD partitioner
@@ -361,8 +389,18 @@ def _auto_layout(input: jax.Array, index: jax.Array):
 
 
 @functools.partial(jax.jit, static_argnames=("dim", "mode", "op", "include_self", "layout"))
-def _scatter_core(input, index, src, *, dim, mode, op, include_self, layout=None):
-    def body(input, index, src):
+def _scatter_core(
+    input: jax.Array,
+    index: jax.Array,
+    src: jax.Array,
+    *,
+    dim: int,
+    mode: str | None,
+    op: str,
+    include_self: bool,
+    layout: tuple[Any, tuple[Any, ...]] | None = None,
+) -> jax.Array:
+    def body(input: jax.Array, index: jax.Array, src: jax.Array) -> jax.Array:
         size = input.shape[dim] if input.ndim else 1
         if index.size and size and mode != "clip":
             # checkify.index_checks reports the caller's index value and axis size here (the
@@ -379,7 +417,9 @@ def _scatter_core(input, index, src, *, dim, mode, op, include_self, layout=None
 
 
 @functools.cache
-def _batchable(dim, mode, op, include_self):
+def _batchable(
+    dim: int, mode: str | None, op: str, include_self: bool
+) -> Callable[[jax.Array, jax.Array, jax.Array], jax.Array]:
     """``_scatter_impl`` for fixed static arguments, batched by folding, not by lax's rule.
 
     ``jax.vmap``'s rule for a scatter with a batched index adds batching dimensions, which
@@ -392,15 +432,21 @@ def _batchable(dim, mode, op, include_self):
     (``custom_vmap`` alone has no transpose rule, so ``jax.grad`` needs this).
     """
 
-    def impl(x, i, s, primal=True):
+    def impl(x: jax.Array, i: jax.Array, s: jax.Array, primal: bool = True) -> jax.Array:
         return _scatter_impl(x, i, s, dim, mode, op, include_self, primal)
 
     @jax.custom_batching.custom_vmap
-    def folded(x, i, s):
+    def folded(x: jax.Array, i: jax.Array, s: jax.Array) -> jax.Array:
         return impl(x, i, s)
 
     @folded.def_vmap
-    def fold_batch(axis_size, in_batched, x, i, s):
+    def fold_batch(
+        axis_size: int,
+        in_batched: Sequence[bool],
+        x: jax.Array,
+        i: jax.Array,
+        s: jax.Array,
+    ) -> tuple[jax.Array, bool]:
         x, i, s = (
             a if b else jnp.broadcast_to(a, (axis_size, *a.shape))
             for a, b in zip((x, i, s), in_batched, strict=True)
@@ -416,10 +462,12 @@ def _batchable(dim, mode, op, include_self):
         return out.reshape((axis_size, *example_shape)), True
 
     @jax.custom_jvp
-    def scatter_fn(x, i, s):
+    def scatter_fn(x: jax.Array, i: jax.Array, s: jax.Array) -> jax.Array:
         return folded(x, i, s)
 
-    def scatter_jvp(primals, tangents):
+    def scatter_jvp(
+        primals: tuple[jax.Array, jax.Array, jax.Array], tangents: tuple[Any, Any, Any]
+    ) -> tuple[jax.Array, jax.Array]:
         x, i, s = primals
         tx, _, ts = tangents
         # Only the arguments with a non-zero tangent are differentiated (JAX has no 'prod'
@@ -432,11 +480,11 @@ def _batchable(dim, mode, op, include_self):
             if not isinstance(t, jax.custom_derivatives.SymbolicZero)
         ]
 
-        def f(*args):
+        def f(*args: jax.Array) -> jax.Array:
             full = [x, i, s]
             for (k, _, _), a in zip(live, args, strict=True):
                 full[k] = a
-            return impl(*full, primal=False)
+            return impl(full[0], full[1], full[2], primal=False)
 
         if not live:
             out = impl(x, i, s)
@@ -452,7 +500,9 @@ def _is_scalar(x: Any) -> bool:
     return isinstance(x, bool | int | float | complex | np.generic)
 
 
-def _prepare(fn: str, input: Any, dim: Any, index: Any, src: Any, mode: Any):
+def _prepare(
+    fn: str, input: Any, dim: Any, index: Any, src: Any, mode: Any
+) -> tuple[jax.Array, int, jax.Array, jax.Array]:
     """Shared trace-time checks; returns canonical (input, dim, index, src)."""
     input = _checks.as_array(fn, "input", input)
     index, wide = ix.as_index(fn, "index", index)
@@ -482,12 +532,12 @@ def _prepare(fn: str, input: Any, dim: Any, index: Any, src: Any, mode: Any):
 
 
 def scatter(
-    input: Any,
+    input: ArrayLike,
     dim: int,
-    index: Any,
-    src: Any,
+    index: ArrayLike,
+    src: ArrayLike,
     *,
-    reduce: str | None = None,
+    reduce: Literal["add", "multiply"] | None = None,
     mode: ix.ScatterMode = None,
 ) -> jax.Array:
     """Writes ``src`` into a copy of ``input`` at ``index``: ``out[index[i][j]][j] = src[i][j]``.
@@ -556,7 +606,7 @@ def scatter(
 
 
 def scatter_add(
-    input: Any, dim: int, index: Any, src: Any, *, mode: ix.ScatterMode = None
+    input: ArrayLike, dim: int, index: ArrayLike, src: ArrayLike, *, mode: ix.ScatterMode = None
 ) -> jax.Array:
     """Adds ``src`` into a copy of ``input`` at ``index``: ``out[index[i][j]][j] += src[i][j]``.
 
@@ -599,11 +649,11 @@ def scatter_add(
 
 
 def scatter_reduce(
-    input: Any,
+    input: ArrayLike,
     dim: int,
-    index: Any,
-    src: Any,
-    reduce: str,
+    index: ArrayLike,
+    src: ArrayLike,
+    reduce: Reduction,
     *,
     include_self: bool = True,
     mode: ix.ScatterMode = None,

@@ -139,10 +139,12 @@ def draw_figure(
             color="#444444",
         )
     grey = MASK_GREY / 255
-    fur = np.array([0.78, 0.55, 0.36])  # a typical tone of the photograph, for the swatch
+    fur = (0.78, 0.55, 0.36)  # a typical tone of the photograph, for the swatch
     handles = [
         Patch(
-            facecolor=fur * DIM, edgecolor="#555555", label=f"masked token (dimmed to {DIM:.0%})"
+            facecolor=(fur[0] * DIM, fur[1] * DIM, fur[2] * DIM),
+            edgecolor="#555555",
+            label=f"masked token (dimmed to {DIM:.0%})",
         ),
         Patch(facecolor=(grey,) * 3, edgecolor="#555555", label="mask token put back by unshuffle"),
         Patch(

@@ -8,7 +8,8 @@ and stays one), ``ValueError`` for a wrong value or shape, ``IndexError`` for an
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+import dataclasses
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -23,7 +24,8 @@ MODES = (None, "clip", "drop", "promise_in_bounds")
 is_traced = _checks.is_traced
 
 
-class Plan(NamedTuple):
+@dataclasses.dataclass(frozen=True)
+class Plan:
     """What a jitted core needs: canonical arrays and the static facts about them."""
 
     src: jax.Array

@@ -21,6 +21,8 @@ are exact in any order.
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -32,7 +34,7 @@ _DROP = lax.GatherScatterMode.FILL_OR_DROP
 _PROMISE = lax.GatherScatterMode.PROMISE_IN_BOUNDS
 
 
-def acc_dtype(dtype) -> jnp.dtype:
+def acc_dtype(dtype: Any) -> np.dtype:
     """The accumulation dtype: float32 for float16/bfloat16 (rounded once at the end)."""
     dtype = jnp.dtype(dtype)
     if dtype in (jnp.dtype(jnp.float16), jnp.dtype(jnp.bfloat16)):
@@ -52,14 +54,14 @@ def windowed(idx: jax.Array, dim: int) -> bool:
     return all(s == 1 for d, s in enumerate(idx.shape) if d != dim)
 
 
-def in_range(idx: jax.Array, size: int, mode) -> jax.Array | None:
+def in_range(idx: jax.Array, size: int, mode: str | None) -> jax.Array | None:
     """Where ``idx`` hits a segment; None when every entry does (clip / promise)."""
     if mode in ("clip", "promise_in_bounds"):
         return None
     return (idx >= 0) & (idx < size)
 
 
-def prepare_index(idx: jax.Array, size: int, mode) -> jax.Array:
+def prepare_index(idx: jax.Array, size: int, mode: str | None) -> jax.Array:
     if mode == "clip":
         return ix.clamp(idx, size)
     if mode is None and size > 0:
@@ -67,7 +69,7 @@ def prepare_index(idx: jax.Array, size: int, mode) -> jax.Array:
     return idx
 
 
-def with_trash(idx: jax.Array, size: int, mode):
+def with_trash(idx: jax.Array, size: int, mode: str | None) -> tuple[jax.Array, int, bool]:
     """Routes out-of-range entries to one extra segment ``size`` (for modes that drop them).
 
     Returns ``(idx, size, trash)``: with ``trash`` the index is in ``[0, size + 1)`` and the
@@ -80,7 +82,7 @@ def with_trash(idx: jax.Array, size: int, mode):
     return jnp.where((idx >= 0) & (idx < size), idx, size).astype(idx.dtype), size + 1, True
 
 
-def set_segment(values: jax.Array, dim: int, position: int, value) -> jax.Array:
+def set_segment(values: jax.Array, dim: int, position: int, value: Any) -> jax.Array:
     """``values`` with segment ``position`` (along ``dim``) set to ``value``."""
     at = lax.broadcasted_iota(
         jnp.int32, (1,) * dim + (values.shape[dim],) + (1,) * (values.ndim - dim - 1), dim
@@ -102,10 +104,10 @@ def _probe(idx: jax.Array, size: int) -> None:
     lax.gather(jnp.zeros((size,), jnp.bool_), idx[..., None], dnums, (1,), mode=_DROP)
 
 
-def _key_dtype(n: int):
+def _key_dtype(n: int) -> Any:
     if n < np.iinfo(np.int32).max:
         return jnp.int32
-    if not jax.config.jax_enable_x64:
+    if not jax.config.read("jax_enable_x64"):
         raise ValueError(
             f"jgather.segment: the output has {n} rows, more than int32 can address; enable "
             "64-bit indices with jax.config.update('jax_enable_x64', True)."
@@ -113,7 +115,16 @@ def _key_dtype(n: int):
     return jnp.int64
 
 
-def scatter_into(kind, operand, updates, idx, dim, mode, *, sorted=False):
+def scatter_into(
+    kind: str,
+    operand: jax.Array,
+    updates: jax.Array,
+    idx: jax.Array,
+    dim: int,
+    mode: str | None,
+    *,
+    sorted: bool = False,
+) -> jax.Array:
     """``operand[..., idx[..., e, ...], ...] <kind>= updates[..., e, ...]`` along ``dim``.
 
     ``idx`` is aligned (``updates.ndim`` axes, each ``updates``' size or 1) and already
@@ -157,10 +168,12 @@ def scatter_into(kind, operand, updates, idx, dim, mode, *, sorted=False):
     op = op_t.reshape(rows, width)
     dnums = lax.ScatterDimensionNumbers((1,), (0,), (0,))
     res = scatter(op, key, up, dnums, mode=lmode).reshape(op_t.shape)
-    return jnp.transpose(res, np.argsort(perm))
+    return jnp.transpose(res, tuple(int(d) for d in np.argsort(perm)))
 
 
-def gather_back(values, idx, dim, mode=None, fill=None):
+def gather_back(
+    values: jax.Array, idx: jax.Array, dim: int, mode: str | None = None, fill: Any = None
+) -> jax.Array:
     """``values[..., idx[..., e, ...], ...]`` along ``dim`` for every aligned index entry.
 
     An out-of-range entry reads ``fill`` when one is given and the mode can leave such entries
@@ -168,6 +181,7 @@ def gather_back(values, idx, dim, mode=None, fill=None):
     fill that neutralises dropped entries without a mask (``+inf`` for a max shift, ``1``
     for a normaliser), or rely on the scatters dropping them.
     """
+    kw: dict[str, Any]
     if fill is None or mode in ("clip", "promise_in_bounds"):
         kw = dict(mode="clip")
     else:
@@ -177,7 +191,16 @@ def gather_back(values, idx, dim, mode=None, fill=None):
     return jnp.take_along_axis(values, idx, axis=dim, **kw)
 
 
-def count(idx, dim, size, n, dtype, mode, *, sorted=False):
+def count(
+    idx: jax.Array,
+    dim: int,
+    size: int,
+    n: int,
+    dtype: Any,
+    mode: str | None,
+    *,
+    sorted: bool = False,
+) -> jax.Array:
     """How many entries each segment receives: the index's shape with ``dim`` -> ``size``
     (broadcast axes stay 1), in ``dtype``."""
     idx = along_dim(idx, n, dim)
@@ -186,11 +209,11 @@ def count(idx, dim, size, n, dtype, mode, *, sorted=False):
     return scatter_into("add", jnp.zeros(shape, dtype), ones, idx, dim, mode, sorted=sorted)
 
 
-def out_shape(src_shape, dim, size):
+def out_shape(src_shape: tuple[int, ...], dim: int, size: int) -> tuple[int, ...]:
     return (*src_shape[:dim], size, *src_shape[dim + 1 :])
 
 
-def lowest(dtype, kind):
+def lowest(dtype: Any, kind: str) -> Any:
     """The identity of max ('max') or min ('min') in ``dtype``: -inf/inf or the int limits."""
     if jnp.issubdtype(dtype, jnp.inexact):
         return -np.inf if kind == "max" else np.inf
@@ -198,7 +221,7 @@ def lowest(dtype, kind):
     return info.min if kind == "max" else info.max
 
 
-def same(a, b):
+def same(a: jax.Array, b: jax.Array) -> jax.Array:
     """Elementwise equality in which NaN equals NaN."""
     eq = a == b
     if jnp.issubdtype(a.dtype, jnp.inexact):

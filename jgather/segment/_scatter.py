@@ -28,12 +28,14 @@ caller's promise (unspecified otherwise). Dropped entries get a zero gradient.
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
 from jax import lax
+from jax.typing import ArrayLike
 
+from jgather._indexing import ScatterMode
 from jgather.segment import _checks as ck
 from jgather.segment import _lowering as lw
 
@@ -55,7 +57,15 @@ _REDUCES = ("sum", "add", "mean", "mul", "min", "max")
 # Cores: plain functions of arrays plus static facts, shared with _softmax and _segment.
 
 
-def reduce_sum(src, idx, out, dim, size, mode, sorted=False):
+def reduce_sum(
+    src: jax.Array,
+    idx: jax.Array,
+    out: jax.Array | None,
+    dim: int,
+    size: int,
+    mode: str | None,
+    sorted: bool = False,
+) -> jax.Array:
     acc = lw.acc_dtype(src.dtype)
     base = (
         out.astype(acc) if out is not None else jnp.zeros(lw.out_shape(src.shape, dim, size), acc)
@@ -65,7 +75,15 @@ def reduce_sum(src, idx, out, dim, size, mode, sorted=False):
     return res.astype(src.dtype)
 
 
-def reduce_mean(src, idx, out, dim, size, mode, sorted=False):
+def reduce_mean(
+    src: jax.Array,
+    idx: jax.Array,
+    out: jax.Array | None,
+    dim: int,
+    size: int,
+    mode: str | None,
+    sorted: bool = False,
+) -> jax.Array:
     acc = lw.acc_dtype(src.dtype)
     base = (
         out.astype(acc) if out is not None else jnp.zeros(lw.out_shape(src.shape, dim, size), acc)
@@ -83,17 +101,27 @@ def reduce_mean(src, idx, out, dim, size, mode, sorted=False):
     return jnp.floor_divide(total.astype(wide), n.astype(wide)).astype(src.dtype)
 
 
-def _product(kind_base, src, idx, dim, mode, sorted):
+def _product(
+    kind_base: jax.Array, src: jax.Array, idx: jax.Array, dim: int, mode: str | None, sorted: bool
+) -> jax.Array:
     return lw.scatter_into("mul", kind_base, src, idx, dim, mode, sorted=sorted)
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(3, 4, 5))
-def _float_product(base, src, idx, dim, mode, sorted):
+def _float_product(
+    base: jax.Array, src: jax.Array, idx: jax.Array, dim: int, mode: str | None, sorted: bool
+) -> jax.Array:
     return _product(base, src, idx, dim, mode, sorted)
 
 
 @_float_product.defjvp
-def _float_product_jvp(dim, mode, sorted, primals, tangents):
+def _float_product_jvp(
+    dim: int,
+    mode: str | None,
+    sorted: bool,
+    primals: tuple[jax.Array, jax.Array, jax.Array],
+    tangents: tuple[jax.Array, jax.Array, Any],
+) -> tuple[jax.Array, jax.Array]:
     # d prod = sum over factors f of (product of the others) * df. "The others" is computed
     # without dividing by f where f == 0: with Z zeros among a segment's factors and P the
     # product of its non-zero ones, others(f) = P / f if Z == 0, P if f == 0 and Z == 1,
@@ -109,7 +137,7 @@ def _float_product_jvp(dim, mode, sorted, primals, tangents):
     )
     out = jnp.where(zeros > 0, 0, nz).astype(base.dtype)
 
-    def others(f, z, p):
+    def others(f: jax.Array, z: jax.Array, p: jax.Array) -> jax.Array:
         safe = jnp.where(f == 0, 1, f)
         return jnp.where(z == 0, p / safe, jnp.where((f == 0) & (z == 1), p, 0))
 
@@ -124,7 +152,15 @@ def _float_product_jvp(dim, mode, sorted, primals, tangents):
     return out, tangent
 
 
-def reduce_mul(src, idx, out, dim, size, mode, sorted=False):
+def reduce_mul(
+    src: jax.Array,
+    idx: jax.Array,
+    out: jax.Array | None,
+    dim: int,
+    size: int,
+    mode: str | None,
+    sorted: bool = False,
+) -> jax.Array:
     base = out if out is not None else jnp.ones(lw.out_shape(src.shape, dim, size), src.dtype)
     idx = lw.prepare_index(idx, size, mode)
     if jnp.issubdtype(src.dtype, jnp.inexact):
@@ -132,7 +168,16 @@ def reduce_mul(src, idx, out, dim, size, mode, sorted=False):
     return _product(base, src, idx, dim, mode, sorted)
 
 
-def reduce_arg(kind, src, idx, out, dim, size, mode, sorted=False):
+def reduce_arg(
+    kind: str,
+    src: jax.Array,
+    idx: jax.Array,
+    out: jax.Array | None,
+    dim: int,
+    size: int,
+    mode: str | None,
+    sorted: bool = False,
+) -> tuple[jax.Array, jax.Array]:
     """(values, arg) of max or min, torch_scatter's rules.
 
     ``src`` replaces the running value only when strictly greater (less), so ties go to the
@@ -165,7 +210,9 @@ def reduce_arg(kind, src, idx, out, dim, size, mode, sorted=False):
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(4,))
-def _pick(src, best, arg, fallback, dim):
+def _pick(
+    src: jax.Array, best: jax.Array, arg: jax.Array, fallback: jax.Array, dim: int
+) -> jax.Array:
     """``best`` where ``arg`` hit an entry, else ``fallback``; its derivative reads ``src``'s
     tangent at ``arg`` (the whole cotangent to the arg element), so the forward pass needs no
     gather."""
@@ -173,7 +220,9 @@ def _pick(src, best, arg, fallback, dim):
 
 
 @_pick.defjvp
-def _pick_jvp(dim, primals, tangents):
+def _pick_jvp(
+    dim: int, primals: tuple[jax.Array, ...], tangents: tuple[Any, ...]
+) -> tuple[jax.Array, jax.Array]:
     src, best, arg, fallback = primals
     dsrc, _, _, dfallback = tangents
     n = src.shape[dim]
@@ -185,7 +234,16 @@ def _pick_jvp(dim, primals, tangents):
     return _pick(src, best, arg, fallback, dim), jnp.where(hit, at, dfallback)
 
 
-def reduce_std(src, idx, out, dim, size, mode, unbiased, sorted=False):
+def reduce_std(
+    src: jax.Array,
+    idx: jax.Array,
+    out: jax.Array | None,
+    dim: int,
+    size: int,
+    mode: str | None,
+    unbiased: bool,
+    sorted: bool = False,
+) -> jax.Array:
     acc = lw.acc_dtype(src.dtype)
     x = src.astype(acc)
     idx = lw.prepare_index(idx, size, mode)
@@ -203,7 +261,9 @@ def reduce_std(src, idx, out, dim, size, mode, unbiased, sorted=False):
     return jnp.where(pos, jnp.sqrt(jnp.where(pos, var, 1)), 0).astype(src.dtype)
 
 
-def segment_max_shift(src, idx, dim, size, mode, sorted=False):
+def segment_max_shift(
+    src: jax.Array, idx: jax.Array, dim: int, size: int, mode: str | None, sorted: bool = False
+) -> tuple[jax.Array, jax.Array]:
     """Per-segment max of ``src`` (no gradient), and the finite shift used to exponentiate."""
     m = lw.scatter_into(
         "max",
@@ -217,7 +277,16 @@ def segment_max_shift(src, idx, dim, size, mode, sorted=False):
     return m, jnp.where(jnp.isfinite(m), m, 0)
 
 
-def reduce_logsumexp(src, idx, out, dim, size, mode, eps, sorted=False):
+def reduce_logsumexp(
+    src: jax.Array,
+    idx: jax.Array,
+    out: jax.Array | None,
+    dim: int,
+    size: int,
+    mode: str | None,
+    eps: float,
+    sorted: bool = False,
+) -> jax.Array:
     acc = lw.acc_dtype(src.dtype)
     x = src.astype(acc)
     idx = lw.prepare_index(idx, size, mode)
@@ -237,7 +306,17 @@ def reduce_logsumexp(src, idx, out, dim, size, mode, eps, sorted=False):
 
 
 @functools.partial(jax.jit, static_argnames=("op", "dim", "size", "mode", "extra"))
-def _core(src, idx, out, *, op, dim, size, mode, extra=None):
+def _core(
+    src: jax.Array,
+    idx: jax.Array,
+    out: jax.Array | None,
+    *,
+    op: str,
+    dim: int,
+    size: int,
+    mode: str | None,
+    extra: Any = None,
+) -> Any:  # an array, or (values, arg) for 'max' / 'min': each public wrapper says which
     if op == "sum":
         return reduce_sum(src, idx, out, dim, size, mode)
     if op == "mean":
@@ -253,7 +332,19 @@ def _core(src, idx, out, *, op, dim, size, mode, extra=None):
     raise AssertionError(op)
 
 
-def _run(fn, op, src, index, dim, out, dim_size, mode, *, floating=False, extra=None):
+def _run(
+    fn: str,
+    op: str,
+    src: ArrayLike,
+    index: ArrayLike,
+    dim: int,
+    out: ArrayLike | None,
+    dim_size: int | None,
+    mode: str | None,
+    *,
+    floating: bool = False,
+    extra: Any = None,
+) -> Any:  # _core's result
     p = ck.prepare(fn, src, index, dim, out, dim_size, mode, floating=floating)
     return _core(p.src, p.index, p.out, op=op, dim=p.dim, size=p.dim_size, mode=mode, extra=extra)
 
@@ -281,13 +372,13 @@ def _doc(text: str) -> str:
 
 
 def scatter_sum(
-    src: Any,
-    index: Any,
+    src: ArrayLike,
+    index: ArrayLike,
     dim: int = -1,
-    out: Any = None,
+    out: ArrayLike | None = None,
     dim_size: int | None = None,
     *,
-    mode: str | None = None,
+    mode: ScatterMode = None,
 ) -> jax.Array:
     return _run("scatter_sum", "sum", src, index, dim, out, dim_size, mode)
 
@@ -323,13 +414,13 @@ scatter_sum.__doc__ = _doc(
 
 
 def scatter_add(
-    src: Any,
-    index: Any,
+    src: ArrayLike,
+    index: ArrayLike,
     dim: int = -1,
-    out: Any = None,
+    out: ArrayLike | None = None,
     dim_size: int | None = None,
     *,
-    mode: str | None = None,
+    mode: ScatterMode = None,
 ) -> jax.Array:
     return _run("scatter_add", "sum", src, index, dim, out, dim_size, mode)
 
@@ -357,13 +448,13 @@ scatter_add.__doc__ = _doc(
 
 
 def scatter_mean(
-    src: Any,
-    index: Any,
+    src: ArrayLike,
+    index: ArrayLike,
     dim: int = -1,
-    out: Any = None,
+    out: ArrayLike | None = None,
     dim_size: int | None = None,
     *,
-    mode: str | None = None,
+    mode: ScatterMode = None,
 ) -> jax.Array:
     return _run("scatter_mean", "mean", src, index, dim, out, dim_size, mode)
 
@@ -396,13 +487,13 @@ scatter_mean.__doc__ = _doc(
 
 
 def scatter_mul(
-    src: Any,
-    index: Any,
+    src: ArrayLike,
+    index: ArrayLike,
     dim: int = -1,
-    out: Any = None,
+    out: ArrayLike | None = None,
     dim_size: int | None = None,
     *,
-    mode: str | None = None,
+    mode: ScatterMode = None,
 ) -> jax.Array:
     return _run("scatter_mul", "mul", src, index, dim, out, dim_size, mode)
 
@@ -432,13 +523,13 @@ scatter_mul.__doc__ = _doc(
 
 
 def scatter_max(
-    src: Any,
-    index: Any,
+    src: ArrayLike,
+    index: ArrayLike,
     dim: int = -1,
-    out: Any = None,
+    out: ArrayLike | None = None,
     dim_size: int | None = None,
     *,
-    mode: str | None = None,
+    mode: ScatterMode = None,
 ) -> tuple[jax.Array, jax.Array]:
     return _run("scatter_max", "max", src, index, dim, out, dim_size, mode)
 
@@ -478,13 +569,13 @@ scatter_max.__doc__ = _doc(
 
 
 def scatter_min(
-    src: Any,
-    index: Any,
+    src: ArrayLike,
+    index: ArrayLike,
     dim: int = -1,
-    out: Any = None,
+    out: ArrayLike | None = None,
     dim_size: int | None = None,
     *,
-    mode: str | None = None,
+    mode: ScatterMode = None,
 ) -> tuple[jax.Array, jax.Array]:
     return _run("scatter_min", "min", src, index, dim, out, dim_size, mode)
 
@@ -514,14 +605,14 @@ scatter_min.__doc__ = _doc(
 
 
 def scatter_std(
-    src: Any,
-    index: Any,
+    src: ArrayLike,
+    index: ArrayLike,
     dim: int = -1,
-    out: Any = None,
+    out: ArrayLike | None = None,
     dim_size: int | None = None,
     unbiased: bool = True,
     *,
-    mode: str | None = None,
+    mode: ScatterMode = None,
 ) -> jax.Array:
     if not isinstance(unbiased, bool):
         raise TypeError(f"scatter_std: unbiased must be a bool, got {unbiased!r}.")
@@ -558,14 +649,14 @@ scatter_std.__doc__ = _doc(
 
 
 def scatter_logsumexp(
-    src: Any,
-    index: Any,
+    src: ArrayLike,
+    index: ArrayLike,
     dim: int = -1,
-    out: Any = None,
+    out: ArrayLike | None = None,
     dim_size: int | None = None,
     eps: float = 1e-12,
     *,
-    mode: str | None = None,
+    mode: ScatterMode = None,
 ) -> jax.Array:
     if isinstance(eps, bool) or not isinstance(eps, int | float):
         raise TypeError(f"scatter_logsumexp: eps must be a Python float, got {eps!r}.")
@@ -615,14 +706,14 @@ scatter_logsumexp.__doc__ = _doc(
 
 
 def scatter(
-    src: Any,
-    index: Any,
+    src: ArrayLike,
+    index: ArrayLike,
     dim: int = -1,
-    out: Any = None,
+    out: ArrayLike | None = None,
     dim_size: int | None = None,
-    reduce: str = "sum",
+    reduce: Literal["sum", "add", "mean", "mul", "min", "max"] = "sum",
     *,
-    mode: str | None = None,
+    mode: ScatterMode = None,
 ) -> jax.Array:
     fn = "scatter"
     ck.check_reduce(fn, reduce, _REDUCES)

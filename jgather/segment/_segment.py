@@ -19,14 +19,16 @@ broadcast against ``src``'s (each equal or 1), as torch_scatter expands them.
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, Literal, Protocol, TypeVar, overload
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.typing import ArrayLike
 
 from jgather import _checks
+from jgather._indexing import ScatterMode
 from jgather.segment import _checks as ck
 from jgather.segment import _lowering as lw
 from jgather.segment import _scatter as sc
@@ -89,7 +91,15 @@ def _check_sorted(fn: str, index: jax.Array, dim: int) -> None:
         )
 
 
-def _coo(fn, op, src, index, out, dim_size, mode):
+def _coo(
+    fn: str,
+    op: str,
+    src: ArrayLike,
+    index: ArrayLike,
+    out: ArrayLike | None,
+    dim_size: int | None,
+    mode: str | None,
+) -> Any:  # an array, or (values, arg) for 'min' / 'max'
     src = ck.as_src(fn, src)
     ck.check_mode(fn, mode)
     idx = _lead_index(fn, "index", index, src, whole=True)
@@ -107,7 +117,16 @@ def index_ndim(index: Any) -> int:
 
 
 @functools.partial(jax.jit, static_argnames=("op", "dim", "size", "mode"))
-def _coo_core(src, idx, out, *, op, dim, size, mode):
+def _coo_core(
+    src: jax.Array,
+    idx: jax.Array,
+    out: jax.Array | None,
+    *,
+    op: str,
+    dim: int,
+    size: int,
+    mode: str | None,
+) -> jax.Array | tuple[jax.Array, jax.Array]:
     if op == "sum":
         return sc.reduce_sum(src, idx, out, dim, size, mode, sorted=True)
     if op == "mean":
@@ -146,7 +165,9 @@ def _check_indptr(fn: str, indptr: jax.Array, n: int, dim: int) -> None:
         )
 
 
-def _csr(fn, op, src, indptr, out):
+def _csr(
+    fn: str, op: str, src: ArrayLike, indptr: ArrayLike, out: ArrayLike | None
+) -> Any:  # an array, or (values, arg) for 'min' / 'max'
     src = ck.as_src(fn, src)
     ptr = _lead_index(fn, "indptr", indptr, src, whole=False)
     dim = index_ndim(indptr) - 1
@@ -163,7 +184,9 @@ def _csr(fn, op, src, indptr, out):
 
 
 @functools.partial(jax.jit, static_argnames=("op", "dim", "size"))
-def _csr_core(src, ptr, *, op, dim, size):
+def _csr_core(
+    src: jax.Array, ptr: jax.Array, *, op: str, dim: int, size: int
+) -> jax.Array | tuple[jax.Array, jax.Array]:
     n = src.shape[dim]
     flat = jnp.moveaxis(ptr, dim, -1)
     ids = jnp.moveaxis(_csr_ids(flat, n), -1, dim)
@@ -202,13 +225,13 @@ def _coo_doc(summary: str, returns: str, example: str) -> str:
 
 
 def segment_coo(
-    src: Any,
-    index: Any,
-    out: Any = None,
+    src: ArrayLike,
+    index: ArrayLike,
+    out: ArrayLike | None = None,
     dim_size: int | None = None,
-    reduce: str = "sum",
+    reduce: Literal["sum", "add", "mean", "min", "max"] = "sum",
     *,
-    mode: str | None = None,
+    mode: ScatterMode = None,
 ) -> jax.Array:
     fn = "segment_coo"
     ck.check_reduce(fn, reduce, _REDUCES)
@@ -228,8 +251,48 @@ segment_coo.__doc__ = _coo_doc(
 )
 
 
-def _coo_variant(name: str, op: str, summary: str, example: str):
-    def f(src, index, out=None, dim_size=None, *, mode=None):
+_R_co = TypeVar("_R_co", covariant=True)
+
+
+class _CooFunction(Protocol[_R_co]):
+    """The signature of the ``segment_*_coo`` functions."""
+
+    def __call__(
+        self,
+        src: ArrayLike,
+        index: ArrayLike,
+        out: ArrayLike | None = None,
+        dim_size: int | None = None,
+        *,
+        mode: ScatterMode = None,
+    ) -> _R_co: ...
+
+
+class _CsrFunction(Protocol[_R_co]):
+    """The signature of the ``segment_*_csr`` functions."""
+
+    def __call__(
+        self, src: ArrayLike, indptr: ArrayLike, out: ArrayLike | None = None
+    ) -> _R_co: ...
+
+
+@overload
+def _coo_variant(
+    name: str, op: Literal["sum", "mean"], summary: str, example: str
+) -> _CooFunction[jax.Array]: ...
+@overload
+def _coo_variant(
+    name: str, op: Literal["min", "max"], summary: str, example: str
+) -> _CooFunction[tuple[jax.Array, jax.Array]]: ...
+def _coo_variant(name: str, op: str, summary: str, example: str) -> _CooFunction[Any]:
+    def f(
+        src: ArrayLike,
+        index: ArrayLike,
+        out: ArrayLike | None = None,
+        dim_size: int | None = None,
+        *,
+        mode: ScatterMode = None,
+    ) -> Any:
         return _coo(name, op, src, index, out, dim_size, mode)
 
     f.__name__ = f.__qualname__ = name
@@ -323,7 +386,12 @@ def _csr_doc(summary: str, returns: str, example: str) -> str:
     )
 
 
-def segment_csr(src: Any, indptr: Any, out: Any = None, reduce: str = "sum") -> jax.Array:
+def segment_csr(
+    src: ArrayLike,
+    indptr: ArrayLike,
+    out: ArrayLike | None = None,
+    reduce: Literal["sum", "add", "mean", "min", "max"] = "sum",
+) -> jax.Array:
     fn = "segment_csr"
     ck.check_reduce(fn, reduce, _REDUCES)
     op = {"add": "sum"}.get(reduce, reduce)
@@ -342,8 +410,16 @@ segment_csr.__doc__ = _csr_doc(
 )
 
 
-def _csr_variant(name: str, op: str, summary: str, example: str):
-    def f(src, indptr, out=None):
+@overload
+def _csr_variant(
+    name: str, op: Literal["sum", "mean"], summary: str, example: str
+) -> _CsrFunction[jax.Array]: ...
+@overload
+def _csr_variant(
+    name: str, op: Literal["min", "max"], summary: str, example: str
+) -> _CsrFunction[tuple[jax.Array, jax.Array]]: ...
+def _csr_variant(name: str, op: str, summary: str, example: str) -> _CsrFunction[Any]:
+    def f(src: ArrayLike, indptr: ArrayLike, out: ArrayLike | None = None) -> Any:
         return _csr(name, op, src, indptr, out)
 
     f.__name__ = f.__qualname__ = name
@@ -402,7 +478,7 @@ segment_max_csr = _csr_variant(
 
 
 @functools.partial(jax.jit, static_argnames=("dim", "mode"))
-def _gather_core(src, idx, *, dim, mode):
+def _gather_core(src: jax.Array, idx: jax.Array, *, dim: int, mode: str | None) -> jax.Array:
     shape = (*src.shape[:dim], idx.shape[dim], *src.shape[dim + 1 :])
     size = src.shape[dim]
     if size == 0:  # every entry is out of range (dropped: 0)
@@ -415,7 +491,7 @@ def _gather_core(src, idx, *, dim, mode):
     return jnp.broadcast_to(out, shape)
 
 
-def _check_gather_out(fn, out, result):
+def _check_gather_out(fn: str, out: ArrayLike, result: jax.Array) -> None:
     out = _checks.as_array(fn, "out", out)
     if out.shape != result.shape or out.dtype != result.dtype:
         raise ValueError(
@@ -424,7 +500,9 @@ def _check_gather_out(fn, out, result):
         )
 
 
-def gather_coo(src: Any, index: Any, out: Any = None, *, mode: str | None = None) -> jax.Array:
+def gather_coo(
+    src: ArrayLike, index: ArrayLike, out: ArrayLike | None = None, *, mode: ScatterMode = None
+) -> jax.Array:
     """Reads each entry's segment value: ``out[..., e, ...] = src[..., index[..., e], ...]``.
 
     torch_scatter's ``gather_coo`` (the inverse of :func:`segment_coo`) along axis
@@ -464,7 +542,7 @@ def gather_coo(src: Any, index: Any, out: Any = None, *, mode: str | None = None
     return res
 
 
-def gather_csr(src: Any, indptr: Any, out: Any = None) -> jax.Array:
+def gather_csr(src: ArrayLike, indptr: ArrayLike, out: ArrayLike | None = None) -> jax.Array:
     """Repeats each segment's value over its CSR range: the inverse of :func:`segment_csr`.
 
     torch_scatter's ``gather_csr``: ``out[..., e, ...] = src[..., i, ...]`` for ``e`` in
@@ -514,7 +592,9 @@ def gather_csr(src: Any, indptr: Any, out: Any = None) -> jax.Array:
 
 
 @functools.partial(jax.jit, static_argnames=("dim", "n"))
-def _gather_csr_core(src, ptr, out, *, dim, n):
+def _gather_csr_core(
+    src: jax.Array, ptr: jax.Array, out: jax.Array | None, *, dim: int, n: int
+) -> jax.Array:
     flat = jnp.moveaxis(ptr, dim, -1)
     ids = jnp.moveaxis(_csr_ids(flat, n), -1, dim)
     shape = (*src.shape[:dim], n, *src.shape[dim + 1 :])

@@ -9,12 +9,13 @@ per-segment buffers (under jit it must be given, as for every ``jgather.segment`
 from __future__ import annotations
 
 import functools
-from typing import Any
 
 import jax
 import jax.numpy as jnp
 from jax import lax
+from jax.typing import ArrayLike
 
+from jgather._indexing import ScatterMode
 from jgather.segment import _checks as ck
 from jgather.segment import _lowering as lw
 
@@ -22,7 +23,9 @@ __all__ = ["scatter_log_softmax", "scatter_softmax"]
 
 
 @functools.partial(jax.jit, static_argnames=("dim", "size", "mode", "log", "eps"))
-def _core(src, idx, *, dim, size, mode, log, eps):
+def _core(
+    src: jax.Array, idx: jax.Array, *, dim: int, size: int, mode: str | None, log: bool, eps: float
+) -> jax.Array:
     acc = lw.acc_dtype(src.dtype)
     x = src.astype(acc)
     idx = lw.prepare_index(idx, size, mode)
@@ -50,12 +53,12 @@ def _core(src, idx, *, dim, size, mode, log, eps):
 
 
 def scatter_softmax(
-    src: Any,
-    index: Any,
+    src: ArrayLike,
+    index: ArrayLike,
     dim: int = -1,
     dim_size: int | None = None,
     *,
-    mode: str | None = None,
+    mode: ScatterMode = None,
 ) -> jax.Array:
     """Softmax of ``src`` within each segment along ``dim``.
 
@@ -91,13 +94,13 @@ def scatter_softmax(
 
 
 def scatter_log_softmax(
-    src: Any,
-    index: Any,
+    src: ArrayLike,
+    index: ArrayLike,
     dim: int = -1,
     eps: float = 1e-12,
     dim_size: int | None = None,
     *,
-    mode: str | None = None,
+    mode: ScatterMode = None,
 ) -> jax.Array:
     """Log-softmax of ``src`` within each segment along ``dim``.
 
