@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from jgather import _checks as ck
 from jgather.masking._keys import batch_sharding as _batch_sharding
@@ -22,7 +23,7 @@ from jgather.masking._keys import to_batch_sharding as _to_batch_sharding
 _BEIT_ATTEMPTS = 10  # BEiT tries up to 10 rectangles per block before giving up.
 
 
-def _uniform_int(u, n):
+def _uniform_int(u: jax.Array, n: jax.Array) -> jax.Array:
     """``floor(u * n)`` for ``u`` in [0, 1): uniform on ``{0, ..., n - 1}`` (n >= 1)."""
     n = jnp.maximum(n, 1)
     return jnp.minimum(jnp.floor(u * n.astype(jnp.float32)).astype(jnp.int32), n - 1)
@@ -33,7 +34,9 @@ class _BlockState(NamedTuple):
 
     it: jax.Array  # [] int32, attempts so far
     mask: jax.Array  # [H, W] bool
-    count: jax.Array  # [] int32, number of True in mask
+    # [] int32, number of True in mask. The field name shadows the method tuple.count, which
+    # mypy rejects for NamedTuple fields; the name is kept rather than renamed at every use.
+    count: jax.Array  # type: ignore[assignment]
     fails: jax.Array  # [] int32, consecutive failed attempts for the current block
     done: jax.Array  # [] bool
 
@@ -50,7 +53,7 @@ class _BlockArgs(NamedTuple):
 
 
 def _block_masking_batch(
-    keys,
+    keys: jax.Array,
     grid: tuple[int, int],
     num_masking_patches: int,
     min_num_patches: int,
@@ -81,10 +84,10 @@ def _block_masking_batch(
     cols = jnp.arange(w_grid).reshape(1, w_grid)
     lo, hi = log_aspect
 
-    def cond(state: _BlockState):
+    def cond(state: _BlockState) -> jax.Array:
         return jnp.logical_not(state.done) & (state.it < max_iters)
 
-    def body(key, state: _BlockState) -> _BlockState:
+    def body(key: jax.Array, state: _BlockState) -> _BlockState:
         # One draw of four U[0, 1) numbers per attempt: area, aspect, top, left.
         u_area, u_aspect, u_top, u_left = jax.random.uniform(
             jax.random.fold_in(key, state.it), (4,)
@@ -139,7 +142,13 @@ def _block_masking_batch(
 
 @functools.partial(jax.jit, static_argnames=_BlockArgs._fields)
 def _block_masking_blocks(
-    key, batch_size, grid, num_masking_patches, min_num_patches, max_num_patches, log_aspect
+    key: jax.Array,
+    batch_size: int,
+    grid: tuple[int, int],
+    num_masking_patches: int,
+    min_num_patches: int,
+    max_num_patches: int,
+    log_aspect: tuple[float, float],
 ) -> jax.Array:
     keys = _per_sample_keys(key, batch_size)
     return _block_masking_batch(
@@ -148,8 +157,8 @@ def _block_masking_blocks(
 
 
 def _block_args(
-    fn, batch_size, grid, num_masking_patches, min_num_patches, max_num_patches, min_aspect,
-    max_aspect,
+    fn: str, batch_size: Any, grid: Any, num_masking_patches: Any, min_num_patches: Any,
+    max_num_patches: Any, min_aspect: Any, max_aspect: Any,
 ) -> _BlockArgs:  # fmt: skip
     batch_size = ck.static_int(fn, "`batch_size`", batch_size, minimum=1)
     grid = ck.static_grid(fn, "`grid`", grid, 2)
@@ -176,7 +185,7 @@ def _block_args(
 
 
 def block_masking(
-    key,
+    key: ArrayLike,
     batch_size: int,
     grid: tuple[int, int] = (14, 14),
     num_masking_patches: int = 75,
@@ -185,7 +194,7 @@ def block_masking(
     max_num_patches: int | None = None,
     min_aspect: float = 0.3,
     max_aspect: float | None = None,
-):
+) -> jax.Array:
     """BEiT block-wise masking: random rectangles added until a target count is reached.
 
     Mirrors BEiT's ``MaskingGenerator`` (BEiT pre-training: 14 x 14 grid, 75 masked patches,

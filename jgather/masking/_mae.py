@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, Literal
+from collections.abc import Iterator
+from typing import Any, Literal, Self
 
-import chex
+import chex  # type: ignore[import-untyped]  # chex ships no py.typed marker
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -44,18 +45,22 @@ class _TokenTuple:
     """
 
     _fields: tuple[str, ...] = ()
+    # Declared for the checker only (not dataclass fields here): every result type has them.
+    ids_restore: jax.Array
+    num_prefix: int | None
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[jax.Array]:
         return (getattr(self, name) for name in self._fields)
 
     def __len__(self) -> int:
         return len(self._fields)
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: int | slice) -> Any:
         return tuple(self)[index]
 
-    def _replace(self, **changes):
-        return dataclasses.replace(self, **changes)
+    def _replace(self, **changes: Any) -> Self:
+        # Every subclass is a dataclass; this mixin itself is not, which replace's TypeVar needs.
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
 
     @property
     def _kept_slots(self) -> int | None:
@@ -196,7 +201,7 @@ def _mask_batch(
     chex.assert_shape(x, (None, num_prefix + length, None))
     ids_restore = _inverse_permutations(perms)
 
-    def take(x, perm):
+    def take(x: jax.Array, perm: jax.Array) -> jax.Array:
         rows = perm[:len_keep] + num_prefix
         if num_prefix:  # 0..P-1 first: a pad and an add, which explicit sharding allows
             prefix = jnp.pad(lax.iota(jnp.int32, num_prefix), (0, len_keep))
@@ -209,7 +214,15 @@ def _mask_batch(
 
 
 @functools.partial(jax.jit, static_argnames=("len_keep", "num_prefix", "method", "mask_dtype"))
-def _random_masking_keys(key, x, *, len_keep, num_prefix, method, mask_dtype):
+def _random_masking_keys(
+    key: jax.Array,
+    x: jax.Array,
+    *,
+    len_keep: int,
+    num_prefix: int,
+    method: str,
+    mask_dtype: Any,
+) -> MaskedTokens:
     n, total, _ = x.shape
     length = total - num_prefix
     sharding = batch_sharding(x, key)
@@ -220,7 +233,15 @@ def _random_masking_keys(key, x, *, len_keep, num_prefix, method, mask_dtype):
 
 
 @functools.partial(jax.jit, static_argnames=("len_keep", "num_prefix", "method", "mask_dtype"))
-def _random_masking_noise(noise, x, *, len_keep, num_prefix, method, mask_dtype):
+def _random_masking_noise(
+    noise: jax.Array,
+    x: jax.Array,
+    *,
+    len_keep: int,
+    num_prefix: int,
+    method: str,
+    mask_dtype: Any,
+) -> MaskedTokens:
     sharding = batch_sharding(x, noise)
     x, noise = (to_batch_sharding(a, sharding) for a in (x, noise))
     perms = jax.vmap(_argsort_noise)(noise)
@@ -324,7 +345,7 @@ def random_masking(
     method = _check_method(fn, method)
     mask_dtype = _check_mask_dtype(fn, mask_dtype)
     static = dict(len_keep=len_keep, num_prefix=num_prefix, method=method, mask_dtype=mask_dtype)
-    facts = dict(num_prefix=num_prefix, len_keep=len_keep)
+    facts: dict[str, Any] = dict(num_prefix=num_prefix, len_keep=len_keep)
     if noise is not None:
         noise = ck.as_array(fn, "noise", noise, hint="pass [N, L] floats, or noise=None")
         if noise.shape != (n, length):
@@ -344,12 +365,19 @@ def random_masking(
 
 
 @functools.partial(jax.jit, static_argnames=("num_prefix", "method"))
-def _unshuffle(x_masked, ids_restore, mask_token, *, num_prefix, method):
+def _unshuffle(
+    x_masked: jax.Array,
+    ids_restore: jax.Array,
+    mask_token: jax.Array,
+    *,
+    num_prefix: int,
+    method: str,
+) -> jax.Array:
     len_keep = x_masked.shape[1] - num_prefix
     sharding = batch_sharding(x_masked, ids_restore)
     x_masked, ids_restore = (to_batch_sharding(a, sharding) for a in (x_masked, ids_restore))
 
-    def one(x, ids):
+    def one(x: jax.Array, ids: jax.Array) -> jax.Array:
         kept = x[num_prefix:]
         removed = (ids >= len_keep)[:, None]
         if len_keep == 0:  # nothing was kept (MAE's formula at high ratios): all mask tokens
@@ -504,7 +532,15 @@ def unshuffle(
 
 
 @functools.partial(jax.jit, static_argnames=("num_keep", "num_prefix", "method", "mask_dtype"))
-def _apply_mask(x, removed, *, num_keep, num_prefix, method, mask_dtype):
+def _apply_mask(
+    x: jax.Array,
+    removed: jax.Array,
+    *,
+    num_keep: int,
+    num_prefix: int,
+    method: str,
+    mask_dtype: Any,
+) -> MaskedTokens:
     sharding = batch_sharding(x, removed)
     x, removed = (to_batch_sharding(a, sharding) for a in (x, removed))
     # Kept tokens first, each group in original order: a stable argsort of the 0/1 mask.
@@ -585,6 +621,5 @@ def apply_mask(
     method = _check_method(fn, method)
     mask_dtype = _check_mask_dtype(fn, mask_dtype)
     static = dict(num_keep=num_keep, num_prefix=num_prefix, method=method, mask_dtype=mask_dtype)
-    return MaskedTokens(
-        *_apply_mask(x, removed, **static), num_prefix=num_prefix, len_keep=num_keep
-    )
+    facts: dict[str, Any] = dict(num_prefix=num_prefix, len_keep=num_keep)
+    return MaskedTokens(*_apply_mask(x, removed, **static), **facts)

@@ -7,6 +7,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from jgather import _checks as ck
 from jgather._gather import index_select
@@ -35,12 +36,14 @@ class PatchDropoutOutput(NamedTuple):
 
 
 @functools.partial(jax.jit, static_argnames=("num_prefix", "num_keep", "ordered"))
-def _patch_dropout(key, x, num_prefix: int, num_keep: int, ordered: bool):
+def _patch_dropout(
+    key: jax.Array, x: jax.Array, num_prefix: int, num_keep: int, ordered: bool
+) -> PatchDropoutOutput:
     n, length = x.shape[:2]
     body = length - num_prefix
     prefix_pad = jnp.pad(jnp.arange(num_prefix, dtype=jnp.int32), (0, num_keep))
 
-    def one(k, xi):
+    def one(k: jax.Array, xi: jax.Array) -> tuple[jax.Array, jax.Array]:
         keep = jax.random.permutation(k, body)[:num_keep].astype(jnp.int32)
         if ordered:
             keep = jnp.sort(keep)
@@ -57,8 +60,8 @@ def _patch_dropout(key, x, num_prefix: int, num_keep: int, ordered: bool):
 
 
 def patch_dropout(
-    key,
-    x,
+    key: ArrayLike,
+    x: ArrayLike,
     prob: float = 0.5,
     *,
     num_prefix: int = 1,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -41,7 +42,7 @@ def _looks_channels_first(shape: tuple[int, ...], q: int) -> bool:
     return shape[1] in (1, 3, 4) and shape[-1] > q and shape[-1] not in (1, 3, 4)
 
 
-def _reshape(x, shape, sharding):
+def _reshape(x: jax.Array, shape: tuple[int, ...], sharding: NamedSharding | None) -> jax.Array:
     """``x.reshape(shape)`` keeping the batch axis where it is; on an explicit-axis mesh the
     output sharding must be stated (JAX cannot infer it for a split of the other axes)."""
     if sharding is None:
@@ -51,7 +52,9 @@ def _reshape(x, shape, sharding):
 
 
 @functools.partial(jax.jit, static_argnames=("patch", "tubelet", "channels_first"))
-def _patchify(imgs, *, patch, tubelet, channels_first):
+def _patchify(
+    imgs: jax.Array, *, patch: tuple[int, int], tubelet: int | None, channels_first: bool
+) -> jax.Array:
     p, q = patch
     if channels_first:  # NCHW / NCTHW -> channels last; XLA folds it into the one transpose
         imgs = jnp.moveaxis(imgs, 1, -1)
@@ -147,6 +150,7 @@ def patchify(
     # Channels-last view of the shape, to check sizes in the layout that was read.
     shape = (imgs.shape[0], *imgs.shape[2:], imgs.shape[1]) if channels_first else imgs.shape
     if video:
+        assert tubelet_size is not None  # video means tubelet_size was given (checked above)
         if shape[1] % tubelet_size:
             raise ValueError(
                 f"{fn}: tubelet_size={tubelet_size} must divide the number of frames "
@@ -166,7 +170,15 @@ def patchify(
 
 
 @functools.partial(jax.jit, static_argnames=("patch", "channels", "grid", "tubelet", "first"))
-def _unpatchify(x, *, patch, channels, grid, tubelet, first):
+def _unpatchify(
+    x: jax.Array,
+    *,
+    patch: tuple[int, int],
+    channels: int,
+    grid: tuple[int, ...],
+    tubelet: int | None,
+    first: bool,
+) -> jax.Array:
     p, q = patch
     c = channels
     n = x.shape[0]
@@ -188,7 +200,7 @@ def unpatchify(
     patch_size: Any,
     channels: int,
     *,
-    grid: tuple[int, ...] | None = None,
+    grid: Sequence[int] | None = None,
     tubelet_size: int | None = None,
     channels_first: bool | None = None,
 ) -> jax.Array:

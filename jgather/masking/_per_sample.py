@@ -29,7 +29,7 @@ import dataclasses
 import functools
 from typing import Any
 
-import chex
+import chex  # type: ignore[import-untyped]  # chex ships no py.typed marker
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -136,7 +136,7 @@ def _keep_counts_concrete(fn: str, ratio: np.ndarray, length: int, capacity: int
 
 
 @functools.partial(jax.jit, static_argnames=("length", "capacity"))
-def _keep_counts_traced(ratio, *, length, capacity):
+def _keep_counts_traced(ratio: jax.Array, *, length: int, capacity: int) -> jax.Array:
     """``int(L * (1 - r))`` for traced ratios, clipped into ``[0, capacity]``.
 
     Computed in float64 (a local x64 scope; nothing 64-bit leaves), where ``1 - r`` and
@@ -176,15 +176,23 @@ def _check_ratio(fn: str, mask_ratio: Any, n: int, length: int, capacity: int) -
     if isinstance(mask_ratio, jax.core.Tracer):
         ratio = jnp.broadcast_to(mask_ratio, (n,))
         return _keep_counts_traced(ratio, length=length, capacity=capacity)
-    ratio = np.broadcast_to(np.asarray(mask_ratio), (n,))
-    return jnp.asarray(_keep_counts_concrete(fn, ratio, length, capacity))
+    ratios = np.broadcast_to(np.asarray(mask_ratio), (n,))
+    return jnp.asarray(_keep_counts_concrete(fn, ratios, length, capacity))
 
 
 # ----------------------------------------------------------------------------------------------
 # Single-sample core, vmapped.
 
 
-def _pad_one(x, perm, len_keep, capacity: int, num_prefix: int, method: str, mask_dtype):
+def _pad_one(
+    x: jax.Array,
+    perm: jax.Array,
+    len_keep: jax.Array,
+    capacity: int,
+    num_prefix: int,
+    method: str,
+    mask_dtype: Any,
+) -> PaddedMaskedTokens:
     """Masks one sample [P + L, D] with shuffle ``perm`` [L], keeping ``len_keep`` (traced)."""
     (length,) = perm.shape
     chex.assert_shape(x, (num_prefix + length, None))
@@ -206,10 +214,19 @@ _STATIC = ("capacity", "num_prefix", "method", "mask_dtype")
 
 
 @functools.partial(jax.jit, static_argnames=_STATIC)
-def _per_sample_keys(key, x, len_keep, *, capacity, num_prefix, method, mask_dtype):
+def _per_sample_keys(
+    key: jax.Array,
+    x: jax.Array,
+    len_keep: jax.Array,
+    *,
+    capacity: int,
+    num_prefix: int,
+    method: str,
+    mask_dtype: Any,
+) -> PaddedMaskedTokens:
     length = x.shape[1] - num_prefix
 
-    def one(key, x, k):
+    def one(key: jax.Array, x: jax.Array, k: jax.Array) -> PaddedMaskedTokens:
         perm = _random_permutation(key, length)
         return _pad_one(x, perm, k, capacity, num_prefix, method, mask_dtype)
 
@@ -217,8 +234,17 @@ def _per_sample_keys(key, x, len_keep, *, capacity, num_prefix, method, mask_dty
 
 
 @functools.partial(jax.jit, static_argnames=_STATIC)
-def _per_sample_noise(noise, x, len_keep, *, capacity, num_prefix, method, mask_dtype):
-    def one(noise, x, k):
+def _per_sample_noise(
+    noise: jax.Array,
+    x: jax.Array,
+    len_keep: jax.Array,
+    *,
+    capacity: int,
+    num_prefix: int,
+    method: str,
+    mask_dtype: Any,
+) -> PaddedMaskedTokens:
+    def one(noise: jax.Array, x: jax.Array, k: jax.Array) -> PaddedMaskedTokens:
         return _pad_one(x, _argsort_noise(noise), k, capacity, num_prefix, method, mask_dtype)
 
     return jax.vmap(one)(noise, x, len_keep)
@@ -325,7 +351,7 @@ def random_masking_per_sample(
     method = _check_method(fn, method)
     mask_dtype = _check_mask_dtype(fn, mask_dtype)
     static = dict(capacity=capacity, num_prefix=num_prefix, method=method, mask_dtype=mask_dtype)
-    facts = dict(num_prefix=num_prefix, capacity=capacity)
+    facts: dict[str, Any] = dict(num_prefix=num_prefix, capacity=capacity)
     if noise is not None:
         noise = ck.as_array(fn, "noise", noise, hint="pass [N, L] floats, or noise=None")
         if noise.shape != (n, length):
@@ -345,8 +371,16 @@ def random_masking_per_sample(
 
 
 @functools.partial(jax.jit, static_argnames=("batch_size", "low", "high", "schedule", "tokens"))
-def _sample_mask_ratios(key, *, batch_size, low, high, schedule, tokens):
-    def one(k):
+def _sample_mask_ratios(
+    key: jax.Array,
+    *,
+    batch_size: int,
+    low: float,
+    high: float,
+    schedule: str | None,
+    tokens: int | None,
+) -> jax.Array:
+    def one(k: jax.Array) -> jax.Array:
         u = jax.random.uniform(k, (), jnp.float32)
         if schedule is None:
             return low + (high - low) * u

@@ -42,10 +42,13 @@ measured here (no TPU).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.typing import ArrayLike
 
 
 def _position_bits(length: int) -> int:
@@ -138,7 +141,7 @@ def _random_permutation(key: jax.Array, length: int) -> jax.Array:
 def _scatter_inverse(perms: jax.Array) -> jax.Array:
     (length,) = perms.shape[1:]
 
-    def one(perm):
+    def one(perm: jax.Array) -> jax.Array:
         return (
             jnp.zeros((length,), jnp.int32)
             .at[perm]
@@ -171,7 +174,9 @@ def _inverse_permutation(perm: jax.Array) -> jax.Array:
 
 
 @_inverse_permutations.def_vmap
-def _inverse_permutations_vmap(axis_size, in_batched, perms):
+def _inverse_permutations_vmap(
+    axis_size: int, in_batched: Sequence[bool], perms: jax.Array
+) -> tuple[jax.Array, bool]:
     del axis_size
     if not in_batched[0]:
         return _inverse_permutations(perms), False
@@ -179,7 +184,7 @@ def _inverse_permutations_vmap(axis_size, in_batched, perms):
     return flat.reshape(perms.shape), True
 
 
-def _shuffled_count(key, length: int, count):
+def _shuffled_count(key: jax.Array, length: int, count: ArrayLike) -> jax.Array:
     """A boolean [length] vector with exactly ``count`` True at uniformly random positions.
 
     A random permutation of ``[True] * count + [False] * (length - count)``; ``count`` may be

@@ -7,6 +7,7 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from jgather import _checks as ck
 from jgather.masking._keys import check_key as _check_key
@@ -19,10 +20,12 @@ from jgather.masking._permutation import _shuffled_count
 
 
 @functools.partial(jax.jit, static_argnames=("batch_size", "coarse", "scale", "mask_count"))
-def _simmim_masking(key, batch_size: int, coarse, scale: int, mask_count: int):
+def _simmim_masking(
+    key: jax.Array, batch_size: int, coarse: tuple[int, int], scale: int, mask_count: int
+) -> jax.Array:
     gh, gw = coarse
 
-    def one(k):
+    def one(k: jax.Array) -> jax.Array:
         m = _shuffled_count(k, gh * gw, mask_count).reshape(gh, gw)
         return jnp.repeat(jnp.repeat(m, scale, axis=0), scale, axis=1).reshape(-1)
 
@@ -30,14 +33,14 @@ def _simmim_masking(key, batch_size: int, coarse, scale: int, mask_count: int):
 
 
 def simmim_masking(
-    key,
+    key: ArrayLike,
     batch_size: int,
     image_size: int | tuple[int, int] = 192,
     *,
     mask_patch_size: int = 32,
     model_patch_size: int = 4,
     mask_ratio: float = 0.6,
-):
+) -> jax.Array:
     """SimMIM masking: a random mask on a coarse grid, upsampled to the model's patch grid.
 
     Mirrors SimMIM's ``MaskGenerator`` (defaults are SimMIM's: 192 px images, 32 px mask

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from jgather import _checks as ck
 from jgather.masking._keys import batch_sharding as _batch_sharding
@@ -40,7 +41,7 @@ def _schedule_power(fn: str, name: str) -> float | None:
     return None
 
 
-def _check_schedule(fn: str, name, num_tokens) -> None:
+def _check_schedule(fn: str, name: Any, num_tokens: Any) -> None:
     if not isinstance(name, str):
         raise TypeError(
             f"{fn}: the schedule name must be a str, one of {_SCHEDULES}; got {name!r}."
@@ -56,19 +57,23 @@ def _check_schedule(fn: str, name, num_tokens) -> None:
         ck.static_int(fn, "`num_tokens`", num_tokens, minimum=2)
 
 
-def _schedule(name: str, r, num_tokens):
+def _schedule(name: str, r: jax.Array, num_tokens: int | None) -> jax.Array:
     if name == "cosine":
         ratio = jnp.cos(math.pi / 2.0 * r)
     elif name == "log":
+        assert num_tokens is not None  # _check_schedule requires it for 'log'
         ratio = -jnp.log2(r) / math.log2(num_tokens)
     elif name == "exp":
+        assert num_tokens is not None  # _check_schedule requires it for 'exp'
         ratio = 1.0 - jnp.exp2(-math.log2(num_tokens) * (1.0 - r))
     else:
-        ratio = 1.0 - r ** _schedule_power("mask_schedule", name)
+        power = _schedule_power("mask_schedule", name)
+        assert power is not None  # _check_schedule rejected names without a power
+        ratio = 1.0 - r**power
     return jnp.clip(ratio, _EPS, 1.0)
 
 
-def mask_schedule(name: str, ratio, *, num_tokens: int | None = None):
+def mask_schedule(name: str, ratio: ArrayLike, *, num_tokens: int | None = None) -> jax.Array:
     """MaskGIT's mask-ratio schedules: map ``r`` in ``[0, 1]`` to the fraction of tokens masked.
 
     Mirrors MaskGIT's ``schedule`` (``maskgit/libml/mask_schedule.py``; the paper's study of
@@ -131,8 +136,10 @@ class VariableRatioMask(NamedTuple):
 
 
 @functools.partial(jax.jit, static_argnames=("batch_size", "num_tokens", "schedule"))
-def _variable_ratio_masking(key, r, batch_size: int, num_tokens: int, schedule: str):
-    def one(k, r_given):
+def _variable_ratio_masking(
+    key: jax.Array, r: jax.Array | None, batch_size: int, num_tokens: int, schedule: str
+) -> VariableRatioMask:
+    def one(k: jax.Array, r_given: jax.Array | None) -> VariableRatioMask:
         k_r, k_pos = jax.random.split(k)
         r_i = jax.random.uniform(k_r, (), jnp.float32) if r_given is None else r_given
         ratio = _schedule(schedule, r_i, num_tokens)
@@ -150,12 +157,12 @@ def _variable_ratio_masking(key, r, batch_size: int, num_tokens: int, schedule: 
 
 
 def variable_ratio_masking(
-    key,
+    key: ArrayLike,
     batch_size: int,
     num_tokens: int,
     *,
     schedule: str = "cosine",
-    r=None,
+    r: ArrayLike | None = None,
 ) -> VariableRatioMask:
     """MaskGIT-style masking with a per-sample masked count drawn through a schedule.
 

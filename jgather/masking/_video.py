@@ -6,6 +6,7 @@ import functools
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from jgather import _checks as ck
 from jgather.masking._keys import check_key as _check_key
@@ -18,17 +19,21 @@ from jgather.masking._permutation import _shuffled_count
 
 
 @functools.partial(jax.jit, static_argnames=("batch_size", "grid", "num_masked"))
-def _tube_masking(key, batch_size: int, grid: tuple[int, int, int], num_masked: int):
+def _tube_masking(
+    key: jax.Array, batch_size: int, grid: tuple[int, ...], num_masked: int
+) -> jax.Array:
     t, h, w = grid
 
-    def one(k):
+    def one(k: jax.Array) -> jax.Array:
         frame = _shuffled_count(k, h * w, num_masked)  # [H*W]
         return jnp.tile(frame, t)  # [T*H*W]: the same spatial mask in every frame
 
     return jax.vmap(one)(_per_sample_keys(key, batch_size))
 
 
-def tube_masking(key, batch_size: int, grid: tuple[int, int, int], mask_ratio: float = 0.9):
+def tube_masking(
+    key: ArrayLike, batch_size: int, grid: tuple[int, int, int], mask_ratio: float = 0.9
+) -> jax.Array:
     """VideoMAE tube masking: one random spatial mask per clip, repeated over every frame.
 
     Mirrors VideoMAE's ``TubeMaskingGenerator``: each clip draws one spatial mask over the
@@ -72,9 +77,9 @@ def tube_masking(key, batch_size: int, grid: tuple[int, int, int], mask_ratio: f
     """
     fn = "tube_masking"
     batch_size = ck.static_int(fn, "`batch_size`", batch_size, minimum=1)
-    grid = ck.static_grid(fn, "`grid`", grid, 3)
+    dims = ck.static_grid(fn, "`grid`", grid, 3)
     ratio = ck.static_ratio(fn, "`mask_ratio`", mask_ratio, closed=False)
-    per_frame = grid[1] * grid[2]
+    per_frame = dims[1] * dims[2]
     num_masked = int(ratio * per_frame)
     if num_masked >= per_frame:
         raise ValueError(
@@ -82,7 +87,7 @@ def tube_masking(key, batch_size: int, grid: tuple[int, int, int], mask_ratio: f
             f"{per_frame} tokens per frame, leaving none visible; lower `mask_ratio`."
         )
     key = _check_key(fn, key, batch_size)
-    return _tube_masking(key, batch_size, grid, num_masked)
+    return _tube_masking(key, batch_size, dims, num_masked)
 
 
 # --------------------------------------------------------------------------------------------
@@ -91,12 +96,18 @@ def tube_masking(key, batch_size: int, grid: tuple[int, int, int], mask_ratio: f
 
 
 @functools.partial(jax.jit, static_argnames=("batch_size", "grid", "cell", "masks_per_cell"))
-def _running_cell_masking(key, batch_size: int, grid, cell, masks_per_cell: int):
+def _running_cell_masking(
+    key: jax.Array,
+    batch_size: int,
+    grid: tuple[int, ...],
+    cell: tuple[int, ...],
+    masks_per_cell: int,
+) -> jax.Array:
     t, h, w = grid
     ch, cw = cell
     size = ch * cw
 
-    def one(k):
+    def one(k: jax.Array) -> jax.Array:
         phase = jax.random.randint(k, (), 0, size)
         tt = jnp.arange(t).reshape(t, 1, 1)
         # Position of each token inside its cell, row-major within the cell.
@@ -107,13 +118,13 @@ def _running_cell_masking(key, batch_size: int, grid, cell, masks_per_cell: int)
 
 
 def running_cell_masking(
-    key,
+    key: ArrayLike,
     batch_size: int,
     grid: tuple[int, int, int],
     mask_ratio: float = 0.5,
     *,
     cell: tuple[int, int] = (2, 2),
-):
+) -> jax.Array:
     """VideoMAE V2 running-cell masking: a periodic cell pattern that shifts by one each frame.
 
     Mirrors VideoMAE V2's ``RunningCellMaskingGenerator`` (which VideoMAE V2 uses for its decoder
@@ -171,20 +182,20 @@ def running_cell_masking(
     """
     fn = "running_cell_masking"
     batch_size = ck.static_int(fn, "`batch_size`", batch_size, minimum=1)
-    grid = ck.static_grid(fn, "`grid`", grid, 3)
-    cell = ck.static_grid(fn, "`cell`", cell, 2)
+    dims = ck.static_grid(fn, "`grid`", grid, 3)
+    cells = ck.static_grid(fn, "`cell`", cell, 2)
     ratio = ck.static_float(fn, "`mask_ratio`", mask_ratio)
-    _, h, w = grid
-    ch, cw = cell
+    _, h, w = dims
+    ch, cw = cells
     if h % ch or w % cw:
         raise ValueError(
             f"{fn}: the spatial grid (H, W) = ({h}, {w}) must be divisible by the cell "
-            f"{cell}; choose a grid of whole cells or another `cell`."
+            f"{cells}; choose a grid of whole cells or another `cell`."
         )
     size = ch * cw
     if size < 2:
         raise ValueError(
-            f"{fn}: cell={cell} holds one token, which cannot be partly masked; use a cell of "
+            f"{fn}: cell={cells} holds one token, which cannot be partly masked; use a cell of "
             "at least 2 tokens, e.g. cell=(2, 2) as VideoMAE V2."
         )
     masks_per_cell = int(size * ratio)
@@ -195,4 +206,4 @@ def running_cell_masking(
             f"mask_ratio=0.5 or 0.75 for a 2x2 cell."
         )
     key = _check_key(fn, key, batch_size)
-    return _running_cell_masking(key, batch_size, grid, cell, masks_per_cell)
+    return _running_cell_masking(key, batch_size, dims, cells, masks_per_cell)
