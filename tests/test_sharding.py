@@ -96,6 +96,23 @@ def test_random_masking_one_key(mesh):
     check(mesh, fn, (KEY, X), (KEY, shard(mesh, X)))
 
 
+def test_random_masking_per_sample_one_key_and_noise(mesh):
+    ratios = np.linspace(0.5, 0.9, N).astype(np.float32)
+    cap = int(L * 0.5)
+
+    def fn(k, x, r):
+        return tuple(jgather.random_masking_per_sample(k, x, r, capacity=cap, num_prefix=1))
+
+    check(mesh, fn, (KEY, X, ratios), (KEY, shard(mesh, X), ratios))
+    check(mesh, fn, (KEYS, X, ratios), (shard(mesh, KEYS), shard(mesh, X), shard(mesh, ratios)))
+
+    def with_noise(noise, x, r):
+        out = jgather.random_masking_per_sample(None, x, r, capacity=cap, noise=noise)
+        return tuple(out)
+
+    check(mesh, with_noise, (NOISE, X, ratios), (NOISE, shard(mesh, X), ratios))
+
+
 @pytest.mark.parametrize("noise_sharded", [True, False], ids=["sharded", "replicated"])
 def test_noise_unshuffle_and_apply_mask(mesh, noise_sharded):
     token = jnp.arange(D, dtype=jnp.float32)

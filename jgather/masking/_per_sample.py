@@ -36,7 +36,7 @@ import numpy as np
 from jax import lax
 
 from jgather import _checks as ck
-from jgather.masking._keys import check_key, per_sample_keys
+from jgather.masking._keys import batch_sharding, check_key, per_sample_keys, to_batch_sharding
 from jgather.masking._mae import (
     Method,
     _check_key_first,
@@ -198,10 +198,11 @@ def _pad_one(
     chex.assert_shape(x, (num_prefix + length, None))
     ids = _inverse_permutation(perm)  # shuffle position of each token
     rows = perm[:capacity] + num_prefix
-    if num_prefix:
-        rows = jnp.concatenate([lax.iota(jnp.int32, num_prefix), rows])
+    if num_prefix:  # 0..P-1 first: a pad and an add, which explicit sharding allows under vmap
+        prefix = jnp.pad(lax.iota(jnp.int32, num_prefix), (0, capacity))
+        rows = jnp.pad(rows, (num_prefix, 0)) + prefix
     slot_valid = lax.iota(jnp.int32, capacity) < len_keep
-    valid = jnp.concatenate([jnp.ones((num_prefix,), bool), slot_valid])
+    valid = jnp.pad(slot_valid, (num_prefix, 0), constant_values=True)
     rows_x = _take_rows(x, rows, method)
     x_masked = jnp.where(valid[:, None], rows_x, jnp.zeros_like(rows_x))
     kept = ids < len_keep
@@ -230,7 +231,9 @@ def _per_sample_keys(
         perm = _random_permutation(key, length)
         return _pad_one(x, perm, k, capacity, num_prefix, method, mask_dtype)
 
-    return jax.vmap(one)(per_sample_keys(key, x.shape[0]), x, len_keep)
+    sharding = batch_sharding(x, key, len_keep)
+    x, len_keep = (to_batch_sharding(a, sharding) for a in (x, len_keep))
+    return jax.vmap(one)(per_sample_keys(key, x.shape[0], sharding), x, len_keep)
 
 
 @functools.partial(jax.jit, static_argnames=_STATIC)
@@ -247,6 +250,8 @@ def _per_sample_noise(
     def one(noise: jax.Array, x: jax.Array, k: jax.Array) -> PaddedMaskedTokens:
         return _pad_one(x, _argsort_noise(noise), k, capacity, num_prefix, method, mask_dtype)
 
+    sharding = batch_sharding(x, noise, len_keep)
+    x, noise, len_keep = (to_batch_sharding(a, sharding) for a in (x, noise, len_keep))
     return jax.vmap(one)(noise, x, len_keep)
 
 
