@@ -167,6 +167,19 @@ def _check_key_first(fn: str, key: Any, call: str) -> None:
     )
 
 
+def _check_noise(fn: str, noise: Any, n: int, length: int) -> jax.Array:
+    """``noise`` as an [N, L] floating or integer array (one value per maskable token)."""
+    noise = ck.as_array(fn, "noise", noise, hint="pass [N, L] floats, or noise=None")
+    if noise.shape != (n, length):
+        raise ValueError(
+            f"{fn}: noise must have shape [N, L] = {(n, length)} (one value per maskable "
+            f"token), got {tuple(noise.shape)}."
+        )
+    if not (jnp.issubdtype(noise.dtype, jnp.floating) or jnp.issubdtype(noise.dtype, jnp.integer)):
+        raise TypeError(f"{fn}: noise must be floating or integer, got {noise.dtype}.")
+    return noise
+
+
 def _check_x(fn: str, x: Any, name: str = "x") -> jax.Array:
     x = ck.as_array(fn, name, x, hint="pass tokens [N, L, D]")
     if x.ndim != 3:
@@ -347,16 +360,7 @@ def random_masking(
     static = dict(len_keep=len_keep, num_prefix=num_prefix, method=method, mask_dtype=mask_dtype)
     facts: dict[str, Any] = dict(num_prefix=num_prefix, len_keep=len_keep)
     if noise is not None:
-        noise = ck.as_array(fn, "noise", noise, hint="pass [N, L] floats, or noise=None")
-        if noise.shape != (n, length):
-            raise ValueError(
-                f"{fn}: noise must have shape [N, L] = {(n, length)} (one value per maskable "
-                f"token), got {tuple(noise.shape)}."
-            )
-        if not (
-            jnp.issubdtype(noise.dtype, jnp.floating) or jnp.issubdtype(noise.dtype, jnp.integer)
-        ):
-            raise TypeError(f"{fn}: noise must be floating or integer, got {noise.dtype}.")
+        noise = _check_noise(fn, noise, n, length)
         return MaskedTokens(*_random_masking_noise(noise, x, **static), **facts)
     if key is None:
         raise ValueError(f"{fn}: pass a PRNG key, or noise= to choose the shuffle yourself.")

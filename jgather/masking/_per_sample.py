@@ -42,6 +42,7 @@ from jgather.masking._mae import (
     _check_key_first,
     _check_mask_dtype,
     _check_method,
+    _check_noise,
     _check_x,
     _take_rows,
     _TokenTuple,
@@ -358,16 +359,7 @@ def random_masking_per_sample(
     static = dict(capacity=capacity, num_prefix=num_prefix, method=method, mask_dtype=mask_dtype)
     facts: dict[str, Any] = dict(num_prefix=num_prefix, capacity=capacity)
     if noise is not None:
-        noise = ck.as_array(fn, "noise", noise, hint="pass [N, L] floats, or noise=None")
-        if noise.shape != (n, length):
-            raise ValueError(
-                f"{fn}: noise must have shape [N, L] = {(n, length)} (one value per maskable "
-                f"token), got {tuple(noise.shape)}."
-            )
-        if not (
-            jnp.issubdtype(noise.dtype, jnp.floating) or jnp.issubdtype(noise.dtype, jnp.integer)
-        ):
-            raise TypeError(f"{fn}: noise must be floating or integer, got {noise.dtype}.")
+        noise = _check_noise(fn, noise, n, length)
         return PaddedMaskedTokens(*_per_sample_noise(noise, x, len_keep, **static), **facts)
     if key is None:
         raise ValueError(f"{fn}: pass a PRNG key, or noise= to choose the shuffle yourself.")
