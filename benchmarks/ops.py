@@ -1,4 +1,4 @@
-"""Benchmark of jgather's gather/scatter ops against torch (CPU) and a straightforward JAX port.
+"""Benchmark of jgather's gather/scatter ops against torch (CPU) and the JAX a user would write.
 
 Run from the repository root::
 
@@ -7,25 +7,38 @@ Run from the repository root::
 
 Every case times, in one process and interleaved round by round (benchmarks/_timing.py):
 
-* ``jgather``: the jitted jgather op;
+* ``jgather``: the jgather op in its default mode (out-of-range values fill or drop, checkify
+  can report them), inside ``jax.jit``;
+* ``jgather_pib``: the same op with ``mode='promise_in_bounds'``;
+* the idiomatic JAX for the same job, inside ``jax.jit``: ``jnp.take_along_axis`` for gathers;
+  for scatters ``x.at[...].add`` with the natural index (the per-element index plus an iota
+  for the other axis, or the edge destinations ``dst`` for the ``expand`` idiom) and
+  ``jax.ops.segment_sum`` where it expresses the job;
 * ``torch``: the torch op on CPU (when torch is installed), with as many intra-op threads as
   XLA's CPU backend uses (all cores);
-* ``jax_port``: what a port usually writes: ``jnp.take_along_axis`` for gathers, a full iota
-  index grid plus ``.at[].add`` for scatters.
+* for some cases ``bound``: the leanest XLA lowering found for the job, with work done outside
+  the timed call (pre-flattened keys and updates passed in as arguments), to show what bounds
+  the case.
 
-Writes ``benchmarks/results/ops.json`` (``--quick`` writes ``ops_quick.json``) and prints a
-markdown table of median times and ratios.
+``tiny`` cases are eager calls with outputs under 64 KiB, compared with a bare jitted ``jnp``
+op of the output's size (dispatch overhead: the wrapper's checks plus one jitted call).
+
+The ratios: ``vs_torch`` is torch's median over jgather's, ``vs_jax`` the fastest idiomatic
+JAX median over jgather's (> 1: jgather faster). Writes ``benchmarks/results/ops.json``
+(``--quick`` writes ``ops_quick.json``) and prints a markdown table.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 import jgather
 from benchmarks._timing import (
@@ -40,160 +53,361 @@ from benchmarks._timing import (
 
 torch = optional_torch()  # optional; the ratios against it are then null
 
-
-def _port_gather(x, idx, dim):
-    return jnp.take_along_axis(x, idx, axis=dim)
+PIB = "promise_in_bounds"
 
 
-def _port_scatter_add(x, idx, src, dim):
-    grid = list(jnp.meshgrid(*[jnp.arange(n) for n in idx.shape], indexing="ij"))
-    grid[dim] = idx
-    return x.at[tuple(grid)].add(src)
+def _jit_gather(dim: int, mode: str | None = None) -> Callable[..., Any]:
+    return jax.jit(lambda x, i: jgather.gather(x, dim, i, mode=mode))
 
 
-_jg_gather = jax.jit(lambda x, i, dim: jgather.gather(x, dim, i), static_argnums=2)
-_jg_scatter_add = jax.jit(lambda x, i, s, dim: jgather.scatter_add(x, dim, i, s), static_argnums=3)
-_jx_gather = jax.jit(_port_gather, static_argnums=2)
-_jx_scatter_add = jax.jit(_port_scatter_add, static_argnums=3)
+def _jit_scatter_add(dim: int, mode: str | None = None) -> Callable[..., Any]:
+    return jax.jit(lambda x, i, s: jgather.scatter_add(x, dim, i, s, mode=mode))
 
 
-def _gather_case(name, shape, x, idx, dim, rounds):
+def _natural_at_add(dim: int) -> Callable[..., Any]:
+    """``x.at[...].add(src)`` with the per-element index on ``dim`` and iotas elsewhere."""
+
+    def f(x: jax.Array, i: jax.Array, s: jax.Array) -> jax.Array:
+        grid = tuple(
+            i if d == dim else lax.broadcasted_iota(jnp.int32, i.shape, d) for d in range(i.ndim)
+        )
+        return x.at[grid].add(s)
+
+    return jax.jit(f)
+
+
+def _bound_flat_scatter_add() -> Callable[..., Any]:
+    """One ``lax.scatter_add`` on flat int32 keys and flat updates passed in as arguments."""
+    dnums = lax.ScatterDimensionNumbers((), (0,), (0,))
+
+    def f(x: jax.Array, keys: jax.Array, updates: jax.Array) -> jax.Array:
+        out = lax.scatter_add(
+            x.reshape(-1), keys[:, None], updates, dnums, mode=lax.GatherScatterMode.FILL_OR_DROP
+        )
+        return out.reshape(x.shape)
+
+    return jax.jit(f)
+
+
+def _flat_keys(idx: np.ndarray, shape: tuple[int, ...], dim: int) -> np.ndarray:
+    """Flat positions in an array of ``shape`` of a per-element index along ``dim``."""
+    grid = np.indices(idx.shape, sparse=True)
+    coords = [idx if d == dim else grid[d] for d in range(idx.ndim)]
+    return np.ravel_multi_index(np.broadcast_arrays(*coords), shape).astype(np.int32).reshape(-1)
+
+
+class Bench:
+    def __init__(self, rounds: int) -> None:
+        self.rounds = rounds
+        self.cases: list[dict[str, Any]] = []
+
+    def run(
+        self,
+        op: str,
+        name: str,
+        shape: str,
+        fns: dict[str, Callable[[], Any]],
+        *,
+        idiomatic: tuple[str, ...],
+        out_bytes: int,
+        check: Callable[[Any, Any], None],
+        tiny: bool = False,
+    ) -> None:
+        ref = fns["jgather"]()
+        for key, fn in fns.items():
+            if key != "jgather" and not key.startswith("bare"):
+                got = fn()
+                check(np.asarray(got.numpy() if hasattr(got, "numpy") else got), np.asarray(ref))
+        med = interleaved(fns, rounds=self.rounds, warmup=2, inner=20 if tiny else 1)
+        jg = med["jgather"]
+        best = min(med[k] for k in idiomatic)
+        case: dict[str, Any] = {
+            "op": op,
+            "case": name,
+            "shape": shape,
+            "output_bytes": out_bytes,
+            "tiny": tiny,
+            "idiomatic": list(idiomatic),
+            "median_s": med,
+            "vs_torch": med["torch"] / jg if "torch" in med else None,
+            "vs_jax": best / jg,
+            "pib_vs_torch": med["torch"] / med["jgather_pib"] if "torch" in med else None,
+            "pib_vs_jax": best / med["jgather_pib"],
+        }
+        if "bound" in med:
+            case["bound_vs_jgather"] = jg / med["bound"]
+        if "bare_jnp" in med:
+            case["vs_bare_jnp"] = jg / med["bare_jnp"]
+        self.cases.append(case)
+
+        def ms(k: str) -> str:
+            return f"{med[k] * 1e3:.3f}" if k in med else "-"
+
+        def ratio(v: float | None) -> str:
+            return "-" if v is None else f"{v:.2f}x"
+
+        extra = ""
+        if "bound" in med:
+            extra = f"bound {ms('bound')} ms"
+        if "bare_jnp" in med:
+            extra = f"bare jnp {ms('bare_jnp')} ms ({case['vs_bare_jnp']:.2f}x of it)"
+        print(
+            f"| {op} | {name} | {shape} | {ms('jgather')} | {ms('jgather_pib')} | "
+            f"{' / '.join(ms(k) for k in idiomatic)} | {ms('torch')} | "
+            f"{ratio(case['vs_torch'])} | {ratio(case['vs_jax'])} | {extra} |",
+            flush=True,
+        )
+
+
+def _exact(a: Any, b: Any) -> None:
+    np.testing.assert_array_equal(a, b)
+
+
+def _close(a: Any, b: Any) -> None:
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-3)
+
+
+def _gather_case(
+    bench: Bench, name: str, x: np.ndarray, idx: np.ndarray, dim: int, tiny: bool = False
+) -> None:
     jx, ji = jnp.asarray(x), jnp.asarray(idx, jnp.int32)
-    fns = {
-        "jgather": ready(lambda: _jg_gather(jx, ji, dim)),
-        "jax_port": ready(lambda: _jx_gather(jx, ji, dim)),
-    }
+    shape = f"x{list(x.shape)} index{list(idx.shape)} dim={dim}"
+    if tiny:  # eager calls: the wrapper's checks plus the jitted core
+        tal = jax.jit(lambda a, i: jnp.take_along_axis(a, i, axis=dim))
+        bare = jax.jit(lambda a: a + 1)
+        out_like = jnp.zeros(idx.shape, x.dtype)
+        fns = {
+            "jgather": ready(lambda: jgather.gather(jx, dim, ji)),
+            "jgather_pib": ready(lambda: jgather.gather(jx, dim, ji, mode=PIB)),
+            "take_along_axis": ready(lambda: tal(jx, ji)),
+            "bare_jnp": ready(lambda: bare(out_like)),
+        }
+    else:
+        jg, jp = _jit_gather(dim), _jit_gather(dim, PIB)
+        tal = jax.jit(lambda a, i: jnp.take_along_axis(a, i, axis=dim))
+        fns = {
+            "jgather": ready(lambda: jg(jx, ji)),
+            "jgather_pib": ready(lambda: jp(jx, ji)),
+            "take_along_axis": ready(lambda: tal(jx, ji)),
+        }
     if torch is not None:
         tx, ti = torch.from_numpy(x), torch.from_numpy(idx.astype(np.int64))
         fns["torch"] = lambda: torch.gather(tx, dim, ti)
-        np.testing.assert_array_equal(np.asarray(fns["jgather"]()), fns["torch"]().numpy())
-    out_bytes = int(np.prod(idx.shape)) * x.dtype.itemsize
-    return _record("gather", name, shape, out_bytes, interleaved(fns, rounds=rounds, warmup=1))
+    bench.run(
+        "gather",
+        name,
+        shape,
+        fns,
+        idiomatic=("take_along_axis",),
+        out_bytes=idx.size * x.dtype.itemsize,
+        check=_exact,
+        tiny=tiny,
+    )
 
 
-def _scatter_case(name, shape, nodes, idx, src, dim, rounds):
+def _scatter_case(
+    bench: Bench,
+    name: str,
+    nodes: tuple[int, ...],
+    idx: np.ndarray,
+    src: np.ndarray,
+    dim: int,
+    *,
+    expanded_from: np.ndarray | None = None,
+    inside_jit: bool = False,
+    bound: bool = False,
+    tiny: bool = False,
+) -> None:
+    """``expanded_from``: the index is ``dst`` broadcast over the trailing axes (torch's
+    ``index.expand``); with ``inside_jit`` the broadcast happens inside the jitted function."""
     x = np.zeros(nodes, src.dtype)
     jx, ji, js = jnp.asarray(x), jnp.asarray(idx, jnp.int32), jnp.asarray(src)
-    fns = {
-        "jgather": ready(lambda: _jg_scatter_add(jx, ji, js, dim)),
-        "jax_port": ready(lambda: _jx_scatter_add(jx, ji, js, dim)),
-    }
+    shape = f"x{list(nodes)} index{list(idx.shape)} dim={dim}"
+    fns: dict[str, Callable[[], Any]]
+    idiomatic: tuple[str, ...]
+    if tiny:
+        at_add = _natural_at_add(dim)
+        bare = jax.jit(lambda a: a + 1)
+        fns = {
+            "jgather": ready(lambda: jgather.scatter_add(jx, dim, ji, js)),
+            "jgather_pib": ready(lambda: jgather.scatter_add(jx, dim, ji, js, mode=PIB)),
+            "at_add": ready(lambda: at_add(jx, ji, js)),
+            "bare_jnp": ready(lambda: bare(jx)),
+        }
+        idiomatic = ("at_add",)
+    elif expanded_from is not None:
+        assert dim == 0
+        jd = jnp.asarray(expanded_from, jnp.int32)
+        v = nodes[0]
+        seg = jax.jit(lambda s, d: jax.ops.segment_sum(s, d, num_segments=v))
+        at_dst = jax.jit(lambda a, d, s: a.at[d].add(s))
+        if inside_jit:
+            shape += " (expanded inside jit)"
+
+            def expand(d: jax.Array, s: jax.Array) -> jax.Array:
+                return jnp.broadcast_to(d[:, None], s.shape)
+
+            jg = jax.jit(lambda a, d, s: jgather.scatter_add(a, 0, expand(d, s), s))
+            jp = jax.jit(lambda a, d, s: jgather.scatter_add(a, 0, expand(d, s), s, mode=PIB))
+            fns = {
+                "jgather": ready(lambda: jg(jx, jd, js)),
+                "jgather_pib": ready(lambda: jp(jx, jd, js)),
+            }
+        else:
+            shape += " (expanded outside jit)"
+            jg, jp = _jit_scatter_add(0), _jit_scatter_add(0, PIB)
+            fns = {
+                "jgather": ready(lambda: jg(jx, ji, js)),
+                "jgather_pib": ready(lambda: jp(jx, ji, js)),
+            }
+        fns["segment_sum"] = ready(lambda: seg(js, jd))
+        fns["at_dst_add"] = ready(lambda: at_dst(jx, jd, js))
+        idiomatic = ("segment_sum", "at_dst_add")
+    else:
+        jg, jp = _jit_scatter_add(dim), _jit_scatter_add(dim, PIB)
+        at_add = _natural_at_add(dim)
+        fns = {
+            "jgather": ready(lambda: jg(jx, ji, js)),
+            "jgather_pib": ready(lambda: jp(jx, ji, js)),
+            "at_add": ready(lambda: at_add(jx, ji, js)),
+        }
+        idiomatic = ("at_add",)
+        if idx.ndim == 1:
+            v = nodes[0]
+            seg = jax.jit(lambda s, d: jax.ops.segment_sum(s, d, num_segments=v))
+            fns["segment_sum"] = ready(lambda: seg(js, ji))
+            idiomatic = ("at_add", "segment_sum")
+        if bound:
+            keys = jnp.asarray(_flat_keys(idx, nodes, dim))
+            flat_src = jnp.asarray(np.ascontiguousarray(src[tuple(slice(n) for n in idx.shape)]))
+            flat_src = flat_src.reshape(-1)
+            bf = _bound_flat_scatter_add()
+            fns["bound"] = ready(lambda: bf(jx, keys, flat_src))
     if torch is not None:
-        tx, ti, ts = (torch.from_numpy(x), torch.from_numpy(idx.astype(np.int64)),
-                      torch.from_numpy(src))  # fmt: skip
+        tx = torch.from_numpy(x)
+        ti = torch.from_numpy(np.ascontiguousarray(idx).astype(np.int64))
+        if expanded_from is not None:  # torch's idiom: a stride-0 expanded view of dst
+            ti = torch.from_numpy(expanded_from.astype(np.int64))[:, None].expand(*idx.shape)
+        ts = torch.from_numpy(src)
         fns["torch"] = lambda: tx.scatter_add(dim, ti, ts)
-        np.testing.assert_allclose(
-            np.asarray(fns["jgather"]()), fns["torch"]().numpy(), rtol=1e-4, atol=1e-3
-        )
-    out_bytes = x.size * x.dtype.itemsize
-    return _record("scatter_add", name, shape, out_bytes, interleaved(fns, rounds=rounds, warmup=1))
-
-
-def _record(op, name, shape, out_bytes, med):
-    t = med.get("torch")
-    case = {
-        "op": op,
-        "case": name,
-        "shape": shape,
-        "output_bytes": out_bytes,
-        "median_s": med,
-        "speedup_vs_torch": None if t is None else t / med["jgather"],
-        "speedup_vs_port": med["jax_port"] / med["jgather"],
-    }
-    ratio = "-" if t is None else f"{case['speedup_vs_torch']:.2f}x"
-    print(
-        f"| {op} | {name} | {shape} | {med['jgather'] * 1e3:.2f} | "
-        f"{'-' if t is None else f'{t * 1e3:.2f}'} | {med['jax_port'] * 1e3:.2f} | {ratio} | "
-        f"{case['speedup_vs_port']:.2f}x |",
-        flush=True,
+    bench.run(
+        "scatter_add",
+        name,
+        shape,
+        fns,
+        idiomatic=idiomatic,
+        out_bytes=x.size * x.dtype.itemsize,
+        check=_close,
+        tiny=tiny,
     )
-    return case
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small shapes, few rounds")
     parser.add_argument("--no-write", action="store_true", help="do not write the JSON")
+    parser.add_argument("--only", default="", help="run only cases whose name contains this")
     args = parser.parse_args(argv)
     q = args.quick
-    rounds = 3 if q else 21
+    rounds = 3 if q else 15
     threads = os.cpu_count() or 1
     if torch is not None:
         torch.set_num_threads(threads)
     print(torch_line(torch))
     rng = np.random.default_rng(0)
-    print("| op | case | shape | jgather ms | torch ms | jax port ms | vs torch | vs port |")
-    print("|---|---|---|---|---|---|---|---|")
-    cases = []
+    bench = Bench(rounds)
+    print(
+        "| op | case | shape | jgather ms | jgather pib ms | idiomatic JAX ms | torch ms | "
+        "vs torch | vs JAX | |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
 
-    # MAE: keep 25% of the tokens of each image, torch-style index expanded over features.
-    n, seq, d, keep = (32, 196, 768, 49) if q else (256, 196, 768, 49)
-    x = rng.standard_normal((n, seq, d), np.float32)
-    ids = np.argsort(rng.random((n, seq)), axis=1)[:, :keep]
-    idx = np.broadcast_to(ids[:, :, None], (n, keep, d))
-    cases.append(_gather_case(
-        "mae_token_gather", f"x[{n},{seq},{d}] index[{n},{keep},{d}] dim=1", x, idx, 1, rounds
-    ))  # fmt: skip
+    def want(name: str) -> bool:
+        return args.only in name
 
+    def normal(*shape: int) -> np.ndarray:
+        return rng.standard_normal(shape, np.float32)
+
+    # -- gathers ------------------------------------------------------------------------
+    if want("mae_token_gather"):  # MAE: keep 25% of the tokens, index expanded over features
+        n, seq, d, keep = (32, 196, 768, 49) if q else (256, 196, 768, 49)
+        ids = np.argsort(rng.random((n, seq)), axis=1)[:, :keep]
+        idx = np.ascontiguousarray(np.broadcast_to(ids[:, :, None], (n, keep, d)))
+        _gather_case(bench, "mae_token_gather", normal(n, seq, d), idx, 1)
     m = 1024 if q else 4096
-    x = rng.standard_normal((m, m), np.float32)
-    idx = rng.integers(0, m, (m // 4, m))
-    cases.append(_gather_case("row_gather", f"x[{m},{m}] index[{m // 4},{m}] dim=0", x, idx, 0,
-                              rounds))  # fmt: skip
-    idx = rng.integers(0, m, (m, m // 4))
-    cases.append(_gather_case("column_gather", f"x[{m},{m}] index[{m},{m // 4}] dim=1", x, idx,
-                              1, rounds))  # fmt: skip
+    if want("row_gather"):
+        _gather_case(bench, "row_gather", normal(m, m), rng.integers(0, m, (m // 4, m)), 0)
+    if want("column_gather"):
+        _gather_case(bench, "column_gather", normal(m, m), rng.integers(0, m, (m, m // 4)), 1)
+    if want("gather_1d"):
+        src_n, idx_n = (1 << 20, 1 << 18) if q else (1 << 24, 1 << 22)
+        _gather_case(bench, "gather_1d", normal(src_n), rng.integers(0, src_n, idx_n), 0)
+    if want("per_token_logits"):
+        bt, vocab = (512, 8000) if q else (4096, 32000)
+        _gather_case(
+            bench, "per_token_logits", normal(bt, vocab), rng.integers(0, vocab, (bt, 8)), 1
+        )
+    if want("last_axis_few"):
+        a, b, c = (32, 512, 512) if q else (256, 2048, 512)
+        x = rng.random((a, b, c), np.float32)
+        _gather_case(bench, "last_axis_few", x, rng.integers(0, c, (a, b, 8)), 2)
+        del x
+    if want("tiny_gather"):
+        _gather_case(bench, "tiny_gather", normal(64, 256), rng.integers(0, 256, (64, 64)), 1, True)
 
-    src_n, idx_n = (1 << 20, 1 << 18) if q else (1 << 24, 1 << 22)
-    x = rng.standard_normal(src_n, np.float32)
-    idx = rng.integers(0, src_n, idx_n)
-    cases.append(_gather_case("gather_1d", f"x[{src_n}] index[{idx_n}] dim=0", x, idx, 0,
-                              rounds))  # fmt: skip
-
-    bt, vocab, k = (512, 8000, 8) if q else (4096, 32000, 8)
-    x = rng.standard_normal((bt, vocab), np.float32)
-    idx = rng.integers(0, vocab, (bt, k))
-    cases.append(_gather_case("per_token_last_axis", f"logits[{bt},{vocab}] index[{bt},{k}] "
-                              "dim=-1", x, idx, -1, rounds))  # fmt: skip
-
-    # Graph message passing: E edge messages of F features summed into V nodes, torch-style
-    # (the destination of each edge expanded over the features).
+    # -- scatters -----------------------------------------------------------------------
     e, f, v = (100_000, 64, 10_000) if q else (1_000_000, 64, 100_000)
     dst = rng.integers(0, v, e)
-    src = rng.standard_normal((e, f), np.float32)
-    cases.append(_scatter_case(
-        "graph_scatter_add", f"nodes[{v},{f}] index[{e},{f}] (expanded) dim=0", (v, f),
-        np.broadcast_to(dst[:, None], (e, f)), src, 0, rounds,
-    ))  # fmt: skip
-    e2 = e // 4
-    idx = rng.integers(0, v, (e2, f))
-    cases.append(_scatter_case(
-        "scatter_add_random_index", f"nodes[{v},{f}] index[{e2},{f}] (per element) dim=0",
-        (v, f), idx, src[:e2], 0, rounds,
-    ))  # fmt: skip
-    values = 1_000_000 if q else 10_000_000
-    vals = rng.standard_normal(values, np.float32)
-    for bins in (1_000, 100_000):
-        idx = rng.integers(0, bins, values)
-        cases.append(_scatter_case(
-            f"histogram_{bins}_bins", f"bins[{bins}] index[{values}] dim=0", (bins,), idx,
-            vals, 0, rounds,
-        ))  # fmt: skip
+    src = normal(e, f)
+    expanded = np.broadcast_to(dst[:, None], (e, f))
+    if want("graph_expand_outside"):
+        _scatter_case(bench, "graph_expand_outside", (v, f), np.ascontiguousarray(expanded), src,
+                      0, expanded_from=dst)  # fmt: skip
+    if want("graph_expand_inside"):
+        _scatter_case(bench, "graph_expand_inside", (v, f), np.ascontiguousarray(expanded), src,
+                      0, expanded_from=dst, inside_jit=True)  # fmt: skip
+    del expanded
+    if want("per_element"):  # the issue's case: [10000, 64] <- [200000, 64]
+        n_rows, n_upd = (2_000, 40_000) if q else (10_000, 200_000)
+        _scatter_case(bench, "per_element", (n_rows, f), rng.integers(0, n_rows, (n_upd, f)),
+                      src[:n_upd], 0, bound=True)  # fmt: skip
+    if want("many_per_row"):  # E >> N: 1000 updates per output element
+        n_rows, n_upd = (100, 20_000) if q else (200, 200_000)
+        _scatter_case(bench, "many_per_row", (n_rows, f), rng.integers(0, n_rows, (n_upd, f)),
+                      src[:n_upd], 0, bound=True)  # fmt: skip
+    if want("last_axis_scatter"):
+        _scatter_case(bench, "last_axis_scatter", (m, m), rng.integers(0, m, (m, m // 4)),
+                      normal(m, m // 4), 1, bound=True)  # fmt: skip
+    values = 100_000 if q else 1_000_000
+    if want("histogram_1k"):
+        _scatter_case(bench, "histogram_1k", (1_000,), rng.integers(0, 1_000, values),
+                      normal(values), 0)  # fmt: skip
+    if want("histogram_100k"):
+        values = 1_000_000 if q else 10_000_000
+        _scatter_case(bench, "histogram_100k", (100_000,), rng.integers(0, 100_000, values),
+                      normal(values), 0)  # fmt: skip
+    if want("tiny_scatter"):
+        _scatter_case(bench, "tiny_scatter", (64, 64), rng.integers(0, 64, (64, 64)),
+                      normal(64, 64), 0, tiny=True)  # fmt: skip
 
+    cases = bench.cases
     summary: dict[str, Any] = {}
     for op in ("gather", "scatter_add"):
-        rs = [c["speedup_vs_torch"] for c in cases if c["op"] == op]
-        if rs and None not in rs:
-            summary[f"{op}_geomean_speedup_vs_torch"] = geomean(rs)
-        summary[f"{op}_geomean_speedup_vs_port"] = geomean(
-            [c["speedup_vs_port"] for c in cases if c["op"] == op]
-        )
+        full = [c for c in cases if c["op"] == op and not c["tiny"]]
+        if not full:
+            continue
+        if torch is not None:
+            summary[f"{op}_geomean_vs_torch"] = geomean([c["vs_torch"] for c in full])
+        summary[f"{op}_geomean_vs_jax"] = geomean([c["vs_jax"] for c in full])
+        summary[f"{op}_min_vs_jax"] = min(c["vs_jax"] for c in full)
+        if torch is not None:
+            summary[f"{op}_min_vs_torch"] = min(c["vs_torch"] for c in full)
     summary["threads"] = {"xla_cpu": threads, "torch": torch.get_num_threads() if torch else None}
     print()
     for key, value in summary.items():
         print(f"{key}: {value if isinstance(value, dict) else f'{value:.2f}'}")
     meta = {**metadata(), "rounds": rounds, "quick": q}
-    if not args.no_write:
+    if not args.no_write and not args.only:
         path = write_results("ops_quick" if q else "ops", {"meta": meta, "cases": cases,
                                                           "summary": summary})  # fmt: skip
         print(f"wrote {path}")

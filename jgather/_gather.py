@@ -200,16 +200,25 @@ def _index_select_impl(
     elif ix.narrows_lossily(index) and mode != "promise_in_bounds":
         ix.probe(index, size)  # checkify reports the caller's full-width value
     index = ix.narrow_index(index, size)
+    # The axes before dim are batching dimensions (the index broadcast over them, which
+    # costs nothing), so the output comes out of the gather in its final order: with them as
+    # offset dimensions XLA would gather [K, ...] and transpose it.
+    lead = tuple(range(dim))
     dnums = lax.GatherDimensionNumbers(
-        offset_dims=tuple(d for d in range(input.ndim) if d != dim),
+        offset_dims=tuple(range(dim + 1, input.ndim)),
         collapsed_slice_dims=(dim,),
         start_index_map=(dim,),
+        operand_batching_dims=lead,
+        start_indices_batching_dims=lead,
     )
-    slice_sizes = (*input.shape[:dim], 1, *input.shape[dim + 1 :])
+    slice_sizes = (*(1,) * (dim + 1), *input.shape[dim + 1 :])
     lax_mode = ix.lax_mode(mode)
-    out = ix.gather_upcast_transpose(
-        lambda x, i: lax.gather(x, i[:, None], dnums, slice_sizes, mode=lax_mode), input, index
-    )
+
+    def select(x: jax.Array, i: jax.Array) -> jax.Array:
+        i = lax.broadcast_in_dim(i, (*x.shape[:dim], i.shape[0], 1), (dim,))
+        return lax.gather(x, i, dnums, slice_sizes, mode=lax_mode)
+
+    out = ix.gather_upcast_transpose(select, input, index)
     if fill is not None:
         ok = lax.broadcast_in_dim((index >= 0) & (index < size), out.shape, (dim,))
         out = jnp.where(ok, out, fill)

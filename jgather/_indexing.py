@@ -223,7 +223,10 @@ def check_bounds_eagerly(
     values = np.asarray(index)
     if values.size == 0:
         return
-    bad = (values < (-size if wrap else 0)) | (values >= size)
+    low = -size if wrap else 0
+    if values.min() >= low and values.max() < size:  # two reductions, no temporaries
+        return
+    bad = (values < low) | (values >= size)
     if bad.any():
         first = values.reshape(-1)[int(np.argmax(bad.reshape(-1)))]
         raise IndexError(

@@ -9,8 +9,15 @@ Lowering. The core emits ``lax.scatter*`` on flattened keys into the input itsel
 key per index element (its flat position in ``input``; no iota grid with one column per axis,
 no slice of the input), with no batching dimensions. When ``index`` is constant along every
 axis after ``dim`` -- torch's ``index.expand(...)`` idiom, e.g. graph messages ``[E, F]``
-scattered into nodes ``[V, F]`` along ``dim=0`` -- a ``lax.cond`` on that fact moves whole
-trailing slices instead (one key per slice; several times faster).
+scattered into nodes ``[V, F]`` along ``dim=0`` -- whole trailing slices move instead (one
+key per slice; several times faster). That is decided at trace time when it can be: an index
+made by ``jnp.broadcast_to`` (or ``x[:, None]``) inside the same ``jax.jit``, or a NumPy view
+with zero strides, takes the whole-slices path with no conditional and without ever
+materializing the expanded index. An index that arrives as an opaque array of at least
+``2**16`` elements spanning the input's trailing axes gets a run-time test instead: one
+``lax.cond`` that reads a single trailing slice, and only when that slice is constant a
+second one that reads the whole index (so a per-element index pays for one slice, not a
+pass over the index).
 
 Cost. Beyond the output buffer (the input's, reused when it is donated) every temporary is
 index-sized: ``include_self=False`` first writes the reduction's identity at the touched
@@ -100,6 +107,11 @@ _KIND = {"set": "set", "sum": "add", "prod": "mul", "amax": "max", "amin": "min"
 # that is at most this many times the number of keys, and a sort of the keys otherwise, so
 # the extra work is O(index) either way.
 _DENSE_GROUPING_RATIO = 4
+
+
+# An index of fewer elements than this never gets the run-time whole-rows test: its
+# per-element scatter is cheap, and the two conditionals would cost more than they save.
+_RUNTIME_ROWS_MIN = 1 << 16
 
 
 def _rows_scatter(kind: str, operand: jax.Array, keys: jax.Array, updates: jax.Array) -> jax.Array:
@@ -243,9 +255,17 @@ def _scatter_impl(
     op: str,
     include_self: bool,
     primal: bool = True,
+    trailing: tuple[int, ...] | None = None,
 ) -> jax.Array:
-    """The scatter on validated operands. ``primal=False`` (inside the JVP rule) skips the
-    whole-rows ``lax.cond`` (see ``_batchable``)."""
+    """The scatter on validated operands.
+
+    ``trailing`` not None: ``index`` holds only the axes up to ``dim`` of an index that is
+    constant along the axes after it (which have sizes ``trailing``, equal to ``input``'s),
+    known at trace time (:func:`_rows_source`); whole trailing slices move, with no
+    ``lax.cond``. Otherwise, when ``index`` spans ``input``'s trailing axes, a ``lax.cond``
+    decides at run time; ``primal=False`` (inside the JVP rule) skips it (see
+    ``_batchable``).
+    """
     if index.size == 0:
         return input
     if input.ndim == 0:
@@ -256,10 +276,11 @@ def _scatter_impl(
     size = input.shape[dim]
     if size == 0:  # nothing is in range; every update is dropped
         return input
+    full_shape = index.shape if trailing is None else index.shape + trailing
     if src.size == 1:
-        updates = jnp.broadcast_to(src.reshape((1,) * index.ndim), index.shape)
+        updates = jnp.broadcast_to(src.reshape((1,) * len(full_shape)), full_shape)
     else:
-        updates = ix.slice_to(src, index.shape, None)
+        updates = ix.slice_to(src, full_shape, None)
     index = ix.widen_index(index)
     if mode == "clip":
         index = ix.clamp(index, size)
@@ -271,6 +292,7 @@ def _scatter_impl(
     lead_in = int(np.prod(input.shape[:dim], dtype=np.int64))
     trail_in = strides[dim]
     key_dtype = key_dtype_for("scatter", input.size)
+    needs_base = _needs_base(input.dtype, op, include_self)
 
     def drop_out_of_range(keys: jax.Array, idx: jax.Array, scaled: bool) -> jax.Array:
         # XLA drops out-of-range keys natively. An out-of-range index value can only alias
@@ -288,8 +310,30 @@ def _scatter_impl(
                 keys = keys + lax.broadcasted_iota(key_dtype, index.shape, d) * strides[d]
         return drop_out_of_range(keys, index, trail_in > 1).reshape(-1)
 
+    def whole_rows(first: jax.Array, base: jax.Array | None) -> jax.Array:
+        # ``first`` [..., K] (axes up to dim): the index, constant along every axis after dim
+        # (torch's ``index.expand`` idiom) and spanning the input's trailing axes. Whole
+        # trailing slices move, one key per (leading position, index value).
+        keys = first.astype(key_dtype)
+        for d in range(dim):  # plus the row offset of the leading position
+            row_stride = strides[d] // trail_in
+            keys = keys + lax.broadcasted_iota(key_dtype, first.shape, d) * row_stride
+        keys = drop_out_of_range(keys, first, False).reshape(-1)
+        rows = (lead_in * size, trail_in)
+        k = keys.shape[0]
+        region = input.reshape(rows)
+        if base is not None:
+            base = base.reshape(k, trail_in)
+        elif needs_base:
+            base = _take_rows(region, jnp.clip(keys, 0, rows[0] - 1))
+        out = _reduce_rows(region, keys, updates.reshape(k, trail_in), op, include_self, base)
+        return out.reshape(input.shape)
+
+    if trailing is not None:  # known at trace time: whole rows, no conditional
+        return whole_rows(index, None)
+
     base = None
-    if _needs_base(input.dtype, op, include_self):  # read once, outside the cond below
+    if needs_base:  # read once, outside the conds below
         base = _take_rows(input.reshape(-1), jnp.clip(element_keys(), 0, input.size - 1))
 
     def elementwise() -> jax.Array:
@@ -298,32 +342,82 @@ def _scatter_impl(
         )
         return out.reshape(input.shape)
 
-    def whole_rows() -> jax.Array:
-        # The index is constant along every axis after dim (torch's ``index.expand`` idiom)
-        # and spans the input's trailing axes: move whole trailing slices, one key per
-        # (leading position, index value).
-        first = index[(..., *(0,) * (index.ndim - dim - 1))]
-        keys = first.astype(key_dtype)
-        for d in range(dim):  # plus the row offset of the leading position
-            row_stride = strides[d] // trail_in
-            keys = keys + lax.broadcasted_iota(key_dtype, first.shape, d) * row_stride
-        keys = drop_out_of_range(keys, first, False)
-        rows = (lead_in * size, trail_in)
-        k = int(np.prod(first.shape, dtype=np.int64))
-        out = _reduce_rows(
-            input.reshape(rows),
-            keys.reshape(-1),
-            updates.reshape(k, trail_in),
-            op,
-            include_self,
-            None if base is None else base.reshape(k, trail_in),
+    if (
+        trail_in > 1
+        and primal
+        and index.size >= _RUNTIME_ROWS_MIN
+        and index.shape[dim + 1 :] == input.shape[dim + 1 :]
+    ):
+        # Not known at trace time: decide at run time. A first test reads one trailing
+        # slice (at the first leading position); only when that slice is constant does a
+        # second one read the whole index, so a per-element index -- whose first slice is
+        # almost never constant -- costs no extra pass. (The tests are chained, not nested:
+        # XLA then still writes the scatter into the input's buffer.)
+        trail_axes = (slice(0, 1),) * (index.ndim - dim - 1)
+        first = index[(..., *trail_axes)]
+        head = index[(*(0,) * (dim + 1), ...)]
+        lead = first[(*(0,) * (dim + 1), ...)]
+        expanded = lax.cond(
+            jnp.all(head == lead), lambda: jnp.all(index == first), lambda: jnp.bool_(False)
         )
-        return out.reshape(input.shape)
-
-    if trail_in > 1 and primal and index.shape[dim + 1 :] == input.shape[dim + 1 :]:
-        first = index[(..., *(slice(0, 1),) * (index.ndim - dim - 1))]
-        return lax.cond(jnp.all(index == first), whole_rows, elementwise)
+        return lax.cond(
+            expanded,
+            lambda: whole_rows(first.reshape(index.shape[: dim + 1]), base),
+            elementwise,
+        )
     return elementwise()
+
+
+def _rows_source(index: Any, wide: Any, dim: int, input_shape: tuple[int, ...]) -> Any:
+    """The index's axes up to ``dim`` when it is constant along the rest, known now; else None.
+
+    torch code scatters graph messages with ``index.expand(E, F)`` (or ``jnp.broadcast_to``):
+    an index that is constant along every axis after ``dim``. Such an index moves whole
+    trailing slices, one key per slice. This finds out at trace time, without reading the
+    values, in two cases: a NumPy index whose strides are 0 along those axes (a view made by
+    ``np.broadcast_to``), and a traced index produced by ``broadcast_in_dim`` (what
+    ``jnp.broadcast_to`` and ``x[:, None]`` trace to inside ``jax.jit``), possibly followed
+    by dtype conversions. The traced case reads the tracer's producing equation, which is
+    not public JAX API: if JAX changes it, nothing is found and the scatter decides at run
+    time instead (``tests/test_hlo_structure.py`` notices the change). Anything else (a
+    concrete ``jax.Array``, a jit argument, a vmapped index) returns None.
+    """
+    trailing = tuple(input_shape[dim + 1 :])
+    if not trailing or int(np.prod(trailing)) == 1 or index.shape[dim + 1 :] != trailing:
+        return None
+    lead = index.shape[: dim + 1]
+    if isinstance(wide, np.ndarray):
+        if wide.shape == index.shape and all(st == 0 for st in wide.strides[dim + 1 :]):
+            return index[(..., *(0,) * len(trailing))]
+        return None
+    if not isinstance(index, jax.core.Tracer):
+        return None
+    dtype = index.dtype
+    node: Any = index
+    try:
+        for _ in range(4):  # through a few dtype conversions
+            eqn = getattr(node, "parent", None)
+            if eqn is None:
+                return None
+            name = eqn.primitive.name
+            if name == "convert_element_type":
+                node = eqn.in_tracers[0]
+                continue
+            if name != "broadcast_in_dim":
+                return None
+            (operand,) = eqn.in_tracers[:1]
+            dims = tuple(eqn.params["broadcast_dimensions"])
+            if tuple(eqn.params["shape"]) != tuple(index.shape) or len(dims) != operand.ndim:
+                return None
+            keep = [k for k, d in enumerate(dims) if d <= dim]
+            if any(operand.shape[k] != 1 for k, d in enumerate(dims) if d > dim):
+                return None
+            squeezed = operand.reshape(tuple(operand.shape[k] for k in keep))
+            first = lax.broadcast_in_dim(squeezed, lead, tuple(dims[k] for k in keep))
+            return first.astype(dtype)
+    except (AttributeError, KeyError, TypeError, ValueError, IndexError):
+        return None
+    return None
 
 
 def _spec(a: jax.Array) -> tuple[Any, ...]:
@@ -388,7 +482,9 @@ def _auto_layout(input: jax.Array, index: jax.Array) -> tuple[Any, tuple[Any, ..
     return sharding.mesh, spec
 
 
-@functools.partial(jax.jit, static_argnames=("dim", "mode", "op", "include_self", "layout"))
+@functools.partial(
+    jax.jit, static_argnames=("dim", "mode", "op", "include_self", "layout", "trailing")
+)
 def _scatter_core(
     input: jax.Array,
     index: jax.Array,
@@ -399,6 +495,7 @@ def _scatter_core(
     op: str,
     include_self: bool,
     layout: tuple[Any, tuple[Any, ...]] | None = None,
+    trailing: tuple[int, ...] | None = None,
 ) -> jax.Array:
     def body(input: jax.Array, index: jax.Array, src: jax.Array) -> jax.Array:
         size = input.shape[dim] if input.ndim else 1
@@ -406,8 +503,10 @@ def _scatter_core(
             # checkify.index_checks reports the caller's index value and axis size here (the
             # scatters below see flattened, narrowed keys).
             ix.probe(ix.widen_index(index), size)
-        return _batchable(dim, mode, op, include_self)(input, index, src)
+        return _batchable(dim, mode, op, include_self, trailing)(input, index, src)
 
+    if trailing is not None:  # _dispatch passes it only off the sharded paths
+        return body(input, index, src)
     if layout is not None and index.size:
         return _sharded_scatter(layout[0], body, input, index, src, dim, layout[1])
     mesh = ix.explicit_mesh(input, index, src) if input.ndim and index.size else None
@@ -418,7 +517,7 @@ def _scatter_core(
 
 @functools.cache
 def _batchable(
-    dim: int, mode: str | None, op: str, include_self: bool
+    dim: int, mode: str | None, op: str, include_self: bool, trailing: tuple[int, ...] | None
 ) -> Callable[[jax.Array, jax.Array, jax.Array], jax.Array]:
     """``_scatter_impl`` for fixed static arguments, batched by folding, not by lax's rule.
 
@@ -433,7 +532,7 @@ def _batchable(
     """
 
     def impl(x: jax.Array, i: jax.Array, s: jax.Array, primal: bool = True) -> jax.Array:
-        return _scatter_impl(x, i, s, dim, mode, op, include_self, primal)
+        return _scatter_impl(x, i, s, dim, mode, op, include_self, primal, trailing)
 
     @jax.custom_batching.custom_vmap
     def folded(x: jax.Array, i: jax.Array, s: jax.Array) -> jax.Array:
@@ -457,8 +556,9 @@ def _batchable(
         if i.ndim == 1:
             i = i[:, None]
         if s.size == axis_size:  # one src value per example, broadcast over its index
-            s = jnp.broadcast_to(s.reshape((axis_size,) + (1,) * (i.ndim - 1)), i.shape)
-        out = _batchable(dim + 1, mode, op, include_self)(x, i, s)
+            full = i.shape if trailing is None else i.shape + trailing
+            s = jnp.broadcast_to(s.reshape((axis_size,) + (1,) * (len(full) - 1)), full)
+        out = _batchable(dim + 1, mode, op, include_self, trailing)(x, i, s)
         return out.reshape((axis_size, *example_shape)), True
 
     @jax.custom_jvp
@@ -502,8 +602,9 @@ def _is_scalar(x: Any) -> bool:
 
 def _prepare(
     fn: str, input: Any, dim: Any, index: Any, src: Any, mode: Any
-) -> tuple[jax.Array, int, jax.Array, jax.Array]:
-    """Shared trace-time checks; returns canonical (input, dim, index, src)."""
+) -> tuple[jax.Array, int, jax.Array, jax.Array, Any]:
+    """Shared trace-time checks; returns canonical (input, dim, index, src) and the index as
+    the caller gave it (a NumPy array, or the same JAX array or tracer)."""
     input = _checks.as_array(fn, "input", input)
     index, wide = ix.as_index(fn, "index", index)
     ix.check_index_dtype(fn, index)
@@ -528,7 +629,40 @@ def _prepare(
     if mode is None:
         size = input.shape[dim] if input.ndim else 1
         ix.check_bounds_eagerly(fn, wide, dim, size, scatter=True)
-    return input, dim, index, src
+    return input, dim, index, src, wide
+
+
+def _dispatch(
+    input: jax.Array,
+    dim: int,
+    index: jax.Array,
+    wide: Any,
+    src: jax.Array,
+    *,
+    mode: str | None,
+    op: str,
+    include_self: bool,
+) -> jax.Array:
+    """Calls the jitted core, choosing at trace time between sharded, whole-rows and generic."""
+    layout = _auto_layout(input, index)
+    sharded = layout is not None or (
+        input.ndim and index.size and ix.explicit_mesh(input, index, src) is not None
+    )
+    first = None if sharded or not index.size else _rows_source(index, wide, dim, input.shape)
+    if first is not None:
+        return _scatter_core(
+            input,
+            first,
+            src,
+            dim=dim,
+            mode=mode,
+            op=op,
+            include_self=include_self,
+            trailing=tuple(input.shape[dim + 1 :]),
+        )
+    return _scatter_core(
+        input, index, src, dim=dim, mode=mode, op=op, include_self=include_self, layout=layout
+    )
 
 
 def scatter(
@@ -591,18 +725,9 @@ def scatter(
             f"{fn}: reduce must be None, 'add' or 'multiply', got {reduce!r}; for 'mean', "
             "'amax', 'amin' use scatter_reduce."
         )
-    input, dim, index, src = _prepare(fn, input, dim, index, src, mode)
+    input, dim, index, src, wide = _prepare(fn, input, dim, index, src, mode)
     op = _SCATTER_REDUCE[reduce]
-    return _scatter_core(
-        input,
-        index,
-        src,
-        dim=dim,
-        mode=mode,
-        op=op,
-        include_self=True,
-        layout=_auto_layout(input, index),
-    )
+    return _dispatch(input, dim, index, wide, src, mode=mode, op=op, include_self=True)
 
 
 def scatter_add(
@@ -635,17 +760,8 @@ def scatter_add(
       >>> scatter_add(jnp.zeros(3), 0, jnp.array([0, 2, 0, 2, 2]), jnp.ones(5))
       Array([2., 0., 3.], dtype=float32)
     """
-    input, dim, index, src = _prepare("scatter_add", input, dim, index, src, mode)
-    return _scatter_core(
-        input,
-        index,
-        src,
-        dim=dim,
-        mode=mode,
-        op="sum",
-        include_self=True,
-        layout=_auto_layout(input, index),
-    )
+    input, dim, index, src, wide = _prepare("scatter_add", input, dim, index, src, mode)
+    return _dispatch(input, dim, index, wide, src, mode=mode, op="sum", include_self=True)
 
 
 def scatter_reduce(
@@ -713,19 +829,10 @@ def scatter_reduce(
         )
     if not isinstance(include_self, bool):
         raise TypeError(f"{fn}: include_self must be a bool, got {include_self!r}.")
-    input, dim, index, src = _prepare(fn, input, dim, index, src, mode)
+    input, dim, index, src, wide = _prepare(fn, input, dim, index, src, mode)
     if reduce == "mean" and input.dtype == jnp.bool_:
         raise TypeError(
             f"{fn}: reduce='mean' is not defined for bool arrays (torch does not implement it "
             "either); cast input and src to an integer or float dtype first."
         )
-    return _scatter_core(
-        input,
-        index,
-        src,
-        dim=dim,
-        mode=mode,
-        op=reduce,
-        include_self=include_self,
-        layout=_auto_layout(input, index),
-    )
+    return _dispatch(input, dim, index, wide, src, mode=mode, op=reduce, include_self=include_self)

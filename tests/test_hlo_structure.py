@@ -1,0 +1,243 @@
+"""The compiled programs of the ops: structure, not timings (issue 10).
+
+For every op, jitted on abstract shapes (nothing large is allocated), the optimized HLO must
+hold the expected number of gather and scatter instructions, no copy that changes the
+physical layout of the index or updates (a transpose XLA would insert around a badly
+lowered gather or scatter), and no ``conditional`` where the fast path can be chosen at
+trace time. The run-time choice is left in exactly one place: a scatter whose index spans
+the input's trailing axes and arrives as an opaque array (a jit argument), where only its
+values can tell whether it is torch's ``index.expand`` idiom.
+"""
+
+from __future__ import annotations
+
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jgather
+from jgather import _scatter
+
+_INSTR = re.compile(r"^\s*(?:ROOT )?%([\w.\-]+) = (.*?) ([a-z][\w\-]*)\(", re.M)
+_ARRAY = re.compile(r"^\w+\[([\d,]*)\]\{([\d,]*)[^}]*\}$")
+
+
+def _hlo(fn, *avals):
+    return jax.jit(fn).lower(*avals).compile().as_text()
+
+
+def _opcodes(text: str) -> list[str]:
+    return [m.group(3) for m in _INSTR.finditer(text)]
+
+
+def _count(text: str, opcode: str) -> int:
+    return _opcodes(text).count(opcode)
+
+
+def _physical(type_str: str) -> tuple[int, ...] | None:
+    """Minor-to-major order of an array type's dimensions, size-1 dimensions dropped."""
+    m = _ARRAY.match(type_str.strip())
+    if m is None:
+        return None
+    dims = [int(d) for d in m.group(1).split(",") if d]
+    layout = [int(d) for d in m.group(2).split(",") if d]
+    return tuple(d for d in layout if dims[d] != 1)
+
+
+def _layout_changing_copies(text: str) -> list[str]:
+    """Copies whose operand and result differ in physical layout (size-1 dims ignored)."""
+    types = {m.group(1): m.group(2) for m in _INSTR.finditer(text)}
+    params = dict(re.findall(r"%([\w.\-]+): (\w+\[[\d,]*\](?:\{[\d,]*\})?)", text))
+    bad = []
+    for m in re.finditer(r"%([\w.\-]+) = (\S+) copy\(%([\w.\-]+)\)", text):
+        result, operand = m.group(2), types.get(m.group(3), params.get(m.group(3)))
+        if operand is None:
+            continue
+        if _physical(result) != _physical(operand):
+            bad.append(m.group(0))
+    return bad
+
+
+def f32(*shape):
+    return jax.ShapeDtypeStruct(shape, jnp.float32)
+
+
+def i32(*shape):
+    return jax.ShapeDtypeStruct(shape, jnp.int32)
+
+
+GATHERS = {
+    # name: (fn, avals)
+    "gather_dim1": (lambda x, i: jgather.gather(x, 1, i), (f32(64, 96, 32), i32(64, 12, 32))),
+    "gather_dim0": (lambda x, i: jgather.gather(x, 0, i), (f32(512, 64), i32(128, 64))),
+    "gather_last": (lambda x, i: jgather.gather(x, -1, i), (f32(16, 64, 128), i32(16, 64, 8))),
+    "gather_1d": (lambda x, i: jgather.gather(x, 0, i), (f32(4096), i32(1024))),
+    "gather_fill": (
+        lambda x, i: jgather.gather(x, 1, i, mode="fill", fill_value=0.0),
+        (f32(64, 96), i32(64, 12)),
+    ),
+    "gather_clip": (lambda x, i: jgather.gather(x, 1, i, mode="clip"), (f32(64, 96), i32(64, 8))),
+    "gather_pib": (
+        lambda x, i: jgather.gather(x, 1, i, mode="promise_in_bounds"),
+        (f32(64, 96), i32(64, 8)),
+    ),
+    "take_along_dim": (
+        lambda x, i: jgather.take_along_dim(x, i, dim=1),
+        (f32(64, 96), i32(1, 8)),
+    ),
+    "take_along_dim_flat": (lambda x, i: jgather.take_along_dim(x, i), (f32(64, 96), i32(100))),
+    "index_select": (lambda x, i: jgather.index_select(x, 1, i), (f32(64, 96, 8), i32(10))),
+}
+
+
+@pytest.mark.parametrize("name", GATHERS)
+def test_gathers_are_one_gather_without_copies_or_conditionals(name):
+    fn, avals = GATHERS[name]
+    text = _hlo(fn, *avals)
+    assert _count(text, "gather") == 1, name
+    assert _count(text, "scatter") == 0, name
+    assert _count(text, "conditional") == 0, name
+    assert _count(text, "transpose") == 0, name
+    assert _layout_changing_copies(text) == [], name
+
+
+def test_gather_gradient_is_one_scatter():
+    def loss(x, i):
+        return jgather.gather(x, 1, i).sum()
+
+    text = _hlo(jax.grad(loss), f32(64, 96), i32(64, 12))
+    assert _count(text, "scatter") == 1
+    assert _count(text, "conditional") == 0
+    assert _layout_changing_copies(text) == []
+
+
+def _expand_inside(op):
+    def fn(x, dst, s):
+        return op(x, jnp.broadcast_to(dst[:, None], s.shape), s)
+
+    return fn
+
+
+def _expand_dim1(op):
+    def fn(x, dst, s):
+        return op(x, jnp.broadcast_to(dst[:, :, None], s.shape), s)
+
+    return fn
+
+
+def _add(dim):
+    return lambda x, i, s: jgather.scatter_add(x, dim, i, s)
+
+
+# name: (fn, avals, scatters, conditionals). An index of 2**17 elements is above the size
+# where an opaque index gets the run-time whole-rows test.
+SCATTERS = {
+    "add_1d": (_add(0), (f32(1000), i32(50_000), f32(50_000)), 1, 0),
+    "add_per_element_small": (_add(0), (f32(100, 16), i32(400, 16), f32(400, 16)), 1, 0),
+    "add_index_narrower_than_input": (_add(0), (f32(1000, 64), i32(4096, 32), f32(4096, 32)), 1, 0),
+    "add_last_axis": (_add(1), (f32(512, 512), i32(512, 256), f32(512, 256)), 1, 0),
+    "add_trailing_size_1": (_add(0), (f32(1000, 1), i32(150_000, 1), f32(150_000, 1)), 1, 0),
+    "add_expanded_inside_jit": (
+        _expand_inside(_add(0)),
+        (f32(1000, 64), i32(4096), f32(4096, 64)),
+        1,
+        0,
+    ),
+    "add_expanded_inside_jit_dim1": (
+        _expand_dim1(_add(1)),
+        (f32(4, 1000, 64), i32(4, 1024), f32(4, 1024, 64)),
+        1,
+        0,
+    ),
+    "mean_expanded_inside_jit": (
+        _expand_inside(lambda x, i, s: jgather.scatter_reduce(x, 0, i, s, "mean")),
+        (f32(1000, 64), i32(4096), f32(4096, 64)),
+        None,
+        0,
+    ),
+    "set_expanded_inside_jit": (
+        _expand_inside(lambda x, i, s: jgather.scatter(x, 0, i, s)),
+        (f32(1000, 64), i32(4096), f32(4096, 64)),
+        None,
+        0,
+    ),
+    # The one run-time choice: an opaque index spanning the trailing axes. Two chained
+    # conditionals (a one-slice test, then the full test), the per-element scatter in one
+    # branch and the whole-rows scatter in the other.
+    "add_opaque_spanning_index": (_add(0), (f32(1000, 64), i32(4096, 64), f32(4096, 64)), 2, 2),
+}
+
+
+@pytest.mark.parametrize("name", SCATTERS)
+def test_scatter_structure(name):
+    fn, avals, scatters, conditionals = SCATTERS[name]
+    text = _hlo(fn, *avals)
+    assert _count(text, "conditional") == conditionals, name
+    if scatters is not None:
+        assert _count(text, "scatter") == scatters, name
+    assert _count(text, "transpose") == 0, name
+    assert _layout_changing_copies(text) == [], name
+
+
+def test_expanded_index_inside_jit_is_found_at_trace_time():
+    """The trace-time detection of ``jnp.broadcast_to`` reads a JAX-internal field of the
+    tracer; on a JAX version where that field changes this fails (the scatter would still be
+    right, through the run-time test, but slower)."""
+    seen = []
+
+    def fn(x, dst, s):
+        index = jnp.broadcast_to(dst[:, None], s.shape)
+        _, wide = jgather._indexing.as_index("t", "index", index)
+        seen.append(_scatter._rows_source(index, wide, 0, x.shape))
+        return x
+
+    jax.make_jaxpr(fn)(jnp.zeros((10, 4)), jnp.zeros(6, jnp.int32), jnp.zeros((6, 4)))
+    assert seen[0] is not None and seen[0].shape == (6,)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(lambda d, s: jnp.broadcast_to(d[:, None], s.shape), id="broadcast_to"),
+        pytest.param(
+            lambda d, s: d[:, None].astype(jnp.int16) + jnp.zeros_like(s, jnp.int16),
+            id="add_not_a_broadcast",
+        ),
+        pytest.param(
+            lambda d, s: jnp.broadcast_to(d[:, None].astype(jnp.uint8), s.shape),
+            id="broadcast_then_convert",
+        ),
+        pytest.param(lambda d, s: jnp.tile(d[:, None], (1, s.shape[1])), id="tile"),
+    ],
+)
+def test_expanded_index_results_match_the_per_element_scatter(make):
+    """Whatever path the index takes (found at trace time or not), the values are those of
+    the per-element scatter of the materialized index."""
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.standard_normal((20, 6), np.float32))
+    dst = jnp.asarray(rng.integers(0, 20, 40), jnp.int32)
+    s = jnp.asarray(rng.standard_normal((40, 6), np.float32))
+    index = np.asarray(make(dst, s))
+    for reduce in ("sum", "mean", "amax", "amin", "prod"):
+        got = jax.jit(
+            lambda x, d, s, reduce=reduce: jgather.scatter_reduce(x, 0, make(d, s), s, reduce)
+        )(x, dst, s)
+        want = np.asarray(x).copy()
+        for e in range(40):
+            for f in range(6):
+                r, v = index[e, f], np.asarray(s)[e, f]
+                want[r, f] = {
+                    "sum": want[r, f] + v,
+                    "mean": want[r, f] + v,
+                    "amax": max(want[r, f], v),
+                    "amin": min(want[r, f], v),
+                    "prod": want[r, f] * v,
+                }[reduce]
+        if reduce == "mean":
+            counts = np.ones((20, 6))
+            np.add.at(counts, (index, np.arange(6)[None, :]), 1)
+            want = want / counts  # (input + the sum of its updates) / (1 + their count)
+        np.testing.assert_allclose(np.asarray(got), want, rtol=2e-5, atol=1e-5, err_msg=reduce)
