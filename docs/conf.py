@@ -74,6 +74,7 @@ myst_heading_anchors = 3
 autodoc_typehints = "signature"
 autodoc_typehints_format = "short"
 autodoc_member_order = "bysource"
+autodoc_preserve_defaults = True  # `mask_dtype=jnp.float32`, not "<class ...>"
 autosummary_generate = False  # the API pages are written by hand, one section per name
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
