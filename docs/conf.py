@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 import jgather  # noqa: E402
 
 project = "jgather"
-copyright = "the jgather authors"  # noqa: A001 (Sphinx's name)
+copyright = "the jgather authors"
 author = "the jgather authors"
 release = version = jgather.__version__
 

@@ -29,7 +29,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 API_PAGES = sorted((DOCS / "api").glob("*.md"))
 # The hand-written pages (the notebooks are copied in at build time and are not sources here).
-PAGES = sorted(p for p in DOCS.rglob("*.md") if not p.relative_to(DOCS).parts[0].startswith(("_", "notebooks")))
+PAGES = sorted(
+    p for p in DOCS.rglob("*.md") if not p.relative_to(DOCS).parts[0].startswith(("_", "notebooks"))
+)
 NAMESPACES = (jgather, jgather.segment, jgather.masking)
 
 _DIRECTIVE = re.compile(r"^\s*\.\. (currentmodule|module|autofunction|autoclass)::\s*(\S+)", re.M)
@@ -124,7 +126,9 @@ def _local(ref: str) -> tuple[str, str] | None:
 
 def test_every_page_is_built(site):
     expected = [site / p.relative_to(DOCS).with_suffix(".html") for p in PAGES]
-    expected += [site / "notebooks" / f"{p.stem}.html" for p in (ROOT / "notebooks").glob("*.ipynb")]
+    expected += [
+        site / "notebooks" / f"{p.stem}.html" for p in (ROOT / "notebooks").glob("*.ipynb")
+    ]
     missing = [str(p.relative_to(site)) for p in expected if not p.is_file()]
     assert not missing, f"pages not built: {missing}"
 
@@ -169,7 +173,9 @@ def test_notebooks_are_rendered_with_their_images(site):
 # --- the docs pages' examples ---------------------------------------------------------------
 
 _FENCE = re.compile(r"^```(\S*)\n(.*?)^```", re.S | re.M)
-DOCTEST_PAGES = [p for p in PAGES if any(lang == "pycon" for lang, _ in _FENCE.findall(p.read_text()))]
+DOCTEST_PAGES = [
+    p for p in PAGES if any(lang == "pycon" for lang, _ in _FENCE.findall(p.read_text()))
+]
 
 
 def test_examples_are_pycon_blocks():
@@ -186,7 +192,9 @@ def test_examples_are_pycon_blocks():
     } <= names
 
 
-@pytest.mark.parametrize("page", DOCTEST_PAGES, ids=[p.relative_to(DOCS).as_posix() for p in DOCTEST_PAGES])
+@pytest.mark.parametrize(
+    "page", DOCTEST_PAGES, ids=[p.relative_to(DOCS).as_posix() for p in DOCTEST_PAGES]
+)
 def test_docs_examples_run(page):
     # One doctest per page, its blocks in order sharing one namespace, as a reader runs them.
     text = page.read_text()
@@ -200,4 +208,6 @@ def test_docs_examples_run(page):
         runner.run(test)
     result = runner.summarize(verbose=False)
     assert result.attempted > 0
-    assert result.failed == 0, f"{result.failed} of {result.attempted} examples failed in {page.name}"
+    assert result.failed == 0, (
+        f"{result.failed} of {result.attempted} examples failed in {page.name}"
+    )
