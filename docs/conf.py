@@ -80,6 +80,7 @@ napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 napoleon_use_rtype = False
 python_use_unqualified_type_names = True
+add_function_parentheses = False  # the porting table writes the signature after the name
 
 # --- nitpicky mode without network ----------------------------------------------------------
 nitpicky = True
