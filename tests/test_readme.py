@@ -1,9 +1,13 @@
-"""README's Python examples run as written, and its Quick start stays two self-contained commands."""
+"""README is the front page: its Python example runs as written, its Quick start stays two
+self-contained commands, it links to every page of the documentation site (the long tables and
+the other examples live there now, run by tests/test_docs.py), and it says how to build and
+serve the site with the flags CI builds it with."""
 
 import re
 from pathlib import Path
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
 
 
 def _blocks(lang: str) -> list[str]:
@@ -25,3 +29,23 @@ def test_quick_start_is_demo_then_tests():
     demo, tests = lines
     assert demo.startswith("python3.11 -m venv") and demo.endswith("-m jgather demo")
     assert tests.startswith("python3.11 -m venv") and "[test]" in tests and "pytest" in tests
+
+
+def test_links_resolve_and_reach_every_guide():
+    links = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", README.read_text())
+    local = [link for link in links if "://" not in link]
+    missing = [link for link in local if not (ROOT / link).is_file()]
+    assert not missing, f"README links to missing files: {missing}"
+    pages = {"docs/api/index.md", "docs/notebooks.md", "docs/development.md"}
+    pages |= {p.relative_to(ROOT).as_posix() for p in (ROOT / "docs" / "guides").glob("*.md")}
+    assert pages <= set(local), f"README does not link to {sorted(pages - set(local))}"
+
+
+def test_documents_building_and_serving_the_site():
+    section = README.read_text().split("## Documentation", 1)[1]
+    commands = re.search(r"```bash\n(.*?)```", section, re.S).group(1).splitlines()
+    build, serve = (line for line in commands if line.strip())
+    assert "sphinx-build -W --keep-going -n docs docs/_build/html" in build
+    assert "-m http.server -d docs/_build/html" in serve
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "sphinx-build -W --keep-going -n -q docs docs/_build/html" in ci
