@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import platform
+import random
 import statistics
 import time
 from collections.abc import Callable, Mapping
@@ -56,19 +57,22 @@ def interleaved(
     warmup: int = 2,
     inner: int = 1,
 ) -> dict[str, float]:
-    """Times each zero-argument callable round-robin and returns the median seconds per call.
+    """Times each zero-argument callable round by round and returns the median seconds per call.
 
     Each callable must block until its result is ready (wrap JAX calls with
-    ``jax.block_until_ready``). The starting implementation rotates every round so that no
-    implementation always runs first (cache state, frequency scaling).
+    ``jax.block_until_ready``). Every round runs each callable once, in an order drawn afresh
+    (seeded, so runs repeat): a fixed cyclic order would always put the same implementation
+    right after torch, whose OpenMP threads keep spinning for a while after each op and slow
+    whatever runs next (rotating the start alone keeps that successor fixed).
     """
     names = list(fns)
+    rng = random.Random(0)
     for _ in range(warmup):
         for name in names:
             fns[name]()
     samples: dict[str, list[float]] = {name: [] for name in names}
-    for r in range(rounds):
-        order = names[r % len(names) :] + names[: r % len(names)]
+    for _ in range(rounds):
+        order = rng.sample(names, len(names))
         for name in order:
             fn = fns[name]
             t0 = time.perf_counter()

@@ -224,7 +224,11 @@ def check_bounds_eagerly(
     if values.size == 0:
         return
     low = -size if wrap else 0
-    if values.min() >= low and values.max() < size:  # two reductions, no temporaries
+    if not wrap and values.dtype.kind in "iu":
+        # One reduction: viewed as unsigned, a negative value is above every axis size.
+        if values.view(values.dtype.str.replace("i", "u")).max() < size:
+            return
+    elif values.min() >= low and values.max() < size:
         return
     bad = (values < low) | (values >= size)
     if bad.any():
