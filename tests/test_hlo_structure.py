@@ -132,18 +132,40 @@ def _add(dim):
     return lambda x, i, s: jgather.scatter_add(x, dim, i, s)
 
 
-# name: (fn, avals, scatters, conditionals). An index of 2**17 elements is above the size
-# where an opaque index gets the run-time whole-rows test.
+# name: (fn, avals, scatters, conditionals, loops). An index of 2**17 elements is above the
+# size where an opaque index gets the run-time whole-rows test. A multi-dimensional
+# per-element index of at least four chunks of 2**14 elements scatters in a loop over chunks
+# (one scatter in the loop body, one more for remainder rows).
 SCATTERS = {
-    "add_1d": (_add(0), (f32(1000), i32(50_000), f32(50_000)), 1, 0),
-    "add_per_element_small": (_add(0), (f32(100, 16), i32(400, 16), f32(400, 16)), 1, 0),
-    "add_index_narrower_than_input": (_add(0), (f32(1000, 64), i32(4096, 32), f32(4096, 32)), 1, 0),
-    "add_last_axis": (_add(1), (f32(512, 512), i32(512, 256), f32(512, 256)), 1, 0),
-    "add_trailing_size_1": (_add(0), (f32(1000, 1), i32(150_000, 1), f32(150_000, 1)), 1, 0),
+    "add_1d": (_add(0), (f32(1000), i32(50_000), f32(50_000)), 1, 0, 0),
+    "add_per_element_small": (_add(0), (f32(100, 16), i32(400, 16), f32(400, 16)), 1, 0, 0),
+    "add_index_narrower_than_input": (
+        _add(0),
+        (f32(1000, 64), i32(4096, 32), f32(4096, 32)),
+        1,
+        0,
+        1,
+    ),
+    "add_last_axis": (_add(1), (f32(512, 512), i32(512, 256), f32(512, 256)), 1, 0, 1),
+    "add_trailing_size_1": (
+        _add(0),
+        (f32(1000, 1), i32(150_000, 1), f32(150_000, 1)),
+        2,
+        0,
+        1,
+    ),
+    "amax_excl_chunked": (
+        lambda x, i, s: jgather.scatter_reduce(x, 1, i, s, "amax", include_self=False),
+        (f32(512, 512), i32(512, 256), f32(512, 256)),
+        2,
+        0,
+        2,
+    ),
     "add_expanded_inside_jit": (
         _expand_inside(_add(0)),
         (f32(1000, 64), i32(4096), f32(4096, 64)),
         1,
+        0,
         0,
     ),
     "add_expanded_inside_jit_dim1": (
@@ -151,11 +173,13 @@ SCATTERS = {
         (f32(4, 1000, 64), i32(4, 1024), f32(4, 1024, 64)),
         1,
         0,
+        0,
     ),
     "mean_expanded_inside_jit": (
         _expand_inside(lambda x, i, s: jgather.scatter_reduce(x, 0, i, s, "mean")),
         (f32(1000, 64), i32(4096), f32(4096, 64)),
         None,
+        0,
         0,
     ),
     "set_expanded_inside_jit": (
@@ -163,19 +187,27 @@ SCATTERS = {
         (f32(1000, 64), i32(4096), f32(4096, 64)),
         None,
         0,
+        0,
     ),
     # The one run-time choice: an opaque index spanning the trailing axes. Two chained
-    # conditionals (a one-slice test, then the full test), the per-element scatter in one
-    # branch and the whole-rows scatter in the other.
-    "add_opaque_spanning_index": (_add(0), (f32(1000, 64), i32(4096, 64), f32(4096, 64)), 2, 2),
+    # conditionals (a one-slice test, then the full test), the chunked per-element scatter in
+    # one branch and the whole-rows scatter in the other.
+    "add_opaque_spanning_index": (
+        _add(0),
+        (f32(1000, 64), i32(4096, 64), f32(4096, 64)),
+        2,
+        2,
+        1,
+    ),
 }
 
 
 @pytest.mark.parametrize("name", SCATTERS)
 def test_scatter_structure(name):
-    fn, avals, scatters, conditionals = SCATTERS[name]
+    fn, avals, scatters, conditionals, loops = SCATTERS[name]
     text = _hlo(fn, *avals)
     assert _count(text, "conditional") == conditionals, name
+    assert _count(text, "while") == loops, name
     if scatters is not None:
         assert _count(text, "scatter") == scatters, name
     assert _count(text, "transpose") == 0, name
