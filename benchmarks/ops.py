@@ -20,6 +20,11 @@ Every case times, in one process and interleaved round by round (benchmarks/_tim
   the timed call (pre-flattened keys and updates passed in as arguments), to show what bounds
   the case.
 
+The graph and histogram cases aggregate into fresh zeros (made inside each jitted function;
+``torch.zeros(...).scatter_add_`` for torch), as that job is written; the other scatters add
+into an existing array that each implementation must leave intact (torch's out-of-place
+``scatter_add``).
+
 ``tiny`` cases have outputs under 64 KiB; their target is the jitted op within 1.5x of the bare
 jitted ``jnp`` op of the same job (``take_along_axis``, ``.at[].add``). They also time the eager
 call of the public function (its argument checks, the host-side bounds check torch's
@@ -62,29 +67,37 @@ def _jit_gather(dim: int, mode: str | None = None) -> Callable[..., Any]:
     return jax.jit(lambda x, i: jgather.gather(x, dim, i, mode=mode))
 
 
-def _jit_scatter_add(dim: int, mode: str | None = None) -> Callable[..., Any]:
-    return jax.jit(lambda x, i, s: jgather.scatter_add(x, dim, i, s, mode=mode))
+def _same(a: jax.Array) -> jax.Array:
+    return a
 
 
-def _natural_at_add(dim: int) -> Callable[..., Any]:
+def _jit_scatter_add(dim: int, mode: str | None = None, base: Any = _same) -> Callable[..., Any]:
+    return jax.jit(lambda x, i, s: jgather.scatter_add(base(x), dim, i, s, mode=mode))
+
+
+def _natural_at_add(dim: int, base: Any = _same) -> Callable[..., Any]:
     """``x.at[...].add(src)`` with the per-element index on ``dim`` and iotas elsewhere."""
 
     def f(x: jax.Array, i: jax.Array, s: jax.Array) -> jax.Array:
         grid = tuple(
             i if d == dim else lax.broadcasted_iota(jnp.int32, i.shape, d) for d in range(i.ndim)
         )
-        return x.at[grid].add(s)
+        return base(x).at[grid].add(s)
 
     return jax.jit(f)
 
 
-def _bound_flat_scatter_add() -> Callable[..., Any]:
+def _bound_flat_scatter_add(base: Any = _same) -> Callable[..., Any]:
     """One ``lax.scatter_add`` on flat int32 keys and flat updates passed in as arguments."""
     dnums = lax.ScatterDimensionNumbers((), (0,), (0,))
 
     def f(x: jax.Array, keys: jax.Array, updates: jax.Array) -> jax.Array:
         out = lax.scatter_add(
-            x.reshape(-1), keys[:, None], updates, dnums, mode=lax.GatherScatterMode.FILL_OR_DROP
+            base(x).reshape(-1),
+            keys[:, None],
+            updates,
+            dnums,
+            mode=lax.GatherScatterMode.FILL_OR_DROP,
         )
         return out.reshape(x.shape)
 
@@ -227,10 +240,18 @@ def _scatter_case(
     inside_jit: bool = False,
     bound: bool = False,
     tiny: bool = False,
+    into_zeros: bool = False,
 ) -> None:
     """``expanded_from``: the index is ``dst`` broadcast over the trailing axes (torch's
-    ``index.expand``); with ``inside_jit`` the broadcast happens inside the jitted function."""
+    ``index.expand``); with ``inside_jit`` the broadcast happens inside the jitted function.
+    ``into_zeros``: the job aggregates into fresh zeros (graph messages, histograms), made
+    inside each jitted function (and ``torch.zeros(...).scatter_add_`` for torch); otherwise
+    every implementation adds into an existing array ``x`` it must not overwrite."""
     x = np.zeros(nodes, src.dtype)
+
+    def base(a: jax.Array) -> jax.Array:
+        return jnp.zeros(nodes, a.dtype) if into_zeros else a
+
     jx, ji, js = jnp.asarray(x), jnp.asarray(idx, jnp.int32), jnp.asarray(src)
     shape = f"x{list(nodes)} index{list(idx.shape)} dim={dim}"
     fns: dict[str, Callable[[], Any]]
@@ -252,22 +273,22 @@ def _scatter_case(
         jd = jnp.asarray(expanded_from, jnp.int32)
         v = nodes[0]
         seg = jax.jit(lambda s, d: jax.ops.segment_sum(s, d, num_segments=v))
-        at_dst = jax.jit(lambda a, d, s: a.at[d].add(s))
+        at_dst = jax.jit(lambda a, d, s: base(a).at[d].add(s))
         if inside_jit:
             shape += " (expanded inside jit)"
 
             def expand(d: jax.Array, s: jax.Array) -> jax.Array:
                 return jnp.broadcast_to(d[:, None], s.shape)
 
-            jg = jax.jit(lambda a, d, s: jgather.scatter_add(a, 0, expand(d, s), s))
-            jp = jax.jit(lambda a, d, s: jgather.scatter_add(a, 0, expand(d, s), s, mode=PIB))
+            jg = jax.jit(lambda a, d, s: jgather.scatter_add(base(a), 0, expand(d, s), s))
+            jp = jax.jit(lambda a, d, s: jgather.scatter_add(base(a), 0, expand(d, s), s, mode=PIB))
             fns = {
                 "jgather": ready(lambda: jg(jx, jd, js)),
                 "jgather_pib": ready(lambda: jp(jx, jd, js)),
             }
         else:
             shape += " (expanded outside jit)"
-            jg, jp = _jit_scatter_add(0), _jit_scatter_add(0, PIB)
+            jg, jp = _jit_scatter_add(0, base=base), _jit_scatter_add(0, PIB, base=base)
             fns = {
                 "jgather": ready(lambda: jg(jx, ji, js)),
                 "jgather_pib": ready(lambda: jp(jx, ji, js)),
@@ -276,8 +297,8 @@ def _scatter_case(
         fns["at_dst_add"] = ready(lambda: at_dst(jx, jd, js))
         idiomatic = ("segment_sum", "at_dst_add")
     else:
-        jg, jp = _jit_scatter_add(dim), _jit_scatter_add(dim, PIB)
-        at_add = _natural_at_add(dim)
+        jg, jp = _jit_scatter_add(dim, base=base), _jit_scatter_add(dim, PIB, base=base)
+        at_add = _natural_at_add(dim, base=base)
         fns = {
             "jgather": ready(lambda: jg(jx, ji, js)),
             "jgather_pib": ready(lambda: jp(jx, ji, js)),
@@ -293,7 +314,7 @@ def _scatter_case(
             keys = jnp.asarray(_flat_keys(idx, nodes, dim))
             flat_src = jnp.asarray(np.ascontiguousarray(src[tuple(slice(n) for n in idx.shape)]))
             flat_src = flat_src.reshape(-1)
-            bf = _bound_flat_scatter_add()
+            bf = _bound_flat_scatter_add(base)
             fns["bound"] = ready(lambda: bf(jx, keys, flat_src))
     if torch is not None:
         tx = torch.from_numpy(x)
@@ -301,7 +322,10 @@ def _scatter_case(
         if expanded_from is not None:  # torch's idiom: a stride-0 expanded view of dst
             ti = torch.from_numpy(expanded_from.astype(np.int64))[:, None].expand(*idx.shape)
         ts = torch.from_numpy(src)
-        fns["torch"] = lambda: tx.scatter_add(dim, ti, ts)
+        if into_zeros:
+            fns["torch"] = lambda: torch.zeros(nodes).scatter_add_(dim, ti, ts)
+        else:
+            fns["torch"] = lambda: tx.scatter_add(dim, ti, ts)
     bench.run(
         "scatter_add",
         name,
@@ -374,10 +398,10 @@ def main(argv: list[str] | None = None) -> None:
     expanded = np.broadcast_to(dst[:, None], (e, f))
     if want("graph_expand_outside"):
         _scatter_case(bench, "graph_expand_outside", (v, f), np.ascontiguousarray(expanded), src,
-                      0, expanded_from=dst)  # fmt: skip
+                      0, expanded_from=dst, into_zeros=True)  # fmt: skip
     if want("graph_expand_inside"):
         _scatter_case(bench, "graph_expand_inside", (v, f), np.ascontiguousarray(expanded), src,
-                      0, expanded_from=dst, inside_jit=True)  # fmt: skip
+                      0, expanded_from=dst, inside_jit=True, into_zeros=True)  # fmt: skip
     del expanded
     if want("per_element"):  # the issue's case: [10000, 64] <- [200000, 64]
         n_rows, n_upd = (2_000, 40_000) if q else (10_000, 200_000)
@@ -393,11 +417,11 @@ def main(argv: list[str] | None = None) -> None:
     values = 100_000 if q else 1_000_000
     if want("histogram_1k"):
         _scatter_case(bench, "histogram_1k", (1_000,), rng.integers(0, 1_000, values),
-                      normal(values), 0)  # fmt: skip
+                      normal(values), 0, into_zeros=True)  # fmt: skip
     if want("histogram_100k"):
         values = 1_000_000 if q else 10_000_000
         _scatter_case(bench, "histogram_100k", (100_000,), rng.integers(0, 100_000, values),
-                      normal(values), 0)  # fmt: skip
+                      normal(values), 0, into_zeros=True)  # fmt: skip
     if want("tiny_scatter"):
         _scatter_case(bench, "tiny_scatter", (64, 64), rng.integers(0, 64, (64, 64)),
                       normal(64, 64), 0, tiny=True)  # fmt: skip
