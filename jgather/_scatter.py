@@ -17,7 +17,11 @@ materializing the expanded index. An index that arrives as an opaque array of at
 ``2**16`` elements spanning the input's trailing axes gets a run-time test instead: one
 ``lax.cond`` that reads a single trailing slice, and only when that slice is constant a
 second one that reads the whole index (so a per-element index pays for one slice, not a
-pass over the index).
+pass over the index); that second test's per-row maximum is then the rows' keys. A large
+multi-dimensional per-element index (sums, products and extrema) scatters in a loop over
+chunks of about ``2**14`` index elements, so that each chunk's keys and updates are still in
+cache when they are scattered (in one piece, XLA's CPU backend writes every key to memory and
+copies the updates into its scatter layout before reading both back).
 
 Cost. Beyond the output buffer (the input's, reused when it is donated) every temporary is
 index-sized: ``include_self=False`` first writes the reduction's identity at the touched
@@ -432,26 +436,29 @@ def _scatter_impl(
         # second one read the whole index, so a per-element index -- whose first slice is
         # almost never constant -- costs no extra pass. (The tests are chained, not nested:
         # XLA then still writes the scatter into the input's buffer.)
-        trail_axes = (slice(0, 1),) * (index.ndim - dim - 1)
-        first = index[(..., *trail_axes)]
+        # The full test's per-row maximum is then the index's leading part (no separate
+        # strided read of it).
+        lead_shape = index.shape[: dim + 1]
         head = index[(*(0,) * (dim + 1), ...)]
-        lead = first[(*(0,) * (dim + 1), ...)]
-        expanded = lax.cond(
-            jnp.all(head == lead), lambda: _rows_constant(index, dim), lambda: jnp.bool_(False)
-        )
-        return lax.cond(
-            expanded,
-            lambda: whole_rows(first.reshape(index.shape[: dim + 1]), base),
-            elementwise,
-        )
+
+        def full_test() -> tuple[jax.Array, jax.Array]:
+            high, low = _row_extremes(index, dim)
+            return jnp.all(high == low), high.reshape(lead_shape)
+
+        def skip() -> tuple[jax.Array, jax.Array]:
+            return jnp.bool_(False), jnp.zeros(lead_shape, index.dtype)
+
+        expanded, first = lax.cond(jnp.all(head == head.reshape(-1)[0]), full_test, skip)
+        return lax.cond(expanded, lambda: whole_rows(first, base), elementwise)
     return elementwise()
 
 
-def _rows_constant(index: jax.Array, dim: int) -> jax.Array:
-    """Whether ``index`` is constant along every axis after ``dim`` (a 0-d bool).
+def _row_extremes(index: jax.Array, dim: int) -> tuple[jax.Array, jax.Array]:
+    """Each row's maximum and minimum over the axes after ``dim`` (two [prod(lead)] arrays).
 
-    One variadic reduction computes each row's maximum and minimum together (on CPU about
-    twice as fast as ``jnp.all(index == index[..., :1])``, which materializes the comparison).
+    One variadic reduction computes both together: on CPU about twice as fast as
+    ``jnp.all(index == index[..., :1])``, which materializes the comparison. A row is
+    constant exactly when its two extremes are equal.
     """
     rows = index.reshape(int(np.prod(index.shape[: dim + 1])), -1)
     info = jnp.iinfo(rows.dtype)
@@ -461,7 +468,7 @@ def _rows_constant(index: jax.Array, dim: int) -> jax.Array:
         lambda a, b: (lax.max(a[0], b[0]), lax.min(a[1], b[1])),
         (1,),
     )
-    return jnp.all(high == low)
+    return high, low
 
 
 def _rows_source(index: Any, wide: Any, dim: int, input_shape: tuple[int, ...]) -> Any:

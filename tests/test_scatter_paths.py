@@ -1,10 +1,13 @@
-"""The per-element scatter that runs in chunks of the index (``_scatter._chunked_reduce``).
+"""The scatter lowerings that only large indices take, exercised on small arrays.
 
-A large multi-dimensional per-element index scatters a few thousand index rows at a time in a
-loop (issue 10). Here the chunk size is made small so that small arrays take that path; each
-case first checks, on the compiled HLO, that the loop is really there, then compares values
-with a NumPy ``ufunc.at`` reference (plain, jit, vmap), with and without ``include_self``,
-along every axis, with remainder rows, out-of-range values dropped, and gradients.
+Two paths (issue 10) are chosen by size: a large multi-dimensional per-element index scatters
+a few thousand index rows at a time in a loop (``_scatter._chunked_reduce``), and a large
+opaque index spanning the input's trailing axes gets the run-time test for torch's
+``index.expand`` idiom (two chained ``lax.cond``). Here the size thresholds are made small so
+that small arrays take those paths; each case first checks, on the compiled HLO, that the path
+is really there, then compares values with a NumPy ``ufunc.at`` reference (plain, jit, vmap),
+with and without ``include_self``, along every axis, with remainder rows, out-of-range values
+dropped, and gradients.
 """
 
 from __future__ import annotations
@@ -23,9 +26,10 @@ IDENTITY = {"sum": 0.0, "prod": 1.0, "amax": -np.inf, "amin": np.inf}
 
 
 @pytest.fixture(autouse=True)
-def small_chunks(monkeypatch):
+def small_thresholds(monkeypatch):
     monkeypatch.setattr(_scatter, "_CHUNK_ELEMENTS", 24)
-    jax.clear_caches()  # programs traced with the default chunk size must not be reused
+    monkeypatch.setattr(_scatter, "_RUNTIME_ROWS_MIN", 16)
+    jax.clear_caches()  # programs traced with the default thresholds must not be reused
     yield
     jax.clear_caches()
 
@@ -113,3 +117,48 @@ def test_chunked_gradients_match_the_one_piece_scatter(monkeypatch):
     whole = jax.grad(loss, argnums=(0, 1))(x, src)
     for a, b in zip(chunked, whole, strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)
+
+
+def _conditionals(fn, *args):
+    return jax.jit(fn).lower(*args).compile().as_text().count(" conditional(")
+
+
+@pytest.mark.parametrize(
+    "reduce, include_self",
+    [("sum", True), ("sum", False), ("mean", True), ("amax", False), ("prod", True)],
+)
+@pytest.mark.parametrize("kind", ["expanded", "first_slice_constant", "per_element"])
+@pytest.mark.parametrize("dim", [0, 1])
+def test_run_time_whole_rows_test(reduce, include_self, kind, dim):
+    """An opaque index: expanded (whole rows), constant in its first trailing slice only (the
+    cheap test passes, the full one fails), and per element (the cheap test fails)."""
+    rng = np.random.default_rng(3)
+    x = rng.uniform(0.5, 1.5, (3, 7, 4, 5)).astype(np.float32)
+    x = x if dim == 1 else x[0]
+    lead_shape = (3, 30) if dim == 1 else (30,)
+    trailing = x.shape[dim + 1 :]
+    rows = rng.integers(0, x.shape[dim], lead_shape)
+    index = np.broadcast_to(rows.reshape(lead_shape + (1,) * len(trailing)), lead_shape + trailing)
+    index = np.ascontiguousarray(index).astype(np.int32)
+    if kind == "first_slice_constant":
+        last = index.reshape(*lead_shape, -1)[(-1,) * len(lead_shape)]  # a view
+        last[-1] = (last[-1] + 1) % x.shape[dim]  # one late element differs
+    elif kind == "per_element":
+        index = rng.integers(0, x.shape[dim], index.shape).astype(np.int32)
+    src = rng.uniform(0.5, 1.5, index.shape).astype(np.float32)
+
+    def fn(x, i, s):
+        return jgather.scatter_reduce(x, dim, i, s, reduce, include_self=include_self)
+
+    assert _conditionals(fn, x, index, src) == 2  # the run-time test is there
+    got = jax.jit(fn)(x, jnp.asarray(index), src)
+    if reduce == "mean":
+        total = _reference(x, dim, index, src, "sum", include_self)
+        count = _reference(np.zeros_like(x), dim, index, np.ones_like(src), "sum", True)
+        count = count + (1 if include_self else 0)
+        want = np.where(count > 0, total / np.maximum(count, 1), x)
+    else:
+        want = _reference(x, dim, index, src, reduce, include_self)
+    np.testing.assert_allclose(np.asarray(got), want, rtol=2e-5)
+    batched = jax.vmap(fn, (None, 0, 0))(x, np.stack([index, index]), np.stack([src, src]))
+    np.testing.assert_allclose(np.asarray(batched[1]), want, rtol=2e-5)
