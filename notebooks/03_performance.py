@@ -15,6 +15,8 @@
 # plots; regenerate the files with the benchmark scripts and re-run this notebook.
 #
 # * **speedup vs torch** = torch's median time / jgather's (above 1: jgather is faster);
+# * **speedup vs idiomatic JAX** (ops) = the fastest median of the JAX a user would write for the
+#   same job (`jnp.take_along_axis`, `x.at[...].add`, `jax.ops.segment_sum`) / jgather's;
 # * **ratio to the copy floor** = jgather's median / the time of a plain copy of the kept tokens
 #   (1.0 would mean masking costs no more than moving its output).
 
@@ -67,17 +69,17 @@ ops = load("ops.json")
 masking = load("masking.json")
 
 # %% [markdown]
-# ## Core ops vs torch
+# ## Core ops vs torch and vs idiomatic JAX
 
 
 # %%
-def speedup_bars(data, title):
-    cases = [c for c in data["cases"] if c.get("speedup_vs_torch") is not None]
+def speedup_bars(data, title, key="speedup_vs_torch", against="torch"):
+    cases = [c for c in data["cases"] if c.get(key) is not None]
     if not cases:
-        print(f"{title}: no case has a torch timing")
+        print(f"{title}: no case has a {against} timing")
         return
     labels = [f"{c['op']}: {c['case']}" for c in cases]
-    values = np.array([c["speedup_vs_torch"] for c in cases], float)
+    values = np.array([c[key] for c in cases], float)
     _, ax = plt.subplots(figsize=(8, 0.35 * len(cases) + 1.2))
     # Bars grow from 1x: right (green) where jgather is faster, left (red) where slower.
     ax.barh(labels, values - 1.0, left=1.0, color=np.where(values >= 1, "tab:green", "tab:red"))
@@ -86,7 +88,7 @@ def speedup_bars(data, title):
     ticks = ratio_ticks(values)
     log_ticks(ax.xaxis, ticks, lambda v: f"{v:g}x")
     ax.set_xlim(ticks[0], ticks[-1])
-    ax.set_xlabel("speedup vs torch (median_s[torch] / median_s[jgather], log scale)")
+    ax.set_xlabel(f"speedup vs {against} (its median / jgather's, log scale)")
     ax.invert_yaxis()
     ax.set_title(title)
     for y, v in enumerate(values):
@@ -98,7 +100,8 @@ def speedup_bars(data, title):
 if ops is None:
     print("skipped: ops.json is missing")
 else:
-    speedup_bars(ops, "gather / scatter ops")
+    speedup_bars(ops, "gather / scatter ops vs torch", "vs_torch")
+    speedup_bars(ops, "gather / scatter ops vs idiomatic JAX", "vs_jax", "idiomatic JAX")
     print("summary:", json.dumps(ops.get("summary", {}), indent=1))
 
 # %% [markdown]

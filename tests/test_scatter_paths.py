@@ -25,13 +25,14 @@ UFUNC = {"sum": np.add, "prod": np.multiply, "amax": np.maximum, "amin": np.mini
 IDENTITY = {"sum": 0.0, "prod": 1.0, "amax": -np.inf, "amin": np.inf}
 
 
-@pytest.fixture(autouse=True)
-def small_thresholds(monkeypatch):
-    monkeypatch.setattr(_scatter, "_CHUNK_ELEMENTS", 24)
-    monkeypatch.setattr(_scatter, "_RUNTIME_ROWS_MIN", 16)
-    jax.clear_caches()  # programs traced with the default thresholds must not be reused
-    yield
-    jax.clear_caches()
+@pytest.fixture(autouse=True, scope="module")
+def small_thresholds():
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_scatter, "_CHUNK_ELEMENTS", 24)
+        patch.setattr(_scatter, "_RUNTIME_ROWS_MIN", 16)
+        jax.clear_caches()  # programs traced with the default thresholds must not be reused
+        yield
+    jax.clear_caches()  # nor these by later modules
 
 
 def _reference(x, dim, index, src, reduce, include_self):
@@ -53,8 +54,10 @@ def _loops(fn, *args):
     return jax.jit(fn).lower(*args).compile().as_text().count(" while(")
 
 
-@pytest.mark.parametrize("reduce", list(UFUNC))
-@pytest.mark.parametrize("include_self", [True, False])
+@pytest.mark.parametrize(
+    "reduce, include_self",
+    [("sum", True), ("sum", False), ("prod", True), ("amax", False), ("amin", True)],
+)
 @pytest.mark.parametrize(
     "x_shape, index_shape, dim",
     [((9, 5), (53, 5), 0), ((40, 7), (40, 3), 1), ((30, 4, 6), (31, 3, 6), 0)],
@@ -102,7 +105,7 @@ def test_chunked_drops_out_of_range_and_checkify_reports_it():
     assert "index 6" in message or "index -1" in message, message
 
 
-def test_chunked_gradients_match_the_one_piece_scatter(monkeypatch):
+def test_chunked_gradients_match_the_one_piece_scatter():
     rng = np.random.default_rng(2)
     x = rng.standard_normal((8, 3)).astype(np.float32)
     index = rng.integers(0, 8, (40, 3)).astype(np.int32)
@@ -112,9 +115,11 @@ def test_chunked_gradients_match_the_one_piece_scatter(monkeypatch):
         return (jgather.scatter_reduce(x, 0, index, s, "amax") ** 2).sum()
 
     chunked = jax.grad(loss, argnums=(0, 1))(x, src)
-    monkeypatch.setattr(_scatter, "_CHUNK_ELEMENTS", 1 << 30)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_scatter, "_CHUNK_ELEMENTS", 1 << 30)
+        jax.clear_caches()
+        whole = jax.grad(loss, argnums=(0, 1))(x, src)
     jax.clear_caches()
-    whole = jax.grad(loss, argnums=(0, 1))(x, src)
     for a, b in zip(chunked, whole, strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)
 
@@ -124,8 +129,7 @@ def _conditionals(fn, *args):
 
 
 @pytest.mark.parametrize(
-    "reduce, include_self",
-    [("sum", True), ("sum", False), ("mean", True), ("amax", False), ("prod", True)],
+    "reduce, include_self", [("sum", True), ("mean", True), ("amax", False), ("prod", True)]
 )
 @pytest.mark.parametrize("kind", ["expanded", "first_slice_constant", "per_element"])
 @pytest.mark.parametrize("dim", [0, 1])
