@@ -304,3 +304,16 @@ def test_expanded_scatter_into_zeros_compiles_to_segment_sums_program():
         return jgather.scatter_add(jnp.zeros((v, f)), 0, index, msg)
 
     assert _normalized(_hlo(jg_default, *avals)) == _normalized(_hlo(seg, *avals))
+
+
+def test_histogram_compiles_to_segment_sums_program():
+    """A 1-D ``scatter_add`` into zeros (a histogram) is ``jax.ops.segment_sum``'s program."""
+
+    def jg(i, v):
+        return jgather.scatter_add(jnp.zeros(1000), 0, i, v)
+
+    def seg(i, v):
+        return jax.ops.segment_sum(v, i, num_segments=1000)
+
+    avals = (i32(100_000), f32(100_000))
+    assert _normalized(_hlo(jg, *avals)) == _normalized(_hlo(seg, *avals))
