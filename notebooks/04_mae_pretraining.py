@@ -72,7 +72,7 @@ print(
 
 # %%
 # The test suite runs this notebook with JGATHER_NOTEBOOK_QUICK=1: the same cells, 50 steps and
-# 2 timing rounds. The outputs shown are from the full run.
+# 2 short timing rounds. The outputs shown are from the full run.
 QUICK = os.environ.get("JGATHER_NOTEBOOK_QUICK") == "1"
 STEPS, BATCH = (50 if QUICK else 1000), 128
 result = mp.train(config, train_images=train_images, steps=STEPS, batch_size=BATCH, lr=3e-3, seed=0)
@@ -161,7 +161,11 @@ plt.show()
 
 # %%
 rates = mp.throughput(
-    config, train_images=train_images, batch_size=BATCH, steps_per_call=20, rounds=2 if QUICK else 7
+    config,
+    train_images=train_images,
+    batch_size=BATCH,
+    steps_per_call=5 if QUICK else 20,
+    rounds=2 if QUICK else 7,
 )
 print(
     f"train steps/s, batch {BATCH}: jgather {rates['jgather']:.1f} | port {rates['port']:.1f} "
