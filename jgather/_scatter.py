@@ -367,13 +367,17 @@ def _scatter_impl(
             return keys
         return jnp.where((idx >= 0) & (idx < size), keys, input.size)
 
-    def element_keys() -> jax.Array:
-        # One key per index element: its flat position in ``input``.
-        keys = index.astype(key_dtype) * trail_in
-        for d in range(index.ndim):
+    def element_keys(idx: jax.Array = index, row0: Any = 0) -> jax.Array:
+        # One key per index element: its flat position in ``input``. ``idx`` holds the rows
+        # [row0, row0 + len(idx)) of the index's leading axis (all of it by default).
+        keys = idx.astype(key_dtype) * trail_in
+        for d in range(idx.ndim):
             if d != dim:
-                keys = keys + lax.broadcasted_iota(key_dtype, index.shape, d) * strides[d]
-        return drop_out_of_range(keys, index, trail_in > 1).reshape(-1)
+                pos = lax.broadcasted_iota(key_dtype, idx.shape, d)
+                if d == 0 and not (isinstance(row0, int) and row0 == 0):
+                    pos = pos + row0
+                keys = keys + pos * strides[d]
+        return drop_out_of_range(keys, idx, trail_in > 1).reshape(-1)
 
     def whole_rows(first: jax.Array, base: jax.Array | None) -> jax.Array:
         # ``first`` [..., K] (axes up to dim): the index, constant along every axis after dim
@@ -401,23 +405,12 @@ def _scatter_impl(
     if needs_base:  # read once, outside the conds below
         base = _take_rows(input.reshape(-1), jnp.clip(element_keys(), 0, input.size - 1))
 
-    def chunk_keys(idx: jax.Array, row0: Any) -> jax.Array:
-        # element_keys for the rows [row0, row0 + len(idx)) of index's leading axis.
-        keys = idx.astype(key_dtype) * trail_in
-        for d in range(idx.ndim):
-            if d != dim:
-                pos = lax.broadcasted_iota(key_dtype, idx.shape, d)
-                if d == 0:
-                    pos = pos + row0
-                keys = keys + pos * strides[d]
-        return drop_out_of_range(keys, idx, trail_in > 1).reshape(-1)
-
     chunk_rows = _chunk_rows(index.shape, input.dtype, op) if primal else 0
 
     def elementwise() -> jax.Array:
         if chunk_rows:
             out = _chunked_reduce(
-                input.reshape(-1), index, updates, op, include_self, chunk_rows, chunk_keys
+                input.reshape(-1), index, updates, op, include_self, chunk_rows, element_keys
             )
             return out.reshape(input.shape)
         out = _reduce_rows(
