@@ -17,7 +17,8 @@ is printed.
 
 Run from the repository root: ``python -m benchmarks.masking`` (``--quick`` for a smoke run,
 written to masking_quick.json; ``--no-write`` writes nothing). torch is optional: without it the
-torch_reference columns are null.
+torch_reference columns are null. benchmarks/accelerator.py runs the same cases on a GPU or TPU
+(``main``'s ``target``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from jax import lax
 
 import jgather
 from benchmarks._timing import (
+    Target,
     geomean,
     interleaved,
     metadata,
@@ -54,12 +56,12 @@ def torch_reference(x, mask_ratio):
     """MAE's random masking re-stated in PyTorch (our code, from the paper's algorithm)."""
     n, length, d = x.shape
     len_keep = int(length * (1 - mask_ratio))
-    noise = torch.rand(n, length)
+    noise = torch.rand(n, length, device=x.device)
     order = torch.argsort(noise, dim=1)  # small noise first: kept
     restore = torch.argsort(order, dim=1)
     index = order[:, :len_keep].unsqueeze(-1).repeat(1, 1, d)  # [N, K, D] int64
     x_masked = torch.gather(x, 1, index)
-    removed = torch.ones(n, length)
+    removed = torch.ones(n, length, device=x.device)
     removed[:, :len_keep] = 0
     removed = torch.gather(removed, 1, restore)
     return x_masked, removed, restore
@@ -89,19 +91,21 @@ def _inputs(n, length, d, seed=0):
     return jax.block_until_ready(x)
 
 
-def time_masking(n, length, d, ratio, *, rounds, torch_threads, method=None):
+def time_masking(n, length, d, ratio, *, rounds, torch_threads, method=None, target=None):
     """Median seconds of the four implementations (three without torch) on one shape.
 
-    Without torch, ``torch_reference`` is None in the returned medians.
+    Without torch, ``torch_reference`` is None in the returned medians. ``target``: where torch
+    runs (benchmarks/_timing.py; default CPU).
     """
+    target = target or Target()
     len_keep = int(length * (1 - ratio))
     x = _inputs(n, length, d)
     key = jax.random.key(1)
     fns = {"jgather": ready(jgather.random_masking, key, x, ratio, method=method)}
     if torch is not None:
         torch.set_num_threads(torch_threads)
-        xt = torch.from_numpy(np.array(x))  # a writable copy
-        fns["torch_reference"] = lambda: torch_reference(xt, ratio)
+        xt = target.to_torch(np.array(x))  # a writable copy
+        fns["torch_reference"] = target.timed(lambda: torch_reference(xt, ratio))
     fns["jax_port"] = ready(jax_port, key, x, ratio)
     fns["copy_floor"] = ready(copy_floor, x, len_keep)
     return {"torch_reference": None, **interleaved(fns, rounds=rounds)}, len_keep
@@ -318,7 +322,12 @@ def _ratio(value):
     return "-" if value is None else f"{value:.2f}x"
 
 
-def main(argv=None):
+def main(argv=None, target=None):
+    """Runs the cases and returns the results (also written to JSON unless ``--no-write``).
+
+    ``target``: see benchmarks/_timing.py (the default is the command-line run).
+    """
+    target = target or Target()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few rounds, small sweep")
     parser.add_argument("--no-write", action="store_true", help="do not write the JSON")
@@ -337,33 +346,41 @@ def main(argv=None):
     alternatives = {}
     memory = {}
     for name, n, length, d, ratio in shapes:
-        med, len_keep = time_masking(n, length, d, ratio, rounds=rounds, torch_threads=threads)
-        cases.append(
-            {
-                "op": "random_masking",
-                "case": name,
-                "shape": f"x[{n},{length},{d}] mask_ratio={ratio} len_keep={len_keep}",
-                "output_bytes": n * len_keep * d * 4 + n * length * 8,
-                "median_s": med,
-                "speedup_vs_torch": (
-                    None if torch is None else med["torch_reference"] / med["jgather"]
-                ),
-                "speedup_vs_port": med["jax_port"] / med["jgather"],
-                "ratio_to_copy": med["jgather"] / med["copy_floor"],
-            }
-        )
-        perm_fns, perm_notes = _perm_alternatives(n, length)
-        alternatives[name] = {
-            "permutation": interleaved(perm_fns, rounds=alt_rounds),
-            "permutation_notes": perm_notes,
-            "inverse_permutation": interleaved(_inverse_alternatives(n, length), rounds=alt_rounds),
-            "token_gather": interleaved(
-                _gather_alternatives(n, length, d, len_keep, include_onehot=True),
-                rounds=min(alt_rounds, 5),
-            ),
-            "mask": interleaved(_mask_alternatives(n, length, len_keep), rounds=alt_rounds),
-        }
-        memory[name] = memory_report(n, length, d, ratio)
+        len_keep = int(length * (1 - ratio))
+        if target.has_time(name):
+            with target.guard(name):
+                med, _ = time_masking(
+                    n, length, d, ratio, rounds=rounds, torch_threads=threads, target=target
+                )
+                cases.append(
+                    {
+                        "op": "random_masking",
+                        "case": name,
+                        "shape": f"x[{n},{length},{d}] mask_ratio={ratio} len_keep={len_keep}",
+                        "output_bytes": n * len_keep * d * 4 + n * length * 8,
+                        "median_s": med,
+                        "speedup_vs_torch": (
+                            None if torch is None else med["torch_reference"] / med["jgather"]
+                        ),
+                        "speedup_vs_port": med["jax_port"] / med["jgather"],
+                        "ratio_to_copy": med["jgather"] / med["copy_floor"],
+                    }
+                )
+        if target.has_time(f"{name} alternatives"):
+            with target.guard(f"{name} alternatives"):
+                perm_fns, perm_notes = _perm_alternatives(n, length)
+                inverse_fns = _inverse_alternatives(n, length)
+                gather_fns = _gather_alternatives(n, length, d, len_keep, include_onehot=True)
+                alternatives[name] = {
+                    "permutation": interleaved(perm_fns, rounds=alt_rounds),
+                    "permutation_notes": perm_notes,
+                    "inverse_permutation": interleaved(inverse_fns, rounds=alt_rounds),
+                    "token_gather": interleaved(gather_fns, rounds=min(alt_rounds, 5)),
+                    "mask": interleaved(_mask_alternatives(n, length, len_keep), rounds=alt_rounds),
+                }
+        if target.has_time(f"{name} memory"):
+            with target.guard(f"{name} memory"):
+                memory[name] = memory_report(n, length, d, ratio)
 
     sweep = (
         [(64, 196, 384, 0.75), (64, 784, 384, 0.75)]
@@ -380,16 +397,28 @@ def main(argv=None):
     )
     scaling = []
     for n, length, d, ratio in sweep:
-        med, _ = time_masking(
-            n, length, d, ratio, rounds=max(3, rounds // 2), torch_threads=threads
-        )
-        scaling.append({"N": n, "L": length, "D": d, "mask_ratio": ratio, "median_s": med})
+        label = f"scaling N={n} L={length} D={d}"
+        if not target.has_time(label):
+            continue
+        with target.guard(label):
+            med, _ = time_masking(
+                n,
+                length,
+                d,
+                ratio,
+                rounds=max(3, rounds // 2),
+                torch_threads=threads,
+                target=target,
+            )
+            scaling.append({"N": n, "L": length, "D": d, "mask_ratio": ratio, "median_s": med})
 
     summary = {
         "geomean_speedup_vs_torch": (
-            None if torch is None else geomean([c["speedup_vs_torch"] for c in cases])
+            None if torch is None or not cases else geomean([c["speedup_vs_torch"] for c in cases])
         ),
-        "geomean_speedup_vs_port": geomean([c["speedup_vs_port"] for c in cases]),
+        "geomean_speedup_vs_port": (
+            geomean([c["speedup_vs_port"] for c in cases]) if cases else None
+        ),
         "targets": {
             "image_vs_torch_min": 3.0,
             "image_ratio_to_copy_max": 1.3,
@@ -398,9 +427,11 @@ def main(argv=None):
         "default_method": {b: _mae.default_method(b) for b in ("cpu", "gpu", "tpu")},
         "quick": args.quick,
     }
+    image_memory = memory.get("mae_image_vitb", {})  # empty: skipped (time budget) or failed
     payload = {
         "meta": {
             **metadata(),
+            **target.meta(),
             "rounds": rounds,
             "torch_threads_set": threads,
             # Other processes on the machine make every figure noisier; recorded for context.
@@ -411,10 +442,10 @@ def main(argv=None):
         "scaling": scaling,
         "memory": {
             # The image (ViT-B) figures at the top level, as the schema names them.
-            "jgather_peak_temp_bytes": memory["mae_image_vitb"]["jgather_peak_temp_bytes"],
-            "torch_style_expanded_index_bytes": memory["mae_image_vitb"][
+            "jgather_peak_temp_bytes": image_memory.get("jgather_peak_temp_bytes"),
+            "torch_style_expanded_index_bytes": image_memory.get(
                 "torch_style_expanded_index_bytes"
-            ],
+            ),
             "by_case": memory,
         },
         "alternatives": alternatives,
@@ -454,7 +485,8 @@ def main(argv=None):
             f"| {_ms(m['torch_reference'])} | {_ms(m['jax_port'])} | {_ms(m['copy_floor'])} |"
         )
     if not args.no_write:
-        print(f"\nwrote {write_results('masking_quick' if args.quick else 'masking', payload)}")
+        print(f"\nwrote {write_results(target.results_name('masking', args.quick), payload)}")
+    return payload
 
 
 if __name__ == "__main__":

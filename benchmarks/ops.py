@@ -32,7 +32,8 @@ call of the public function (its argument checks, the host-side bounds check tor
 
 The ratios: ``vs_torch`` is torch's median over jgather's, ``vs_jax`` the fastest idiomatic
 JAX median over jgather's (> 1: jgather faster). Writes ``benchmarks/results/ops.json``
-(``--quick`` writes ``ops_quick.json``) and prints a markdown table.
+(``--quick`` writes ``ops_quick.json``) and prints a markdown table. benchmarks/accelerator.py
+runs the same cases on a GPU or TPU (``main``'s ``target``).
 """
 
 from __future__ import annotations
@@ -49,15 +50,17 @@ from jax import lax
 
 import jgather
 from benchmarks._timing import (
+    Target,
     geomean,
     interleaved,
     metadata,
     optional_torch,
     ready,
+    to_numpy,
     torch_line,
     write_results,
 )
-from jgather import _scatter
+from jgather import _rows
 
 torch = optional_torch()  # optional; the ratios against it are then null
 
@@ -113,8 +116,9 @@ def _flat_keys(idx: np.ndarray, shape: tuple[int, ...], dim: int) -> np.ndarray:
 
 
 class Bench:
-    def __init__(self, rounds: int) -> None:
+    def __init__(self, rounds: int, target: Target | None = None) -> None:
         self.rounds = rounds
+        self.target = target or Target()
         self.cases: list[dict[str, Any]] = []
 
     def run(
@@ -129,13 +133,29 @@ class Bench:
         check: Callable[[Any, Any], None],
         tiny: bool = False,
     ) -> None:
+        if "torch" in fns:  # on CUDA: synchronized
+            fns["torch"] = self.target.timed(fns["torch"])
+        with self.target.guard(name):
+            self._run(op, name, shape, fns, idiomatic, out_bytes, check, tiny)
+
+    def _run(
+        self,
+        op: str,
+        name: str,
+        shape: str,
+        fns: dict[str, Callable[[], Any]],
+        idiomatic: tuple[str, ...],
+        out_bytes: int,
+        check: Callable[[Any, Any], None],
+        tiny: bool,
+    ) -> None:
         ref = fns["jgather"]()
         for key, fn in fns.items():
             if key != "jgather" and not key.startswith("bare"):
                 got = fn()
                 if isinstance(got, tuple):  # a bound that also returns its test's result
                     got = got[0]
-                check(np.asarray(got.numpy() if hasattr(got, "numpy") else got), np.asarray(ref))
+                check(to_numpy(got), np.asarray(ref))
         med = interleaved(fns, rounds=self.rounds, warmup=2, inner=20 if tiny else 1)
         jg = med["jgather"]
         best = min(med[k] for k in idiomatic)
@@ -217,7 +237,7 @@ def _gather_case(
             "take_along_axis": ready(lambda: tal(jx, ji)),
         }
     if torch is not None:
-        tx, ti = torch.from_numpy(x), torch.from_numpy(idx.astype(np.int64))
+        tx, ti = bench.target.to_torch(x), bench.target.to_torch(idx.astype(np.int64))
         fns["torch"] = lambda: torch.gather(tx, dim, ti)
     bench.run(
         "gather",
@@ -301,7 +321,7 @@ def _scatter_case(
                 # The leanest exact lowering for an opaque index: read it once to learn
                 # that it is expanded (one max/min pass), and segment_sum its first column,
                 # with no conditional between them.
-                high, low = _scatter._row_extremes(i, 0)
+                high, low = _rows.row_extremes(i, 0)
                 return jax.ops.segment_sum(s, high, num_segments=v), jnp.all(high == low)
 
             bound_fn = jax.jit(verified_segment_sum)
@@ -330,13 +350,14 @@ def _scatter_case(
             bf = _bound_flat_scatter_add(base)
             fns["bound"] = ready(lambda: bf(jx, keys, flat_src))
     if torch is not None:
-        tx = torch.from_numpy(x)
-        ti = torch.from_numpy(np.ascontiguousarray(idx).astype(np.int64))
+        to_torch = bench.target.to_torch
+        tx = to_torch(x)
+        ti = to_torch(np.ascontiguousarray(idx).astype(np.int64))
         if expanded_from is not None:  # torch's idiom: a stride-0 expanded view of dst
-            ti = torch.from_numpy(expanded_from.astype(np.int64))[:, None].expand(*idx.shape)
-        ts = torch.from_numpy(src)
+            ti = to_torch(expanded_from.astype(np.int64))[:, None].expand(*idx.shape)
+        ts = to_torch(src)
         if into_zeros:
-            fns["torch"] = lambda: torch.zeros(nodes).scatter_add_(dim, ti, ts)
+            fns["torch"] = lambda: torch.zeros(nodes, device=ts.device).scatter_add_(dim, ti, ts)
         else:
             fns["torch"] = lambda: tx.scatter_add(dim, ti, ts)
     bench.run(
@@ -351,7 +372,12 @@ def _scatter_case(
     )
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None, target: Target | None = None) -> dict[str, Any]:
+    """Runs the cases and returns the results (also written to JSON unless ``--no-write``).
+
+    ``target``: see benchmarks/_timing.py (the default is the command-line run).
+    """
+    target = target or Target()
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small shapes, few rounds")
     parser.add_argument("--no-write", action="store_true", help="do not write the JSON")
@@ -364,7 +390,7 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(threads)
     print(torch_line(torch))
     rng = np.random.default_rng(0)
-    bench = Bench(rounds)
+    bench = Bench(rounds, target)
     print(
         "| op | case | shape | jgather ms | jgather pib ms | idiomatic JAX ms | torch ms | "
         "vs torch | vs JAX | |"
@@ -372,7 +398,7 @@ def main(argv: list[str] | None = None) -> None:
     print("|---|---|---|---|---|---|---|---|---|---|")
 
     def want(name: str) -> bool:
-        return args.only in name
+        return args.only in name and target.has_time(name)
 
     def normal(*shape: int) -> np.ndarray:
         return rng.standard_normal(shape, np.float32)
@@ -455,11 +481,11 @@ def main(argv: list[str] | None = None) -> None:
     print()
     for key, value in summary.items():
         print(f"{key}: {value if isinstance(value, dict) else f'{value:.2f}'}")
-    meta = {**metadata(), "rounds": rounds, "quick": q}
+    meta = {**metadata(), **target.meta(), "rounds": rounds, "quick": q}
+    payload = {"meta": meta, "cases": cases, "summary": summary}
     if not args.no_write and not args.only:
-        path = write_results("ops_quick" if q else "ops", {"meta": meta, "cases": cases,
-                                                          "summary": summary})  # fmt: skip
-        print(f"wrote {path}")
+        print(f"wrote {write_results(target.results_name('ops', q), payload)}")
+    return payload
 
 
 if __name__ == "__main__":

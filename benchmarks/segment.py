@@ -19,6 +19,7 @@ Every case times, in one process and interleaved round by round (benchmarks/_tim
 Unsorted cases draw edge targets uniformly; sorted cases sort them (``segment_coo``) or turn
 them into CSR pointers (``segment_csr``). Writes ``benchmarks/results/segment.json``
 (``--quick``: ``segment_quick.json``) and prints a markdown table of medians and ratios.
+benchmarks/accelerator.py runs the same cases on a GPU or TPU (``main``'s ``target``).
 """
 
 from __future__ import annotations
@@ -33,11 +34,13 @@ import numpy as np
 
 import jgather.segment as seg
 from benchmarks._timing import (
+    Target,
     geomean,
     interleaved,
     metadata,
     optional_torch,
     ready,
+    to_numpy,
     torch_line,
     write_results,
 )
@@ -80,26 +83,32 @@ def _jax_cases(n):
 
 
 def _torch_cases(n, f):
+    """torch's equivalents; new tensors go on the inputs' device."""
+
     def add(src, idx):
-        return torch.zeros(n, f).index_add_(0, idx, src)
+        return torch.zeros(n, f, device=src.device).index_add_(0, idx, src)
 
     def mean(src, idx):
-        return torch.zeros(n, f).index_reduce_(0, idx, src, "mean", include_self=False)
+        out = torch.zeros(n, f, device=src.device)
+        return out.index_reduce_(0, idx, src, "mean", include_self=False)
 
     def argmax(src, idx):
-        best = torch.zeros(n, f).index_reduce_(0, idx, src, "amax", include_self=False)
+        best = torch.zeros(n, f, device=src.device)
+        best = best.index_reduce_(0, idx, src, "amax", include_self=False)
         e = src.shape[0]
-        pos = torch.arange(e).unsqueeze(1).expand_as(src)
+        pos = torch.arange(e, device=src.device).unsqueeze(1).expand_as(src)
         cand = torch.where(src == best.index_select(0, idx), pos, e)
-        arg = torch.full((n, f), e).scatter_reduce_(
+        arg = torch.full((n, f), e, device=src.device).scatter_reduce_(
             0, idx.unsqueeze(1).expand_as(src), cand, "amin"
         )
         return best, arg
 
     def softmax(src, idx):
-        m = torch.full((n, f), -torch.inf).index_reduce_(0, idx, src, "amax")
+        m = torch.full((n, f), -torch.inf, device=src.device)
+        m = m.index_reduce_(0, idx, src, "amax")
         ex = (src - m.index_select(0, idx)).exp()
-        return ex / torch.zeros(n, f).index_add_(0, idx, ex).index_select(0, idx)
+        total = torch.zeros(n, f, device=src.device).index_add_(0, idx, ex)
+        return ex / total.index_select(0, idx)
 
     def csr_sum(src, indptr):
         return torch.segment_reduce(src, "sum", offsets=indptr, axis=0)
@@ -127,7 +136,12 @@ def _record(case, shape, med, note=""):
     return row
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None, target: Target | None = None) -> dict[str, Any]:
+    """Runs the cases and returns the results (also written to JSON unless ``--no-write``).
+
+    ``target``: see benchmarks/_timing.py (the default is the command-line run).
+    """
+    target = target or Target()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small shapes, few rounds")
     parser.add_argument("--no-write", action="store_true", help="do not write the JSON")
@@ -156,9 +170,9 @@ def main(argv: list[str] | None = None) -> None:
     g_coo = jax.jit(lambda s, i: seg.segment_coo(s, i, dim_size=n))
     g_csr = jax.jit(seg.segment_csr)
     if torch is not None:
-        ts, ti = torch.from_numpy(src), torch.from_numpy(idx.astype(np.int64))
-        tss, tsi = torch.from_numpy(ssrc), torch.from_numpy(sidx.astype(np.int64))
-        tptr = torch.from_numpy(indptr.astype(np.int64))
+        ts, ti = target.to_torch(src), target.to_torch(idx.astype(np.int64))
+        tss, tsi = target.to_torch(ssrc), target.to_torch(sidx.astype(np.int64))
+        tptr = target.to_torch(indptr.astype(np.int64))
         t_add, t_mean, t_arg, t_soft, t_csr = _torch_cases(n, f)
 
     specs = [
@@ -185,35 +199,39 @@ def main(argv: list[str] | None = None) -> None:
     print("|---|---|---|---|---|---|")
     cases = []
     for name, jg, jx, tt, note in specs:
-        fns = {"jgather": ready(jg), "jax_ops": ready(jx)}
-        if tt is not None:
-            fns["torch"] = tt
-        a, b = (
-            jax.tree.map(np.asarray, fns["jgather"]()),
-            jax.tree.map(np.asarray, fns["jax_ops"]()),
-        )
-        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
-            np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-5, err_msg=name)
-        if tt is not None:
-            c = jax.tree.map(lambda t: t.numpy(), tt())
-            c = c if isinstance(c, tuple) else (c,)
-            for x, y in zip(jax.tree.leaves(a), c, strict=True):
+        if not target.has_time(name):
+            continue
+        with target.guard(name):
+            fns = {"jgather": ready(jg), "jax_ops": ready(jx)}
+            if tt is not None:
+                fns["torch"] = target.timed(tt)  # on CUDA: synchronized
+            a, b = (
+                jax.tree.map(np.asarray, fns["jgather"]()),
+                jax.tree.map(np.asarray, fns["jax_ops"]()),
+            )
+            for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
                 np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-5, err_msg=name)
-        cases.append(_record(name, shape, interleaved(fns, rounds=rounds, warmup=1), note))
-    summary: dict[str, Any] = {
-        "geomean_speedup_vs_jax_ops": geomean([c["speedup_vs_jax_ops"] for c in cases]),
-        "threads": {"xla_cpu": threads, "torch": torch.get_num_threads() if torch else None},
-    }
-    if torch is not None:
+            if tt is not None:
+                c = jax.tree.map(to_numpy, tt())
+                c = c if isinstance(c, tuple) else (c,)
+                for x, y in zip(jax.tree.leaves(a), c, strict=True):
+                    np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-5, err_msg=name)
+            cases.append(_record(name, shape, interleaved(fns, rounds=rounds, warmup=1), note))
+    summary: dict[str, Any] = {}
+    if cases:  # none: every case skipped (time budget) or failed
+        summary["geomean_speedup_vs_jax_ops"] = geomean([c["speedup_vs_jax_ops"] for c in cases])
+    summary["threads"] = {"xla_cpu": threads, "torch": torch.get_num_threads() if torch else None}
+    if cases and torch is not None:
         summary["geomean_speedup_vs_torch"] = geomean([c["speedup_vs_torch"] for c in cases])
     print()
     for key, value in summary.items():
         print(f"{key}: {value if isinstance(value, dict) else f'{value:.2f}'}")
-    meta = {**metadata(), "rounds": rounds, "quick": q, "edges": e, "features": f, "nodes": n}
+    meta = {**metadata(), **target.meta(), "rounds": rounds, "quick": q,
+            "edges": e, "features": f, "nodes": n}  # fmt: skip
+    payload = {"meta": meta, "cases": cases, "summary": summary}
     if not args.no_write:
-        path = write_results("segment_quick" if q else "segment",
-                             {"meta": meta, "cases": cases, "summary": summary})  # fmt: skip
-        print(f"wrote {path}")
+        print(f"wrote {write_results(target.results_name('segment', q), payload)}")
+    return payload
 
 
 if __name__ == "__main__":

@@ -20,14 +20,13 @@ import jax.numpy as jnp
 import numpy as np
 import numpy.typing as npt
 
-from jgather import _checks as ck
-from jgather import _indexing as ix
+from jgather import _checks, _indexing
 
 __all__ = ["explain", "infer_gather"]
 
 
 def _concrete(fn: str, name: str, value: Any) -> np.ndarray:
-    if ck.is_traced(value):
+    if _checks.is_traced(value):
         raise TypeError(
             f"{fn}: {name} is a traced value; {fn} inspects concrete values on the host and "
             "cannot run under jax.jit, jax.vmap or jax.grad. Call it outside the transform."
@@ -91,7 +90,7 @@ def explain(
             f"{fn}: index must have the same number of dimensions as input "
             f"(torch.gather's rule), got input.ndim={x.ndim} and index.ndim={idx.ndim}."
         )
-    d = ix.canonical_dim(fn, dim, x.ndim)
+    d = _indexing.canonical_dim(fn, dim, x.ndim)
     for ax in range(x.ndim):
         if ax != d and idx.shape[ax] > x.shape[ax]:
             raise ValueError(

@@ -1,29 +1,8 @@
 """The gather family with torch semantics: ``gather``, ``take_along_dim``, ``index_select``.
 
-Each public function is a thin wrapper: it checks shapes and dtypes at trace time (free under
-jit), checks index values when the index is concrete, and calls a jitted core defined once
-below. Each core emits a single ``lax.gather``: ``gather`` and ``take_along_dim`` use batching
-dimensions for every axis but ``dim`` (no iota index grid is built), ``index_select`` gathers
-whole slices (rows, columns, ...). (With x64 on, a 64-bit or uint32 index adds a free probe
-gather on an empty operand, so that checkify reports its full-width value.)
-
-Index values are compared with the axis size at their full width before they are narrowed to
-int32 (XLA narrows gather indices of small operands itself, which would wrap ``2**32 + 1``
-into ``1``); int8/int16/uint8/uint16 indices are widened before any arithmetic. The gradient
-with respect to ``input`` is a scatter-add of the cotangent; for bf16, fp16 and float8 inputs
-it adds in float32 and rounds once (the forward is unchanged).
-
-Out-of-range index values (torch never wraps negative ones):
-
-* ``mode=None`` (default): a concrete index raises ``IndexError`` with torch's wording. A traced
-  index (under ``jax.jit``, ``jax.vmap``, ...) cannot raise; out-of-range positions are then
-  filled with ``fill_value`` (default NaN for inexact dtypes, the smallest value for signed
-  integers, the largest for unsigned, True for bool) and
-  ``jax.experimental.checkify.checkify(f, errors=checkify.index_checks)`` reports them.
-* ``mode='fill'``: as the traced default, also for concrete indices (no IndexError).
-* ``mode='clip'``: indices are clamped into ``[0, size - 1]`` (nothing for checkify to report).
-* ``mode='promise_in_bounds'``: the caller promises every index is in range; fastest; an
-  out-of-range value gives an unspecified (but memory-safe) result.
+Each public function checks its arguments at trace time (and a concrete index's values, with
+torch's ``IndexError``) and calls a jitted core that emits one ``lax.gather`` (batching
+dimensions for every axis but ``dim``; no iota index grid).
 """
 
 from __future__ import annotations
@@ -37,8 +16,7 @@ import numpy as np
 from jax import lax
 from jax.typing import ArrayLike
 
-from jgather import _checks
-from jgather import _indexing as ix
+from jgather import _checks, _dtypes, _indexing
 
 __all__ = ["gather", "index_select", "take_along_dim"]
 
@@ -64,11 +42,11 @@ def _fill_scalar(fn: str, mode: Any, fill_value: Any, dtype: Any) -> jax.Array |
             f"{fn}: fill_value={fill_value!r} has no effect with mode={mode!r}; "
             "pass mode='fill' (or leave mode=None) to fill out-of-range positions."
         )
-    if ix.is_concrete(fill_value):
+    if not _checks.is_traced(fill_value):
         value = np.asarray(fill_value)
         if value.ndim != 0:
             raise ValueError(f"{fn}: fill_value must be a scalar, got shape {value.shape}.")
-        ix.check_scalar_fits(fn, "fill_value", fill_value, dtype)
+        _indexing.check_scalar_fits(fn, "fill_value", fill_value, dtype)
         if (
             jnp.issubdtype(dtype, jnp.integer)
             and np.issubdtype(value.dtype, np.inexact)
@@ -78,8 +56,8 @@ def _fill_scalar(fn: str, mode: Any, fill_value: Any, dtype: Any) -> jax.Array |
                 f"{fn}: fill_value={fill_value!r} cannot be represented in the input dtype "
                 f"{np.dtype(dtype)}; pass an integer fill_value."
             )
-    if ix.is_concrete(fill_value):
-        return ix.scalar_as(fill_value, dtype)
+    if not _checks.is_traced(fill_value):
+        return _indexing.scalar_as(fill_value, dtype)
     return jnp.asarray(fill_value).astype(dtype)
 
 
@@ -87,7 +65,7 @@ def _gather_impl(
     input: jax.Array, index: jax.Array, fill: jax.Array | None, dim: int, mode: str | None
 ) -> jax.Array:
     """torch.gather on validated operands (input sliced here to index's extent off dim)."""
-    index = ix.widen_index(index)
+    index = _indexing.widen_index(index)
     if index.size == 0:
         return jnp.zeros(index.shape, input.dtype)
     if input.ndim == 0 or index.ndim == 0:  # torch pairs 0-d with 1-D of size 1
@@ -97,15 +75,15 @@ def _gather_impl(
     if size == 0:  # every index value is out of range
         value = _default_fill(input.dtype) if fill is None else fill
         return jnp.full(index.shape, value, input.dtype)
-    operand = ix.slice_to(input, index.shape, dim)
+    operand = _indexing.slice_to(input, index.shape, dim)
     if mode == "clip":
-        index = ix.clamp(index, size)
-    elif ix.narrows_lossily(index) and mode != "promise_in_bounds":
-        ix.probe(index, size)  # checkify reports the caller's full-width value
-    index = ix.narrow_index(index, size)
-    lax_mode = ix.lax_mode(mode)
-    out = ix.gather_upcast_transpose(
-        lambda x, i: ix.batched_gather(x, i, dim, lax_mode), operand, index
+        index = _indexing.clamp(index, size)
+    elif _indexing.narrows_lossily(index) and mode != "promise_in_bounds":
+        _indexing.probe(index, size)  # checkify reports the caller's full-width value
+    index = _indexing.narrow_index(index, size)
+    lax_mode = _indexing.lax_mode(mode)
+    out = _dtypes.gather_upcast_transpose(
+        lambda x, i: _indexing.batched_gather(x, i, dim, lax_mode), operand, index
     )
     if fill is not None:
         out = jnp.where((index >= 0) & (index < size), out, fill)
@@ -124,7 +102,7 @@ def gather(
     dim: int,
     index: ArrayLike,
     *,
-    mode: ix.GatherMode = None,
+    mode: _indexing.GatherMode = None,
     fill_value: ArrayLike | None = None,
 ) -> jax.Array:
     """Gathers values along an axis: ``out[i][j][k] = input[i][index[i][j][k]][k]`` (dim=1).
@@ -142,9 +120,11 @@ def gather(
       input: array of any shape and dtype, ``[..., N, ...]`` with ``N`` at ``dim``.
       dim: the axis to gather along; negative values count from the end. Static.
       index: integer array (int32 or int64, or narrower) with ``index.ndim == input.ndim``.
-      mode: what an out-of-range index value does (see the module docstring): ``None``
-        (default: ``IndexError`` for a concrete index; fill under jit, reported by checkify),
-        ``'fill'``, ``'clip'`` or ``'promise_in_bounds'``. Static.
+      mode: what an out-of-range index value does: ``None`` (default: ``IndexError`` for a
+        concrete index; under jit the position is filled with ``fill_value`` and checkify
+        reports it), ``'fill'`` (fill, also eagerly), ``'clip'`` (clamp into
+        ``[0, size - 1]``) or ``'promise_in_bounds'`` (the caller promises; unspecified
+        otherwise). Static.
       fill_value: value for out-of-range positions with ``mode`` None or ``'fill'``; default
         NaN for inexact dtypes, the smallest signed / largest unsigned integer, True for bool.
         It is traced, so changing it does not recompile.
@@ -169,22 +149,22 @@ def gather(
     """
     fn = "gather"
     input = _checks.as_array(fn, "input", input)
-    index, wide = ix.as_index(fn, "index", index)
-    ix.check_index_dtype(fn, index)
-    dim = ix.canonical_dim(fn, dim, input.ndim)
-    ix.check_mode(fn, mode, ix.GATHER_MODES)
-    ix.check_gather_shapes(fn, input.shape, index.shape, dim)
+    index, wide = _indexing.as_index(fn, "index", index)
+    _indexing.check_index_dtype(fn, index)
+    dim = _indexing.canonical_dim(fn, dim, input.ndim)
+    _indexing.check_mode(fn, mode, _indexing.GATHER_MODES)
+    _indexing.check_gather_shapes(fn, input.shape, index.shape, dim)
     fill = _fill_scalar(fn, mode, fill_value, input.dtype)
     size = input.shape[dim] if input.ndim else 1
     if mode is None:
-        ix.check_bounds_eagerly(fn, wide, dim, size)
+        _indexing.check_bounds_eagerly(fn, wide, dim, size)
     return _gather_core(input, index, fill, dim=dim, mode=mode)
 
 
 def _index_select_impl(
     input: jax.Array, index: jax.Array, fill: jax.Array | None, dim: int, mode: str | None
 ) -> jax.Array:
-    index = ix.widen_index(index)
+    index = _indexing.widen_index(index)
     if input.ndim == 0:
         return _index_select_impl(input[None], index, fill, 0, mode).reshape(())
     index = index.reshape(-1)
@@ -196,10 +176,10 @@ def _index_select_impl(
         value = _default_fill(input.dtype) if fill is None else fill
         return jnp.full(out_shape, value, input.dtype)
     if mode == "clip":
-        index = ix.clamp(index, size)
-    elif ix.narrows_lossily(index) and mode != "promise_in_bounds":
-        ix.probe(index, size)  # checkify reports the caller's full-width value
-    index = ix.narrow_index(index, size)
+        index = _indexing.clamp(index, size)
+    elif _indexing.narrows_lossily(index) and mode != "promise_in_bounds":
+        _indexing.probe(index, size)  # checkify reports the caller's full-width value
+    index = _indexing.narrow_index(index, size)
     # The axes before dim are batching dimensions (the index broadcast over them, which
     # costs nothing), so the output comes out of the gather in its final order: with them as
     # offset dimensions XLA would gather [K, ...] and transpose it.
@@ -212,13 +192,13 @@ def _index_select_impl(
         start_indices_batching_dims=lead,
     )
     slice_sizes = (*(1,) * (dim + 1), *input.shape[dim + 1 :])
-    lax_mode = ix.lax_mode(mode)
+    lax_mode = _indexing.lax_mode(mode)
 
     def select(x: jax.Array, i: jax.Array) -> jax.Array:
         i = lax.broadcast_in_dim(i, (*x.shape[:dim], i.shape[0], 1), (dim,))
         return lax.gather(x, i, dnums, slice_sizes, mode=lax_mode)
 
-    out = ix.gather_upcast_transpose(select, input, index)
+    out = _dtypes.gather_upcast_transpose(select, input, index)
     if fill is not None:
         ok = lax.broadcast_in_dim((index >= 0) & (index < size), out.shape, (dim,))
         out = jnp.where(ok, out, fill)
@@ -237,7 +217,7 @@ def index_select(
     dim: int,
     index: ArrayLike,
     *,
-    mode: ix.GatherMode = None,
+    mode: _indexing.GatherMode = None,
     fill_value: ArrayLike | None = None,
 ) -> jax.Array:
     """Selects whole slices of ``input`` along ``dim``: ``out = input[..., index, ...]``.
@@ -276,10 +256,10 @@ def index_select(
     """
     fn = "index_select"
     input = _checks.as_array(fn, "input", input)
-    index, wide = ix.as_index(fn, "index", index)
-    ix.check_index_dtype(fn, index)
-    dim = ix.canonical_dim(fn, dim, input.ndim)
-    ix.check_mode(fn, mode, ix.GATHER_MODES)
+    index, wide = _indexing.as_index(fn, "index", index)
+    _indexing.check_index_dtype(fn, index)
+    dim = _indexing.canonical_dim(fn, dim, input.ndim)
+    _indexing.check_mode(fn, mode, _indexing.GATHER_MODES)
     if index.ndim > 1:
         raise ValueError(
             f"{fn}: index must be 1-D (or 0-d), got shape {index.shape}; flatten it with "
@@ -292,7 +272,7 @@ def index_select(
     fill = _fill_scalar(fn, mode, fill_value, input.dtype)
     size = input.shape[dim] if input.ndim else 1
     if mode is None:
-        ix.check_bounds_eagerly(fn, wide, dim, size)
+        _indexing.check_bounds_eagerly(fn, wide, dim, size)
     return _index_select_core(input, index, fill, dim=dim, mode=mode)
 
 
@@ -328,7 +308,7 @@ def _take_along_dim_core(
     if dim is None:
         return _gather_impl(input.reshape(-1), indices.reshape(-1), fill, 0, mode)
     size = input.shape[dim] if input.ndim else 1
-    indices = ix.widen_index(indices)  # int8 -1 + 300 must not overflow
+    indices = _indexing.widen_index(indices)  # int8 -1 + 300 must not overflow
 
     def wrap(
         i: jax.Array,
@@ -337,10 +317,10 @@ def _take_along_dim_core(
         return jnp.where((i < 0) & (i >= -size), i + size, i)
 
     if mode == "clip":  # clamp at full width, before narrowing
-        indices = ix.clamp(wrap(indices), size)
-    elif mode != "promise_in_bounds" and ix.narrows_lossily(indices):
-        ix.probe(wrap(indices), size)
-    indices = wrap(ix.narrow_index(indices, size, low=-size))
+        indices = _indexing.clamp(wrap(indices), size)
+    elif mode != "promise_in_bounds" and _indexing.narrows_lossily(indices):
+        _indexing.probe(wrap(indices), size)
+    indices = wrap(_indexing.narrow_index(indices, size, low=-size))
     if input.ndim:
         in_shape = _broadcast_off_dim("take_along_dim", input.shape, indices.shape, dim)
         idx_shape = in_shape[:dim] + indices.shape[dim : dim + 1] + in_shape[dim + 1 :]
@@ -354,7 +334,7 @@ def take_along_dim(
     indices: ArrayLike,
     dim: int | None = None,
     *,
-    mode: ix.GatherMode = None,
+    mode: _indexing.GatherMode = None,
     fill_value: ArrayLike | None = None,
 ) -> jax.Array:
     """Gathers along ``dim`` with broadcasting, like ``torch.take_along_dim``.
@@ -396,9 +376,9 @@ def take_along_dim(
     """
     fn = "take_along_dim"
     input = _checks.as_array(fn, "input", input)
-    indices, wide = ix.as_index(fn, "indices", indices)
-    ix.check_index_dtype(fn, indices, "indices")
-    ix.check_mode(fn, mode, ix.GATHER_MODES)
+    indices, wide = _indexing.as_index(fn, "indices", indices)
+    _indexing.check_index_dtype(fn, indices, "indices")
+    _indexing.check_mode(fn, mode, _indexing.GATHER_MODES)
     if dim is None:
         size, check_dim = input.size, 0
     else:
@@ -407,7 +387,7 @@ def take_along_dim(
                 f"{fn}: dim {dim} was given but input is 0-d (no dimensions, as torch); pass "
                 "dim=None, or reshape input to 1-D."
             )
-        dim = ix.canonical_dim(fn, dim, input.ndim)
+        dim = _indexing.canonical_dim(fn, dim, input.ndim)
         if indices.ndim != input.ndim:
             raise ValueError(
                 f"{fn}: input and indices should have the same number of dimensions, but got "
@@ -419,5 +399,5 @@ def take_along_dim(
         size, check_dim = (input.shape[dim] if input.ndim else 1), dim
     fill = _fill_scalar(fn, mode, fill_value, input.dtype)
     if mode is None:
-        ix.check_bounds_eagerly(fn, wide, check_dim, size, wrap=dim is not None)
+        _indexing.check_bounds_eagerly(fn, wide, check_dim, size, wrap=dim is not None)
     return _take_along_dim_core(input, indices, fill, dim=dim, mode=mode)

@@ -1,21 +1,9 @@
-"""Op-specific checks, index modes and lowering helpers for the gather and scatter families.
+"""Indices: full-width conversion, torch's eager bounds check, modes, and the checkify probe.
 
-The checks here run at trace time on static shapes and dtypes (``canonical_dim``, ``check_*``;
-generic argument checks are in ``_checks``). The lowering helpers are shared by ``_gather``,
-``_scatter`` and ``segment``: ``batched_gather`` builds a single ``lax.gather`` with batching
-dimensions; ``SCATTERS`` maps a reduction to its ``lax.scatter*`` primitive, which ``_scatter``
-and ``segment`` call on flattened keys without batching dimensions (see ``_scatter`` for why);
-``narrow_index``, ``probe``, ``accumulation_dtype`` and ``gather_upcast_transpose`` handle
-index widths, checkify and reduced-precision gradients. The public ops are thin wrappers:
-validate, then call a jitted core defined once at module level.
-
-``canonical_dim`` stays here rather than in ``_checks``: it is torch's dim rule (a 0-d array
-counts as having one dim; an out-of-range dim is an ``IndexError``), specific to the ops.
-
-The one value check that can run before tracing is ``check_bounds_eagerly``: when the index is
-a concrete array (not a tracer) it raises ``IndexError`` with torch's wording. Under ``jax.jit``
-values cannot raise; the lax mode chosen by ``lax_mode`` then decides what an out-of-range index
-does, and ``jax.experimental.checkify`` with ``index_checks`` reports it.
+Shared by the gathers, the scatters and ``jgather.segment``. Every check runs at trace time on
+static shapes and dtypes, except ``check_bounds_eagerly``, which reads a concrete index's
+values (torch's ``IndexError``); under ``jax.jit`` the ``mode`` decides and ``probe`` lets
+``checkify.index_checks`` report the caller's own value.
 """
 
 from __future__ import annotations
@@ -26,20 +14,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from jax.sharding import AxisType
 
-from jgather import _checks as ck
+from jgather import _checks, _sharding
 
 GatherMode = Literal["clip", "fill", "promise_in_bounds"] | None
 ScatterMode = Literal["clip", "drop", "promise_in_bounds"] | None
 
 GATHER_MODES = (None, "clip", "fill", "promise_in_bounds")
 SCATTER_MODES = (None, "clip", "drop", "promise_in_bounds")
-
-
-def is_concrete(x: Any) -> bool:
-    """True when ``x`` holds values now (a NumPy/JAX array or a Python sequence, not a tracer)."""
-    return not isinstance(x, jax.core.Tracer)
 
 
 def canonical_dim(fn: str, dim: Any, ndim: int) -> int:
@@ -82,7 +64,7 @@ def as_index(fn: str, name: str, x: Any) -> tuple[jax.Array, Any]:
         narrow = np.dtype(np.int32 if wide.dtype.kind == "i" else np.uint32)
         info = np.iinfo(narrow)
         return jnp.asarray(np.clip(wide, info.min, info.max).astype(narrow)), wide
-    return ck.as_array(fn, name, wide), wide
+    return _checks.as_array(fn, name, wide), wide
 
 
 def check_index_dtype(fn: str, index: jax.Array, name: str = "index") -> None:
@@ -209,16 +191,25 @@ def scalar_as(value: Any, dtype: Any) -> jax.Array:
 
 
 def check_bounds_eagerly(
-    fn: str, index: Any, dim: int, size: int, *, scatter: bool = False, wrap: bool = False
+    fn: str,
+    index: Any,
+    dim: int,
+    size: int,
+    *,
+    scatter: bool = False,
+    wrap: bool = False,
+    segments: bool = False,
 ) -> None:
     """Raises torch's ``IndexError`` for the first out-of-range value of a concrete index.
 
     Valid values are ``[0, size)``: negatives are out of range, as in torch's gather and
     scatter, which do not wrap them. With ``wrap=True`` (``take_along_dim``, whose negative
-    indices wrap as in torch) valid values are ``[-size, size)``. Tracers are skipped: under
-    jit the mode decides, and checkify reports.
+    indices wrap as in torch) valid values are ``[-size, size)``. ``index`` is read at its
+    full width (the second result of :func:`as_index`). ``segments`` words the message for
+    ``jgather.segment``, whose size is ``dim_size``. Tracers are skipped: under jit the mode
+    decides, and checkify reports.
     """
-    if not is_concrete(index):
+    if _checks.is_traced(index):
         return
     values = np.asarray(index)
     if values.size == 0:
@@ -231,13 +222,20 @@ def check_bounds_eagerly(
     elif values.min() >= low and values.max() < size:
         return
     bad = (values < low) | (values >= size)
-    if bad.any():
-        first = values.reshape(-1)[int(np.argmax(bad.reshape(-1)))]
+    if not bad.any():
+        return
+    first = int(values.reshape(-1)[int(np.argmax(bad.reshape(-1)))])
+    if segments:
         raise IndexError(
-            f"{fn}: index {int(first)} is out of bounds for dimension {dim} with size {size}"
-            f"{_WRAP_NOTE[wrap]}. Pass mode='clip' or "
-            f"mode={'drop' if scatter else 'fill'!r} to choose what out-of-range values do."
+            f"{fn}: index value {first} is out of range for dim_size {size} (dimension {dim} "
+            f"of the output); values must lie in [0, {size}). Pass a larger dim_size, or "
+            "mode='drop' (ignore those entries) or mode='clip'."
         )
+    raise IndexError(
+        f"{fn}: index {first} is out of bounds for dimension {dim} with size {size}"
+        f"{_WRAP_NOTE[wrap]}. Pass mode='clip' or "
+        f"mode={'drop' if scatter else 'fill'!r} to choose what out-of-range values do."
+    )
 
 
 _WRAP_NOTE = {
@@ -282,24 +280,6 @@ def narrow_index(index: jax.Array, size: int, low: int = 0) -> jax.Array:
     return jnp.where(ok, index.astype(target), jnp.asarray(-1 - max(-low, 0), target))
 
 
-def explicit_mesh(*arrays: Any) -> Any:
-    """The mesh when an array is sharded over explicit mesh axes (``jax.make_mesh``'s
-    default in jax 0.10), else None."""
-    for a in arrays:
-        sharding = getattr(jax.typeof(a), "sharding", None)
-        mesh = getattr(sharding, "mesh", None)
-        if (
-            sharding is None
-            or mesh is None
-            or mesh.empty
-            or AxisType.Explicit not in mesh.axis_types
-        ):
-            continue
-        if any(p is not None for p in sharding.spec):
-            return mesh
-    return None
-
-
 def probe(index: jax.Array, size: int) -> None:
     """A gather of ``index`` from an empty dummy ``[size, 0]`` array, its result unused.
 
@@ -308,7 +288,7 @@ def probe(index: jax.Array, size: int) -> None:
     or flattened internal key). The dummy holds no elements, so the probe costs nothing even
     before XLA removes it.
     """
-    if explicit_mesh(index) is not None:
+    if _sharding.explicit_mesh(index) is not None:
         # An explicitly sharded index cannot gather from an unsharded dummy without an
         # out_sharding; the op's own gather (or, for scatters, the per-shard probe inside
         # shard_map) is what checkify then sees.
@@ -373,50 +353,3 @@ def batched_gather(
         mode=mode,
         fill_value=fill_value,
     )
-
-
-def accumulation_dtype(dtype: Any) -> Any:
-    """float32 for reduced-precision floats (bf16, fp16, float8 ...), else ``dtype`` itself.
-
-    Sums of such values accumulate in float32 and are rounded once at the end, as torch does
-    on CPU: a bf16 running sum stops growing at 256 when adding ones.
-    """
-    dtype = np.dtype(dtype)
-    if jnp.issubdtype(dtype, jnp.floating) and dtype.itemsize < 4:
-        return np.dtype(np.float32)
-    return dtype
-
-
-def gather_upcast_transpose(gather_fn: Any, operand: jax.Array, index: jax.Array) -> jax.Array:
-    """``gather_fn(operand, index)`` whose gradient accumulates in float32 for reduced floats.
-
-    The forward is ``gather_fn`` unchanged (one gather, bit-exact). The tangent is gathered
-    from the tangent upcast to float32 and rounded, so its transpose -- the gradient, a
-    scatter-add of the cotangent -- adds in float32 and rounds once.
-    """
-    acc = accumulation_dtype(operand.dtype)
-    if acc == operand.dtype:
-        return gather_fn(operand, index)
-
-    @jax.custom_jvp
-    def upcast(x: jax.Array, idx: jax.Array) -> jax.Array:
-        return gather_fn(x, idx)
-
-    @upcast.defjvp
-    def upcast_jvp(
-        primals: tuple[jax.Array, jax.Array], tangents: tuple[jax.Array, Any]
-    ) -> tuple[jax.Array, jax.Array]:
-        x, idx = primals
-        t = tangents[0]
-        return upcast(x, idx), gather_fn(t.astype(acc), idx).astype(x.dtype)
-
-    return upcast(operand, index)
-
-
-SCATTERS = {
-    "set": lax.scatter,
-    "add": lax.scatter_add,
-    "mul": lax.scatter_mul,
-    "max": lax.scatter_max,
-    "min": lax.scatter_min,
-}

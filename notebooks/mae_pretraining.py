@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -515,6 +516,8 @@ def _interleaved() -> Callable[..., dict[str, float]]:
     if spec is None or spec.loader is None:
         raise FileNotFoundError(f"throughput: the timing harness {path} is missing.")
     module = importlib.util.module_from_spec(spec)
+    # Registered before it runs: dataclasses look their module up in sys.modules.
+    sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module.interleaved
 

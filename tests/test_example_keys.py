@@ -49,7 +49,7 @@ STRATEGIES = {
 }
 NAMES = tuple(STRATEGIES)
 # Strategies that fail on an explicit-axis mesh (strict xfail, so a fix flips it). None since
-# issue 8: block_masking's loop state is placed like its keys.
+# block_masking's loop state is placed like its keys.
 EXPLICIT_FAILS: tuple[str, ...] = ()
 
 
@@ -165,7 +165,7 @@ def test_mask_does_not_change_with_the_number_of_devices(name, n):
     [
         pytest.param(
             name,
-            marks=pytest.mark.xfail(strict=True, reason="issue 8: explicit mesh fix in progress"),
+            marks=pytest.mark.xfail(strict=True, reason="explicit mesh: not yet supported"),
         )
         if name in EXPLICIT_FAILS
         else name

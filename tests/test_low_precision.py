@@ -1,8 +1,9 @@
 """Reduced-precision floats (bf16, fp16, float8) accumulate in float32 and round once.
 
 Every sum and mean reduction (``scatter_add``, ``scatter_reduce`` 'sum'/'mean',
-``scatter(reduce='add')``) and the gradients of ``gather``, ``take_along_dim`` and
-``index_select`` (a scatter-add of the cotangent) add in float32 and round the result once,
+``scatter(reduce='add')``, and ``jgather.segment``'s sums and means) and the gradients of
+``gather``, ``take_along_dim``, ``index_select``, ``segment.gather_coo`` and
+``segment.gather_csr`` (a scatter-add of the cotangent) add in float32 and round once,
 as torch does on CPU. The reference here is NumPy in float32 (or float64), rounded once to the
 dtype; torch's own results are compared where torch is installed (skipped otherwise).
 """
@@ -14,20 +15,27 @@ import numpy as np
 import pytest
 
 import jgather
+from jgather import segment
 
 LOW = [jnp.bfloat16, jnp.float16]
 N = 3000  # ones: bf16 alone would stop at 256, fp16 at 2048
 
 
-def _sum_ref(base, keys, values, include_self=True, mean=False):
-    """NumPy float64 per-bin sums (means) of ``values`` into ``base``, rounded once."""
+def _sum_ref(base, keys, values, include_self=True, mean=False, count_self=None):
+    """NumPy float64 per-bin sums (means) of ``values`` into ``base``, rounded once.
+
+    ``count_self=False``: ``base`` is added but not counted (torch_scatter's ``out=``).
+    """
     dtype = base.dtype
+    count_self = include_self if count_self is None else count_self
     total = base.astype(np.float64) if include_self else np.zeros(base.shape)
-    count = np.ones(base.shape) if include_self else np.zeros(base.shape)
+    count = np.ones(base.shape) if count_self else np.zeros(base.shape)
     np.add.at(total, keys, values.astype(np.float64))
     np.add.at(count, keys, 1)
     out = np.where(count > 0, total / np.maximum(count, 1), total) if mean else total
     out = np.where(count > 0, out, base.astype(np.float64))
+    if not count_self:
+        out = total / np.maximum(count, 1) if mean else total
     return out.astype(np.float32).astype(dtype)
 
 
@@ -40,7 +48,16 @@ def _cases(dtype):
         "sum_excl": lambda b, k, v: jgather.scatter_reduce(b, 0, k, v, "sum", include_self=False),
         "mean": lambda b, k, v: jgather.scatter_reduce(b, 0, k, v, "mean"),
         "mean_excl": lambda b, k, v: jgather.scatter_reduce(b, 0, k, v, "mean", include_self=False),
+        "segment.scatter_sum": lambda b, k, v: segment.scatter_sum(v, k, dim=0, out=b),
+        "segment.scatter_mean": lambda b, k, v: segment.scatter_mean(v, k, dim=0, out=b),
+        "segment.segment_sum_coo": lambda b, k, v: _sorted(segment.segment_sum_coo, b, k, v),
+        "segment.segment_mean_coo": lambda b, k, v: _sorted(segment.segment_mean_coo, b, k, v),
     }
+
+
+def _sorted(f, base, keys, values):
+    order = jnp.argsort(keys, stable=True)
+    return f(values[order], keys[order], out=base)
 
 
 _REF_KW = {
@@ -50,6 +67,10 @@ _REF_KW = {
     "sum_excl": {"include_self": False},
     "mean": {"mean": True},
     "mean_excl": {"mean": True, "include_self": False},
+    "segment.scatter_sum": {},
+    "segment.scatter_mean": {"mean": True, "count_self": False},
+    "segment.segment_sum_coo": {},
+    "segment.segment_mean_coo": {"mean": True, "count_self": False},
 }
 
 
@@ -68,6 +89,8 @@ def test_thousands_of_ones(dtype):
     expected_of = {
         "mean": float(np.float32(N / (N + 1)).astype(dtype)),  # the zero of input counts
         "mean_excl": 1.0,
+        "segment.scatter_mean": 1.0,  # out= is added, not counted
+        "segment.segment_mean_coo": 1.0,
     }
     for name, value in out.items():
         expected = expected_of.get(name, float(np.asarray(N, dtype)))
@@ -141,6 +164,8 @@ def test_gather_family_gradients_accumulate_in_float32(dtype):
         "gather": lambda x: jgather.gather(x, 0, idx),
         "take_along_dim": lambda x: jgather.take_along_dim(x, idx, 0),
         "index_select": lambda x: jgather.index_select(x, 0, idx),
+        "segment.gather_coo": lambda x: segment.gather_coo(x, idx),
+        "segment.gather_csr": lambda x: segment.gather_csr(x, np.array([0, reads, reads, reads])),
     }
 
     def grads(x):
@@ -178,3 +203,18 @@ def test_float8_amax_amin_without_infinity(dtype):
     amin = jgather.scatter_reduce(base, 0, idx, src, "amin", include_self=False)
     np.testing.assert_array_equal(np.asarray(amax, np.float32), [-1, 2, 3, 0])
     np.testing.assert_array_equal(np.asarray(amin, np.float32), [-1, 2, 3, 0])
+
+
+@pytest.mark.parametrize("dtype", [jnp.float8_e4m3fn, jnp.float8_e5m2])
+def test_float8_sums_accumulate_in_float32_in_both_apis(dtype):
+    """64 float8 ones sum to 64 through the torch ops and through jgather.segment (a float8
+    running sum would stop at 16 for e4m3fn)."""
+    ones, keys = jnp.ones(64, dtype), jnp.zeros(64, jnp.int32)
+    results = {
+        "scatter_add": jgather.scatter_add(jnp.zeros(1, dtype), 0, keys, ones),
+        "segment.scatter_sum": segment.scatter_sum(ones, keys),
+        "segment.segment_sum_coo": segment.segment_sum_coo(ones, keys),
+        "segment.segment_sum_csr": segment.segment_sum_csr(ones, jnp.array([0, 64])),
+    }
+    for name, got in results.items():
+        np.testing.assert_array_equal(np.asarray(got, np.float32), [64.0], err_msg=name)

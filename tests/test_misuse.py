@@ -1,4 +1,4 @@
-"""The traps a MAE port falls into (issue 11), each now a right answer or a clear error.
+"""The traps a MAE port falls into, each now a right answer or a clear error.
 
 1. ``unshuffle`` after prepending a cls token, without ``num_prefix``: the masking result
    records the prefix and kept counts and ``unshuffle`` checks them; with a raw

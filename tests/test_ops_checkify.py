@@ -1,10 +1,11 @@
-"""checkify with index_checks reports out-of-range index values of every op: traced plainly,
+"""checkify with index_checks reports out-of-range index values of every op and of
+jgather.segment's index-taking functions: traced plainly,
 under jax.jit, under jax.vmap and nested vmap, with the caller's value -- and stays quiet for
 an in-range index.
 
 jax 0.10's checkify rule for scatters with batching dimensions (what vmap's scatter rule
 produces) fails with ``IndexError: tuple index out of range``; jgather batches its scatters by
-folding the batch axis instead (see ``_scatter._batchable``).
+folding the batch axis instead (see ``_scatter_lowering.batchable``).
 """
 
 import jax
@@ -14,6 +15,7 @@ import pytest
 from jax.experimental import checkify
 
 import jgather
+from jgather import segment
 
 # Per-example operands: x [4], index [3]; the bad index holds 9 (axis size 4).
 X = jnp.arange(8.0).reshape(2, 4)
@@ -32,6 +34,12 @@ OPS = {
     "scatter_reduce_amax": lambda x, i: jgather.scatter_reduce(
         x, 0, i, SRC, "amax", include_self=False
     ),
+    # jgather.segment shares the probe: the same report, the caller's value and axis size.
+    "segment.scatter_sum": lambda x, i: segment.scatter_sum(SRC, i, 0, out=x),
+    "segment.scatter_max": lambda x, i: segment.scatter_max(SRC, i, 0, out=x)[0],
+    "segment.scatter_softmax": lambda x, i: segment.scatter_softmax(SRC + x[:3], i, 0, dim_size=4),
+    "segment.segment_coo": lambda x, i: segment.segment_coo(SRC, jnp.sort(i), out=x),
+    "segment.gather_coo": lambda x, i: segment.gather_coo(x, i),
 }
 
 

@@ -536,7 +536,7 @@ def test_dim_must_be_a_python_int(name):
 
 
 # --------------------------------------------------------------------------------------------
-# Scalars that do not fit the input dtype, the int32 key limit, empty indices (issue 8).
+# Scalars that do not fit the input dtype, the int32 key limit, empty indices.
 
 _SCALAR_CASES = [
     (2**40, jnp.int32, "outside"),

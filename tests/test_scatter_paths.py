@@ -1,7 +1,7 @@
 """The scatter lowerings that only large indices take, exercised on small arrays.
 
-Two paths (issue 10) are chosen by size: a large multi-dimensional per-element index scatters
-a few thousand index rows at a time in a loop (``_scatter._chunked_reduce``), and a large
+Two paths are chosen by size: a large multi-dimensional per-element index scatters
+a few thousand index rows at a time in a loop (``jgather._rows.chunked_reduce``), and a large
 opaque index spanning the input's trailing axes gets the run-time test for torch's
 ``index.expand`` idiom (two chained ``lax.cond``). Here the size thresholds are made small so
 that small arrays take those paths; each case first checks, on the compiled HLO, that the path
@@ -20,14 +20,14 @@ from jax.experimental import checkify
 from reference import scatter_reduce as ref_scatter_reduce
 
 import jgather
-from jgather import _scatter
+from jgather import _rows, _scatter_lowering
 
 
 @pytest.fixture(autouse=True, scope="module")
 def small_thresholds():
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(_scatter, "_CHUNK_ELEMENTS", 24)
-        patch.setattr(_scatter, "_RUNTIME_ROWS_MIN", 16)
+        patch.setattr(_rows, "_CHUNK_ELEMENTS", 24)
+        patch.setattr(_scatter_lowering, "_RUNTIME_ROWS_MIN", 16)
         jax.clear_caches()  # programs traced with the default thresholds must not be reused
         yield
     jax.clear_caches()  # nor these by later modules
@@ -98,7 +98,7 @@ def test_chunked_gradients_match_the_one_piece_scatter():
 
     chunked = jax.grad(loss, argnums=(0, 1))(x, src)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(_scatter, "_CHUNK_ELEMENTS", 1 << 30)
+        patch.setattr(_rows, "_CHUNK_ELEMENTS", 1 << 30)
         jax.clear_caches()
         whole = jax.grad(loss, argnums=(0, 1))(x, src)
     jax.clear_caches()

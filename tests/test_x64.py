@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import jgather
+from jgather import segment
 
 VALUES = [2**31 - 1, 2**31, 2**32 + 1, -(2**32)]
 X = np.arange(4.0, dtype=np.float32)
@@ -33,6 +34,11 @@ def _ops(mode_gather, mode_scatter):
         "scatter_reduce": lambda x, i: jgather.scatter_reduce(
             x, 0, i, jnp.ones(i.shape, x.dtype), "mean", include_self=False, mode=mode_scatter
         ),
+        # jgather.segment shares the index handling: the same values, the same results.
+        "segment.scatter_sum": lambda x, i: segment.scatter_sum(
+            jnp.ones(i.shape, x.dtype), i, dim=0, out=x, mode=mode_scatter
+        ),
+        "segment.gather_coo": lambda x, i: segment.gather_coo(x, i, mode=mode_scatter),
     }
 
 
@@ -40,20 +46,22 @@ def _expected(name, value, clip=False):
     """What an out-of-range value does: fill NaN / drop, or with clip the clamped position."""
     if clip:
         pos = 0 if value < 0 else 3
-        if name in ("gather", "take_along_dim", "index_select"):
+        if name in ("gather", "take_along_dim", "index_select", "segment.gather_coo"):
             return X[[pos]]
         out = X.copy()
-        out[pos] = {"scatter": 1.0, "scatter_add": X[pos] + 1, "scatter_reduce": 1.0}[name]
+        out[pos] = {"scatter": 1.0, "scatter_reduce": 1.0}.get(name, X[pos] + 1)
         return out
     if name in ("gather", "take_along_dim", "index_select"):
         return np.array([np.nan], np.float32)
+    if name == "segment.gather_coo":  # torch_scatter's gathers read 0 where nothing is
+        return np.zeros(1, np.float32)
     return X
 
 
 def test_numpy_int64_index_raises_eagerly_at_full_width(x64):
     for fn in _ops(None, None).values():
         for value in VALUES:
-            with pytest.raises(IndexError, match=f"index {value} is out of bounds"):
+            with pytest.raises(IndexError, match=f"index (value )?{value} is out of"):
                 fn(jnp.asarray(X), np.array([value], np.int64))
 
 
@@ -75,6 +83,23 @@ def test_wide_values_never_wrap_into_range(x64, clip):
             expected = _expected(name, value, clip)
             np.testing.assert_array_equal(eager[name][k], expected, err_msg=f"{name} {value}")
             np.testing.assert_array_equal(traced[name][k], expected, err_msg=f"{name} {value}")
+
+
+def test_segment_sizes_and_pointers_are_read_at_full_width():
+    """With x64 off a NumPy int64 index or indptr of jgather.segment is read at full width:
+    out of range raises eagerly, and index.max() + 1 is not taken from a wrapped value."""
+    with jax.enable_x64(False):
+        wide = np.array([0, 2**32 + 1], np.int64)
+        with pytest.raises(IndexError, match="4294967297"):
+            segment.scatter_sum(jnp.ones(2), wide, dim_size=3)
+        with pytest.raises(IndexError, match="4294967297"):
+            segment.segment_coo(jnp.ones(2), wide, dim_size=3)
+        with pytest.raises(IndexError, match="4294967297"):
+            segment.gather_coo(jnp.ones(3), wide)
+        with pytest.raises(IndexError, match="4294967297"):
+            segment.segment_csr(jnp.ones(2), wide)
+        with pytest.raises(ValueError, match="32-bit indices"):
+            segment.scatter_sum(jnp.ones(2), wide)  # dim_size from the true maximum
 
 
 def test_uint64_and_uint32_values_above_int32_stay_out_of_range(x64_on):

@@ -1,6 +1,6 @@
 """Masked-modeling token masking (``jgather.masking``): MAE and its family, patches, loss.
 
-One module per family: ``_mae`` (MAE's ``random_masking``, ``unshuffle``, ``apply_mask``),
+One module per family: ``_mae`` (MAE's ``random_masking``, ``apply_mask``), ``_unshuffle``,
 ``_permutation`` (the shared shuffle), ``_video`` (tube, running cell), ``_block`` (BEiT),
 ``_simmim``, ``_patch_dropout``, ``_variable_ratio`` (MaskGIT), ``_per_sample`` (a ratio per
 sample in fixed shapes), ``_patches``, ``_loss``, ``_keys`` (PRNG keys, batch placement).
@@ -34,7 +34,6 @@ from jgather.masking._loss import mae_loss as mae_loss
 from jgather.masking._mae import MaskedTokens as MaskedTokens
 from jgather.masking._mae import apply_mask as apply_mask
 from jgather.masking._mae import random_masking as random_masking
-from jgather.masking._mae import unshuffle as unshuffle
 from jgather.masking._patch_dropout import PatchDropoutOutput as PatchDropoutOutput
 from jgather.masking._patch_dropout import patch_dropout as patch_dropout
 from jgather.masking._patches import patchify as patchify
@@ -43,6 +42,7 @@ from jgather.masking._per_sample import PaddedMaskedTokens as PaddedMaskedTokens
 from jgather.masking._per_sample import random_masking_per_sample as random_masking_per_sample
 from jgather.masking._per_sample import sample_mask_ratios as sample_mask_ratios
 from jgather.masking._simmim import simmim_masking as simmim_masking
+from jgather.masking._unshuffle import unshuffle as unshuffle
 from jgather.masking._variable_ratio import VariableRatioMask as VariableRatioMask
 from jgather.masking._variable_ratio import mask_schedule as mask_schedule
 from jgather.masking._variable_ratio import variable_ratio_masking as variable_ratio_masking

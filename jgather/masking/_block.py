@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jgather import _checks as ck
+from jgather import _checks
 from jgather.masking._keys import batch_sharding as _batch_sharding
 from jgather.masking._keys import check_key as _check_key
 from jgather.masking._keys import per_sample_keys as _per_sample_keys
@@ -160,22 +160,22 @@ def _block_args(
     fn: str, batch_size: Any, grid: Any, num_masking_patches: Any, min_num_patches: Any,
     max_num_patches: Any, min_aspect: Any, max_aspect: Any,
 ) -> _BlockArgs:  # fmt: skip
-    batch_size = ck.static_int(fn, "`batch_size`", batch_size, minimum=1)
-    grid = ck.static_grid(fn, "`grid`", grid, 2)
+    batch_size = _checks.static_int(fn, "`batch_size`", batch_size, minimum=1)
+    grid = _checks.static_grid(fn, "`grid`", grid, 2)
     total = grid[0] * grid[1]
-    target = ck.static_int(fn, "`num_masking_patches`", num_masking_patches, minimum=0)
+    target = _checks.static_int(fn, "`num_masking_patches`", num_masking_patches, minimum=0)
     if target > total:
         raise ValueError(
             f"{fn}: `num_masking_patches` must be at most H * W = {total}, got {target}."
         )
-    min_num = ck.static_int(fn, "`min_num_patches`", min_num_patches, minimum=1)
+    min_num = _checks.static_int(fn, "`min_num_patches`", min_num_patches, minimum=1)
     if max_num_patches is None:
         max_num = max(target, 1)  # BEiT: defaults to the target count
     else:
-        max_num = ck.static_int(fn, "`max_num_patches`", max_num_patches, minimum=1)
-    lo = ck.static_float(fn, "`min_aspect`", min_aspect)
+        max_num = _checks.static_int(fn, "`max_num_patches`", max_num_patches, minimum=1)
+    lo = _checks.static_float(fn, "`min_aspect`", min_aspect)
     hi = 1.0 / lo if (max_aspect is None and lo > 0) else max_aspect
-    hi = ck.static_float(fn, "`max_aspect`", hi) if hi is not None else hi
+    hi = _checks.static_float(fn, "`max_aspect`", hi) if hi is not None else hi
     if not (lo > 0 and hi is not None and hi >= lo):
         raise ValueError(
             f"{fn}: aspect bounds must satisfy 0 < min_aspect <= max_aspect, got "

@@ -30,7 +30,7 @@ import numpy as np
 from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jgather import _checks as ck
+from jgather import _checks
 
 
 def _is_typed(key: jax.Array) -> bool:
@@ -182,7 +182,7 @@ def example_keys(base_key: Any, example_ids: Any) -> jax.Array:
             f"{tuple(shape)}; pass jax.random.key(seed)."
         )
     base_key = check_key(fn, base_key, 1)
-    example_ids = ck.as_array(
+    example_ids = _checks.as_array(
         fn, "example_ids", example_ids, hint="pass [N] integer ids (e.g. dataset indices)"
     )
     if not jnp.issubdtype(example_ids.dtype, jnp.integer):

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jgather import _checks as ck
+from jgather import _checks, _platform
 from jgather._gather import index_select
 from jgather.masking._keys import batch_sharding, check_key, per_sample_keys, to_batch_sharding
 from jgather.masking._permutation import (
@@ -110,17 +110,21 @@ class MaskedTokens(_TokenTuple):
 # Argument checks (trace time, static shapes only).
 
 
-def _check_method(fn: str, method: Any) -> Literal["gather", "onehot"]:
+def _check_method(fn: str, method: Any) -> Literal["gather", "onehot"] | None:
     if method not in _METHODS:
         raise ValueError(
             f"{fn}: unknown method {method!r}; expected 'gather', 'onehot' or None (the "
             "backend's default)."
         )
-    return default_method() if method is None else method
+    return method
 
 
 def default_method(backend: str | None = None) -> Literal["gather", "onehot"]:
-    """The token-gather lowering used when ``method=None``.
+    """The token-gather lowering that ``method=None`` gives on ``backend``.
+
+    The choice is staged with ``jax.lax.platform_dependent``: it follows the platform the
+    program is lowered for (also ``jax.export`` or AOT compilation for a TPU from a CPU host),
+    not the host's default backend, which is what ``backend=None`` reports here.
 
     ``'gather'`` on CPU and GPU, where one ``lax.gather`` of whole rows moves each kept byte
     once while the one-hot product costs ``K * L * D`` multiply-adds per sample (for the
@@ -134,14 +138,14 @@ def default_method(backend: str | None = None) -> Literal["gather", "onehot"]:
 
 
 def _len_keep(fn: str, mask_ratio: Any, length: int) -> int:
-    ratio = ck.static_ratio(fn, "mask_ratio", mask_ratio, what="the shape of x_masked")
+    ratio = _checks.static_ratio(fn, "mask_ratio", mask_ratio, what="the shape of x_masked")
     # MAE's formula, float rounding included. It may keep no token (mask_ratio=1.0, or L=16 at
     # 0.95): x_masked is then the prefix tokens only and every token is masked, as in MAE.
     return int(length * (1 - ratio))
 
 
 def _check_mask_dtype(fn: str, mask_dtype: Any) -> np.dtype:
-    return ck.dtype(fn, "mask_dtype", mask_dtype, hint="default float32, as MAE's mask")
+    return _checks.dtype(fn, "mask_dtype", mask_dtype, hint="default float32, as MAE's mask")
 
 
 def _check_key_first(fn: str, key: Any, call: str) -> None:
@@ -169,7 +173,7 @@ def _check_key_first(fn: str, key: Any, call: str) -> None:
 
 def _check_noise(fn: str, noise: Any, n: int, length: int) -> jax.Array:
     """``noise`` as an [N, L] floating or integer array (one value per maskable token)."""
-    noise = ck.as_array(fn, "noise", noise, hint="pass [N, L] floats, or noise=None")
+    noise = _checks.as_array(fn, "noise", noise, hint="pass [N, L] floats, or noise=None")
     if noise.shape != (n, length):
         raise ValueError(
             f"{fn}: noise must have shape [N, L] = {(n, length)} (one value per maskable "
@@ -181,7 +185,7 @@ def _check_noise(fn: str, noise: Any, n: int, length: int) -> jax.Array:
 
 
 def _check_x(fn: str, x: Any, name: str = "x") -> jax.Array:
-    x = ck.as_array(fn, name, x, hint="pass tokens [N, L, D]")
+    x = _checks.as_array(fn, name, x, hint="pass tokens [N, L, D]")
     if x.ndim != 3:
         raise ValueError(
             f"{fn}: {name} must have shape [N, L, D] (3 dims), got shape {tuple(x.shape)}; "
@@ -190,15 +194,23 @@ def _check_x(fn: str, x: Any, name: str = "x") -> jax.Array:
     return x
 
 
-def _take_rows(x: jax.Array, rows: jax.Array, method: str) -> jax.Array:
-    """``x[rows]`` for one sample: [L, D] and [K] -> [K, D]."""
-    if method == "onehot":
-        onehot = jax.nn.one_hot(rows, x.shape[0], dtype=x.dtype)
+def _take_rows(x: jax.Array, rows: jax.Array, method: str | None) -> jax.Array:
+    """``x[rows]`` for one sample: [L, D] and [K] -> [K, D]; ``method=None`` picks per
+    platform (one-hot on TPU, a gather elsewhere)."""
+
+    def onehot() -> jax.Array:
+        hot = jax.nn.one_hot(rows, x.shape[0], dtype=x.dtype)
         return jnp.einsum(
-            "kl,ld->kd", onehot, x, precision=lax.Precision.HIGHEST, preferred_element_type=x.dtype
+            "kl,ld->kd", hot, x, precision=lax.Precision.HIGHEST, preferred_element_type=x.dtype
         )
-    # The rows come from a permutation, so they are in range by construction.
-    return index_select(x, 0, rows, mode="promise_in_bounds")
+
+    def gather() -> jax.Array:
+        # The rows come from a permutation, so they are in range by construction.
+        return index_select(x, 0, rows, mode="promise_in_bounds")
+
+    if method is None:
+        return _platform.tpu_or_other(onehot, gather)
+    return onehot() if method == "onehot" else gather()
 
 
 def _mask_batch(
@@ -206,7 +218,7 @@ def _mask_batch(
     perms: jax.Array,
     len_keep: int,
     num_prefix: int,
-    method: str,
+    method: str | None,
     mask_dtype: Any,
 ) -> MaskedTokens:
     """Masks [N, P + L, D] given each sample's shuffle ``perms`` [N, L] of its L tokens."""
@@ -233,7 +245,7 @@ def _random_masking_keys(
     *,
     len_keep: int,
     num_prefix: int,
-    method: str,
+    method: str | None,
     mask_dtype: Any,
 ) -> MaskedTokens:
     n, total, _ = x.shape
@@ -252,7 +264,7 @@ def _random_masking_noise(
     *,
     len_keep: int,
     num_prefix: int,
-    method: str,
+    method: str | None,
     mask_dtype: Any,
 ) -> MaskedTokens:
     sharding = batch_sharding(x, noise)
@@ -352,7 +364,7 @@ def random_masking(
     _check_key_first(fn, key, "mask_ratio")
     x = _check_x(fn, x)
     n, total, _ = x.shape
-    num_prefix = ck.num_prefix(fn, num_prefix, total)
+    num_prefix = _checks.num_prefix(fn, num_prefix, total)
     length = total - num_prefix
     len_keep = _len_keep(fn, mask_ratio, length)
     method = _check_method(fn, method)
@@ -368,173 +380,6 @@ def random_masking(
     return MaskedTokens(*_random_masking_keys(key, x, **static), **facts)
 
 
-@functools.partial(jax.jit, static_argnames=("num_prefix", "method"))
-def _unshuffle(
-    x_masked: jax.Array,
-    ids_restore: jax.Array,
-    mask_token: jax.Array,
-    *,
-    num_prefix: int,
-    method: str,
-) -> jax.Array:
-    len_keep = x_masked.shape[1] - num_prefix
-    sharding = batch_sharding(x_masked, ids_restore)
-    x_masked, ids_restore = (to_batch_sharding(a, sharding) for a in (x_masked, ids_restore))
-
-    def one(x: jax.Array, ids: jax.Array) -> jax.Array:
-        kept = x[num_prefix:]
-        removed = (ids >= len_keep)[:, None]
-        if len_keep == 0:  # nothing was kept (MAE's formula at high ratios): all mask tokens
-            body = jnp.broadcast_to(mask_token, (ids.shape[0], x.shape[-1]))
-            return jnp.concatenate([x[:num_prefix], body]) if num_prefix else body
-        if method == "onehot":
-            onehot = jax.nn.one_hot(ids, len_keep, dtype=x.dtype)  # removed rows are all zero
-            rows = jnp.einsum(
-                "lk,kd->ld",
-                onehot,
-                kept,
-                precision=lax.Precision.HIGHEST,
-                preferred_element_type=x.dtype,
-            )
-        else:
-            rows = _take_rows(kept, jnp.minimum(ids, len_keep - 1), method)
-        body = jnp.where(removed, mask_token, rows)
-        return jnp.concatenate([x[:num_prefix], body]) if num_prefix else body
-
-    return jax.vmap(one)(x_masked, ids_restore)
-
-
-def unshuffle(
-    x_masked: jax.Array,
-    ids_restore: Any,
-    mask_token: jax.Array,
-    *,
-    num_prefix: int | None = None,
-    method: Method = None,
-) -> jax.Array:
-    """Appends mask tokens and undoes the shuffle: MAE's decoder input.
-
-    Mirrors MAE's ``forward_decoder``: ``cat([x[:, P:], mask_tokens])`` gathered by
-    ``ids_restore`` along the token axis, with the ``P`` prefix tokens passed through in front.
-    Written without building the concatenation: output token ``j`` is kept token
-    ``ids_restore[j]`` when that is below ``len_keep`` and ``mask_token`` otherwise, for one
-    sample, ``jax.vmap``-ed over the batch.
-
-    The prefix count cannot be read from an ``ids_restore`` array, and a wrong one is silent in
-    MAE (a cls token lands among the kept tokens, the last kept token is dropped). So pass the
-    masking's result itself in place of ``ids_restore`` (``unshuffle(x, masked, token)``): it
-    records ``num_prefix`` and the kept count, and ``x_masked`` must then hold exactly
-    ``num_prefix + len_keep`` tokens (``num_prefix=`` overrides the recorded count, e.g. after
-    prepending a cls token to MAE-style ``num_prefix=0`` masking); with a raw array,
-    ``num_prefix`` is required.
-
-    Args:
-      x_masked: [N, P + len_keep, D] (e.g. the encoder output after the decoder embedding;
-        ``D`` need not equal the width ``random_masking`` saw).
-      ids_restore: the ``MaskedTokens`` (or ``PaddedMaskedTokens``) from ``random_masking``,
-        ``apply_mask`` or ``random_masking_per_sample``; or its [N, L] integer ``ids_restore``
-        array, then with ``num_prefix``.
-      mask_token: [D] (or [1, D], [1, 1, D] as MAE stores it); cast to ``x_masked``'s dtype.
-      num_prefix: static number of leading prefix tokens in ``x_masked`` (passed through).
-        Required with an array ``ids_restore`` (0 for MAE's encoder output without its cls
-        token, 1 with it); defaults to the recorded count with a ``MaskedTokens``.
-      method: ``'gather'``, ``'onehot'`` or ``None`` (see ``random_masking``).
-
-    Returns:
-      [N, P + L, D]: prefix tokens, then every token in original order, removed ones replaced
-      by ``mask_token`` (all of them when nothing was kept).
-
-    Raises:
-      ValueError: ``num_prefix`` missing with an array ``ids_restore``; ``x_masked``'s token
-        count disagrees with the ``MaskedTokens`` (e.g. a prepended cls token without
-        ``num_prefix``); shapes disagree (batch, width, ``len_keep > L``); unknown ``method``.
-      TypeError: ``ids_restore`` is not an integer array.
-
-    Example:
-      >>> import jax, jax.numpy as jnp, jgather
-      >>> x = jnp.arange(12.0).reshape(1, 6, 2)
-      >>> out = jgather.random_masking(jax.random.key(1), x, 0.5)
-      >>> full = jgather.unshuffle(out.x_masked, out, jnp.full((2,), -1.0))
-      >>> bool(jnp.all(jnp.where(out.mask[..., None] == 1, -1.0, x) == full))
-      True
-      >>> cls = jnp.zeros((1, 1, 2))  # MAE prepends its cls token after masking
-      >>> with_cls = jnp.concatenate([cls, out.x_masked], axis=1)
-      >>> jgather.unshuffle(with_cls, out, jnp.full((2,), -1.0), num_prefix=1).shape
-      (1, 7, 2)
-      >>> jgather.unshuffle(with_cls, out.ids_restore, jnp.full((2,), -1.0), num_prefix=1).shape
-      (1, 7, 2)
-    """
-    fn = "unshuffle"
-    x_masked = _check_x(fn, x_masked, "x_masked")
-    n, kept_total, d = x_masked.shape
-    slots = None
-    if isinstance(ids_restore, _TokenTuple):
-        slots = ids_restore._kept_slots
-        if num_prefix is None:
-            num_prefix = ids_restore.num_prefix
-        ids_restore = ids_restore.ids_restore
-    if num_prefix is None:
-        raise ValueError(
-            f"{fn}: pass the masking result in place of ids_restore (unshuffle(x_masked, "
-            "masked, mask_token), which records the prefix and kept counts), or say how many "
-            "prefix tokens lead x_masked: num_prefix=0 for MAE's encoder output without a cls "
-            "token, num_prefix=1 with one. An ids_restore array cannot tell, and a wrong count "
-            "misplaces every token silently."
-        )
-    # Nothing may be kept (MAE's formula at high ratios), so the prefix may be all of x_masked.
-    num_prefix = ck.num_prefix(fn, num_prefix, kept_total, maskable=False)
-    if slots is not None and kept_total != num_prefix + slots:
-        extra = kept_total - num_prefix - slots
-        if extra > 0:
-            hint = (
-                f"x_masked has {extra} more tokens than the masking kept ({num_prefix} prefix + "
-                f"{slots} kept = {num_prefix + slots}, got {kept_total}): did you prepend "
-                f"{extra} cls token(s)? pass num_prefix={num_prefix + extra}."
-            )
-        elif kept_total >= slots:
-            hint = (
-                f"x_masked has {-extra} fewer tokens than {num_prefix} prefix + {slots} kept = "
-                f"{num_prefix + slots} (got {kept_total}): did you drop prefix tokens? pass "
-                f"num_prefix={kept_total - slots}."
-            )
-        else:
-            hint = (
-                f"x_masked has {kept_total} tokens but the masking kept {slots}; pass the "
-                "x_masked of this masking (after the encoder)."
-            )
-        raise ValueError(f"{fn}: {hint}")
-    ids_restore = ck.as_array(
-        fn, "ids_restore", ids_restore, hint="pass the masking result or its ids_restore"
-    )
-    if not jnp.issubdtype(ids_restore.dtype, jnp.integer):
-        raise TypeError(f"{fn}: ids_restore must be an integer array, got {ids_restore.dtype}.")
-    if ids_restore.ndim != 2 or ids_restore.shape[0] != n:
-        raise ValueError(
-            f"{fn}: ids_restore must have shape [N, L] with N={n} (x_masked's batch), got "
-            f"{tuple(ids_restore.shape)}."
-        )
-    length = ids_restore.shape[1]
-    len_keep = kept_total - num_prefix
-    if len_keep > length:
-        raise ValueError(
-            f"{fn}: x_masked holds {len_keep} kept tokens (after {num_prefix} prefix tokens) "
-            f"but ids_restore covers only L={length}; did you pass num_prefix?"
-        )
-    mask_token = ck.as_array(
-        fn, "mask_token", mask_token, hint=f"pass the [D] = [{d}] token that fills removed places"
-    )
-    if mask_token.size != d or any(s != 1 for s in mask_token.shape[:-1]):
-        raise ValueError(
-            f"{fn}: mask_token must have shape [D] = [{d}] (or [1, 1, {d}]), got "
-            f"{tuple(mask_token.shape)}."
-        )
-    method = _check_method(fn, method)
-    token = mask_token.reshape(d).astype(x_masked.dtype)
-    return _unshuffle(
-        x_masked, ids_restore.astype(jnp.int32), token, num_prefix=num_prefix, method=method
-    )
-
-
 @functools.partial(jax.jit, static_argnames=("num_keep", "num_prefix", "method", "mask_dtype"))
 def _apply_mask(
     x: jax.Array,
@@ -542,7 +387,7 @@ def _apply_mask(
     *,
     num_keep: int,
     num_prefix: int,
-    method: str,
+    method: str | None,
     mask_dtype: Any,
 ) -> MaskedTokens:
     sharding = batch_sharding(x, removed)
@@ -602,15 +447,15 @@ def apply_mask(
     fn = "apply_mask"
     x = _check_x(fn, x)
     n, total, _ = x.shape
-    num_prefix = ck.num_prefix(fn, num_prefix, total)
+    num_prefix = _checks.num_prefix(fn, num_prefix, total)
     length = total - num_prefix
-    mask = ck.as_array(fn, "mask", mask, hint="pass an [N, L] boolean mask, True = removed")
+    mask = _checks.as_array(fn, "mask", mask, hint="pass an [N, L] boolean mask, True = removed")
     if mask.shape != (n, length):
         raise ValueError(
             f"{fn}: mask must have shape [N, L] = {(n, length)} (x without its {num_prefix} "
             f"prefix tokens), got {tuple(mask.shape)}."
         )
-    num_keep = ck.static_int(
+    num_keep = _checks.static_int(
         fn, "num_keep", num_keep, minimum=0, maximum=length, what="the shape of x_masked"
     )
     removed = mask != 0

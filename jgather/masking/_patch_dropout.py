@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jgather import _checks as ck
+from jgather import _checks
 from jgather._gather import index_select
 from jgather.masking._keys import batch_sharding as _batch_sharding
 from jgather.masking._keys import check_key as _check_key
@@ -112,15 +112,15 @@ def patch_dropout(
       True
     """
     fn = "patch_dropout"
-    p = ck.static_ratio(fn, "`prob`", prob, closed=False)
-    ordered = ck.static_bool(fn, "`ordered`", ordered)
-    x = ck.as_array(fn, "`x`", x, hint="pass tokens [N, L, D]")
+    p = _checks.static_ratio(fn, "`prob`", prob, closed=False)
+    ordered = _checks.static_bool(fn, "`ordered`", ordered)
+    x = _checks.as_array(fn, "`x`", x, hint="pass tokens [N, L, D]")
     if x.ndim < 2:
         raise ValueError(
             f"{fn}: `x` must have a batch and a token axis, [N, L, ...]; got shape {x.shape}."
         )
     n, length = x.shape[:2]
-    num_prefix = ck.num_prefix(fn, num_prefix, length)
+    num_prefix = _checks.num_prefix(fn, num_prefix, length)
     body = length - num_prefix
     key = _check_key(fn, key, n)
     if p == 0.0:  # timm returns its input untouched when nothing is dropped

@@ -26,7 +26,7 @@ from jax import lax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jgather import _checks as ck
+from jgather import _checks
 from jgather.masking._keys import batch_sharding
 
 
@@ -34,7 +34,7 @@ def _check_layout(fn: str, channels_first: Any) -> bool | None:
     """True (NCHW / NCTHW), False (NHWC / NTHWC) or None (channels last, guarded)."""
     if channels_first is None:
         return None
-    return ck.static_bool(fn, "channels_first", channels_first)
+    return _checks.static_bool(fn, "channels_first", channels_first)
 
 
 def _looks_channels_first(shape: tuple[int, ...], q: int) -> bool:
@@ -120,9 +120,11 @@ def patchify(
       True
     """
     fn = "patchify"
-    p, q = ck.static_grid(fn, "patch_size", patch_size, 2)
+    p, q = _checks.static_grid(fn, "patch_size", patch_size, 2)
     channels_first = _check_layout(fn, channels_first)
-    imgs = ck.as_array(fn, "imgs", imgs, hint="pass images [N, H, W, C] or videos [N, T, H, W, C]")
+    imgs = _checks.as_array(
+        fn, "imgs", imgs, hint="pass images [N, H, W, C] or videos [N, T, H, W, C]"
+    )
     video = tubelet_size is not None
     layout = ("NCTHW" if video else "NCHW") if channels_first else ("NTHWC" if video else "NHWC")
     if not video:
@@ -133,7 +135,7 @@ def patchify(
                 f"{tuple(imgs.shape)}."
             )
     else:
-        tubelet_size = ck.static_int(fn, "tubelet_size", tubelet_size, minimum=1)
+        tubelet_size = _checks.static_int(fn, "tubelet_size", tubelet_size, minimum=1)
         if imgs.ndim != 5:
             raise ValueError(
                 f"{fn}: with tubelet_size, imgs must be a video {layout} "
@@ -236,10 +238,10 @@ def unpatchify(
       (1, 16, 16, 3)
     """
     fn = "unpatchify"
-    p, q = ck.static_grid(fn, "patch_size", patch_size, 2)
+    p, q = _checks.static_grid(fn, "patch_size", patch_size, 2)
     first = bool(_check_layout(fn, channels_first))
-    channels = ck.static_int(fn, "channels", channels, minimum=1)
-    x = ck.as_array(fn, "x", x, hint="pass tokens [N, L, patch_dim]")
+    channels = _checks.static_int(fn, "channels", channels, minimum=1)
+    x = _checks.as_array(fn, "x", x, hint="pass tokens [N, L, patch_dim]")
     if x.ndim != 3:
         raise ValueError(f"{fn}: x must be [N, L, patch_dim], got shape {tuple(x.shape)}.")
     _, length, width = x.shape
@@ -250,7 +252,7 @@ def unpatchify(
             f"grid=({grid!r}, {grid!r}) for a square grid, or leave it out."
         )
     if tubelet_size is not None:
-        tubelet_size = ck.static_int(fn, "tubelet_size", tubelet_size, minimum=1)
+        tubelet_size = _checks.static_int(fn, "tubelet_size", tubelet_size, minimum=1)
         if grid is None or len(grid) != 3:
             raise ValueError(
                 f"{fn}: video tokens need grid=(t, h, w) (tubelets per clip, patches per "
@@ -266,7 +268,7 @@ def unpatchify(
         grid = (side, side)
     elif len(grid) != 2:
         raise ValueError(f"{fn}: image tokens need grid=(h, w), got grid={grid!r}.")
-    grid = tuple(ck.static_int(fn, f"grid[{i}]", g, minimum=1) for i, g in enumerate(grid))
+    grid = tuple(_checks.static_int(fn, f"grid[{i}]", g, minimum=1) for i, g in enumerate(grid))
     if math.prod(grid) != length:
         raise ValueError(f"{fn}: grid {grid} holds {math.prod(grid)} tokens but x has L={length}.")
     expected = (tubelet_size or 1) * p * q * channels

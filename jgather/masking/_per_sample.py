@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jgather import _checks as ck
+from jgather import _checks
 from jgather.masking._keys import batch_sharding, check_key, per_sample_keys, to_batch_sharding
 from jgather.masking._mae import (
     Method,
@@ -97,8 +97,8 @@ class PaddedMaskedTokens(_TokenTuple):
 
 
 def _check_capacity(fn: str, capacity: Any, length: int) -> int:
-    if ck.is_traced(capacity):
-        raise ck.traced_where_static(fn, "capacity", "int", "the length of x_masked")
+    if _checks.is_traced(capacity):
+        raise _checks.traced_where_static(fn, "capacity", "int", "the length of x_masked")
     if isinstance(capacity, bool) or not isinstance(capacity, int | np.integer):
         raise TypeError(
             f"{fn}: capacity must be a Python int (the number of kept slots K), got "
@@ -191,7 +191,7 @@ def _pad_one(
     len_keep: jax.Array,
     capacity: int,
     num_prefix: int,
-    method: str,
+    method: str | None,
     mask_dtype: Any,
 ) -> PaddedMaskedTokens:
     """Masks one sample [P + L, D] with shuffle ``perm`` [L], keeping ``len_keep`` (traced)."""
@@ -223,7 +223,7 @@ def _per_sample_keys(
     *,
     capacity: int,
     num_prefix: int,
-    method: str,
+    method: str | None,
     mask_dtype: Any,
 ) -> PaddedMaskedTokens:
     length = x.shape[1] - num_prefix
@@ -245,7 +245,7 @@ def _per_sample_noise(
     *,
     capacity: int,
     num_prefix: int,
-    method: str,
+    method: str | None,
     mask_dtype: Any,
 ) -> PaddedMaskedTokens:
     def one(noise: jax.Array, x: jax.Array, k: jax.Array) -> PaddedMaskedTokens:
@@ -350,7 +350,7 @@ def random_masking_per_sample(
         )
     x = _check_x(fn, x)
     n, total, _ = x.shape
-    num_prefix = ck.num_prefix(fn, num_prefix, total)
+    num_prefix = _checks.num_prefix(fn, num_prefix, total)
     length = total - num_prefix
     capacity = _check_capacity(fn, capacity, length)
     len_keep = _check_ratio(fn, mask_ratio, n, length, capacity)
@@ -437,7 +437,7 @@ def sample_mask_ratios(
       True
     """
     fn = "sample_mask_ratios"
-    batch_size = ck.static_int(fn, "batch_size", batch_size, minimum=1)
+    batch_size = _checks.static_int(fn, "batch_size", batch_size, minimum=1)
     if schedule is not None:
         if low is not None or high is not None:
             raise ValueError(
@@ -447,8 +447,8 @@ def sample_mask_ratios(
         mask_schedule(schedule, 0.5, num_tokens=num_tokens)  # validates name and num_tokens
         lo = hi = 0.0
     else:
-        lo = ck.static_ratio(fn, "`low`", 0.7 if low is None else low)
-        hi = ck.static_ratio(fn, "`high`", 1.0 if high is None else high)
+        lo = _checks.static_ratio(fn, "`low`", 0.7 if low is None else low)
+        hi = _checks.static_ratio(fn, "`high`", 1.0 if high is None else high)
         if lo > hi:
             raise ValueError(f"{fn}: low={lo} must not exceed high={hi}.")
     key = check_key(fn, key, batch_size)

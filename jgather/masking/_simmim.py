@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jgather import _checks as ck
+from jgather import _checks
 from jgather.masking._keys import check_key as _check_key
 from jgather.masking._keys import per_sample_keys as _per_sample_keys
 from jgather.masking._permutation import _shuffled_count
@@ -86,11 +86,11 @@ def simmim_masking(
       [22, 22, 22, 22, 22, 22, 22, 22]
     """
     fn = "simmim_masking"
-    batch_size = ck.static_int(fn, "`batch_size`", batch_size, minimum=1)
-    size = ck.static_grid(fn, "`image_size`", image_size, 2)
-    mask_patch = ck.static_int(fn, "`mask_patch_size`", mask_patch_size, minimum=1)
-    model_patch = ck.static_int(fn, "`model_patch_size`", model_patch_size, minimum=1)
-    ratio = ck.static_ratio(fn, "`mask_ratio`", mask_ratio)
+    batch_size = _checks.static_int(fn, "`batch_size`", batch_size, minimum=1)
+    size = _checks.static_grid(fn, "`image_size`", image_size, 2)
+    mask_patch = _checks.static_int(fn, "`mask_patch_size`", mask_patch_size, minimum=1)
+    model_patch = _checks.static_int(fn, "`model_patch_size`", model_patch_size, minimum=1)
+    ratio = _checks.static_ratio(fn, "`mask_ratio`", mask_ratio)
     if size[0] % mask_patch or size[1] % mask_patch:
         raise ValueError(
             f"{fn}: image_size {size} must be divisible by mask_patch_size={mask_patch}; "

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jgather import _checks as ck
+from jgather import _checks
 from jgather.masking._keys import batch_sharding as _batch_sharding
 from jgather.masking._keys import check_key as _check_key
 from jgather.masking._keys import per_sample_keys as _per_sample_keys
@@ -54,7 +54,7 @@ def _check_schedule(fn: str, name: Any, num_tokens: Any) -> None:
                 f"{fn}: the {name!r} schedule depends on the number of tokens; pass "
                 f"num_tokens=L (MaskGIT's total_unknown)."
             )
-        ck.static_int(fn, "`num_tokens`", num_tokens, minimum=2)
+        _checks.static_int(fn, "`num_tokens`", num_tokens, minimum=2)
 
 
 def _schedule(name: str, r: jax.Array, num_tokens: int | None) -> jax.Array:
@@ -112,7 +112,7 @@ def mask_schedule(name: str, ratio: ArrayLike, *, num_tokens: int | None = None)
     """
     fn = "mask_schedule"
     _check_schedule(fn, name, num_tokens)
-    r = ck.as_array(fn, "ratio", ratio, hint="pass a float or an array of floats in [0, 1]")
+    r = _checks.as_array(fn, "ratio", ratio, hint="pass a float or an array of floats in [0, 1]")
     if not (jnp.issubdtype(r.dtype, jnp.number) or r.dtype == jnp.bool_):
         raise TypeError(f"{fn}: ratio must be numeric, got dtype {r.dtype}.")
     r = jnp.asarray(r)
@@ -213,8 +213,8 @@ def variable_ratio_masking(
       [10, 1]
     """
     fn = "variable_ratio_masking"
-    batch_size = ck.static_int(fn, "`batch_size`", batch_size, minimum=1)
-    num_tokens = ck.static_int(fn, "`num_tokens`", num_tokens, minimum=1)
+    batch_size = _checks.static_int(fn, "`batch_size`", batch_size, minimum=1)
+    num_tokens = _checks.static_int(fn, "`num_tokens`", num_tokens, minimum=1)
     _check_schedule(fn, schedule, max(num_tokens, 2))
     if schedule in ("log", "exp") and num_tokens < 2:
         raise ValueError(f"{fn}: the {schedule!r} schedule needs num_tokens >= 2.")
@@ -223,7 +223,7 @@ def variable_ratio_masking(
             raise ValueError(
                 f"{fn}: `r` must have shape (batch_size,) = ({batch_size},), got {np.shape(r)}."
             )
-        if not ck.is_traced(r):
+        if not _checks.is_traced(r):
             r_np = np.asarray(r)
             if not ((r_np >= 0) & (r_np <= 1)).all():
                 raise ValueError(f"{fn}: `r` must lie in [0, 1], got values outside it: {r_np}.")

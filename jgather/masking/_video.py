@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jgather import _checks as ck
+from jgather import _checks
 from jgather.masking._keys import check_key as _check_key
 from jgather.masking._keys import per_sample_keys as _per_sample_keys
 from jgather.masking._permutation import _shuffled_count
@@ -76,9 +76,9 @@ def tube_masking(
       True
     """
     fn = "tube_masking"
-    batch_size = ck.static_int(fn, "`batch_size`", batch_size, minimum=1)
-    dims = ck.static_grid(fn, "`grid`", grid, 3)
-    ratio = ck.static_ratio(fn, "`mask_ratio`", mask_ratio, closed=False)
+    batch_size = _checks.static_int(fn, "`batch_size`", batch_size, minimum=1)
+    dims = _checks.static_grid(fn, "`grid`", grid, 3)
+    ratio = _checks.static_ratio(fn, "`mask_ratio`", mask_ratio, closed=False)
     per_frame = dims[1] * dims[2]
     num_masked = int(ratio * per_frame)
     if num_masked >= per_frame:
@@ -181,10 +181,10 @@ def running_cell_masking(
       True
     """
     fn = "running_cell_masking"
-    batch_size = ck.static_int(fn, "`batch_size`", batch_size, minimum=1)
-    dims = ck.static_grid(fn, "`grid`", grid, 3)
-    cells = ck.static_grid(fn, "`cell`", cell, 2)
-    ratio = ck.static_float(fn, "`mask_ratio`", mask_ratio)
+    batch_size = _checks.static_int(fn, "`batch_size`", batch_size, minimum=1)
+    dims = _checks.static_grid(fn, "`grid`", grid, 3)
+    cells = _checks.static_grid(fn, "`cell`", cell, 2)
+    ratio = _checks.static_float(fn, "`mask_ratio`", mask_ratio)
     _, h, w = dims
     ch, cw = cells
     if h % ch or w % cw:

@@ -1,26 +1,14 @@
-"""The lax building blocks of ``jgather.segment``: one scatter into segments, one gather back.
+"""torch_scatter's index alignment on top of the shared kernel (``jgather._rows``).
 
-Every reduction here is a composition of two primitives on an *aligned* index (torch_scatter's
-``broadcast`` before its expand: ``src.ndim`` axes, each of ``src``'s size or 1):
-
-* :func:`scatter_into` -- ``lax.scatter_add/mul/max/min`` of ``updates`` into ``operand``
-  along ``dim``. When the index varies only along ``dim`` (a 1-D edge index scattering
-  ``[E, F]`` features, the common case) it is one scatter whose windows are the other axes of
-  ``src`` itself: no transpose, no expanded index, no iota grid, ``indices_are_sorted`` passed
-  through. Otherwise the index's own axes become a flat row key and the broadcast axes stay a
-  window (a transpose in and out).
-* :func:`gather_back` -- each ``src`` element reads its segment's value (``jnp.take`` /
-  ``take_along_axis``, clamped; callers mask dropped entries so their gradients are zero).
-
-Determinism: nothing here depends on the order in which colliding updates are applied, except
-the floating-point rounding of sums inside XLA's scatter. On CPU XLA applies a scatter's updates
-in index order (a serial loop); on GPU/TPU floating-point ``scatter_add`` ordering is XLA's
-choice (with ``--xla_gpu_deterministic_ops`` it is fixed). max/min/arg-min and integer sums
-are exact in any order.
+An *aligned* index has ``src.ndim`` axes, each of ``src``'s size or 1 (torch_scatter's
+``broadcast`` before its expand). :func:`scatter_into` reduces along ``dim`` with it,
+:func:`gather_back` reads each entry's segment value (see "Internals" in
+``docs/development.md``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -28,18 +16,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jgather import _indexing as ix
+from jgather import _batching, _checks, _dtypes, _indexing, _rows, _sharding
 
 _DROP = lax.GatherScatterMode.FILL_OR_DROP
 _PROMISE = lax.GatherScatterMode.PROMISE_IN_BOUNDS
-
-
-def acc_dtype(dtype: Any) -> np.dtype:
-    """The accumulation dtype: float32 for float16/bfloat16 (rounded once at the end)."""
-    dtype = jnp.dtype(dtype)
-    if dtype in (jnp.dtype(jnp.float16), jnp.dtype(jnp.bfloat16)):
-        return jnp.dtype(jnp.float32)
-    return dtype
 
 
 def along_dim(idx: jax.Array, n: int, dim: int) -> jax.Array:
@@ -62,11 +42,51 @@ def in_range(idx: jax.Array, size: int, mode: str | None) -> jax.Array | None:
 
 
 def prepare_index(idx: jax.Array, size: int, mode: str | None) -> jax.Array:
+    """The aligned index ready for the kernel: int32 (int64 for huge axes) in ``[0, size)``
+    or -1 (compared at full width, so a 64-bit ``2**32 + 1`` cannot wrap into range),
+    clamped for 'clip'. (The checkify probe is :func:`call`'s.)"""
+    idx = _indexing.widen_index(idx)
     if mode == "clip":
-        return ix.clamp(idx, size)
-    if mode is None and size > 0:
-        _probe(idx, size)
-    return idx
+        idx = _indexing.clamp(idx, size)
+    return _indexing.narrow_index(idx, size)
+
+
+def call(
+    core: Callable[..., Any],
+    arrays: Sequence[jax.Array | None],
+    dim: int,
+    *,
+    index: int = 1,
+    checked: int = 0,
+    **statics: Any,
+) -> Any:
+    """``core(*arrays, dim=dim, **statics)`` as every ``jgather.segment`` function runs it.
+
+    ``arrays[index]`` is the aligned index (its size-1 axes broadcast); ``None`` entries
+    (an absent ``out``) are passed through. Around the jitted core: the checkify probe of the
+    caller's index against ``checked`` segments (when ``statics["mode"]`` is None and the
+    index is traced), the folding batching rule
+    (:func:`jgather._batching.fold_batch`) and per-shard placement on meshes
+    (:func:`jgather._sharding.per_shard_off_axis`).
+    """
+    idx = arrays[index]
+    probed = statics.get("mode", "drop") is None and checked > 0
+    if probed and idx is not None and idx.size and _checks.is_traced(idx):
+        _indexing.probe(_indexing.widen_index(idx), checked)
+    slots = [k for k, a in enumerate(arrays) if a is not None]
+    present = [a for a in arrays if a is not None]
+
+    def make(d: int) -> Callable[..., Any]:
+        def run(*xs: jax.Array) -> Any:
+            full: list[jax.Array | None] = list(arrays)
+            for k, x in zip(slots, xs, strict=True):
+                full[k] = x
+            return core(*full, dim=d, **statics)
+
+        return run
+
+    folded = _batching.fold_batch(make, dim, [k == index for k in slots])
+    return _sharding.per_shard_off_axis(folded, present, dim)
 
 
 def with_trash(idx: jax.Array, size: int, mode: str | None) -> tuple[jax.Array, int, bool]:
@@ -95,26 +115,6 @@ def drop_segment(values: jax.Array, dim: int) -> jax.Array:
     return lax.slice_in_dim(values, 0, values.shape[dim] - 1, axis=dim)
 
 
-def _probe(idx: jax.Array, size: int) -> None:
-    """An unused gather of ``idx`` from a dummy ``[size]`` array (XLA removes it); it lets
-    ``checkify.index_checks`` report an out-of-range value under jit with mode=None."""
-    dnums = lax.GatherDimensionNumbers(
-        offset_dims=(), collapsed_slice_dims=(0,), start_index_map=(0,)
-    )
-    lax.gather(jnp.zeros((size,), jnp.bool_), idx[..., None], dnums, (1,), mode=_DROP)
-
-
-def _key_dtype(n: int) -> Any:
-    if n < np.iinfo(np.int32).max:
-        return jnp.int32
-    if not jax.config.read("jax_enable_x64"):
-        raise ValueError(
-            f"jgather.segment: the output has {n} rows, more than int32 can address; enable "
-            "64-bit indices with jax.config.update('jax_enable_x64', True)."
-        )
-    return jnp.int64
-
-
 def scatter_into(
     kind: str,
     operand: jax.Array,
@@ -136,22 +136,17 @@ def scatter_into(
         return operand
     idx = along_dim(idx, updates.shape[dim], dim)
     lmode = _PROMISE if mode in ("clip", "promise_in_bounds") else _DROP
-    scatter = ix.SCATTERS[kind]
     if windowed(idx, dim):
-        dnums = lax.ScatterDimensionNumbers(
-            update_window_dims=tuple(d for d in range(n) if d != dim),
-            inserted_window_dims=(dim,),
-            scatter_dims_to_operand_dims=(dim,),
+        return _rows.rows_scatter(
+            kind, operand, idx.reshape(-1), updates, dim, sorted=sorted, mode=lmode
         )
-        keys = idx.reshape(-1, 1)
-        return scatter(operand, keys, updates, dnums, indices_are_sorted=sorted, mode=lmode)
     # General: the index's own axes (dim and every axis where it is not broadcast) become one
     # flat row key; the broadcast axes stay a window.
     keyed = [d for d in range(n) if d == dim or idx.shape[d] != 1]
     window = [d for d in range(n) if d not in keyed]
     perm = keyed + window
     rows = int(np.prod([operand.shape[d] for d in keyed], dtype=np.int64))
-    key_dtype = _key_dtype(rows)
+    key_dtype = _dtypes.key_dtype_for("jgather.segment", rows)
     key = jnp.zeros(idx.shape, key_dtype)
     stride = 1
     for d in reversed(keyed):
@@ -160,14 +155,13 @@ def scatter_into(
         stride *= operand.shape[d]
     if lmode == _DROP:  # a flat key can alias another row: drop out-of-range values by hand
         key = jnp.where((idx >= 0) & (idx < size), key, rows)
-    key = jnp.transpose(key, perm).reshape(-1, 1)
+    key = jnp.transpose(key, perm).reshape(-1)
     up = jnp.transpose(updates, perm)
     width = int(np.prod([updates.shape[d] for d in window], dtype=np.int64))
     up = up.reshape(key.shape[0], width)
     op_t = jnp.transpose(operand, perm)
     op = op_t.reshape(rows, width)
-    dnums = lax.ScatterDimensionNumbers((1,), (0,), (0,))
-    res = scatter(op, key, up, dnums, mode=lmode).reshape(op_t.shape)
+    res = _rows.rows_scatter(kind, op, key, up, 0, mode=lmode).reshape(op_t.shape)
     return jnp.transpose(res, tuple(int(d) for d in np.argsort(perm)))
 
 
@@ -211,14 +205,6 @@ def count(
 
 def out_shape(src_shape: tuple[int, ...], dim: int, size: int) -> tuple[int, ...]:
     return (*src_shape[:dim], size, *src_shape[dim + 1 :])
-
-
-def lowest(dtype: Any, kind: str) -> Any:
-    """The identity of max ('max') or min ('min') in ``dtype``: -inf/inf or the int limits."""
-    if jnp.issubdtype(dtype, jnp.inexact):
-        return -np.inf if kind == "max" else np.inf
-    info = jnp.iinfo(dtype)
-    return info.min if kind == "max" else info.max
 
 
 def same(a: jax.Array, b: jax.Array) -> jax.Array:

@@ -15,9 +15,9 @@ import jax.numpy as jnp
 from jax import lax
 from jax.typing import ArrayLike
 
+from jgather import _dtypes
 from jgather._indexing import ScatterMode
-from jgather.segment import _checks as ck
-from jgather.segment import _lowering as lw
+from jgather.segment import _arguments, _lowering
 
 __all__ = ["scatter_log_softmax", "scatter_softmax"]
 
@@ -26,28 +26,28 @@ __all__ = ["scatter_log_softmax", "scatter_softmax"]
 def _core(
     src: jax.Array, idx: jax.Array, *, dim: int, size: int, mode: str | None, log: bool, eps: float
 ) -> jax.Array:
-    acc = lw.acc_dtype(src.dtype)
+    acc = _dtypes.accumulation_dtype(src.dtype)
     x = src.astype(acc)
-    idx = lw.prepare_index(idx, size, mode)
+    idx = _lowering.prepare_index(idx, size, mode)
     # Entries in no segment (dropped) go to an extra segment whose max starts at +inf and
     # whose sum starts at 1: softmax 0, log_softmax -inf, zero gradient. Setting them in the
     # scatters' initial buffers keeps the [E, ...] gathers plain (XLA fuses them).
-    idx, size, trash = lw.with_trash(idx, size, mode)
-    shape = lw.out_shape(src.shape, dim, size)
+    idx, size, trash = _lowering.with_trash(idx, size, mode)
+    shape = _lowering.out_shape(src.shape, dim, size)
     init = jnp.full(shape, -jnp.inf, acc)
     if trash:
-        init = lw.set_segment(init, dim, size - 1, jnp.inf)
-    m = lw.scatter_into("max", init, lax.stop_gradient(x), idx, dim, "promise_in_bounds")
+        init = _lowering.set_segment(init, dim, size - 1, jnp.inf)
+    m = _lowering.scatter_into("max", init, lax.stop_gradient(x), idx, dim, "promise_in_bounds")
     # Shift by the max; an empty or all -inf segment (and a NaN max) by 0. A +inf max stays,
     # so a segment holding +inf is NaN throughout, as torch_scatter's.
     shift = jnp.where(jnp.isnan(m) | (m == -jnp.inf), 0, m)
-    z = x - lw.gather_back(shift, idx, dim)
+    z = x - _lowering.gather_back(shift, idx, dim)
     e = jnp.exp(z)
     init = jnp.zeros(shape, acc)
     if trash:
-        init = lw.set_segment(init, dim, size - 1, 1)
-    s = lw.scatter_into("add", init, e, idx, dim, "promise_in_bounds")
-    s_g = lw.gather_back(s, idx, dim)
+        init = _lowering.set_segment(init, dim, size - 1, 1)
+    s = _lowering.scatter_into("add", init, e, idx, dim, "promise_in_bounds")
+    s_g = _lowering.gather_back(s, idx, dim)
     res = z - jnp.log(s_g + eps) if log else e / s_g
     return res.astype(src.dtype)
 
@@ -89,8 +89,17 @@ def scatter_softmax(
       >>> scatter_softmax(jnp.array([0.0, 0.0, 3.0, 1.0]), jnp.array([0, 0, 1, 0]))
       Array([0.21194156, 0.21194156, 1.        , 0.57611686], dtype=float32)
     """
-    p = ck.prepare("scatter_softmax", src, index, dim, None, dim_size, mode, floating=True)
-    return _core(p.src, p.index, dim=p.dim, size=p.dim_size, mode=mode, log=False, eps=0.0)
+    p = _arguments.prepare("scatter_softmax", src, index, dim, None, dim_size, mode, floating=True)
+    return _lowering.call(
+        _core,
+        (p.src, p.index),
+        p.dim,
+        checked=p.dim_size,
+        size=p.dim_size,
+        mode=mode,
+        log=False,
+        eps=0.0,
+    )
 
 
 def scatter_log_softmax(
@@ -130,5 +139,17 @@ def scatter_log_softmax(
     """
     if isinstance(eps, bool) or not isinstance(eps, int | float):
         raise TypeError(f"scatter_log_softmax: eps must be a Python float, got {eps!r}.")
-    p = ck.prepare("scatter_log_softmax", src, index, dim, None, dim_size, mode, floating=True)
-    return _core(p.src, p.index, dim=p.dim, size=p.dim_size, mode=mode, log=True, eps=float(eps))
+    p = _arguments.prepare(
+        "scatter_log_softmax", src, index, dim, None, dim_size, mode, floating=True
+    )
+    e = float(eps)
+    return _lowering.call(
+        _core,
+        (p.src, p.index),
+        p.dim,
+        checked=p.dim_size,
+        size=p.dim_size,
+        mode=mode,
+        log=True,
+        eps=e,
+    )

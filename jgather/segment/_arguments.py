@@ -15,13 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jgather import _checks
-from jgather import _indexing as ix
-
-MODES = (None, "clip", "drop", "promise_in_bounds")
-
-
-is_traced = _checks.is_traced
+from jgather import _checks, _indexing
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,12 +51,12 @@ def as_src(fn: str, src: Any, *, floating: bool = False) -> jax.Array:
     return src
 
 
-def as_index(fn: str, index: Any, name: str = "index") -> jax.Array:
-    index = _checks.as_array(fn, name, index)
-    ix.check_index_dtype(fn, index, name)
-    if index.dtype.itemsize < 4:
-        index = index.astype(jnp.int32)
-    return index
+def as_index(fn: str, index: Any, name: str = "index") -> tuple[jax.Array, Any]:
+    """The index as an integer JAX array, and its values at full width for the eager checks
+    (:func:`jgather._indexing.as_index`)."""
+    arr, wide = _indexing.as_index(fn, name, index)
+    _indexing.check_index_dtype(fn, arr, name)
+    return _indexing.widen_index(arr), wide
 
 
 def align(fn: str, index: jax.Array, src_shape: tuple[int, ...], dim: int) -> jax.Array:
@@ -123,13 +117,12 @@ def check_reduce(fn: str, reduce: Any, allowed: tuple[str, ...]) -> None:
 
 
 def check_mode(fn: str, mode: Any) -> None:
-    ix.check_mode(fn, mode, MODES)
+    _indexing.check_mode(fn, mode, _indexing.SCATTER_MODES)
 
 
-def resolve_dim_size(
-    fn: str, index: jax.Array, dim_size: Any, out: jax.Array | None, dim: int
-) -> int:
-    """``out.shape[dim]``, else ``dim_size``, else ``index.max() + 1`` read eagerly."""
+def resolve_dim_size(fn: str, wide: Any, dim_size: Any, out: jax.Array | None, dim: int) -> int:
+    """``out.shape[dim]``, else ``dim_size``, else ``index.max() + 1`` read eagerly from the
+    index's full-width values ``wide``."""
     if dim_size is not None:
         dim_size = _checks.static_int(fn, "dim_size", dim_size, minimum=0)
     if out is not None:
@@ -138,33 +131,33 @@ def resolve_dim_size(
                 f"{fn}: dim_size={dim_size} but out.shape[{dim}] = {out.shape[dim]}; pass one "
                 "of them (out fixes the size)."
             )
-        return out.shape[dim]
+        return int(out.shape[dim])
     if dim_size is not None:
-        return dim_size
-    if is_traced(index):
+        return int(dim_size)
+    if _checks.is_traced(wide):
         raise ValueError(
             f"{fn}: dim_size=None needs index.max() + 1, but index is traced (under jax.jit, "
             "jax.vmap or grad) so its values are unknown at trace time. Pass dim_size=<int> "
             "(the number of segments, e.g. nodes; it is static), or out=."
         )
-    if index.size == 0:
+    values = np.asarray(wide)
+    if values.size == 0:
         return 0
-    return max(int(np.asarray(index).max()) + 1, 0)
-
-
-def check_bounds(fn: str, index: jax.Array, dim: int, dim_size: int, mode: Any) -> None:
-    """An eager ``IndexError`` for a concrete index with a value outside ``[0, dim_size)``."""
-    if mode is not None or is_traced(index) or index.size == 0:
-        return
-    values = np.asarray(index)
-    bad = (values < 0) | (values >= dim_size)
-    if bad.any():
-        first = int(values.reshape(-1)[int(np.argmax(bad.reshape(-1)))])
-        raise IndexError(
-            f"{fn}: index value {first} is out of range for dim_size {dim_size} (dimension "
-            f"{dim} of the output); values must lie in [0, {dim_size}). Pass a larger dim_size, "
-            "or mode='drop' (ignore those entries) or mode='clip'."
+    size = max(int(values.max()) + 1, 0)
+    if size > np.iinfo(np.int32).max and not jax.config.read("jax_enable_x64"):
+        raise ValueError(
+            f"{fn}: index.max() + 1 = {size} segments is more than JAX can address with "
+            "32-bit indices; pass dim_size=<int> for the real number of segments (larger "
+            "values are then out of range), or enable x64."
         )
+    return size
+
+
+def check_bounds(fn: str, wide: Any, dim: int, dim_size: int, mode: Any) -> None:
+    """An eager ``IndexError`` for a concrete index (read at full width) with a value outside
+    ``[0, dim_size)``, when ``mode`` is None."""
+    if mode is None:
+        _indexing.check_bounds_eagerly(fn, wide, dim, dim_size, segments=True)
 
 
 def prepare(
@@ -180,12 +173,12 @@ def prepare(
 ) -> Plan:
     """The shared checks of the scatter family; returns the canonical :class:`Plan`."""
     src = as_src(fn, src, floating=floating)
-    index = as_index(fn, index)
-    dim = ix.canonical_dim(fn, dim, src.ndim)
+    index, wide = as_index(fn, index)
+    dim = _indexing.canonical_dim(fn, dim, src.ndim)
     check_mode(fn, mode)
     aligned = align(fn, index, src.shape, dim)
     if out is not None:
         out = check_out(fn, out, src, dim)
-    size = resolve_dim_size(fn, index, dim_size, out, dim)
-    check_bounds(fn, index, dim, size, mode)
+    size = resolve_dim_size(fn, wide, dim_size, out, dim)
+    check_bounds(fn, wide, dim, size, mode)
     return Plan(src, aligned, out, dim, size)

@@ -1,0 +1,106 @@
+"""Dtype rules of every reduction: accumulation dtype, identities, key dtype, integer means.
+
+Used by the torch ops and by ``jgather.segment`` alike (see "Internals" in
+``docs/development.md``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def accumulation_dtype(dtype: Any) -> np.dtype:
+    """float32 for floats narrower than 32 bits (bf16, fp16, every float8), else ``dtype``.
+
+    Sums of such values accumulate in float32 and are rounded once at the end, as torch does
+    on CPU: a bf16 running sum stops growing at 256 when adding ones.
+    """
+    dtype = np.dtype(dtype)
+    if jnp.issubdtype(dtype, jnp.floating) and dtype.itemsize < 4:
+        return np.dtype(np.float32)
+    return dtype
+
+
+def identity(dtype: Any, op: str) -> Any:
+    """The identity of ``op`` ('sum', 'prod', 'amax', 'amin') representable in ``dtype``.
+
+    For 'amax'/'amin' that is -inf/+inf where the dtype has infinities; float8 types without
+    them (e4m3fn, the fnuz family) use their finite lowest/highest value instead (an inf
+    would become NaN there). Integers use their limits; bool ``False`` for 'amax'.
+    """
+    dtype = np.dtype(dtype)
+    if op in ("sum", "prod"):
+        return 0 if op == "sum" else 1
+    if dtype == np.bool_:
+        return op == "amin"
+    if jnp.issubdtype(dtype, jnp.inexact):
+        inf = np.inf if op == "amin" else -np.inf
+        if np.isinf(np.asarray(inf).astype(dtype)):
+            return inf
+        finfo = jnp.finfo(dtype)
+        return finfo.max if op == "amin" else finfo.min
+    info = jnp.iinfo(dtype)
+    return info.min if op == "amax" else info.max
+
+
+def key_dtype_for(fn: str, n: int) -> Any:
+    """int32 keys for regions of up to 2**31 - 2 elements, else int64 (which needs x64).
+
+    Raises:
+      ValueError: the region needs 64-bit keys and ``jax_enable_x64`` is off.
+    """
+    if n < np.iinfo(np.int32).max:
+        return jnp.int32
+    if not jax.config.read("jax_enable_x64"):
+        raise ValueError(
+            f"{fn}: the scattered region has {n} elements, more than int32 can address; "
+            "enable 64-bit indices with jax.config.update('jax_enable_x64', True)."
+        )
+    return jnp.int64
+
+
+def floor_mean(total: jax.Array, count: jax.Array, dtype: Any) -> jax.Array:
+    """``total / count`` in ``dtype``: true division for inexact dtypes, floor for integers.
+
+    Integer means round towards -inf (torch's and torch_scatter's rule) in the dtype's own
+    signedness at 32 or 64 bits, so a uint32 sum above 2**31 is not read as negative.
+    ``count`` must be positive.
+    """
+    dtype = np.dtype(dtype)
+    if jnp.issubdtype(dtype, jnp.inexact):
+        acc = accumulation_dtype(dtype)
+        return (total.astype(acc) / count.astype(acc)).astype(dtype)
+    signed = jnp.issubdtype(dtype, jnp.signedinteger)
+    bits = 64 if dtype.itemsize == 8 else 32
+    wide = jnp.dtype(f"{'int' if signed else 'uint'}{bits}")
+    return jnp.floor_divide(total.astype(wide), count.astype(wide)).astype(dtype)
+
+
+def gather_upcast_transpose(gather_fn: Any, operand: jax.Array, index: jax.Array) -> jax.Array:
+    """``gather_fn(operand, index)`` whose gradient accumulates in float32 for reduced floats.
+
+    The forward is ``gather_fn`` unchanged (one gather, bit-exact). The tangent is gathered
+    from the tangent upcast to float32 and rounded, so its transpose -- the gradient, a
+    scatter-add of the cotangent -- adds in float32 and rounds once.
+    """
+    acc = accumulation_dtype(operand.dtype)
+    if acc == operand.dtype:
+        return gather_fn(operand, index)
+
+    @jax.custom_jvp
+    def upcast(x: jax.Array, idx: jax.Array) -> jax.Array:
+        return gather_fn(x, idx)
+
+    @upcast.defjvp
+    def upcast_jvp(
+        primals: tuple[jax.Array, jax.Array], tangents: tuple[jax.Array, Any]
+    ) -> tuple[jax.Array, jax.Array]:
+        x, idx = primals
+        t = tangents[0]
+        return upcast(x, idx), gather_fn(t.astype(acc), idx).astype(x.dtype)
+
+    return upcast(operand, index)

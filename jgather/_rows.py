@@ -1,0 +1,238 @@
+"""The reduce-into-rows kernel: ``lax.scatter*`` of updates into rows of an operand.
+
+Every scatter of the torch ops and of ``jgather.segment`` ends here, on keys without batching
+dimensions (see "Internals" in ``docs/development.md`` for the choices and their costs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from jgather import _dtypes
+
+SCATTERS = {
+    "set": lax.scatter,
+    "add": lax.scatter_add,
+    "mul": lax.scatter_mul,
+    "max": lax.scatter_max,
+    "min": lax.scatter_min,
+}
+
+_DROP = lax.GatherScatterMode.FILL_OR_DROP
+KIND = {"set": "set", "sum": "add", "prod": "mul", "amax": "max", "amin": "min"}
+
+# Grouping equal keys (below) uses a scratch array of one int32 per row of the region when
+# that is at most this many times the number of keys, and a sort of the keys otherwise, so
+# the extra work is O(index) either way.
+_DENSE_GROUPING_RATIO = 4
+
+
+def rows_scatter(
+    kind: str,
+    operand: jax.Array,
+    keys: jax.Array,
+    updates: jax.Array,
+    axis: int = 0,
+    *,
+    sorted: bool = False,
+    mode: lax.GatherScatterMode = _DROP,
+) -> jax.Array:
+    """``operand[..., keys[m], ...] <kind>= updates[..., m, ...]`` along ``axis``.
+
+    ``updates`` has ``operand``'s shape with ``axis`` replaced by ``len(keys)``: every other
+    axis is a window, so whole slices move with one key each and there are no batching
+    dimensions (on CPU as fast or faster than batching). Out-of-range keys are dropped
+    (``mode`` FILL_OR_DROP, the default). ``sorted`` is passed on as ``indices_are_sorted``.
+    """
+    window = tuple(d for d in range(updates.ndim) if d != axis)
+    dnums = lax.ScatterDimensionNumbers(window, (axis,), (axis,))
+    return SCATTERS[kind](
+        operand, keys[:, None], updates, dnums, indices_are_sorted=sorted, mode=mode
+    )
+
+
+def take_rows(x: jax.Array, rows: jax.Array) -> jax.Array:
+    """``x[rows]`` along axis 0 for in-range ``rows`` (one gather)."""
+    dnums = lax.GatherDimensionNumbers(
+        offset_dims=tuple(range(1, x.ndim)), collapsed_slice_dims=(0,), start_index_map=(0,)
+    )
+    return lax.gather(
+        x,
+        rows[:, None],
+        dnums,
+        (1, *x.shape[1:]),
+        mode=lax.GatherScatterMode.PROMISE_IN_BOUNDS,
+    )
+
+
+def group_ids(keys: jax.Array, rows: int) -> jax.Array:
+    """An id in ``[0, M)`` per key [M]: equal in-range keys share one, different keys do not.
+
+    Out-of-range keys get ids too (their updates are dropped later, whatever the id).
+    Cost O(M): a scratch of ``rows`` int32 when ``rows <= 4 M``, else a sort of the keys.
+    """
+    m = keys.shape[0]
+    ordinal = lax.iota(jnp.int32, m)
+    if rows <= _DENSE_GROUPING_RATIO * m:
+        # The id of a key is the ordinal of its first occurrence. An out-of-range key keeps
+        # its own ordinal, which no in-range key has as a first occurrence.
+        first = rows_scatter("min", jnp.full((rows,), m, jnp.int32), keys, ordinal)
+        inside = (keys >= 0) & (keys < rows)
+        return jnp.where(inside, take_rows(first, jnp.clip(keys, 0, rows - 1)), ordinal)
+    # The id is the position of the first key of its run in the stably sorted keys.
+    sorted_keys, order = lax.sort((keys, ordinal), num_keys=1, is_stable=True)
+    head = jnp.concatenate([jnp.ones((1,), jnp.bool_), sorted_keys[1:] != sorted_keys[:-1]])
+    run = lax.cummax(jnp.where(head, ordinal, 0), axis=0)
+    return rows_scatter("set", jnp.zeros((m,), jnp.int32), order, run)
+
+
+def needs_base(dtype: Any, op: str, include_self: bool) -> bool:
+    """Whether ``reduce_rows`` reads the operand's values at the keys (``base``)."""
+    if not include_self or dtype == jnp.bool_:
+        return False
+    return op == "mean" or (op == "sum" and _dtypes.accumulation_dtype(dtype) != dtype)
+
+
+def reduce_rows(
+    region: jax.Array,
+    keys: jax.Array,
+    updates: jax.Array,
+    op: str,
+    include_self: bool,
+    base: jax.Array | None = None,
+) -> jax.Array:
+    """``region`` [R] or [R, T] with ``updates`` [M] or [M, T] reduced into rows ``keys`` [M].
+
+    Out-of-range keys are dropped. ``base`` [M] or [M, T] holds ``region``'s values at the
+    keys where :func:`needs_base` says so. Beyond the output buffer (``region`` itself,
+    reused when donated) every temporary has O(M) elements: reductions with
+    ``include_self=False`` first set the identity at the touched rows; 'set', 'mean' and
+    reduced-precision sums first combine the updates per distinct key (:func:`group_ids`)
+    into M-row buffers, then write each touched row once, with the same value from every key
+    that touches it.
+    """
+    dtype = region.dtype
+    m = keys.shape[0]
+    rows = region.shape[0]
+    if dtype == jnp.bool_:  # 'sum'/'amax' are "or", 'prod'/'amin' are "and"
+        op = {"sum": "amax", "prod": "amin"}.get(op, op)
+
+    def per_row(v: jax.Array) -> jax.Array:  # a per-key vector, shaped to broadcast against updates
+        return v if updates.ndim == 1 else v[:, None]
+
+    def write(values: jax.Array) -> jax.Array:
+        return rows_scatter("set", region, keys, values)
+
+    if op == "set":
+        # Deterministic "last write wins": each group learns its largest key ordinal
+        # (colliding keys differ only in their position along dim, so the largest ordinal is
+        # the last along dim); every key of the group then writes that update.
+        gid = group_ids(keys, rows)
+        ordinal = lax.iota(jnp.int32, m)
+        winner = rows_scatter("max", jnp.full((m,), -1, jnp.int32), gid, ordinal)
+        return write(take_rows(updates, take_rows(winner, gid)))
+    acc = _dtypes.accumulation_dtype(dtype)
+    if op == "mean" or (op == "sum" and acc != dtype):
+        # Per-group totals in the accumulation dtype (float32 for reduced-precision floats;
+        # integers in their own dtype, wrapping as torch does), rounded once.
+        gid = group_ids(keys, rows)
+        total = rows_scatter(
+            "add", jnp.zeros((m, *updates.shape[1:]), acc), gid, updates.astype(acc)
+        )
+        total = take_rows(total, gid)
+        if include_self:
+            assert base is not None  # needs_base(dtype, op, True) holds here
+            total = total + base.astype(acc)
+        if op == "sum":
+            return write(total.astype(dtype))
+        count = rows_scatter("add", jnp.zeros((m,), jnp.int32), gid, jnp.ones((m,), jnp.int32))
+        count = per_row(take_rows(count, gid) + (1 if include_self else 0))
+        return write(_dtypes.floor_mean(total, count, dtype))
+    if not include_self:
+        region = write(jnp.full(updates.shape, _dtypes.identity(dtype, op), dtype))
+    return rows_scatter(KIND[op], region, keys, updates)
+
+
+# The per-element scatter of a large multi-dimensional index runs in chunks of about this many
+# index elements (whole rows of its leading axis): each chunk's keys and updates stay in cache
+# between being computed and being scattered. In one piece, XLA's CPU backend writes all the
+# keys to memory, copies all the updates into the scatter's layout, and then reads both back:
+# three passes over index-sized arrays where the chunked loop makes one (about 3x faster on a
+# [200000, 64] index, benchmarks/ops.py).
+_CHUNK_ELEMENTS = 1 << 14
+
+
+def chunk_rows(index_shape: tuple[int, ...], dtype: Any, op: str) -> int:
+    """Rows of the index's leading axis per chunk, or 0 for the scatter in one piece.
+
+    Chunked: the plain reductions (one scatter per chunk, or two with ``include_self=False``)
+    of a non-bool dtype that accumulates in itself, for an index of at least two dimensions
+    and at least four chunks. Everything else ('set', 'mean' and reduced-precision sums, which
+    group equal keys over the whole index first; 1-D indices, whose keys are the index itself
+    and whose updates need no copy) scatters in one piece.
+    """
+    if len(index_shape) < 2 or op not in ("sum", "prod", "amax", "amin"):
+        return 0
+    if np.dtype(dtype) == np.bool_ or (op == "sum" and _dtypes.accumulation_dtype(dtype) != dtype):
+        return 0
+    row = int(np.prod(index_shape[1:], dtype=np.int64))
+    rows = max(1, _CHUNK_ELEMENTS // max(row, 1))
+    return rows if index_shape[0] >= 4 * rows else 0
+
+
+def chunked_reduce(
+    region: jax.Array,
+    index: jax.Array,
+    updates: jax.Array,
+    op: str,
+    include_self: bool,
+    rows: int,
+    chunk_keys: Callable[[jax.Array, Any], jax.Array],
+) -> jax.Array:
+    """``reduce_rows`` for a plain reduction, ``rows`` rows of ``index``'s leading axis at a
+    time in a ``fori_loop`` (the region is the loop's carry, updated in place), and the
+    remainder rows after it. ``include_self=False`` first writes the identity at every
+    touched position, in a loop of its own, so that no chunk's reduction is overwritten."""
+    n = index.shape[0] // rows
+
+    def over_chunks(kind: str, acc: jax.Array, values: Callable[[jax.Array], jax.Array]) -> Any:
+        def body(k: Any, acc: jax.Array) -> jax.Array:
+            start = k * rows
+            idx = lax.dynamic_slice_in_dim(index, start, rows, 0)
+            upd = lax.dynamic_slice_in_dim(updates, start, rows, 0)
+            return rows_scatter(kind, acc, chunk_keys(idx, start), values(upd).reshape(-1))
+
+        acc = lax.fori_loop(0, n, body, acc)
+        if n * rows < index.shape[0]:
+            idx, upd = index[n * rows :], updates[n * rows :]
+            acc = rows_scatter(kind, acc, chunk_keys(idx, n * rows), values(upd).reshape(-1))
+        return acc
+
+    if not include_self:
+        identity = _dtypes.identity(region.dtype, op)
+        region = over_chunks("set", region, lambda u: jnp.full(u.shape, identity, u.dtype))
+    return over_chunks(KIND[op], region, lambda u: u)
+
+
+def row_extremes(index: jax.Array, dim: int) -> tuple[jax.Array, jax.Array]:
+    """Each row's maximum and minimum over the axes after ``dim`` (two [prod(lead)] arrays).
+
+    One variadic reduction computes both together: on CPU about twice as fast as
+    ``jnp.all(index == index[..., :1])``, which materializes the comparison. A row is
+    constant exactly when its two extremes are equal.
+    """
+    rows = index.reshape(int(np.prod(index.shape[: dim + 1])), -1)
+    info = jnp.iinfo(rows.dtype)
+    high, low = lax.reduce(
+        (rows, rows),
+        (np.array(info.min, rows.dtype), np.array(info.max, rows.dtype)),
+        lambda a, b: (lax.max(a[0], b[0]), lax.min(a[1], b[1])),
+        (1,),
+    )
+    return high, low

@@ -1,0 +1,334 @@
+"""The lowering of one torch-style scatter: flat keys into the input, per platform.
+
+``scatter_core`` is the jitted entry of ``jgather.scatter``, ``scatter_add`` and
+``scatter_reduce``; the design and its measurements are under "Internals" in
+``docs/development.md``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from jgather import _dtypes, _indexing, _jax_private, _platform, _rows, _sharding
+
+# An index of fewer elements than this never gets the run-time whole-rows test (XLA:CPU
+# only): its per-element scatter is cheap, and the two conditionals would cost more.
+_RUNTIME_ROWS_MIN = 1 << 16
+
+
+def rows_source(index: Any, wide: Any, dim: int, input_shape: tuple[int, ...]) -> Any:
+    """The index's axes up to ``dim`` when it is constant along the rest, known now; else None.
+
+    torch code scatters graph messages with ``index.expand(E, F)``: an index constant along
+    every axis after ``dim``, which moves whole trailing slices (one key per slice). Found at
+    trace time, without reading values, for a NumPy view with zero strides there
+    (``np.broadcast_to``) and for a traced index made by ``jnp.broadcast_to`` / ``x[:, None]``
+    inside the same ``jax.jit`` (:func:`jgather._jax_private.broadcast_operand`). Anything
+    else returns None.
+    """
+    trailing = tuple(input_shape[dim + 1 :])
+    if not trailing or int(np.prod(trailing)) == 1 or index.shape[dim + 1 :] != trailing:
+        return None
+    if isinstance(wide, np.ndarray):
+        if wide.shape == index.shape and all(st == 0 for st in wide.strides[dim + 1 :]):
+            return index[(..., *(0,) * len(trailing))]
+        return None
+    return _jax_private.broadcast_operand(index, dim)
+
+
+def scatter_impl(
+    input: jax.Array,
+    index: jax.Array,
+    src: jax.Array,
+    dim: int,
+    mode: str | None,
+    op: str,
+    include_self: bool,
+    primal: bool = True,
+    trailing: tuple[int, ...] | None = None,
+) -> jax.Array:
+    """The scatter on validated operands.
+
+    ``trailing`` not None: ``index`` holds only the axes up to ``dim`` of an index that is
+    constant along the axes after it (which have sizes ``trailing``, equal to ``input``'s),
+    known at trace time (:func:`rows_source`); whole trailing slices move, with no
+    ``lax.cond``. Otherwise, when ``index`` spans ``input``'s trailing axes, a ``lax.cond``
+    decides at run time; ``primal=False`` (inside the JVP rule) skips it (see
+    ``batchable``).
+    """
+    if index.size == 0:
+        return input
+    if input.ndim == 0:
+        out = scatter_impl(input[None], index, src, 0, mode, op, include_self, primal)
+        return out.reshape(())
+    index = index.reshape(index.shape or (1,))
+    src = src.reshape(src.shape or (1,))
+    size = input.shape[dim]
+    if size == 0:  # nothing is in range; every update is dropped
+        return input
+    full_shape = index.shape if trailing is None else index.shape + trailing
+    if src.size == 1:
+        updates = jnp.broadcast_to(src.reshape((1,) * len(full_shape)), full_shape)
+    else:
+        updates = _indexing.slice_to(src, full_shape, None)
+    index = _indexing.widen_index(index)
+    if mode == "clip":
+        index = _indexing.clamp(index, size)
+    # Compared at full width, then narrowed: out-of-range values become -1 (a 64-bit
+    # 2**32 + 1 must not wrap into 1).
+    index = _indexing.narrow_index(index, size)
+    # Keys address the input itself (its own strides; no slice of it is copied).
+    strides = [int(np.prod(input.shape[d + 1 :], dtype=np.int64)) for d in range(input.ndim)]
+    lead_in = int(np.prod(input.shape[:dim], dtype=np.int64))
+    trail_in = strides[dim]
+    key_dtype = _dtypes.key_dtype_for("scatter", input.size)
+    needs_base = _rows.needs_base(input.dtype, op, include_self)
+
+    def drop_out_of_range(keys: jax.Array, idx: jax.Array, scaled: bool) -> jax.Array:
+        # XLA drops out-of-range keys natively. An out-of-range index value can only alias
+        # another in-range key when leading positions are folded in (dim > 0) or the index
+        # is scaled (int32 overflow); only then does it need an explicit drop key.
+        if mode == "clip" or (lead_in == 1 and not scaled):
+            return keys
+        return jnp.where((idx >= 0) & (idx < size), keys, input.size)
+
+    def element_keys(idx: jax.Array = index, row0: Any = 0) -> jax.Array:
+        # One key per index element: its flat position in ``input``. ``idx`` holds the rows
+        # [row0, row0 + len(idx)) of the index's leading axis (all of it by default).
+        keys = idx.astype(key_dtype) * trail_in
+        for d in range(idx.ndim):
+            if d != dim:
+                pos = lax.broadcasted_iota(key_dtype, idx.shape, d)
+                if d == 0 and not (isinstance(row0, int) and row0 == 0):
+                    pos = pos + row0
+                keys = keys + pos * strides[d]
+        return drop_out_of_range(keys, idx, trail_in > 1).reshape(-1)
+
+    def whole_rows(first: jax.Array, base: jax.Array | None) -> jax.Array:
+        # ``first`` [..., K] (axes up to dim): the index, constant along every axis after dim
+        # (torch's ``index.expand`` idiom) and spanning the input's trailing axes. Whole
+        # trailing slices move, one key per (leading position, index value).
+        keys = first.astype(key_dtype)
+        for d in range(dim):  # plus the row offset of the leading position
+            row_stride = strides[d] // trail_in
+            keys = keys + lax.broadcasted_iota(key_dtype, first.shape, d) * row_stride
+        keys = drop_out_of_range(keys, first, False).reshape(-1)
+        rows = (lead_in * size, trail_in)
+        k = keys.shape[0]
+        region = input.reshape(rows)
+        if base is not None:
+            base = base.reshape(k, trail_in)
+        elif needs_base:
+            base = _rows.take_rows(region, jnp.clip(keys, 0, rows[0] - 1))
+        out = _rows.reduce_rows(region, keys, updates.reshape(k, trail_in), op, include_self, base)
+        return out.reshape(input.shape)
+
+    if trailing is not None:  # known at trace time: whole rows, no conditional
+        return whole_rows(index, None)
+
+    base = None
+    if needs_base:  # read once, outside the conds below
+        base = _rows.take_rows(input.reshape(-1), jnp.clip(element_keys(), 0, input.size - 1))
+
+    def one_piece() -> jax.Array:
+        out = _rows.reduce_rows(
+            input.reshape(-1), element_keys(), updates.reshape(-1), op, include_self, base
+        )
+        return out.reshape(input.shape)
+
+    # XLA:CPU only: a large multi-dimensional index scatters in cache-sized chunks, and an
+    # opaque index that may be expanded gets a run-time whole-rows test. On GPU and TPU a loop
+    # of small scatters would serialise kernel launches and a conditional on index contents
+    # would synchronise with the host, so they scatter in one piece.
+    chunk_rows = _rows.chunk_rows(index.shape, input.dtype, op) if primal else 0
+    runtime_test = (
+        trail_in > 1
+        and primal
+        and index.size >= _RUNTIME_ROWS_MIN
+        and index.shape[dim + 1 :] == input.shape[dim + 1 :]
+    )
+    if not chunk_rows and not runtime_test:
+        return one_piece()
+
+    def elementwise() -> jax.Array:
+        if not chunk_rows:
+            return one_piece()
+        out = _rows.chunked_reduce(
+            input.reshape(-1), index, updates, op, include_self, chunk_rows, element_keys
+        )
+        return out.reshape(input.shape)
+
+    def on_cpu() -> jax.Array:
+        if not runtime_test:
+            return elementwise()
+        # A first test reads one trailing slice (at the first leading position); only when
+        # that slice is constant does a second one read the whole index, so a per-element
+        # index -- whose first slice is almost never constant -- costs no extra pass. (The
+        # tests are chained, not nested: XLA then still writes the scatter into the input's
+        # buffer.) The full test's per-row maximum is then the index's leading part.
+        lead_shape = index.shape[: dim + 1]
+        head = index[(*(0,) * (dim + 1), ...)]
+
+        def full_test() -> tuple[jax.Array, jax.Array]:
+            high, low = _rows.row_extremes(index, dim)
+            return jnp.all(high == low), high.reshape(lead_shape)
+
+        def skip() -> tuple[jax.Array, jax.Array]:
+            return jnp.bool_(False), jnp.zeros(lead_shape, index.dtype)
+
+        expanded, first = lax.cond(jnp.all(head == head.reshape(-1)[0]), full_test, skip)
+        return lax.cond(expanded, lambda: whole_rows(first, base), elementwise)
+
+    return _platform.cpu_or_accelerator(on_cpu, one_piece)
+
+
+@functools.partial(
+    jax.jit, static_argnames=("dim", "mode", "op", "include_self", "layout", "trailing")
+)
+def scatter_core(
+    input: jax.Array,
+    index: jax.Array,
+    src: jax.Array,
+    *,
+    dim: int,
+    mode: str | None,
+    op: str,
+    include_self: bool,
+    layout: tuple[Any, tuple[Any, ...]] | None = None,
+    trailing: tuple[int, ...] | None = None,
+) -> jax.Array:
+    def body(input: jax.Array, index: jax.Array, src: jax.Array) -> jax.Array:
+        size = input.shape[dim] if input.ndim else 1
+        if index.size and size and mode != "clip":
+            # checkify.index_checks reports the caller's index value and axis size here (the
+            # scatters below see flattened, narrowed keys).
+            _indexing.probe(_indexing.widen_index(index), size)
+        return batchable(dim, mode, op, include_self, trailing)(input, index, src)
+
+    if trailing is not None:  # the caller passes it only off the sharded paths
+        return body(input, index, src)
+    if layout is not None and index.size:
+        return _per_shard(layout[0], body, input, index, src, dim, layout[1], explicit=False)
+    mesh = _sharding.explicit_mesh(input, index, src) if input.ndim and index.size else None
+    if mesh is not None and index.ndim == input.ndim:
+        spec = _sharding.spec_of(input)
+        return _per_shard(mesh, body, input, index, src, dim, spec, explicit=True)
+    return body(input, index, src)
+
+
+def _per_shard(
+    mesh: Any,
+    body: Callable[[jax.Array, jax.Array, jax.Array], jax.Array],
+    input: jax.Array,
+    index: jax.Array,
+    src: jax.Array,
+    dim: int,
+    spec: tuple[Any, ...],
+    *,
+    explicit: bool,
+) -> jax.Array:
+    """``body`` per shard: index and src take the input's layout off ``dim`` where they have
+    its size there (free when they already match it); other axes are replicated."""
+    ok = [
+        d != dim
+        and index.shape[d] == input.shape[d]
+        and (src.ndim == 0 or src.shape[d] == input.shape[d])
+        for d in range(input.ndim)
+    ]
+    return _sharding.per_shard(
+        mesh,
+        body,
+        (input, index, src),
+        (ok, ok, ok if src.ndim else []),
+        spec,
+        ok,
+        explicit=explicit,
+    )
+
+
+@functools.cache
+def batchable(
+    dim: int, mode: str | None, op: str, include_self: bool, trailing: tuple[int, ...] | None
+) -> Callable[[jax.Array, jax.Array, jax.Array], jax.Array]:
+    """``_scatter_impl`` for fixed static arguments, batched by folding, not by lax's rule.
+
+    ``jax.vmap``'s rule for a scatter with a batched index adds batching dimensions, which
+    ``checkify``'s scatter rule (jax 0.10) cannot read (``IndexError: tuple index out of
+    range``). Here a ``custom_vmap`` rule instead folds the batch axis into the arrays as a
+    new leading axis and scatters along ``dim + 1`` -- the same flattened-key scatter as
+    unbatched, nested ``vmap`` folding once per level. ``checkify`` does not look inside
+    ``custom_vmap``; the caller's index is checked by the probe in ``scatter_core``.
+    Derivatives come from a ``custom_jvp`` whose rule is the JVP of ``_scatter_impl`` itself
+    (``custom_vmap`` alone has no transpose rule, so ``jax.grad`` needs this).
+    """
+
+    def impl(x: jax.Array, i: jax.Array, s: jax.Array, primal: bool = True) -> jax.Array:
+        return scatter_impl(x, i, s, dim, mode, op, include_self, primal, trailing)
+
+    @jax.custom_batching.custom_vmap
+    def folded(x: jax.Array, i: jax.Array, s: jax.Array) -> jax.Array:
+        return impl(x, i, s)
+
+    @folded.def_vmap
+    def fold_batch(
+        axis_size: int,
+        in_batched: Sequence[bool],
+        x: jax.Array,
+        i: jax.Array,
+        s: jax.Array,
+    ) -> tuple[jax.Array, bool]:
+        x, i, s = (
+            a if b else jnp.broadcast_to(a, (axis_size, *a.shape))
+            for a, b in zip((x, i, s), in_batched, strict=True)
+        )
+        example_shape = x.shape[1:]
+        if x.ndim == 1:  # 0-d examples act as 1-D of size 1, as in the unbatched op
+            x = x[:, None]
+        if i.ndim == 1:
+            i = i[:, None]
+        if s.size == axis_size:  # one src value per example, broadcast over its index
+            full = i.shape if trailing is None else i.shape + trailing
+            s = jnp.broadcast_to(s.reshape((axis_size,) + (1,) * (len(full) - 1)), full)
+        out = batchable(dim + 1, mode, op, include_self, trailing)(x, i, s)
+        return out.reshape((axis_size, *example_shape)), True
+
+    @jax.custom_jvp
+    def scatter_fn(x: jax.Array, i: jax.Array, s: jax.Array) -> jax.Array:
+        return folded(x, i, s)
+
+    def scatter_jvp(
+        primals: tuple[jax.Array, jax.Array, jax.Array], tangents: tuple[Any, Any, Any]
+    ) -> tuple[jax.Array, jax.Array]:
+        x, i, s = primals
+        tx, _, ts = tangents
+        # Only the arguments with a non-zero tangent are differentiated (JAX has no 'prod'
+        # derivative w.r.t. src with duplicates, which must not be asked for by a zero).
+        # Elementwise keys only: the whole-rows lax.cond, batched and then differentiated,
+        # leaves a stop_gradient that jax 0.10 cannot transpose.
+        live = [
+            (k, a, t)
+            for k, a, t in ((0, x, tx), (2, s, ts))
+            if not isinstance(t, jax.custom_derivatives.SymbolicZero)
+        ]
+
+        def f(*args: jax.Array) -> jax.Array:
+            full = [x, i, s]
+            for (k, _, _), a in zip(live, args, strict=True):
+                full[k] = a
+            return impl(full[0], full[1], full[2], primal=False)
+
+        if not live:
+            out = impl(x, i, s)
+            return out, jnp.zeros_like(out)
+        return jax.jvp(f, tuple(a for _, a, _ in live), tuple(t for _, _, t in live))
+
+    scatter_fn.defjvp(scatter_jvp, symbolic_zeros=True)
+
+    return scatter_fn

@@ -1,0 +1,135 @@
+"""Running a per-axis reduction shard by shard, on meshes of either kind.
+
+A reduction along one axis is independent across every other axis, so it runs per shard with
+``jax.shard_map`` and no communication when the arrays are sharded off that axis: on
+``jax.make_mesh``'s explicit axes (visible at trace time, also under ``jax.jit``) and on
+``Mesh(...)``'s auto axes for eager calls (under the caller's ``jax.jit`` an auto-axis
+sharding is not visible at trace time; XLA's partitioner then decides).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+from jax import lax
+from jax.sharding import AxisType, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+
+def explicit_mesh(*arrays: Any) -> Any:
+    """The mesh when an array is sharded over explicit mesh axes, else None."""
+    for a in arrays:
+        sharding = getattr(jax.typeof(a), "sharding", None)
+        mesh = getattr(sharding, "mesh", None)
+        if (
+            sharding is None
+            or mesh is None
+            or mesh.empty
+            or AxisType.Explicit not in mesh.axis_types
+        ):
+            continue
+        if any(p is not None for p in sharding.spec):
+            return mesh
+    return None
+
+
+def spec_of(a: jax.Array) -> tuple[Any, ...]:
+    """``a``'s partition spec on an explicit mesh, one entry per axis."""
+    spec = tuple(jax.typeof(a).sharding.spec)
+    return spec + (None,) * (a.ndim - len(spec))
+
+
+def auto_layout(a: Any) -> tuple[Any, tuple[Any, ...]] | None:
+    """(mesh, spec) of a concrete array sharded over a mesh with auto axes, else None."""
+    if isinstance(a, jax.core.Tracer) or not getattr(a, "ndim", 0):
+        return None
+    sharding = getattr(a, "sharding", None)
+    if not isinstance(sharding, NamedSharding) or AxisType.Explicit in sharding.mesh.axis_types:
+        return None
+    spec = tuple(sharding.spec) + (None,) * (a.ndim - len(sharding.spec))
+    if all(p is None for p in spec) or sharding.mesh.size == 1:
+        return None
+    return sharding.mesh, spec
+
+
+def per_shard(
+    mesh: Any,
+    body: Callable[..., Any],
+    arrays: Sequence[jax.Array],
+    splittable: Sequence[Sequence[bool]],
+    spec: tuple[Any, ...],
+    out_splittable: Sequence[bool],
+    *,
+    explicit: bool,
+    restore: bool = True,
+) -> Any:
+    """``body(*arrays)`` per shard, each array laid out as ``spec`` where it can be split.
+
+    ``splittable[k][d]`` says whether axis ``d`` of ``arrays[k]`` may take ``spec[d]`` (it has
+    the full size there and is not the reduced axis); other axes are replicated (a collective,
+    but the right answer). A 0-d array is replicated. The result (an array or a tuple of them)
+    is laid out by ``out_splittable``, and put back on ``spec`` when ``restore``.
+    """
+
+    def layout(ok: Sequence[bool]) -> P:
+        return P(*(spec[d] if flag else None for d, flag in enumerate(ok)))
+
+    def place(a: jax.Array, p: P) -> jax.Array:
+        if not isinstance(a, jax.core.Tracer):  # eager: move the data itself
+            return jax.device_put(a, NamedSharding(mesh, p))
+        if explicit:
+            return jax.sharding.reshard(a, NamedSharding(mesh, p))
+        return lax.with_sharding_constraint(a, NamedSharding(mesh, p))
+
+    in_specs = tuple(layout(ok) for ok in splittable)
+    placed = [place(a, p) for a, p in zip(arrays, in_specs, strict=True)]
+    out_spec = layout(out_splittable)
+    out = jax.shard_map(body, mesh=mesh, in_specs=in_specs, out_specs=out_spec, check_vma=False)(
+        *placed
+    )
+    if not restore:
+        return out
+    return jax.tree.map(lambda o: place(o, P(*spec)), out)
+
+
+def per_shard_off_axis(fn: Callable[..., Any], arrays: Sequence[jax.Array | None], dim: int) -> Any:
+    """``fn(*arrays)``, per shard when the arrays are sharded off axis ``dim``.
+
+    For reductions along ``dim`` of arrays with equal ranks whose other axes are the first
+    array's size or 1 (broadcast): each shard reduces its own block with no communication.
+    The layout is the first sharded array's, ``dim`` replicated; size-1 axes are replicated.
+    ``None`` entries are passed through. Without a mesh (or eagerly on an unsharded auto
+    mesh) this is ``fn(*arrays)``.
+    """
+    present = [a for a in arrays if a is not None]
+    mesh = explicit_mesh(*present)
+    explicit = mesh is not None
+    if mesh is not None:
+        sharded = [a for a in present if explicit_mesh(a) is not None]
+        spec = spec_of(sharded[0])
+        if not isinstance(sharded[0], jax.core.Tracer):  # eager: the concrete mesh
+            mesh = sharded[0].sharding.mesh  # type: ignore[attr-defined]
+    else:
+        found = next((lay for a in present if (lay := auto_layout(a)) is not None), None)
+        if found is None:
+            return fn(*arrays)
+        mesh, spec = found
+    ref = present[0]
+    split = [
+        d != dim and spec[d] is not None and all(a.shape[d] in (ref.shape[d], 1) for a in present)
+        for d in range(ref.ndim)
+    ]
+    slots = [k for k, a in enumerate(arrays) if a is not None]
+
+    def body(*blocks: jax.Array) -> Any:
+        full: list[jax.Array | None] = list(arrays)
+        for k, b in zip(slots, blocks, strict=True):
+            full[k] = b
+        return fn(*full)
+
+    splittable = [
+        [ok and a.shape[d] == ref.shape[d] for d, ok in enumerate(split)] for a in present
+    ]
+    return per_shard(mesh, body, present, splittable, spec, split, explicit=explicit, restore=False)

@@ -1,0 +1,273 @@
+"""The programs GPU and TPU would run: every public function exported for ``cuda`` and ``tpu``.
+
+``jax.export`` lowers for a platform this CPU-only machine does not have, so the structure of
+the accelerator programs is checked here, next to the CPU HLO tests: no ``while`` loop and no
+conditional on device data (a loop of small scatters serialises kernel launches on a GPU; a
+conditional on index contents costs a host synchronisation per call), and a fixed number of
+scatters, gathers and sorts. The per-platform choice itself is staged with
+``jax.lax.platform_dependent``; what it leaves in a single-platform program is a ``case`` on a
+constant selector, which is not a conditional on data and is not counted.
+"""
+
+from __future__ import annotations
+
+import re
+
+import jax
+import jax.numpy as jnp
+import pytest
+from jax import export
+
+import jgather
+from jgather import segment
+
+ACCELERATORS = ("cuda", "tpu")
+F32 = jnp.float32
+I32 = jnp.int32
+
+
+def S(shape, dtype=F32):
+    return jax.ShapeDtypeStruct(shape, dtype)
+
+
+_CONSTANT = re.compile(r"(%[\w]+) = stablehlo\.constant")
+_CASE = re.compile(r"(%[\w]+)(?::\d+)? = \"stablehlo\.case\"\((%[\w]+)(?:#\d+)?\)")
+
+
+def structure(fn, *avals, platform: str) -> dict[str, int]:
+    """Counts of the instructions that matter in ``fn``'s exported program for ``platform``."""
+    text = export.export(jax.jit(fn), platforms=(platform,))(*avals).mlir_module()
+    static = set(_CONSTANT.findall(text))
+    data_cases = 0
+    for result, selector in _CASE.findall(text):  # in program order: selectors come first
+        if selector in static:
+            static.add(result)  # a case on a constant (the platform choice) is static too
+        else:
+            data_cases += 1
+    return {
+        "scatter": len(re.findall(r"\"stablehlo\.scatter\"\(", text)),
+        "gather": len(re.findall(r"\"stablehlo\.(?:dynamic_)?gather\"\(", text)),
+        "sort": len(re.findall(r"\"stablehlo\.sort\"\(", text)),
+        "while": len(re.findall(r"stablehlo\.while\(", text)),
+        "conditional": data_cases + len(re.findall(r"\"stablehlo\.if\"\(", text)),
+    }
+
+
+def test_the_counter_sees_loops_and_conditionals_on_cpu():
+    """Guards the counter itself: the CPU program of a large per-element scatter keeps its
+    cache-chunking loop and the run-time whole-rows test."""
+    args = S((10000, 64)), S((200000, 64), I32), S((200000, 64))
+    got = structure(lambda x, i, s: jgather.scatter_add(x, 0, i, s), *args, platform="cpu")
+    assert got["while"] >= 1 and got["conditional"] >= 2, got
+
+
+# name -> (function, abstract arguments, expected counts on GPU and TPU). Sizes are those
+# where the CPU program uses its loop or its run-time test.
+X, IDX, SRC = S((10000, 64)), S((200000, 64), I32), S((200000, 64))
+SQ, SQI = S((4096, 4096)), S((4096, 1024), I32)
+ONE = dict(scatter=1, gather=0, sort=0)
+OPS = {
+    "gather": (lambda x, i: jgather.gather(x, 1, i), (S((64, 128)), S((64, 32), I32)), {}),
+    "take_along_dim": (
+        lambda x, i: jgather.take_along_dim(x, i, 1),
+        (S((64, 128)), S((64, 32), I32)),
+        {},
+    ),
+    "index_select": (lambda x, i: jgather.index_select(x, 1, i), (S((64, 128)), S((9,), I32)), {}),
+    "scatter_add per element": (
+        lambda x, i, s: jgather.scatter_add(x, 0, i, s),
+        (X, IDX, SRC),
+        ONE,
+    ),
+    "scatter_add last axis": (
+        lambda x, i, s: jgather.scatter_add(x, 1, i, s),
+        (SQ, SQI, S((4096, 1024))),
+        ONE,
+    ),
+    "scatter_reduce amax": (
+        lambda x, i, s: jgather.scatter_reduce(x, 0, i, s, "amax"),
+        (X, IDX, SRC),
+        ONE,
+    ),
+    "scatter_reduce sum include_self=False": (
+        lambda x, i, s: jgather.scatter_reduce(x, 0, i, s, "sum", include_self=False),
+        (X, IDX, SRC),
+        dict(scatter=2, sort=0),
+    ),
+    "scatter_reduce prod": (
+        lambda x, i, s: jgather.scatter_reduce(x, 0, i, s, "prod"),
+        (X, IDX, SRC),
+        ONE,
+    ),
+    "scatter_reduce mean": (
+        lambda x, i, s: jgather.scatter_reduce(x, 0, i, s, "mean"),
+        (S((64, 8)), S((128, 8), I32), S((128, 8))),
+        {},
+    ),
+    "scatter": (lambda x, i, s: jgather.scatter(x, 0, i, s), (X, IDX, SRC), {}),
+    "scatter bf16 add": (
+        lambda x, i, s: jgather.scatter_add(x, 0, i, s),
+        (S((64, 8), jnp.bfloat16), S((128, 8), I32), S((128, 8), jnp.bfloat16)),
+        {},
+    ),
+}
+
+E, V, FEAT = 4096, 512, 16
+MSG, DST = S((E, FEAT)), S((E,), I32)
+
+
+def _rows(f):
+    return lambda s, i: f(s, i, dim=0, dim_size=V)
+
+
+def _coo(f):
+    return lambda s, i: f(s, i, dim_size=V)
+
+
+def _csr(f):
+    return lambda s, p: f(s, p)
+
+
+SEGMENT = {
+    name: (_rows(getattr(segment, name)), (MSG, DST), {})
+    for name in (
+        "scatter_sum",
+        "scatter_add",
+        "scatter_mean",
+        "scatter_mul",
+        "scatter_max",
+        "scatter_min",
+        "scatter_std",
+        "scatter_logsumexp",
+        "scatter_softmax",
+        "scatter_log_softmax",
+    )
+}
+SEGMENT["scatter_sum"] = (SEGMENT["scatter_sum"][0], (MSG, DST), ONE)
+SEGMENT["scatter"] = (
+    lambda s, i: segment.scatter(s, i, dim=0, dim_size=V, reduce="max"),
+    (MSG, DST),
+    {},
+)
+for _name in (
+    "segment_coo",
+    "segment_sum_coo",
+    "segment_add_coo",
+    "segment_mean_coo",
+    "segment_max_coo",
+    "segment_min_coo",
+):
+    SEGMENT[_name] = (
+        _coo(getattr(segment, _name)),
+        (MSG, DST),
+        {},
+    )
+for _name in (
+    "segment_csr",
+    "segment_sum_csr",
+    "segment_add_csr",
+    "segment_mean_csr",
+    "segment_max_csr",
+    "segment_min_csr",
+):
+    SEGMENT[_name] = (
+        _csr(getattr(segment, _name)),
+        (MSG, S((V + 1,), I32)),
+        {},
+    )
+SEGMENT["gather_coo"] = (lambda s, i: segment.gather_coo(s, i), (S((V, FEAT)), DST), {})
+SEGMENT["gather_csr"] = (
+    lambda s, p, o: segment.gather_csr(s, p, out=o),
+    (S((V, FEAT)), S((V + 1,), I32), MSG),
+    {},
+)
+
+KEY = jax.ShapeDtypeStruct((), jax.random.key(0).dtype)
+TOKENS = S((8, 196, 32))
+MASKING = {
+    "random_masking": (lambda k, x: jgather.random_masking(k, x, 0.75), (KEY, TOKENS), {}),
+    "random_masking_per_sample": (
+        lambda k, x: jgather.random_masking_per_sample(k, x, 0.5, capacity=128),
+        (KEY, TOKENS),
+        {},
+    ),
+    "unshuffle": (
+        lambda x, r, t: jgather.unshuffle(x, r, t, num_prefix=0),
+        (S((8, 49, 32)), S((8, 196), I32), S((32,))),
+        {},
+    ),
+    "apply_mask": (
+        lambda x, m: jgather.apply_mask(x, m, 49),
+        (TOKENS, S((8, 196), jnp.bool_)),
+        {},
+    ),
+    "tube_masking": (lambda k: jgather.tube_masking(k, 8, (8, 14, 14), 0.9), (KEY,), {}),
+    "running_cell_masking": (
+        lambda k: jgather.running_cell_masking(k, 8, (8, 14, 14), 0.5),
+        (KEY,),
+        {},
+    ),
+    # BEiT's sampler places blocks one after another, each depending on the mask so far: one
+    # bounded while loop, inherent to the algorithm, not a lowering choice.
+    "block_masking": (lambda k: jgather.block_masking(k, 8), (KEY,), {"while": 1}),
+    "simmim_masking": (lambda k: jgather.simmim_masking(k, 8), (KEY,), {}),
+    "patch_dropout": (lambda k, x: jgather.patch_dropout(k, x, 0.5), (KEY, TOKENS), {}),
+    "variable_ratio_masking": (
+        lambda k: jgather.variable_ratio_masking(k, 8, 196),
+        (KEY,),
+        {},
+    ),
+    "sample_mask_ratios": (
+        lambda k: jgather.sample_mask_ratios(k, 8, schedule="cosine", num_tokens=196),
+        (KEY,),
+        {},
+    ),
+    "mae_loss": (
+        lambda p, t, m: jgather.mae_loss(pred=p, target=t, mask=m, norm_pix_loss=True),
+        (TOKENS, TOKENS, S((8, 196))),
+        {},
+    ),
+    "patchify": (lambda im: jgather.patchify(im, 16), (S((2, 224, 224, 3)),), {}),
+}
+
+CASES = {
+    **{f"ops/{k}": v for k, v in OPS.items()},
+    **{f"segment/{k}": v for k, v in SEGMENT.items()},
+    **{f"masking/{k}": v for k, v in MASKING.items()},
+}
+
+
+@pytest.mark.parametrize("platform", ACCELERATORS)
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_accelerator_program_has_no_loop_and_no_conditional(name, platform):
+    fn, avals, expected = CASES[name]
+    got = structure(fn, *avals, platform=platform)
+    expected = {"while": 0, "conditional": 0, **expected}
+    for what, count in expected.items():
+        assert got[what] == count, (what, got)
+
+
+def test_every_public_function_is_exported_for_the_accelerators():
+    """The tables above name every public function of jgather and jgather.segment."""
+    covered = {name.split("/")[1].split(" ")[0] for name in CASES}
+    public = {
+        n
+        for n in jgather.__all__
+        if callable(getattr(jgather, n)) and not isinstance(getattr(jgather, n), type)
+    }
+    # explain/infer_gather print and read values on the host; example_keys and
+    # mask_schedule are tested through the maskers that call them; unpatchify is patchify's
+    # reshape back.
+    host_side = {"explain", "infer_gather", "example_keys", "mask_schedule", "unpatchify"}
+    assert public - host_side <= covered, sorted(public - host_side - covered)
+    assert set(segment.__all__) <= covered, sorted(set(segment.__all__) - covered)
+
+
+@pytest.mark.parametrize("platform", ACCELERATORS)
+def test_random_masking_method_follows_the_lowering_platform(platform):
+    """``method=None`` is a one-hot product on TPU and a gather elsewhere, chosen for the
+    platform the program is lowered for (not the host's default backend)."""
+    fn, avals, _ = MASKING["random_masking"]
+    text = export.export(jax.jit(fn), platforms=(platform,))(*avals).mlir_module()
+    has_dot = "stablehlo.dot_general" in text
+    assert has_dot == (platform == "tpu")
