@@ -19,8 +19,10 @@ from jgather import _checks, _dtypes, _indexing, _scatter_lowering, _sharding
 
 __all__ = ["scatter", "scatter_add", "scatter_reduce"]
 
-Reduction = Literal["sum", "prod", "mean", "amax", "amin"]
+Reduction = Literal["sum", "prod", "mean", "amax", "amin", "max", "min"]
 _REDUCTIONS = ("sum", "prod", "mean", "amax", "amin")
+# torch also accepts "max" and "min" for "amax" and "amin" (the same values).
+_REDUCE_ALIASES = {"max": "amax", "min": "amin"}
 _SCATTER_REDUCE = {None: "set", "add": "sum", "multiply": "prod"}
 
 
@@ -238,7 +240,8 @@ def scatter_reduce(
       dim: axis to scatter along. Static.
       index: integer array, same ndim as ``input``.
       src: array of ``input``'s dtype with ``index``'s ndim (or a Python scalar).
-      reduce: one of ``'sum'``, ``'prod'``, ``'mean'``, ``'amax'``, ``'amin'``. Static.
+      reduce: one of ``'sum'``, ``'prod'``, ``'mean'``, ``'amax'``, ``'amin'`` (``'max'`` and
+        ``'min'`` are accepted for ``'amax'`` and ``'amin'``, as torch does). Static.
       include_self: whether ``input``'s values take part in the reduction. Static.
       mode: out-of-range behaviour, as in :func:`scatter`. Static.
 
@@ -261,9 +264,12 @@ def scatter_reduce(
       Array([3., 6., 5., 4.], dtype=float32)
     """
     fn = "scatter_reduce"
+    if isinstance(reduce, str):
+        reduce = _REDUCE_ALIASES.get(reduce, reduce)  # type: ignore[assignment]
     if reduce not in _REDUCTIONS:
         raise ValueError(
-            f"{fn}: reduce must be one of 'sum', 'prod', 'mean', 'amax' or 'amin', got {reduce!r}."
+            f"{fn}: reduce must be one of 'sum', 'prod', 'mean', 'amax' or 'amin' ('max' and "
+            f"'min' are accepted for 'amax' and 'amin', as in torch), got {reduce!r}."
         )
     if not isinstance(include_self, bool):
         raise TypeError(f"{fn}: include_self must be a bool, got {include_self!r}.")

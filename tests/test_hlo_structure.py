@@ -244,6 +244,12 @@ def test_expanded_index_inside_jit_is_found_at_trace_time():
             id="broadcast_then_convert",
         ),
         pytest.param(lambda d, s: jnp.tile(d[:, None], (1, s.shape[1])), id="tile"),
+        pytest.param(  # int8 wraps d + 256 back into d: the broadcast operand is not the index
+            lambda d, s: (
+                jnp.broadcast_to((d + 256)[:, None], s.shape).astype(jnp.int8).astype(jnp.int32)
+            ),
+            id="broadcast_then_narrowing_convert",
+        ),
     ],
 )
 def test_expanded_index_results_match_the_per_element_scatter(make):
@@ -260,6 +266,21 @@ def test_expanded_index_results_match_the_per_element_scatter(make):
         )(x, dst, s)
         want = ref_scatter_reduce(np.asarray(x), 0, index, np.asarray(s), reduce)
         np.testing.assert_allclose(np.asarray(got), want, rtol=2e-5, atol=1e-5, err_msg=reduce)
+
+
+def test_narrowing_conversion_after_a_broadcast_is_honoured_under_jit():
+    """The trace-time probe stops at a conversion that changes values: int8 wraps 260 into
+    4, so row 4 is written, under jit as eagerly (the probe must not read 260 through it)."""
+    d = jnp.array([260, 1, 2])
+
+    def f(d):
+        index = jnp.broadcast_to(d[:, None], (3, 4)).astype(jnp.int8).astype(jnp.int32)
+        return jgather.scatter_add(jnp.zeros((5, 4)), 0, index, jnp.ones((3, 4)), mode="drop")
+
+    expected = np.zeros((5, 4), np.float32)
+    expected[[4, 1, 2]] = 1
+    np.testing.assert_array_equal(f(d), expected)
+    np.testing.assert_array_equal(jax.jit(f)(d), expected)
 
 
 def _normalized(text: str) -> str:

@@ -458,7 +458,7 @@ def apply_mask(
     num_keep = _checks.static_int(
         fn, "num_keep", num_keep, minimum=0, maximum=length, what="the shape of x_masked"
     )
-    removed = mask != 0
+    removed = mask.astype(jnp.bool_) if mask.dtype != jnp.bool_ else mask
     if not isinstance(removed, jax.core.Tracer):
         counts = np.asarray(length - removed.sum(axis=1))
         bad = np.flatnonzero(counts != num_keep)

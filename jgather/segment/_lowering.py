@@ -180,6 +180,17 @@ def gather_back(
         kw = dict(mode="clip")
     else:
         kw = dict(mode="fill", fill_value=fill)
+    if values.shape[dim] == 0:  # no segments: every entry is out of range
+        whole = windowed(idx, dim)
+        shape = tuple(
+            idx.shape[d]
+            if d == dim
+            else values.shape[d]
+            if whole
+            else max(values.shape[d], idx.shape[d])
+            for d in range(values.ndim)
+        )
+        return jnp.full(shape, 0 if fill is None else fill, values.dtype)
     if windowed(idx, dim):
         return jnp.take(values, idx.reshape(-1), axis=dim, **kw)
     return jnp.take_along_axis(values, idx, axis=dim, **kw)

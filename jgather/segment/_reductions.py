@@ -221,8 +221,9 @@ def reduce_std(
     var = sq / jnp.maximum(n - 1 if unbiased else n, 1)
     # sqrt has an infinite derivative at 0 (a one-element or constant segment); torch_scatter
     # returns NaN gradients there, jgather zero (the double where keeps them out of the VJP).
-    pos = var > 0
-    return jnp.where(pos, jnp.sqrt(jnp.where(pos, var, 1)), 0).astype(src.dtype)
+    # A NaN or infinite entry (and a negative out=) gives NaN, as in torch_scatter.
+    zero = var == 0
+    return jnp.where(zero, 0, jnp.sqrt(jnp.where(zero, 1, var))).astype(src.dtype)
 
 
 def segment_max_shift(
