@@ -148,7 +148,7 @@ def check_scalar_fits(fn: str, name: str, value: Any, dtype: Any) -> None:
     drop an imaginary part, or raise a bare OverflowError (2**40 into int32). Fractional
     floats into integers truncate, as in torch; NaN and infinities into integers raise.
     """
-    if isinstance(value, jax.core.Tracer) or np.dtype(dtype) == np.bool_:
+    if _checks.is_traced(value) or np.dtype(dtype) == np.bool_:
         return
     if isinstance(value, bool | int | float | complex):
         item = value  # a Python int may exceed every NumPy dtype

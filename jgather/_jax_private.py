@@ -15,6 +15,8 @@ import jax
 import numpy as np
 from jax import lax
 
+from jgather import _checks
+
 # How many value-preserving conversions to step through before giving up.
 _MAX_CONVERSIONS = 4
 
@@ -33,7 +35,7 @@ def broadcast_operand(index: Any, dim: int) -> jax.Array | None:
     every value; None otherwise (a narrowing conversion, such as int32 -> int8, changes
     values and stops the search: the broadcast operand is then not the index).
     """
-    if not isinstance(index, jax.core.Tracer):
+    if not _checks.is_traced(index):
         return None
     lead = tuple(index.shape[: dim + 1])
     node: Any = index

@@ -17,6 +17,8 @@ from jax import lax
 from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from jgather import _checks
+
 
 def explicit_mesh(*arrays: Any) -> Any:
     """The mesh when an array is sharded over explicit mesh axes, else None."""
@@ -43,7 +45,7 @@ def spec_of(a: jax.Array) -> tuple[Any, ...]:
 
 def auto_layout(a: Any) -> tuple[Any, tuple[Any, ...]] | None:
     """(mesh, spec) of a concrete array sharded over a mesh with auto axes, else None."""
-    if isinstance(a, jax.core.Tracer) or not getattr(a, "ndim", 0):
+    if _checks.is_traced(a) or not getattr(a, "ndim", 0):
         return None
     sharding = getattr(a, "sharding", None)
     if not isinstance(sharding, NamedSharding) or AxisType.Explicit in sharding.mesh.axis_types:
@@ -77,7 +79,7 @@ def per_shard(
         return P(*(spec[d] if flag else None for d, flag in enumerate(ok)))
 
     def place(a: jax.Array, p: P) -> jax.Array:
-        if not isinstance(a, jax.core.Tracer):  # eager: move the data itself
+        if not _checks.is_traced(a):  # eager: move the data itself
             return jax.device_put(a, NamedSharding(mesh, p))
         if explicit:
             return jax.sharding.reshard(a, NamedSharding(mesh, p))
@@ -109,7 +111,7 @@ def per_shard_off_axis(fn: Callable[..., Any], arrays: Sequence[jax.Array | None
     if mesh is not None:
         sharded = [a for a in present if explicit_mesh(a) is not None]
         spec = spec_of(sharded[0])
-        if not isinstance(sharded[0], jax.core.Tracer):  # eager: the concrete mesh
+        if not _checks.is_traced(sharded[0]):  # eager: the concrete mesh
             mesh = sharded[0].sharding.mesh  # type: ignore[attr-defined]
     else:
         found = next((lay for a in present if (lay := auto_layout(a)) is not None), None)

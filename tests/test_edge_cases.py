@@ -73,3 +73,21 @@ def test_apply_mask_takes_a_bool_mask_under_strict_promotion():
     with jax.numpy_dtype_promotion("strict"):
         masked = jgather.apply_mask(x, mask, 3)
     np.testing.assert_array_equal(masked.x_masked[0], x[0, [0, 3, 5]])
+
+
+def test_unsigned_means_floor_in_their_own_signedness_in_both_apis():
+    """uint32 [3e9, 1] averages to 1.5e9 (a signed 32-bit sum would read 3e9 as negative)."""
+    src = jnp.array([3_000_000_000, 1], jnp.uint32)
+    index = jnp.array([0, 0])
+    torch_style = jgather.scatter_reduce(
+        jnp.zeros(1, jnp.uint32), 0, index, src, "mean", include_self=False
+    )
+    results = {
+        "scatter_reduce": torch_style,
+        "segment.scatter_mean": segment.scatter_mean(src, index),
+        "segment.segment_mean_coo": segment.segment_mean_coo(src, index),
+        "segment.segment_mean_csr": segment.segment_mean_csr(src, jnp.array([0, 2])),
+    }
+    for name, got in results.items():
+        assert got.dtype == jnp.uint32, name
+        np.testing.assert_array_equal(got, [1_500_000_000], err_msg=name)

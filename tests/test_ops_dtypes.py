@@ -169,3 +169,74 @@ def test_unsigned_mean_stays_unsigned():
         )
         # the uint64 sum wraps (as torch's does): (2**64 + 2) mod 2**64 = 2, floored over 2
         np.testing.assert_array_equal(out, np.array([1], np.uint64))
+
+
+# jgather.segment's reductions share the engine's dtype rules: the same table, with its
+# semantics (out= takes part as torch_scatter's does; mean divides by the count of src only).
+_SEGMENT = {"sum": "sum", "mul": "prod", "max": "amax", "min": "amin", "mean": "mean"}
+_SEGMENT_JITTED: dict = {}
+
+
+def _segment_reference(base, keys, values, reduce):
+    if reduce != "mean":
+        return _reference(base, keys, values, _SEGMENT[reduce], True)
+    dtype = base.dtype
+    integer = dtype.kind in "iu"
+    wide = dtype if integer else (np.complex128 if dtype.kind == "c" else np.float64)
+    total = base.astype(wide)
+    count = np.zeros(base.shape, np.int64)
+    with np.errstate(over="ignore"):
+        for k, v in zip(keys, values, strict=True):
+            total[k] = total[k] + np.array(v, dtype).astype(wide)
+            count[k] += 1
+    if integer:
+        out = np.array([int(t) // max(int(c), 1) for t, c in zip(total, count, strict=True)])
+        return out.astype(dtype)
+    out = total / np.maximum(count, 1)
+    if dtype.kind not in "c" and dtype.itemsize < 4:
+        return out.astype(np.float32).astype(dtype)
+    return out.astype(dtype)
+
+
+@pytest.mark.parametrize("name", [n for n in JAX_DTYPES if n != "bool"])
+@settings(max_examples=10)
+@given(data=st.data())
+def test_segment_scatter_every_dtype(name, data):
+    dtype = np_dtype(name)
+    reduces = tuple(r for r in _SEGMENT if not (name.startswith("complex") and r in ("max", "min")))
+
+    def draw(n, reduce="sum"):
+        return np.array(
+            data.draw(st.lists(exact_values(name, reduce), min_size=n, max_size=n)), dtype
+        )
+
+    with jax.enable_x64(dtype.itemsize == 8 or name == "complex128"):
+        base = draw(SIZES[0])
+        keys = np.array(data.draw(st.lists(st.integers(0, 3), min_size=M, max_size=M)), np.int32)
+        values, prod_values = draw(M), draw(M, "prod")
+        if reduces not in _SEGMENT_JITTED:
+
+            def fn(base, keys, values, prod_values):
+                return {
+                    r: jgather.segment.scatter(
+                        prod_values if r == "mul" else values, keys, 0, out=base, reduce=r
+                    )
+                    for r in reduces
+                }
+
+            _SEGMENT_JITTED[reduces] = jax.jit(fn)
+        out = _SEGMENT_JITTED[reduces](base, keys, values, prod_values)
+        for reduce, got in out.items():
+            src = prod_values if reduce == "mul" else values
+            expected = _segment_reference(base, keys, src, reduce)
+            got = np.asarray(got)
+            msg = f"segment {name} {reduce}"
+            assert got.dtype == dtype, msg
+            if reduce == "mean" and dtype.kind not in "iu":
+                eps = float(jnp.finfo(dtype).eps)
+                wide = np.complex128 if dtype.kind == "c" else np.float64
+                np.testing.assert_allclose(
+                    got.astype(wide), expected.astype(wide), rtol=eps, atol=eps, err_msg=msg
+                )
+            else:
+                np.testing.assert_array_equal(got, expected, err_msg=msg)

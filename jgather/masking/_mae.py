@@ -459,7 +459,7 @@ def apply_mask(
         fn, "num_keep", num_keep, minimum=0, maximum=length, what="the shape of x_masked"
     )
     removed = mask.astype(jnp.bool_) if mask.dtype != jnp.bool_ else mask
-    if not isinstance(removed, jax.core.Tracer):
+    if not _checks.is_traced(removed):
         counts = np.asarray(length - removed.sum(axis=1))
         bad = np.flatnonzero(counts != num_keep)
         if bad.size:

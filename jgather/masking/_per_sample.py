@@ -174,7 +174,7 @@ def _check_ratio(fn: str, mask_ratio: Any, n: int, length: int, capacity: int) -
             f"{fn}: mask_ratio must be a scalar or have shape [N] = ({n},) (one ratio per "
             f"sample), got shape {tuple(mask_ratio.shape)}."
         )
-    if isinstance(mask_ratio, jax.core.Tracer):
+    if _checks.is_traced(mask_ratio):
         ratio = jnp.broadcast_to(mask_ratio, (n,))
         return _keep_counts_traced(ratio, length=length, capacity=capacity)
     ratios = np.broadcast_to(np.asarray(mask_ratio), (n,))

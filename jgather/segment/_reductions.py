@@ -17,6 +17,24 @@ from jgather import _dtypes
 from jgather.segment import _arguments, _lowering
 
 
+def _accumulated_sum(
+    src: jax.Array,
+    idx: jax.Array,
+    out: jax.Array | None,
+    dim: int,
+    size: int,
+    mode: str | None,
+    sorted: bool,
+) -> tuple[jax.Array, jax.Array]:
+    """(per-segment sums in the accumulation dtype, the prepared index)."""
+    acc = _dtypes.accumulation_dtype(src.dtype)
+    shape = _lowering.out_shape(src.shape, dim, size)
+    base = out.astype(acc) if out is not None else jnp.zeros(shape, acc)
+    idx = _lowering.prepare_index(idx, size, mode)
+    total = _lowering.scatter_into("add", base, src.astype(acc), idx, dim, mode, sorted=sorted)
+    return total, idx
+
+
 def reduce_sum(
     src: jax.Array,
     idx: jax.Array,
@@ -26,15 +44,8 @@ def reduce_sum(
     mode: str | None,
     sorted: bool = False,
 ) -> jax.Array:
-    acc = _dtypes.accumulation_dtype(src.dtype)
-    base = (
-        out.astype(acc)
-        if out is not None
-        else jnp.zeros(_lowering.out_shape(src.shape, dim, size), acc)
-    )
-    idx = _lowering.prepare_index(idx, size, mode)
-    res = _lowering.scatter_into("add", base, src.astype(acc), idx, dim, mode, sorted=sorted)
-    return res.astype(src.dtype)
+    total, _ = _accumulated_sum(src, idx, out, dim, size, mode, sorted)
+    return total.astype(src.dtype)
 
 
 def reduce_mean(
@@ -46,18 +57,9 @@ def reduce_mean(
     mode: str | None,
     sorted: bool = False,
 ) -> jax.Array:
-    acc = _dtypes.accumulation_dtype(src.dtype)
-    base = (
-        out.astype(acc)
-        if out is not None
-        else jnp.zeros(_lowering.out_shape(src.shape, dim, size), acc)
-    )
-    idx = _lowering.prepare_index(idx, size, mode)
-    total = _lowering.scatter_into("add", base, src.astype(acc), idx, dim, mode, sorted=sorted)
-    floating = jnp.issubdtype(acc, jnp.inexact)
-    n = _lowering.count(
-        idx, dim, size, src.shape[dim], acc if floating else jnp.int32, mode, sorted=sorted
-    )
+    total, idx = _accumulated_sum(src, idx, out, dim, size, mode, sorted)
+    counted = total.dtype if jnp.issubdtype(total.dtype, jnp.inexact) else jnp.int32
+    n = _lowering.count(idx, dim, size, src.shape[dim], counted, mode, sorted=sorted)
     return _dtypes.floor_mean(total, jnp.maximum(n, 1), src.dtype)
 
 
