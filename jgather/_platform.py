@@ -18,11 +18,8 @@ T = TypeVar("T")
 def cpu_or_accelerator(cpu: Callable[..., T], accelerator: Callable[..., T], *args: Any) -> T:
     """``cpu(*args)`` when lowered for XLA:CPU, ``accelerator(*args)`` for every other platform.
 
-    Both are traced; the compiler only ever sees the branch of its platform. When the two are
-    the same function, it is called directly.
+    Both are traced; the compiler only ever sees the branch of its platform.
     """
-    if cpu is accelerator:
-        return cpu(*args)
     return lax.platform_dependent(*args, cpu=cpu, default=accelerator)
 
 

@@ -8,6 +8,7 @@ An *aligned* index has ``src.ndim`` axes, each of ``src``'s size or 1 (torch_sca
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -73,20 +74,43 @@ def call(
     probed = statics.get("mode", "drop") is None and checked > 0
     if probed and idx is not None and idx.size and _checks.is_traced(idx):
         _indexing.probe(_indexing.widen_index(idx), checked)
-    slots = [k for k, a in enumerate(arrays) if a is not None]
+    slots = tuple(k for k, a in enumerate(arrays) if a is not None)
     present = [a for a in arrays if a is not None]
+    if not any(_checks.is_traced(a) for a in present):
+        # Concrete arrays: no vmap, grad or checkify is watching, so the jitted core runs
+        # as it is (the batching wrappers would cost more than the op on small inputs).
+        def plain(*xs: jax.Array) -> Any:
+            return core(*_refill(len(arrays), slots, xs), dim=dim, **statics)
+
+        return _sharding.per_shard_off_axis(plain, present, dim)
+    folded = _folded(core, dim, len(arrays), slots, index, tuple(sorted(statics.items())))
+    return _sharding.per_shard_off_axis(folded, present, dim)
+
+
+def _refill(n: int, slots: tuple[int, ...], xs: Sequence[jax.Array]) -> list[jax.Array | None]:
+    """``n`` arguments with ``xs`` at ``slots`` and None elsewhere."""
+    full: list[jax.Array | None] = [None] * n
+    for k, x in zip(slots, xs, strict=True):
+        full[k] = x
+    return full
+
+
+@functools.cache
+def _folded(
+    core: Callable[..., Any],
+    dim: int,
+    n: int,
+    slots: tuple[int, ...],
+    index: int,
+    statics: tuple[tuple[str, Any], ...],
+) -> Callable[..., Any]:
+    """The core for fixed static arguments, batched by folding (one wrapper per signature)."""
+    kwargs = dict(statics)
 
     def make(d: int) -> Callable[..., Any]:
-        def run(*xs: jax.Array) -> Any:
-            full: list[jax.Array | None] = list(arrays)
-            for k, x in zip(slots, xs, strict=True):
-                full[k] = x
-            return core(*full, dim=d, **statics)
+        return lambda *xs: core(*_refill(n, slots, xs), dim=d, **kwargs)
 
-        return run
-
-    folded = _batching.fold_batch(make, dim, [k == index for k in slots])
-    return _sharding.per_shard_off_axis(folded, present, dim)
+    return _batching.fold_batch(make, dim, [k == index for k in slots])
 
 
 def with_trash(idx: jax.Array, size: int, mode: str | None) -> tuple[jax.Array, int, bool]:

@@ -52,6 +52,31 @@ def _core(
     return res.astype(src.dtype)
 
 
+def _softmax(
+    fn: str,
+    src: ArrayLike,
+    index: ArrayLike,
+    dim: int,
+    dim_size: int | None,
+    mode: str | None,
+    *,
+    log: bool,
+    eps: float,
+) -> jax.Array:
+    p = _arguments.prepare(fn, src, index, dim, None, dim_size, mode, floating=True)
+    result: jax.Array = _lowering.call(
+        _core,
+        (p.src, p.index),
+        p.dim,
+        checked=p.dim_size,
+        size=p.dim_size,
+        mode=mode,
+        log=log,
+        eps=float(eps),
+    )
+    return result
+
+
 def scatter_softmax(
     src: ArrayLike,
     index: ArrayLike,
@@ -89,17 +114,7 @@ def scatter_softmax(
       >>> scatter_softmax(jnp.array([0.0, 0.0, 3.0, 1.0]), jnp.array([0, 0, 1, 0]))
       Array([0.21194156, 0.21194156, 1.        , 0.57611686], dtype=float32)
     """
-    p = _arguments.prepare("scatter_softmax", src, index, dim, None, dim_size, mode, floating=True)
-    return _lowering.call(
-        _core,
-        (p.src, p.index),
-        p.dim,
-        checked=p.dim_size,
-        size=p.dim_size,
-        mode=mode,
-        log=False,
-        eps=0.0,
-    )
+    return _softmax("scatter_softmax", src, index, dim, dim_size, mode, log=False, eps=0.0)
 
 
 def scatter_log_softmax(
@@ -139,17 +154,4 @@ def scatter_log_softmax(
     """
     if isinstance(eps, bool) or not isinstance(eps, int | float):
         raise TypeError(f"scatter_log_softmax: eps must be a Python float, got {eps!r}.")
-    p = _arguments.prepare(
-        "scatter_log_softmax", src, index, dim, None, dim_size, mode, floating=True
-    )
-    e = float(eps)
-    return _lowering.call(
-        _core,
-        (p.src, p.index),
-        p.dim,
-        checked=p.dim_size,
-        size=p.dim_size,
-        mode=mode,
-        log=True,
-        eps=e,
-    )
+    return _softmax("scatter_log_softmax", src, index, dim, dim_size, mode, log=True, eps=eps)
