@@ -18,7 +18,9 @@ Build: ``sphinx-build -W --keep-going -n docs docs/_build/html`` from the reposi
 from __future__ import annotations
 
 import filecmp
+import tomllib
 import importlib
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -34,12 +36,19 @@ project = "jgather"
 copyright = "the jgather authors"
 author = "the jgather authors"
 release = version = jgather.__version__
+_PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+REPOSITORY = _PYPROJECT["urls"]["Repository"]
+#: The oldest supported jax, from pyproject.toml's ``jax>=X`` (shown on the install page).
+JAX_FLOOR = next(
+    d.split(">=")[1] for d in _PYPROJECT["dependencies"] if d.replace(" ", "").startswith("jax>=")
+)
 
 extensions = [
     "myst_nb",
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
     "sphinx.ext.napoleon",
+    "sphinx_copybutton",
 ]
 
 exclude_patterns = ["_build", "**.ipynb_checkpoints"]
@@ -67,11 +76,24 @@ def _copy_notebooks() -> None:
 _copy_notebooks()
 
 # --- MyST -----------------------------------------------------------------------------------
-myst_enable_extensions = ["colon_fence", "dollarmath"]
+myst_enable_extensions = ["colon_fence", "dollarmath", "substitution"]
+myst_substitutions = {"jax_floor": JAX_FLOOR}
 myst_heading_anchors = 3
 
 # --- autodoc / napoleon ---------------------------------------------------------------------
 autodoc_typehints = "signature"
+# Type aliases by name: without this, autodoc expands ``ArrayLike`` into its eight-member
+# union on every argument. The modules use ``from __future__ import annotations``, so the
+# annotations are strings that this table keeps as written (the glossary explains each name).
+autodoc_type_aliases = {
+    "ArrayLike": "ArrayLike",
+    "DTypeLike": "DTypeLike",
+    "npt.ArrayLike": "numpy.typing.ArrayLike",
+    # unshuffle's ``ids_restore`` takes either masking result (their private base class).
+    "_TokenTuple": "MaskedTokens | PaddedMaskedTokens",
+}
+# The glossary entry each alias's name links to (docs/glossary.md).
+GLOSSARY_TERMS = {"ArrayLike": "ArrayLike", "DTypeLike": "DTypeLike"}
 autodoc_typehints_format = "short"
 autodoc_member_order = "bysource"
 autodoc_preserve_defaults = True  # `mask_dtype=jnp.float32`, not "<class ...>"
@@ -137,15 +159,72 @@ def _resolve_to_public(app: Any, env: Any, node: Any, contnode: Any) -> Any:
     )
 
 
+def _alias_to_glossary(app: Any, env: Any, node: Any, contnode: Any) -> Any:
+    """Link ``ArrayLike`` / ``DTypeLike`` in a signature to their glossary entries."""
+    term = GLOSSARY_TERMS.get(node.get("reftarget", ""))
+    if node.get("refdomain") != "py" or term is None:
+        return None
+    from docutils import nodes
+
+    uri = app.builder.get_relative_uri(node["refdoc"], "glossary") + f"#term-{term}"
+    return nodes.reference("", "", contnode, refuri=uri, reftitle=f"glossary: {term}")
+
+
+_FORWARD_REF = re.compile(r"TypeAliasForwardRef\('([^']*)'\)")
+
+
+def _plain_aliases(
+    app: Any, what: str, name: str, obj: Any, options: Any, sig: str | None, ret: str | None
+) -> tuple[str | None, str | None]:
+    """Sphinx writes an alias inside a union (``ArrayLike | None``) as
+    ``TypeAliasForwardRef('ArrayLike')``; show the name."""
+    fix = (lambda text: _FORWARD_REF.sub(r"\1", text) if text else text)
+    return fix(sig), fix(ret)
+
+
+_PRIVATE_MODULE = re.compile(r"``_[a-z_]+``|jgather\.(?:[a-z]+\.)*_[a-z]")
+
+
+def _drop_contributor_paragraphs(
+    app: Any, what: str, name: str, obj: Any, options: Any, lines: list[str]
+) -> None:
+    """A package docstring's paragraphs that name private modules (the layout, for
+    contributors: the Development page has it) are left out of the user's API pages."""
+    if what != "module":
+        return
+    paragraphs: list[list[str]] = [[]]
+    for line in lines:
+        if line.strip():
+            paragraphs[-1].append(line)
+        elif paragraphs[-1]:
+            paragraphs.append([])
+    kept = [p for p in paragraphs if p and not _PRIVATE_MODULE.search(" ".join(p))]
+    lines[:] = [line for p in kept for line in [*p, ""]]
+
+
 def setup(app: Any) -> dict[str, Any]:
+    app.connect("autodoc-process-docstring", _drop_contributor_paragraphs)
+    app.connect("missing-reference", _alias_to_glossary)
     app.connect("missing-reference", _resolve_to_public)
+    app.connect("autodoc-process-signature", _plain_aliases)
     return {"parallel_read_safe": True}
 
 
+# --- copy buttons: the code without its prompts and outputs -------------------------------
+# A ``>>>`` example copies as its input lines only (``>>> `` and ``... `` stripped, outputs
+# left out); a ``$ `` shell line copies without the ``$``; other blocks copy whole.
+copybutton_prompt_text = r">>> |\.\.\. |\$ "
+copybutton_prompt_is_regexp = True
+copybutton_only_copy_prompt_lines = True
+copybutton_remove_prompts = True
+
 # --- HTML -----------------------------------------------------------------------------------
 html_theme = "sphinx_book_theme"
-html_title = "jgather"
+html_title = f"jgather {version}"
 html_theme_options = {
     "show_toc_level": 2,
     "navigation_with_keys": False,
+    # The repository button in the header; the general index is in the sidebar (index.md).
+    "repository_url": REPOSITORY,
+    "use_repository_button": True,
 }

@@ -67,6 +67,7 @@ import itertools
 import math
 from collections.abc import Iterator
 
+import jax_compat
 import ml_dtypes
 import numpy as np
 
@@ -658,8 +659,9 @@ def count_traces() -> Iterator[list[str]]:
         if event == _TRACE_EVENT:
             names.append(str(kwargs.get("fun_name", "?")))
 
-    jax.monitoring.register_event_duration_secs_listener(listener)
+    registered, remove = jax_compat.duration_listener(listener)
+    jax.monitoring.register_event_duration_secs_listener(registered)
     try:
         yield names
     finally:
-        jax.monitoring.unregister_event_duration_listener(listener)
+        remove()

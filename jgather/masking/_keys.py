@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
+from jax.typing import ArrayLike
 
 from jgather import _checks
 
@@ -131,7 +132,7 @@ def per_sample_keys(key: jax.Array, n: int, sharding: NamedSharding | None = Non
     return to_batch_sharding(keys, sharding)
 
 
-def example_keys(base_key: Any, example_ids: Any) -> jax.Array:
+def example_keys(base_key: ArrayLike, example_ids: ArrayLike) -> jax.Array:
     """One PRNG key per example, derived from the example's id: masks that follow the example.
 
     ``keys[i] = jax.random.fold_in(base_key, example_ids[i])``, ``jax.vmap``-ed over the ids.

@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.typing import ArrayLike, DTypeLike
 
 from jgather import _checks, _platform
 from jgather._gather import index_select
@@ -278,14 +279,14 @@ def _random_masking_noise(
 
 
 def random_masking(
-    key: Any,
+    key: ArrayLike | None,
     x: jax.Array,
     mask_ratio: float = 0.75,
     *,
     noise: jax.Array | None = None,
     num_prefix: int = 0,
     method: Method = None,
-    mask_dtype: Any = jnp.float32,
+    mask_dtype: DTypeLike = jnp.float32,
 ) -> MaskedTokens:
     """Per-sample random masking by per-sample shuffling, as in MAE's ``random_masking``.
 
@@ -296,7 +297,8 @@ def random_masking(
     that noise, with ties ordered as ``torch.argsort(noise, dim=1, stable=True)`` (equal noise:
     lower index first). Without it, the shuffle is a uniformly random permutation up to a
     total-variation distance of ``tie_probability_bound(L)`` (3e-13 at L=196, 1e-10 at
-    L=1568; see ``jgather.masking._permutation`` for how it is drawn).
+    L=1568): each sample's order sorts 64-bit keys of random bits and token position, and only
+    a tie between two keys' random bits departs from uniform.
 
     The core masks one sample and is ``jax.vmap``-ed over the batch, so sample ``i`` depends on
     ``x[i]`` and its own key or noise only: with a batch of keys its mask does not change when
@@ -405,7 +407,7 @@ def apply_mask(
     *,
     num_prefix: int = 0,
     method: Method = None,
-    mask_dtype: Any = jnp.float32,
+    mask_dtype: DTypeLike = jnp.float32,
 ) -> MaskedTokens:
     """Turns a fixed-count mask into the ``(x_masked, mask, ids_restore)`` triple.
 

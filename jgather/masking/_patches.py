@@ -73,7 +73,7 @@ def _patchify(
 
 def patchify(
     imgs: jax.Array,
-    patch_size: Any,
+    patch_size: int | tuple[int, int],
     *,
     tubelet_size: int | None = None,
     channels_first: bool | None = None,
@@ -199,7 +199,7 @@ def _unpatchify(
 
 def unpatchify(
     x: jax.Array,
-    patch_size: Any,
+    patch_size: int | tuple[int, int],
     channels: int,
     *,
     grid: Sequence[int] | None = None,

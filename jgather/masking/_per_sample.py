@@ -34,6 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.typing import ArrayLike, DTypeLike
 
 from jgather import _checks
 from jgather.masking._keys import batch_sharding, check_key, per_sample_keys, to_batch_sharding
@@ -70,7 +71,8 @@ class PaddedMaskedTokens(_TokenTuple):
         order; a token is removed when it is not among the sample's ``len_keep[i]``.
       ids_restore: [N, L] int32 for ``unshuffle(x_masked, out, mask_token)`` (or the array
         with ``num_prefix=P``): below ``len_keep[i]`` for kept tokens (their slot), at least
-        ``K`` for removed ones (see the module docstring).
+        ``K`` for removed ones, so that ``unshuffle`` puts a mask token there (several removed
+        tokens may share ``K``: not a permutation when ``len_keep[i] < K``).
       valid: [N, P + K] bool, True for the prefix and the kept slots: the encoder's key mask.
       len_keep: [N] int32, the number of kept tokens of each sample (at most ``K``).
       num_prefix: static ``P`` (None when built by hand without it).
@@ -174,7 +176,13 @@ def _check_ratio(fn: str, mask_ratio: Any, n: int, length: int, capacity: int) -
             f"{fn}: mask_ratio must be a scalar or have shape [N] = ({n},) (one ratio per "
             f"sample), got shape {tuple(mask_ratio.shape)}."
         )
-    if _checks.is_traced(mask_ratio):
+    if isinstance(mask_ratio, jax.Array):
+        # Counts are computed where the ratios live (the same values as the host rule for
+        # valid ratios). Concrete device ratios are read back once, explicitly, to raise on
+        # an invalid one (jax.transfer_guard allows explicit transfers); traced ones clip.
+        if not _checks.is_traced(mask_ratio):
+            ratios = np.broadcast_to(np.asarray(jax.device_get(mask_ratio)), (n,))
+            _keep_counts_concrete(fn, ratios, length, capacity)
         ratio = jnp.broadcast_to(mask_ratio, (n,))
         return _keep_counts_traced(ratio, length=length, capacity=capacity)
     ratios = np.broadcast_to(np.asarray(mask_ratio), (n,))
@@ -261,15 +269,15 @@ def _per_sample_noise(
 
 
 def random_masking_per_sample(
-    key: Any,
+    key: ArrayLike | None,
     x: jax.Array,
-    mask_ratio: Any = None,
+    mask_ratio: ArrayLike | None = None,
     *,
     capacity: int,
     noise: jax.Array | None = None,
     num_prefix: int = 0,
     method: Method = None,
-    mask_dtype: Any = jnp.float32,
+    mask_dtype: DTypeLike = jnp.float32,
 ) -> PaddedMaskedTokens:
     """MAE random masking with one mask ratio per sample, in shapes fixed by ``capacity``.
 
@@ -387,7 +395,7 @@ def _sample_mask_ratios(
 
 
 def sample_mask_ratios(
-    key: Any,
+    key: ArrayLike,
     batch_size: int,
     *,
     low: float | None = None,

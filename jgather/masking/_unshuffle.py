@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -61,7 +60,7 @@ def _unshuffle(
 
 def unshuffle(
     x_masked: jax.Array,
-    ids_restore: Any,
+    ids_restore: jax.Array | _TokenTuple,
     mask_token: jax.Array,
     *,
     num_prefix: int | None = None,
