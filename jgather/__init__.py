@@ -22,14 +22,18 @@ from jgather._scatter import scatter as scatter
 from jgather._scatter import scatter_add as scatter_add
 from jgather._scatter import scatter_reduce as scatter_reduce
 from jgather.masking import MaskedTokens as MaskedTokens
+from jgather.masking import MultiBlockMasks as MultiBlockMasks
 from jgather.masking import PaddedMaskedTokens as PaddedMaskedTokens
 from jgather.masking import PatchDropoutOutput as PatchDropoutOutput
 from jgather.masking import VariableRatioMask as VariableRatioMask
 from jgather.masking import apply_mask as apply_mask
+from jgather.masking import apply_masks as apply_masks
 from jgather.masking import block_masking as block_masking
+from jgather.masking import box_masks as box_masks
 from jgather.masking import example_keys as example_keys
 from jgather.masking import mae_loss as mae_loss
 from jgather.masking import mask_schedule as mask_schedule
+from jgather.masking import multiblock_masking as multiblock_masking
 from jgather.masking import patch_dropout as patch_dropout
 from jgather.masking import patchify as patchify
 from jgather.masking import random_masking as random_masking
@@ -38,6 +42,7 @@ from jgather.masking import running_cell_masking as running_cell_masking
 from jgather.masking import sample_mask_ratios as sample_mask_ratios
 from jgather.masking import simmim_masking as simmim_masking
 from jgather.masking import tube_masking as tube_masking
+from jgather.masking import unapply_masks as unapply_masks
 from jgather.masking import unpatchify as unpatchify
 from jgather.masking import unshuffle as unshuffle
 from jgather.masking import variable_ratio_masking as variable_ratio_masking
@@ -46,11 +51,14 @@ __version__ = "0.1.0"
 
 __all__ = [
     "MaskedTokens",
+    "MultiBlockMasks",
     "PaddedMaskedTokens",
     "PatchDropoutOutput",
     "VariableRatioMask",
     "apply_mask",
+    "apply_masks",
     "block_masking",
+    "box_masks",
     "example_keys",
     "explain",
     "gather",
@@ -58,6 +66,7 @@ __all__ = [
     "infer_gather",
     "mae_loss",
     "mask_schedule",
+    "multiblock_masking",
     "patch_dropout",
     "patchify",
     "random_masking",
@@ -70,6 +79,7 @@ __all__ = [
     "simmim_masking",
     "take_along_dim",
     "tube_masking",
+    "unapply_masks",
     "unpatchify",
     "unshuffle",
     "variable_ratio_masking",

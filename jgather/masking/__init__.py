@@ -34,6 +34,11 @@ from jgather.masking._loss import mae_loss as mae_loss
 from jgather.masking._mae import MaskedTokens as MaskedTokens
 from jgather.masking._mae import apply_mask as apply_mask
 from jgather.masking._mae import random_masking as random_masking
+from jgather.masking._multiblock import MultiBlockMasks as MultiBlockMasks
+from jgather.masking._multiblock import apply_masks as apply_masks
+from jgather.masking._multiblock import box_masks as box_masks
+from jgather.masking._multiblock import multiblock_masking as multiblock_masking
+from jgather.masking._multiblock import unapply_masks as unapply_masks
 from jgather.masking._patch_dropout import PatchDropoutOutput as PatchDropoutOutput
 from jgather.masking._patch_dropout import patch_dropout as patch_dropout
 from jgather.masking._patches import patchify as patchify
@@ -51,14 +56,18 @@ from jgather.masking._video import tube_masking as tube_masking
 
 __all__ = [
     "MaskedTokens",
+    "MultiBlockMasks",
     "PaddedMaskedTokens",
     "PatchDropoutOutput",
     "VariableRatioMask",
     "apply_mask",
+    "apply_masks",
     "block_masking",
+    "box_masks",
     "example_keys",
     "mae_loss",
     "mask_schedule",
+    "multiblock_masking",
     "patch_dropout",
     "patchify",
     "random_masking",
@@ -67,6 +76,7 @@ __all__ = [
     "sample_mask_ratios",
     "simmim_masking",
     "tube_masking",
+    "unapply_masks",
     "unpatchify",
     "unshuffle",
     "variable_ratio_masking",

@@ -1,0 +1,564 @@
+"""Multi-block masks (I-JEPA, V-JEPA): boxes to masks, the samplers, apply_masks.
+
+* ``box_masks`` against NumPy slicing for any non-negative boxes (hypothesis);
+* ``multiblock_masking``'s masks, index sets and boxes agree with each other, plain, under
+  ``jax.jit`` and ``jax.vmap``, under checkify, on both kinds of mesh without collectives, and
+  with per-example keys whatever the batch;
+* the sampled block sizes and positions against NumPy re-statements of the references'
+  samplers (chi-square and exact support checks, fixed seeds);
+* ``truncate="batch_min"`` against a re-statement of the collators' ``cm[:min_keep]``;
+* ``apply_masks`` against the references' gather-and-concatenate, ``unapply_masks`` as its
+  inverse.
+
+Compiles dominate the run time, so the configurations are few and reused.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from jax.experimental import checkify
+from jax.sharding import AxisType, Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+import jgather
+
+stats = pytest.importorskip("scipy.stats")
+
+IJEPA_GRID = (16, 16)
+VJEPA_GRID = (4, 8, 8)
+GRIDS_OF = {"ijepa": IJEPA_GRID, "vjepa": VJEPA_GRID}
+N = 8
+SIZE_KEY = jax.random.key(7)
+# XLA's backend optimisations off: compiles are most of this module's time, and the masks are
+# integer and comparison results that do not depend on them.
+O0 = {"xla_backend_optimization_level": 0}
+
+
+def ijepa(key, n=N, **kw):
+    return jgather.multiblock_masking(key, n, IJEPA_GRID, **kw)
+
+
+def vjepa(key, n=N, **kw):
+    return jgather.multiblock_masking(key, n, VJEPA_GRID, preset="vjepa", **kw)
+
+
+@functools.cache
+def _jitted(preset, n, grid, items):
+    kw = dict(items)
+    fn = lambda k, sk: jgather.multiblock_masking(k, n, grid, preset=preset, size_key=sk, **kw)
+    return jax.jit(fn, compiler_options=O0)
+
+
+def sample(key, n, preset="ijepa", grid=None, size_key=None, **kw):
+    """``multiblock_masking`` through one cached, unoptimised jit per configuration."""
+    grid = GRIDS_OF[preset] if grid is None else grid
+    run = _jitted(preset, n, grid, tuple(sorted(kw.items())))
+    return jax.tree.map(np.asarray, run(key, size_key))
+
+
+@functools.cache
+def drawn(preset):
+    return sample(jax.random.key(0), N, preset)
+
+
+# ----------------------------------------------------------------------------------------------
+# Boxes to masks.
+
+
+def slice_masks(boxes, grid):
+    """The references' construction: ``mask[top:top + h, left:left + w] = 1`` per box."""
+    d = len(grid)
+    out = np.zeros(boxes.shape[:-1] + tuple(grid), bool)
+    for idx in np.ndindex(boxes.shape[:-1]):
+        b = boxes[idx]
+        out[idx][tuple(slice(b[a], b[a] + b[d + a]) for a in range(d))] = True
+    return out.reshape((*boxes.shape[:-1], -1))
+
+
+GRIDS = [(5, 7), (1, 4), (3, 4, 5)]
+
+
+@given(st.sampled_from(GRIDS), st.data())
+def test_box_masks_equal_slicing(grid, data):
+    d = len(grid)
+    corners = st.integers(0, max(grid) + 2)
+    boxes = np.array(
+        data.draw(
+            st.lists(st.lists(corners, min_size=2 * d, max_size=2 * d), min_size=6, max_size=6)
+        ),
+        np.int32,
+    ).reshape(2, 3, 2 * d)
+    got = np.asarray(jgather.box_masks(boxes, grid))
+    np.testing.assert_array_equal(got, slice_masks(boxes, grid))
+
+
+def test_box_masks_dtypes_and_errors():
+    boxes = np.array([[0, 1, 2, 9]], np.int64)
+    np.testing.assert_array_equal(
+        np.asarray(jgather.box_masks(boxes, 3)), slice_masks(boxes, (3, 3))
+    )
+    for bad, error, match in [
+        ((np.array([[0.0, 1, 1, 1]]), (4, 4)), TypeError, "integer array"),
+        ((np.array([[0, 1, 1]]), (4, 4)), ValueError, r"\[\.\.\., 4\]"),
+        ((np.array([[0, 1, 1, 1]]), (2, 4, 4)), ValueError, r"\[\.\.\., 6\]"),
+        ((np.array([[-1, 1, 1, 1]]), (4, 4)), ValueError, ">= 0"),
+        ((np.array([[0, 1, 1, 1]]), (4, 4, 4, 4)), ValueError, r"\(T, H, W\)"),
+    ]:
+        with pytest.raises(error, match=match) as info:
+            jgather.box_masks(*bad)
+        assert "box_masks" in str(info.value)
+
+
+# ----------------------------------------------------------------------------------------------
+# Consistency of one draw.
+
+
+def assert_index_sets(ids, valid, masks):
+    """Each set's tokens in raster order in the valid slots, other tokens after, no repeats."""
+    ids, valid, masks = (a.reshape(-1, a.shape[-1]) for a in (ids, valid, masks))
+    for row_ids, row_valid, row_mask in zip(ids, valid, masks, strict=True):
+        count = int(row_mask.sum())
+        np.testing.assert_array_equal(row_valid, np.arange(len(row_valid)) < count)
+        np.testing.assert_array_equal(row_ids[:count], np.flatnonzero(row_mask))
+        assert len(set(row_ids.tolist())) == len(row_ids)
+        assert not row_mask[row_ids[count:]].any()
+
+
+def test_ijepa_draw_is_consistent():
+    out = drawn("ijepa")
+    h_grid, w_grid = IJEPA_GRID
+    assert out.context_mask.shape == (N, 256) and out.context_mask.dtype == bool
+    assert out.target_masks.shape == (N, 4, 256)
+    assert out.target_ids.dtype == np.int32 and out.target_boxes.shape == (N, 4, 1, 4)
+    boxes = out.target_boxes[:, :, 0]
+    np.testing.assert_array_equal(out.target_masks, slice_masks(boxes, IJEPA_GRID))
+    # One target size per batch; corners exclusive of H - h.
+    assert (boxes[..., 2:] == boxes[0, 0, 2:]).all()
+    assert (boxes[..., 0] + boxes[..., 2] < h_grid).all()
+    assert (boxes[..., 1] + boxes[..., 3] < w_grid).all()
+    # The context is its block minus every target, with more than min_keep tokens.
+    block = slice_masks(out.context_box, IJEPA_GRID)
+    np.testing.assert_array_equal(out.context_mask, block & ~out.target_masks.any(1))
+    assert (out.context_mask.sum(-1) > 10).all()
+    assert_index_sets(out.context_ids, out.context_valid, out.context_mask)
+    assert_index_sets(out.target_ids, out.target_valid, out.target_masks)
+
+
+def test_vjepa_draw_is_consistent():
+    out = drawn("vjepa")
+    length = math.prod(VJEPA_GRID)
+    assert out.context_mask.shape == (N, length) and out.target_masks.shape == (N, 1, length)
+    assert out.target_boxes.shape == (N, 1, 8, 6)
+    union = slice_masks(out.target_boxes[:, 0], VJEPA_GRID).any(1)
+    np.testing.assert_array_equal(out.target_masks[:, 0], union)
+    np.testing.assert_array_equal(out.context_mask, ~union)
+    assert out.context_mask.any(-1).all()
+    assert (out.context_box == [0, 0, 0, *VJEPA_GRID]).all()
+    boxes = out.target_boxes
+    assert (boxes[..., 3:] == boxes[0, 0, 0, 3:]).all()  # one size per batch
+    assert (boxes[..., :3] + boxes[..., 3:] <= np.array(VJEPA_GRID)).all()  # inclusive corners
+    assert_index_sets(out.context_ids, out.context_valid, out.context_mask)
+    assert_index_sets(out.target_ids, out.target_valid, out.target_masks)
+
+
+def test_vjepa_context_limits():
+    out = sample(jax.random.key(1), 4, "vjepa", max_temporal_keep=0.5, max_keep=40)
+    frames = np.arange(math.prod(VJEPA_GRID)) // 64
+    union = slice_masks(out.target_boxes[:, 0], VJEPA_GRID).any(1)
+    # The target also holds every frame past the context's (as the reference's complement).
+    np.testing.assert_array_equal(out.target_masks[:, 0], union | (frames >= 2))
+    free = ~union & (frames < 2)
+    for row, ctx in zip(free, out.context_mask, strict=True):
+        np.testing.assert_array_equal(ctx, row & (np.cumsum(row) <= 40))
+    assert out.context_ids.shape[1] == 40
+    assert (out.context_box == [0, 0, 0, 2, 8, 8]).all()
+
+
+def test_presets_shapes():
+    fn = lambda k: jgather.multiblock_masking(k, 2, (8, 14, 14), preset="vjepa_long")
+    long = jax.eval_shape(fn, jax.random.key(0))
+    assert long.target_boxes.shape == (2, 1, 2, 6)
+    assert long.context_ids.shape[0] == 2 and long.target_ids.shape[:2] == (2, 1)
+
+
+# ----------------------------------------------------------------------------------------------
+# Transformations, keys, meshes.
+
+
+def test_vmap_over_key_batches_and_checkify():
+    # vmap: a caller's extra axis of keys, each row as its own call (the cached one-key run).
+    keys = jnp.stack([jax.random.key(0), jax.random.key(1)])
+    run = lambda k: ijepa(k)
+    batched = jax.jit(jax.vmap(run), compiler_options=O0)(keys)
+    for i in range(2):
+        one = sample(keys[i], N, "ijepa")
+        jax.tree.map(lambda a, b, i=i: np.testing.assert_array_equal(a[i], b), batched, one)
+    # checkify through the jitted V-JEPA sampler: no false error, same values.
+    checked = checkify.checkify(vjepa, errors=checkify.all_checks)
+    err, out = jax.jit(checked, compiler_options=O0)(jax.random.key(0))
+    assert err.get() is None
+    jax.tree.map(np.testing.assert_array_equal, out, drawn("vjepa"))
+
+
+BASE = jax.random.key(42)
+
+
+@pytest.mark.parametrize(
+    ("preset", "per_sample_size"),
+    [("ijepa", False), ("vjepa", False), ("ijepa", True)],
+    ids=["ijepa-size_key", "vjepa-size_key", "ijepa-per_sample_size"],
+)
+def test_masks_follow_the_example(preset, per_sample_size):
+    size_key = None if per_sample_size else SIZE_KEY
+
+    def masks(ids):
+        keys = jgather.example_keys(BASE, jnp.asarray(ids, jnp.int32))
+        return sample(keys, len(ids), preset, size_key=size_key, per_sample_size=per_sample_size)
+
+    ref = masks(np.arange(N))
+    orders = [tuple(range(N))[::-1]]  # every example in another row
+    if preset == "vjepa":
+        orders.append((5, 0, 2))  # and a smaller batch
+    for ids in orders:
+        out = masks(ids)
+        for row, example in enumerate(ids):
+            for name in ("context_mask", "target_masks", "context_ids", "target_ids"):
+                np.testing.assert_array_equal(
+                    getattr(out, name)[row], getattr(ref, name)[example], err_msg=name
+                )
+
+
+def test_keys_and_size_arguments():
+    keys = jax.random.split(BASE, N)
+    with pytest.raises(ValueError, match=r"size_key=jax\.random\.fold_in") as info:
+        ijepa(keys)
+    assert "multiblock_masking" in str(info.value)
+    with pytest.raises(ValueError, match="one or the other"):
+        ijepa(keys, size_key=SIZE_KEY, per_sample_size=True)
+    # With one key and a size key, the size follows the size key.
+    a, b = ijepa(jax.random.key(1), size_key=SIZE_KEY), ijepa(jax.random.key(2), size_key=SIZE_KEY)
+    np.testing.assert_array_equal(a.target_boxes[..., 2:], b.target_boxes[..., 2:])
+
+
+COLLECTIVES = re.compile(r"all-gather|all-reduce|all-to-all|collective-permute|reduce-scatter")
+
+
+@pytest.mark.skipif(jax.device_count() < 8, reason="needs 8 devices (tests/conftest.py)")
+@pytest.mark.parametrize("kind", ["explicit", "auto"])
+@pytest.mark.parametrize("preset", ["ijepa", "vjepa"])
+def test_sharded_keys_on_both_meshes_without_collectives(preset, kind):
+    keys = jgather.example_keys(BASE, jnp.arange(N, dtype=jnp.int32))
+    run = _jitted(preset, N, GRIDS_OF[preset], (("per_sample_size", False),))
+    expected = sample(keys, N, preset, size_key=SIZE_KEY, per_sample_size=False)
+    if kind == "explicit":
+        mesh = jax.make_mesh((8,), ("batch",), devices=jax.devices()[:8])
+        assert mesh.axis_types == (AxisType.Explicit,)
+    else:
+        mesh = Mesh(np.array(jax.devices()[:8]), ("batch",))
+    sharding = NamedSharding(mesh, P("batch"))
+    sharded = jax.device_put(keys, sharding)
+    compiled = run.lower(sharded, SIZE_KEY).compile()
+    out = compiled(sharded, SIZE_KEY)
+    jax.tree.map(np.testing.assert_array_equal, jax.tree.map(np.asarray, out), expected)
+    for name, a in vars(out).items():
+        if name == "grid" or (preset == "vjepa" and name == "context_box"):
+            continue  # V-JEPA's context box is one constant for every clip
+        assert a.sharding.is_equivalent_to(sharding, a.ndim), (name, a.sharding)
+    assert not COLLECTIVES.findall(compiled.as_text())
+
+
+# ----------------------------------------------------------------------------------------------
+# Truncation.
+
+
+def collator_truncation(masks):
+    """The collators' ``[cm[:min_keep] for cm in ...]`` over per-sample index lists."""
+    lists = [np.flatnonzero(m) for m in masks.reshape(-1, masks.shape[-1])]
+    k = min(len(c) for c in lists)
+    return np.stack([c[:k] for c in lists]).reshape((*masks.shape[:-1], k))
+
+
+@pytest.mark.parametrize("preset", ["ijepa", "vjepa"])
+def test_batch_min_reproduces_the_collators(preset):
+    fn = ijepa if preset == "ijepa" else vjepa
+    out = jax.tree.map(np.asarray, fn(jax.random.key(0), truncate="batch_min"))  # eager only
+    full = drawn(preset)
+    np.testing.assert_array_equal(out.context_mask, full.context_mask)
+    np.testing.assert_array_equal(out.context_ids, collator_truncation(full.context_mask))
+    np.testing.assert_array_equal(out.target_ids, collator_truncation(full.target_masks))
+    assert out.context_valid.all() and out.target_valid.all()
+    with pytest.raises(TypeError, match=r"cannot run under jax\.jit") as info:
+        jax.jit(lambda k: fn(k, truncate="batch_min"))(jax.random.key(0))
+    assert "multiblock_masking" in str(info.value)
+
+
+def test_argument_errors():
+    key = jax.random.key(0)
+    for call, error, match in [
+        (lambda: jgather.multiblock_masking(key, 2, (4, 4, 4)), ValueError, "image grid"),
+        (lambda: jgather.multiblock_masking(key, 2, (4, 4), preset="vjepa"), ValueError, "video"),
+        (lambda: jgather.multiblock_masking(key, 2, (4, 4), preset="x"), ValueError, "preset"),
+        (lambda: ijepa(key, truncate="min"), ValueError, "truncate"),
+        (lambda: ijepa(key, num_blocks=2), ValueError, "num_blocks is not an argument"),
+        (lambda: vjepa(key, min_keep=2), ValueError, "min_keep is not an argument"),
+        (lambda: ijepa(key, target_scale=(0.3, 0.2)), ValueError, "lo <= hi"),
+        (lambda: ijepa(key, min_keep=60), ValueError, "retry such a draw forever"),
+        (lambda: ijepa(key, num_targets=2.0), TypeError, "num_targets"),
+    ]:
+        with pytest.raises(error, match=match) as info:
+            call()
+        assert "multiblock_masking" in str(info.value)
+
+
+# ----------------------------------------------------------------------------------------------
+# Sampling facts against NumPy re-statements of the references.
+
+
+def np_ijepa_size(u, grid, scale, aspect):
+    """I-JEPA's ``_sample_block_size`` for an array of uniforms (float64, as Python)."""
+    h_grid, w_grid = grid
+    keep = np.floor(h_grid * w_grid * (scale[0] + u * (scale[1] - scale[0])))
+    ar = aspect[0] + u * (aspect[1] - aspect[0])
+    h = np.minimum(np.round(np.sqrt(keep * ar)), h_grid - 1)
+    w = np.minimum(np.round(np.sqrt(keep / ar)), w_grid - 1)
+    return h.astype(int), w.astype(int)
+
+
+def np_vjepa_size(u, grid, t_scale, s_scale, aspect):
+    """V-JEPA's ``_sample_block_size``: three separate uniforms ``u[..., 0:3]``."""
+    duration, h_grid, w_grid = grid
+    t = np.maximum(1, np.floor(duration * (t_scale[0] + u[..., 0] * (t_scale[1] - t_scale[0]))))
+    keep = np.floor(h_grid * w_grid * (s_scale[0] + u[..., 1] * (s_scale[1] - s_scale[0])))
+    ar = aspect[0] + u[..., 2] * (aspect[1] - aspect[0])
+    h = np.minimum(np.round(np.sqrt(keep * ar)), h_grid)
+    w = np.minimum(np.round(np.sqrt(keep / ar)), w_grid)
+    return t.astype(int), h.astype(int), w.astype(int)
+
+
+def assert_same_distribution(got, expected_probs, what):
+    """Chi-square goodness of fit of observed categories against expected probabilities."""
+    cats = sorted(expected_probs)
+    counts = {}
+    for g in got:
+        counts[g] = counts.get(g, 0) + 1
+    assert set(counts) <= set(cats), (what, set(counts) - set(cats))
+    n = len(got)
+    exp = np.array([expected_probs[c] * n for c in cats])
+    obs = np.array([counts.get(c, 0) for c in cats])
+    keep = exp >= 5  # pool the rare categories
+    obs = np.append(obs[keep], obs[~keep].sum())
+    exp = np.append(exp[keep], exp[~keep].sum())
+    if exp[-1] < 5:
+        obs, exp = obs[:-1], exp[:-1]
+    stat = ((obs - exp) ** 2 / exp).sum()
+    p = stats.chi2.sf(stat, len(exp) - 1)
+    assert p > 1e-4, (what, p, dict(zip(cats, obs, strict=False)))
+
+
+def probabilities(values):
+    vals, counts = np.unique(np.asarray(values), axis=0, return_counts=True)
+    return {
+        tuple(int(x) for x in np.atleast_1d(v)): c / counts.sum()
+        for v, c in zip(vals, counts, strict=True)
+    }
+
+
+GRID_U = (np.arange(400_000) + 0.5) / 400_000  # a fine grid of u: the size's exact law
+
+
+def corner_law(size_probs, axis, grid_size, inclusive):
+    """The law of a corner given the law of the block's extent: uniform below ``size - h``."""
+    law = {}
+    for size, p in size_probs.items():
+        n = grid_size - size[axis] + (1 if inclusive else 0)
+        for v in range(n):
+            law[(v,)] = law.get((v,), 0.0) + p / n
+    return law
+
+
+def test_ijepa_sizes_and_corners_match_the_reference_sampler():
+    # Per-sample sizes give many size draws in one call; their law is the per-batch draw's.
+    grid, n = (14, 14), 2000
+    scale, aspect, c_scale = (0.1, 0.4), (0.4, 2.5), (0.5, 1.0)
+    out = sample(
+        jax.random.key(11), n, "ijepa", grid, per_sample_size=True, target_scale=scale,
+        aspect_ratio=aspect, context_scale=c_scale, num_targets=1, min_keep=4,
+    )  # fmt: skip
+    boxes = out.target_boxes[:, 0, 0]
+    ref_t = probabilities(np.stack(np_ijepa_size(GRID_U, grid, scale, aspect), -1))
+    ref_c = probabilities(np.stack(np_ijepa_size(GRID_U, grid, c_scale, (1.0, 1.0)), -1))
+    assert len(ref_t) > 10  # the correlated draw reaches many sizes, not every pair
+    assert_same_distribution([tuple(b) for b in boxes[:, 2:].tolist()], ref_t, "target size")
+    c_sizes = [tuple(b) for b in out.context_box[:, 2:].tolist()]
+    assert_same_distribution(c_sizes, ref_c, "context size")
+    # Corners randint(0, H - h): uniform, exclusive of H - h.
+    for axis in (0, 1):
+        law = corner_law(ref_t, axis, grid[axis], inclusive=False)
+        assert_same_distribution([(v,) for v in boxes[:, axis].tolist()], law, "corner")
+        assert (boxes[:, axis] + boxes[:, 2 + axis] <= grid[axis] - 1).all()
+    # Exact step tables: the same u gives the reference's size.
+    from jgather.masking import _multiblock
+
+    table = _multiblock._ijepa_size_table(grid, scale, aspect)
+    u = np.random.default_rng(0).random(5000)
+    idx = np.searchsorted(np.asarray(table.breaks), u, side="right")
+    expected = np.stack(np_ijepa_size(u, grid, scale, aspect), -1)
+    np.testing.assert_array_equal(np.asarray(table.values)[idx], expected)
+
+
+def test_vjepa_sizes_and_corners_match_the_reference_sampler():
+    grid, n = (6, 10, 10), 1000
+    t_scale, s_scale, aspect = (0.3, 1.0), (0.1, 0.5), (0.5, 2.0)
+    out = sample(
+        jax.random.key(12), n, "vjepa", grid, per_sample_size=True, num_blocks=1,
+        temporal_scale=t_scale, spatial_scale=s_scale, aspect_ratio=aspect,
+    )  # fmt: skip
+    boxes = out.target_boxes[:, 0, 0]
+    u = np.random.default_rng(1).random((300_000, 3))
+    ref_sizes = np.stack(np_vjepa_size(u, grid, t_scale, s_scale, aspect), -1)
+    ref = probabilities(ref_sizes)
+    assert_same_distribution([tuple(b) for b in boxes[:, 3:].tolist()], ref, "(t, h, w)")
+    # The draws are separate: the duration's law on its own, too.
+    t_ref = probabilities(ref_sizes[:, 0])
+    assert_same_distribution([(t,) for t in boxes[:, 3].tolist()], t_ref, "t")
+    # Corners randint(0, H - h + 1): uniform, the far edge included.
+    for axis in range(3):
+        law = corner_law(ref, axis, grid[axis], inclusive=True)
+        assert_same_distribution([(v,) for v in boxes[:, axis].tolist()], law, "corner")
+        assert (boxes[:, axis] + boxes[:, 3 + axis] == grid[axis]).any()
+
+
+def np_ijepa_context(rng, grid, targets, c_size, min_keep, timeout=20):
+    """I-JEPA's ``_sample_block_mask`` for the context, given the image's target masks."""
+    h_grid, w_grid = grid
+    ch, cw = c_size
+    tries, left_tries = 0, timeout
+    while True:
+        top, left = rng.integers(0, h_grid - ch), rng.integers(0, w_grid - cw)
+        mask = np.zeros(grid, bool)
+        mask[top : top + ch, left : left + cw] = True
+        for k in range(max(len(targets) - tries, 0)):
+            mask &= ~targets[k]
+        if mask.sum() > min_keep:
+            return mask
+        left_tries -= 1
+        if left_tries == 0:
+            tries, left_tries = tries + 1, timeout
+
+
+def test_ijepa_context_rejection_matches_the_reference_loop():
+    # A small grid where the restriction often fails and is relaxed: the law of the context's
+    # token count, given the same targets and sizes, against the reference's loop.
+    grid, n = (6, 6), 1200
+    out = sample(
+        jax.random.key(8), n, "ijepa", grid, size_key=SIZE_KEY, num_targets=3,
+        target_scale=(0.3, 0.3), aspect_ratio=1.0, context_scale=(0.6, 0.6), min_keep=8,
+    )  # fmt: skip
+    c_size = tuple(out.context_box[0, 2:])
+    rng = np.random.default_rng(0)
+    ref = []
+    for i in range(n):
+        targets = out.target_masks[i].reshape(-1, *grid)
+        ref.append(int(np_ijepa_context(rng, grid, targets, c_size, 8).sum()))
+    ref_probs = {(k,): v for (k,), v in probabilities(ref).items()}
+    got = [(int(c),) for c in out.context_mask.sum(-1)]
+    # Both are samples: compare with a two-sample chi-square on the pooled categories.
+    cats = sorted(set(ref_probs) | set(got))
+    table = np.array(
+        [[sum(g == c for g in got) for c in cats], [sum((r,) == c for r in ref) for c in cats]]
+    )
+    table = table[:, table.sum(0) >= 10]
+    p = stats.chi2_contingency(table)[1]
+    assert p > 1e-4, (p, cats, table)
+    assert (out.context_mask.sum(-1) > 8).all()
+
+
+def np_vjepa_clip(rng, grid, size, num_blocks):
+    duration, h_grid, w_grid = grid
+    t, h, w = size
+    while True:
+        context = np.ones(grid, bool)
+        for _ in range(num_blocks):
+            top, left = rng.integers(0, h_grid - h + 1), rng.integers(0, w_grid - w + 1)
+            start = rng.integers(0, duration - t + 1)
+            context[start : start + t, top : top + h, left : left + w] = False
+        if context.any():
+            return context
+
+
+def test_vjepa_resampling_matches_the_reference_loop():
+    # Two big blocks that often cover everything: the context's law given a non-empty one.
+    grid, n = (1, 5, 5), 1200
+    out = sample(
+        jax.random.key(9), n, "vjepa", grid, size_key=SIZE_KEY, num_blocks=2,
+        spatial_scale=0.64, aspect_ratio=1.0,
+    )  # fmt: skip
+    size = tuple(out.target_boxes[0, 0, 0, 3:])
+    assert size == (1, 4, 4)
+    rng = np.random.default_rng(0)
+    ref = [int(np_vjepa_clip(rng, grid, size, 2).sum()) for _ in range(n)]
+    got = out.context_mask.sum(-1).tolist()
+    assert min(got) > 0
+    cats = sorted(set(ref) | set(got))
+    table = np.array([[got.count(c) for c in cats], [ref.count(c) for c in cats]])
+    table = table[:, table.sum(0) >= 10]
+    p = stats.chi2_contingency(table)[1]
+    assert p > 1e-4, (p, cats, table)
+
+
+# ----------------------------------------------------------------------------------------------
+# apply_masks and its inverse.
+
+
+def reference_apply_masks(x, masks):
+    """The references' ``apply_masks``: a gather per index set, concatenated along the batch."""
+    return np.concatenate([np.take_along_axis(x, m[..., None], axis=1) for m in masks])
+
+
+def test_apply_masks_equals_the_reference_and_unapply_inverts_it():
+    out = drawn("ijepa")
+    x = np.random.default_rng(0).standard_normal((N, 256, 3)).astype(np.float32)
+    ids = out.target_ids.transpose(1, 0, 2)
+    got = np.asarray(jgather.apply_masks(x, ids))
+    np.testing.assert_array_equal(got, reference_apply_masks(x, ids))
+    torch = pytest.importorskip("torch")
+    tx = torch.from_numpy(x)
+    ref = torch.cat(
+        [
+            torch.gather(tx, 1, torch.from_numpy(np.array(m)).long().unsqueeze(-1).repeat(1, 1, 3))
+            for m in ids
+        ]
+    )
+    np.testing.assert_array_equal(got, ref.numpy())
+    valid = out.target_valid.transpose(1, 0, 2)
+    back = np.asarray(jgather.unapply_masks(got, ids, 256, valid=valid))  # [M * N, L, D]
+    masks = out.target_masks.transpose(1, 0, 2).reshape(-1, 256)
+    expected = np.where(masks[..., None], np.tile(x, (4, 1, 1)), 0)
+    np.testing.assert_array_equal(back, expected)
+    ctx = np.asarray(jgather.apply_masks(x, out.context_ids[None]))
+    assert ctx.shape == (N, out.context_ids.shape[1], 3)
+    jitted = jax.jit(jgather.apply_masks)(x, ids)
+    np.testing.assert_array_equal(np.asarray(jitted), got)
+
+
+def test_apply_masks_errors():
+    x = np.zeros((2, 5, 3), np.float32)
+    for call, error, match in [
+        (lambda: jgather.apply_masks(x, np.zeros((2, 3), np.int32)), ValueError, r"\[M, N, K\]"),
+        (lambda: jgather.apply_masks(x, np.zeros((1, 2, 3))), TypeError, "integer"),
+        (lambda: jgather.apply_masks(x, np.full((1, 2, 3), 5)), IndexError, "out of bounds"),
+        (lambda: jgather.unapply_masks(x, np.zeros((1, 2, 2), np.int32), 5), ValueError, "M \\* N"),
+        (lambda: jgather.unapply_masks(x, np.full((1, 2, 5), 7), 5), IndexError, "out of bounds"),
+    ]:
+        with pytest.raises(error, match=match) as info:
+            call()
+        assert "apply_masks" in str(info.value)
