@@ -211,6 +211,21 @@ MASKING = {
     # bounded while loop, inherent to the algorithm, not a lowering choice.
     "block_masking": (lambda k: jgather.block_masking(k, 8), (KEY,), {"while": 1}),
     "simmim_masking": (lambda k: jgather.simmim_masking(k, 8), (KEY,), {}),
+    # The JEPA samplers' retries are drawn at once (every attempt the reference could make, or
+    # a fixed number of rounds), so no loop remains.
+    "multiblock_masking ijepa": (lambda k: jgather.multiblock_masking(k, 8, (16, 16)), (KEY,), {}),
+    "multiblock_masking vjepa": (
+        lambda k: jgather.multiblock_masking(k, 8, (8, 14, 14), preset="vjepa"),
+        (KEY,),
+        {},
+    ),
+    "box_masks": (lambda b: jgather.box_masks(b, (16, 16)), (S((8, 4, 4), I32),), {}),
+    "apply_masks": (lambda x, i: jgather.apply_masks(x, i), (TOKENS, S((4, 8, 49), I32)), {}),
+    "unapply_masks": (
+        lambda y, i, v: jgather.unapply_masks(y, i, 196, valid=v),
+        (S((32, 49, 32)), S((4, 8, 49), I32), S((4, 8, 49), jnp.bool_)),
+        {},
+    ),
     "patch_dropout": (lambda k, x: jgather.patch_dropout(k, x, 0.5), (KEY, TOKENS), {}),
     "variable_ratio_masking": (
         lambda k: jgather.variable_ratio_masking(k, 8, 196),

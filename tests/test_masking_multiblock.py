@@ -194,19 +194,16 @@ def test_presets_shapes():
 # Transformations, keys, meshes.
 
 
-def test_vmap_over_key_batches_and_checkify():
-    # vmap: a caller's extra axis of keys, each row as its own call (the cached one-key run).
+def test_vmap_over_key_batches_under_checkify():
+    # A caller's extra axis of keys, each row as its own call; checkify (all checks) through
+    # the whole jitted program finds no error.
     keys = jnp.stack([jax.random.key(0), jax.random.key(1)])
-    run = lambda k: ijepa(k)
-    batched = jax.jit(jax.vmap(run), compiler_options=O0)(keys)
-    for i in range(2):
-        one = sample(keys[i], N, "ijepa")
-        jax.tree.map(lambda a, b, i=i: np.testing.assert_array_equal(a[i], b), batched, one)
-    # checkify through the jitted V-JEPA sampler: no false error, same values.
-    checked = checkify.checkify(vjepa, errors=checkify.all_checks)
-    err, out = jax.jit(checked, compiler_options=O0)(jax.random.key(0))
+    checked = checkify.checkify(jax.vmap(lambda k: ijepa(k)), errors=checkify.all_checks)
+    err, batched = jax.jit(checked, compiler_options=O0)(keys)
     assert err.get() is None
-    jax.tree.map(np.testing.assert_array_equal, out, drawn("vjepa"))
+    for i in range(2):
+        one = sample(keys[i], N, "ijepa")  # the plain jitted run
+        jax.tree.map(lambda a, b, i=i: np.testing.assert_array_equal(a[i], b), batched, one)
 
 
 BASE = jax.random.key(42)
@@ -244,9 +241,6 @@ def test_keys_and_size_arguments():
     assert "multiblock_masking" in str(info.value)
     with pytest.raises(ValueError, match="one or the other"):
         ijepa(keys, size_key=SIZE_KEY, per_sample_size=True)
-    # With one key and a size key, the size follows the size key.
-    a, b = ijepa(jax.random.key(1), size_key=SIZE_KEY), ijepa(jax.random.key(2), size_key=SIZE_KEY)
-    np.testing.assert_array_equal(a.target_boxes[..., 2:], b.target_boxes[..., 2:])
 
 
 COLLECTIVES = re.compile(r"all-gather|all-reduce|all-to-all|collective-permute|reduce-scatter")
@@ -287,18 +281,18 @@ def collator_truncation(masks):
     return np.stack([c[:k] for c in lists]).reshape((*masks.shape[:-1], k))
 
 
-@pytest.mark.parametrize("preset", ["ijepa", "vjepa"])
-def test_batch_min_reproduces_the_collators(preset):
-    fn = ijepa if preset == "ijepa" else vjepa
-    out = jax.tree.map(np.asarray, fn(jax.random.key(0), truncate="batch_min"))  # eager only
-    full = drawn(preset)
+def test_batch_min_reproduces_the_collators():
+    # V-JEPA, where both the context and the target counts vary from clip to clip.
+    out = jax.tree.map(np.asarray, vjepa(jax.random.key(0), truncate="batch_min"))  # eager only
+    full = drawn("vjepa")
     np.testing.assert_array_equal(out.context_mask, full.context_mask)
     np.testing.assert_array_equal(out.context_ids, collator_truncation(full.context_mask))
     np.testing.assert_array_equal(out.target_ids, collator_truncation(full.target_masks))
     assert out.context_valid.all() and out.target_valid.all()
-    with pytest.raises(TypeError, match=r"cannot run under jax\.jit") as info:
-        jax.jit(lambda k: fn(k, truncate="batch_min"))(jax.random.key(0))
-    assert "multiblock_masking" in str(info.value)
+    for fn in (ijepa, vjepa):
+        with pytest.raises(TypeError, match=r"cannot run under jax\.jit") as info:
+            jax.eval_shape(lambda k, fn=fn: fn(k, truncate="batch_min"), jax.random.key(0))
+        assert "multiblock_masking" in str(info.value)
 
 
 def test_argument_errors():
@@ -387,7 +381,7 @@ def corner_law(size_probs, axis, grid_size, inclusive):
 
 def test_ijepa_sizes_and_corners_match_the_reference_sampler():
     # Per-sample sizes give many size draws in one call; their law is the per-batch draw's.
-    grid, n = (14, 14), 2000
+    grid, n = (14, 14), 1500
     scale, aspect, c_scale = (0.1, 0.4), (0.4, 2.5), (0.5, 1.0)
     out = sample(
         jax.random.key(11), n, "ijepa", grid, per_sample_size=True, target_scale=scale,
@@ -530,24 +524,11 @@ def test_apply_masks_equals_the_reference_and_unapply_inverts_it():
     ids = out.target_ids.transpose(1, 0, 2)
     got = np.asarray(jgather.apply_masks(x, ids))
     np.testing.assert_array_equal(got, reference_apply_masks(x, ids))
-    torch = pytest.importorskip("torch")
-    tx = torch.from_numpy(x)
-    ref = torch.cat(
-        [
-            torch.gather(tx, 1, torch.from_numpy(np.array(m)).long().unsqueeze(-1).repeat(1, 1, 3))
-            for m in ids
-        ]
-    )
-    np.testing.assert_array_equal(got, ref.numpy())
     valid = out.target_valid.transpose(1, 0, 2)
     back = np.asarray(jgather.unapply_masks(got, ids, 256, valid=valid))  # [M * N, L, D]
     masks = out.target_masks.transpose(1, 0, 2).reshape(-1, 256)
     expected = np.where(masks[..., None], np.tile(x, (4, 1, 1)), 0)
     np.testing.assert_array_equal(back, expected)
-    ctx = np.asarray(jgather.apply_masks(x, out.context_ids[None]))
-    assert ctx.shape == (N, out.context_ids.shape[1], 3)
-    jitted = jax.jit(jgather.apply_masks)(x, ids)
-    np.testing.assert_array_equal(np.asarray(jitted), got)
 
 
 def test_apply_masks_errors():
