@@ -31,8 +31,10 @@ from jgather.masking import apply_masks as apply_masks
 from jgather.masking import block_masking as block_masking
 from jgather.masking import box_masks as box_masks
 from jgather.masking import example_keys as example_keys
+from jgather.masking import inverse_block_masking as inverse_block_masking
 from jgather.masking import mae_loss as mae_loss
 from jgather.masking import mask_schedule as mask_schedule
+from jgather.masking import masked_ids as masked_ids
 from jgather.masking import multiblock_masking as multiblock_masking
 from jgather.masking import patch_dropout as patch_dropout
 from jgather.masking import patchify as patchify
@@ -41,6 +43,7 @@ from jgather.masking import random_masking_per_sample as random_masking_per_samp
 from jgather.masking import running_cell_masking as running_cell_masking
 from jgather.masking import sample_mask_ratios as sample_mask_ratios
 from jgather.masking import simmim_masking as simmim_masking
+from jgather.masking import take_masked as take_masked
 from jgather.masking import tube_masking as tube_masking
 from jgather.masking import unapply_masks as unapply_masks
 from jgather.masking import unpatchify as unpatchify
@@ -64,8 +67,10 @@ __all__ = [
     "gather",
     "index_select",
     "infer_gather",
+    "inverse_block_masking",
     "mae_loss",
     "mask_schedule",
+    "masked_ids",
     "multiblock_masking",
     "patch_dropout",
     "patchify",
@@ -78,6 +83,7 @@ __all__ = [
     "scatter_reduce",
     "simmim_masking",
     "take_along_dim",
+    "take_masked",
     "tube_masking",
     "unapply_masks",
     "unpatchify",

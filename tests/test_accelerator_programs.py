@@ -211,6 +211,21 @@ MASKING = {
     # bounded while loop, inherent to the algorithm, not a lowering choice.
     "block_masking": (lambda k: jgather.block_masking(k, 8), (KEY,), {"while": 1}),
     "simmim_masking": (lambda k: jgather.simmim_masking(k, 8), (KEY,), {}),
+    "inverse_block_masking": (
+        lambda k: jgather.inverse_block_masking(k, 8, (14, 14), 0.8, num_masks=4),
+        (KEY,),
+        {},
+    ),
+    "masked_ids": (
+        lambda r: jgather.masked_ids(jgather.MaskedTokens(None, None, r, len_keep=49)),
+        (S((8, 196), I32),),
+        {},
+    ),
+    "take_masked": (
+        lambda x, r: jgather.take_masked(x, jgather.MaskedTokens(None, None, r, len_keep=49)),
+        (TOKENS, S((8, 196), I32)),
+        {},
+    ),
     # The JEPA samplers' retries are drawn at once (every attempt the reference could make, or
     # a fixed number of rounds), so no loop remains.
     "multiblock_masking ijepa": (lambda k: jgather.multiblock_masking(k, 8, (16, 16)), (KEY,), {}),
@@ -240,6 +255,13 @@ MASKING = {
     "mae_loss": (
         lambda p, t, m: jgather.mae_loss(pred=p, target=t, mask=m, norm_pix_loss=True),
         (TOKENS, TOKENS, S((8, 196))),
+        {},
+    ),
+    "mae_loss masked-only videomae": (
+        lambda p, t, m: jgather.mae_loss(
+            pred=p, target=t, mask=m, norm_pix_loss="videomae", channels=2
+        ),
+        (S((8, 147, 32)), TOKENS, S((8, 196))),
         {},
     ),
     "patchify": (lambda im: jgather.patchify(im, 16), (S((2, 224, 224, 3)),), {}),

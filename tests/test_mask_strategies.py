@@ -533,7 +533,7 @@ _K = jax.random.key(0)
 @pytest.mark.parametrize(
     ("call", "exc", "match"),
     [
-        (lambda: tube_masking(_K, 2, (2, 4, 4), 1.0), ValueError, r"tube_masking.*\[0, 1\)"),
+        (lambda: tube_masking(_K, 2, (2, 4, 4), 1.5), ValueError, r"tube_masking.*\[0, 1\]"),
         (lambda: tube_masking(_K, 2, (4, 4), 0.5), ValueError, r"\(T, H, W\)"),
         (lambda: tube_masking(_K, 2, (2, 0, 4), 0.5), ValueError, r"`grid\[1\]` must be >= 1"),
         (lambda: tube_masking(_K, 2.0, (2, 4, 4), 0.5), TypeError, "batch_size"),

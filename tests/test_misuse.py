@@ -240,7 +240,7 @@ def test_mae_loss_is_keyword_only():
     swapped = jgather.mae_loss(pred=target, target=pred, mask=mask, norm_pix_loss=True)
     assert abs(float(right) - float(swapped)) > 1e-3
     params = inspect.signature(jgather.mae_loss).parameters
-    assert list(params) == ["pred", "target", "mask", "norm_pix_loss"]
+    assert list(params) == ["pred", "target", "mask", "norm_pix_loss", "channels"]
     assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params.values())
 
 

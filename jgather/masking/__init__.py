@@ -2,8 +2,10 @@
 
 One module per family: ``_mae`` (MAE's ``random_masking``, ``apply_mask``), ``_unshuffle``,
 ``_permutation`` (the shared shuffle), ``_video`` (tube, running cell), ``_block`` (BEiT),
-``_simmim``, ``_patch_dropout``, ``_variable_ratio`` (MaskGIT), ``_per_sample`` (a ratio per
-sample in fixed shapes), ``_patches``, ``_loss``, ``_keys`` (PRNG keys, batch placement).
+``_simmim``, ``_inverse_block`` (data2vec 2.0), ``_masked_tokens`` (VideoMAE's
+``patches[mask]``), ``_patch_dropout``, ``_variable_ratio`` (MaskGIT), ``_per_sample`` (a
+ratio per sample in fixed shapes), ``_patches``, ``_loss``, ``_keys`` (PRNG keys, batch
+placement).
 Every name here is also re-exported flat from ``jgather``.
 
 Every strategy here is a pure function of an explicit PRNG key:
@@ -29,11 +31,14 @@ The algorithms are re-stated from the papers and the facts of their reference im
 """
 
 from jgather.masking._block import block_masking as block_masking
+from jgather.masking._inverse_block import inverse_block_masking as inverse_block_masking
 from jgather.masking._keys import example_keys as example_keys
 from jgather.masking._loss import mae_loss as mae_loss
 from jgather.masking._mae import MaskedTokens as MaskedTokens
 from jgather.masking._mae import apply_mask as apply_mask
 from jgather.masking._mae import random_masking as random_masking
+from jgather.masking._masked_tokens import masked_ids as masked_ids
+from jgather.masking._masked_tokens import take_masked as take_masked
 from jgather.masking._multiblock import MultiBlockMasks as MultiBlockMasks
 from jgather.masking._multiblock import apply_masks as apply_masks
 from jgather.masking._multiblock import box_masks as box_masks
@@ -65,8 +70,10 @@ __all__ = [
     "block_masking",
     "box_masks",
     "example_keys",
+    "inverse_block_masking",
     "mae_loss",
     "mask_schedule",
+    "masked_ids",
     "multiblock_masking",
     "patch_dropout",
     "patchify",
@@ -75,6 +82,7 @@ __all__ = [
     "running_cell_masking",
     "sample_mask_ratios",
     "simmim_masking",
+    "take_masked",
     "tube_masking",
     "unapply_masks",
     "unpatchify",

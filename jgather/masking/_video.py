@@ -40,7 +40,8 @@ def tube_masking(
     ``H x W`` token grid with exactly ``int(mask_ratio * (H * W))`` masked positions (uniformly
     random positions, Python's truncating ``int`` of the float product, as the reference), and
     the same mask is used for all ``T`` temporal token slices ("tubes" through time), so a masked
-    patch cannot be copied from a neighbouring frame. VideoMAE uses ``mask_ratio=0.9``.
+    patch cannot be copied from a neighbouring frame. VideoMAE uses ``mask_ratio=0.9``;
+    ``mask_ratio=1.0`` masks every token, as the reference allows.
 
     Token order is row-major over ``(t, h, w)``: token ``l = (t * H + h) * W + w``. Written for
     one clip and ``jax.vmap``-ed over the batch.
@@ -52,8 +53,7 @@ def tube_masking(
       grid: the token grid ``(T, H, W)``: temporal slices (frames // tubelet size) and the
         spatial token grid (static). E.g. ``(8, 14, 14)`` for 16 frames, tubelet 2, 224 px, 16 px
         patches.
-      mask_ratio: fraction of each frame's tokens to mask, in ``[0, 1)`` (static); at least one
-        token per frame must stay visible.
+      mask_ratio: fraction of each frame's tokens to mask, in ``[0, 1]`` (static).
 
     Returns:
       A boolean mask of shape [N, T * H * W], True = masked; every frame has exactly
@@ -61,8 +61,8 @@ def tube_masking(
 
     Raises:
       TypeError: for a traced or non-numeric ``mask_ratio``/``batch_size``/``grid``, or a bad key.
-      ValueError: for a ratio outside ``[0, 1)``, one that leaves no visible token per frame, a
-        malformed grid, or a key batch whose length is not ``batch_size``.
+      ValueError: for a ratio outside ``[0, 1]``, a malformed grid, or a key batch whose length
+        is not ``batch_size``.
 
     Example:
       >>> import jax
@@ -78,14 +78,8 @@ def tube_masking(
     fn = "tube_masking"
     batch_size = _checks.static_int(fn, "`batch_size`", batch_size, minimum=1)
     dims = _checks.static_grid(fn, "`grid`", grid, 3)
-    ratio = _checks.static_ratio(fn, "`mask_ratio`", mask_ratio, closed=False)
-    per_frame = dims[1] * dims[2]
-    num_masked = int(ratio * per_frame)
-    if num_masked >= per_frame:
-        raise ValueError(
-            f"{fn}: mask_ratio={ratio} masks int({ratio} * {per_frame}) = {num_masked} of "
-            f"{per_frame} tokens per frame, leaving none visible; lower `mask_ratio`."
-        )
+    ratio = _checks.static_ratio(fn, "`mask_ratio`", mask_ratio)
+    num_masked = int(ratio * (dims[1] * dims[2]))
     key = _check_key(fn, key, batch_size)
     return _tube_masking(key, batch_size, dims, num_masked)
 
