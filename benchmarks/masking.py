@@ -10,6 +10,12 @@ Same process, interleaved rounds (benchmarks/_timing.py), medians:
   ``jnp.take_along_axis``.
 * ``copy_floor``: ``x[:, :len_keep]`` materialised, the memory traffic every masking must pay.
 
+Also: ``jgather.multiblock_masking`` (I-JEPA at ViT-H/14's 16x16 grid, batch 256; V-JEPA's two
+configs at 8x14x14, batch 24) against NumPy ports of the collators (Python loops over the
+batch, as the references run in the data loader): padded index sets on device, and
+``truncate="batch_min"`` (the collators' output, with the host round trip it needs).
+``--multiblock-only`` runs these alone (results in masking_multiblock.json).
+
 Also measured: the lowering alternatives behind jgather's choices (permutation, inverse
 permutation, token gather, mask), a scaling sweep over L and N, and the peak temporary memory
 of the compiled masking step. Results go to benchmarks/results/masking.json; a markdown table
@@ -314,6 +320,144 @@ def memory_report(n, length, d, ratio):
 # ----------------------------------------------------------------------------------------------
 
 
+# ----------------------------------------------------------------------------------------------
+# Multi-block masks (I-JEPA, V-JEPA) against a NumPy port of the collators.
+
+
+def _np_block_size(rng, grid, scale, aspect, *, video):
+    """The collators' per-batch ``_sample_block_size`` (one uniform for I-JEPA, three for
+    V-JEPA), NumPy's generator in place of torch's."""
+    if not video:
+        h_grid, w_grid = grid
+        u = rng.random()
+        keep = int(h_grid * w_grid * (scale[0] + u * (scale[1] - scale[0])))
+        ar = aspect[0] + u * (aspect[1] - aspect[0])
+        h, w = round(np.sqrt(keep * ar)), round(np.sqrt(keep / ar))
+        return min(h, h_grid - 1), min(w, w_grid - 1)
+    duration, h_grid, w_grid = grid
+    t = max(1, int(duration * 1.0))  # temporal scale (1.0, 1.0)
+    keep = int(h_grid * w_grid * (scale[0] + rng.random() * (scale[1] - scale[0])))
+    ar = aspect[0] + rng.random() * (aspect[1] - aspect[0])
+    h, w = round(np.sqrt(keep * ar)), round(np.sqrt(keep / ar))
+    return t, min(h, h_grid), min(w, w_grid)
+
+
+def numpy_ijepa_collator(rng, n, grid, npred=4, min_keep=10):
+    """I-JEPA's ``MaskCollator.__call__`` ported to NumPy: Python loops over the batch."""
+    h_grid, w_grid = grid
+    p_size = _np_block_size(rng, grid, (0.15, 0.2), (0.75, 1.5), video=False)
+    e_size = _np_block_size(rng, grid, (0.85, 1.0), (1.0, 1.0), video=False)
+
+    def block(size, regions=None):
+        h, w = size
+        tries, timeout = 0, 20
+        while True:
+            top, left = rng.integers(0, h_grid - h), rng.integers(0, w_grid - w)
+            mask = np.zeros(grid, np.int32)
+            mask[top : top + h, left : left + w] = 1
+            if regions is not None:
+                for k in range(max(len(regions) - tries, 0)):
+                    mask *= regions[k]
+            ids = np.flatnonzero(mask)
+            if len(ids) > min_keep:
+                break
+            timeout -= 1
+            if timeout == 0:
+                tries, timeout = tries + 1, 20
+        complement = np.ones(grid, np.int32)
+        complement[top : top + h, left : left + w] = 0
+        return ids, complement
+
+    preds, encs = [], []
+    for _ in range(n):
+        pairs = [block(p_size) for _ in range(npred)]
+        preds.append([ids for ids, _ in pairs])
+        encs.append([block(e_size, [c for _, c in pairs])[0]])
+    kp = min(len(m) for ms in preds for m in ms)
+    ke = min(len(m) for ms in encs for m in ms)
+    pred = np.stack([np.stack([m[:kp] for m in ms]) for ms in preds])
+    enc = np.stack([np.stack([m[:ke] for m in ms]) for ms in encs])
+    return enc, pred
+
+
+def numpy_vjepa_collator(rng, n, grid, configs=((8, 0.15), (2, 0.7))):
+    """V-JEPA's ``multiblock3d`` ``MaskCollator.__call__`` ported to NumPy (both configs)."""
+    duration, h_grid, w_grid = grid
+    out = []
+    for num_blocks, scale in configs:
+        t, h, w = _np_block_size(rng, grid, (scale, scale), (0.75, 1.5), video=True)
+        encs, preds = [], []
+        for _ in range(n):
+            while True:
+                keep = np.ones(grid, np.int32)
+                for _ in range(num_blocks):
+                    top = rng.integers(0, h_grid - h + 1)
+                    left = rng.integers(0, w_grid - w + 1)
+                    start = rng.integers(0, duration - t + 1)
+                    keep[start : start + t, top : top + h, left : left + w] = 0
+                flat = keep.reshape(-1)
+                enc, pred = np.flatnonzero(flat), np.flatnonzero(flat == 0)
+                if len(enc):
+                    break
+            encs.append(enc)
+            preds.append(pred)
+        ke, kp = min(map(len, encs)), min(map(len, preds))
+        out.append((np.stack([e[:ke] for e in encs]), np.stack([p[:kp] for p in preds])))
+    return out
+
+
+def time_multiblock(rounds):
+    """jgather's multi-block masks vs the NumPy collators at the papers' grids and batches."""
+    rng = np.random.default_rng(0)
+    keys = iter(jax.random.split(jax.random.key(0), 10_000))
+    cases = []
+    for name, preset_calls, numpy_fn, n, grid in [
+        (
+            "ijepa_vith14",
+            [{"preset": "ijepa"}],
+            lambda n, grid: numpy_ijepa_collator(rng, n, grid),
+            256,
+            (16, 16),
+        ),
+        (
+            "vjepa_vitl16",
+            [{"preset": "vjepa"}, {"preset": "vjepa_long"}],
+            lambda n, grid: numpy_vjepa_collator(rng, n, grid),
+            24,
+            (8, 14, 14),
+        ),
+    ]:
+
+        def padded(n=n, grid=grid, calls=preset_calls):
+            return jax.block_until_ready(
+                [jgather.multiblock_masking(next(keys), n, grid, **kw) for kw in calls]
+            )
+
+        def batch_min(n=n, grid=grid, calls=preset_calls):
+            return [
+                jgather.multiblock_masking(next(keys), n, grid, truncate="batch_min", **kw)
+                for kw in calls
+            ]
+
+        fns = {
+            "jgather": padded,
+            "jgather_batch_min": batch_min,
+            "numpy_collator": lambda n=n, grid=grid, f=numpy_fn: f(n, grid),
+        }
+        med = interleaved(fns, rounds=rounds)
+        cases.append(
+            {
+                "op": "multiblock_masking",
+                "case": name,
+                "shape": f"N={n} grid={grid} presets={[c['preset'] for c in preset_calls]}",
+                "median_s": med,
+                "speedup_vs_numpy": med["numpy_collator"] / med["jgather"],
+                "speedup_vs_numpy_batch_min": med["numpy_collator"] / med["jgather_batch_min"],
+            }
+        )
+    return cases
+
+
 def _ms(seconds):
     return "-" if seconds is None else f"{seconds * 1e3:.2f}"
 
@@ -331,7 +475,14 @@ def main(argv=None, target=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few rounds, small sweep")
     parser.add_argument("--no-write", action="store_true", help="do not write the JSON")
+    parser.add_argument(
+        "--multiblock-only",
+        action="store_true",
+        help="only the multi-block (I-JEPA, V-JEPA) cases, written to masking_multiblock.json",
+    )
     args = parser.parse_args(argv)
+    if args.multiblock_only:
+        return _multiblock_main(args, target)
 
     threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     rounds = 3 if args.quick else 15
@@ -449,6 +600,7 @@ def main(argv=None, target=None):
             "by_case": memory,
         },
         "alternatives": alternatives,
+        "multiblock": time_multiblock(rounds) if target.has_time("multiblock") else [],
     }
 
     print(
@@ -484,8 +636,40 @@ def main(argv=None, target=None):
             f"| {s['N']} | {s['L']} | {s['D']} | {_ms(m['jgather'])} "
             f"| {_ms(m['torch_reference'])} | {_ms(m['jax_port'])} | {_ms(m['copy_floor'])} |"
         )
+    print()
+    _print_multiblock(payload["multiblock"])
     if not args.no_write:
         print(f"\nwrote {write_results(target.results_name('masking', args.quick), payload)}")
+    return payload
+
+
+def _print_multiblock(cases):
+    print("| case | shape | jgather ms | jgather batch_min ms | NumPy collator ms | vs NumPy |")
+    print("|---|---|---|---|---|---|")
+    for c in cases:
+        m = c["median_s"]
+        print(
+            f"| {c['case']} | {c['shape']} | {_ms(m['jgather'])} | {_ms(m['jgather_batch_min'])} "
+            f"| {_ms(m['numpy_collator'])} | {_ratio(c['speedup_vs_numpy'])} |"
+        )
+
+
+def _multiblock_main(args, target):
+    rounds = 3 if args.quick else 15
+    cases = time_multiblock(rounds) if target.has_time("multiblock") else []
+    payload = {
+        "meta": {
+            **metadata(),
+            **target.meta(),
+            "rounds": rounds,
+            "loadavg_1min_at_end": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        },
+        "cases": cases,
+    }
+    _print_multiblock(cases)
+    if not args.no_write:
+        name = target.results_name("masking_multiblock", args.quick)
+        print(f"\nwrote {write_results(name, payload)}")
     return payload
 
 

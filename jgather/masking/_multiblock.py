@@ -41,7 +41,7 @@ from jgather.masking._keys import batch_sharding as _batch_sharding
 from jgather.masking._keys import check_key as _check_key
 from jgather.masking._keys import per_sample_keys as _per_sample_keys
 from jgather.masking._keys import to_batch_sharding as _to_batch_sharding
-from jgather.masking._permutation import _packed_argsort
+from jgather.masking._permutation import _inverse_permutation
 
 Preset = Literal["ijepa", "vjepa", "vjepa_long"]
 
@@ -472,10 +472,17 @@ def _vjepa_args(
 
 
 def _index_set(mask: jax.Array, capacity: int) -> tuple[jax.Array, jax.Array]:
-    """[L] bool -> its tokens in raster order in the first slots of [K] ids, and [K] valid."""
-    order = _packed_argsort(jnp.logical_not(mask).astype(jnp.uint32), key_bits=1)
-    count = jnp.sum(mask, dtype=jnp.int32)
-    return order[:capacity], lax.iota(jnp.int32, capacity) < count
+    """[L] bool -> its tokens in raster order in the first slots of [K] ids, and [K] valid.
+
+    The stable partition (the set's tokens, then the others, each in raster order) as the
+    inverse of each token's slot, one scatter of ``iota`` (twice as fast as a packed sort of
+    the 0/1 keys on CPU, measured at L=1568).
+    """
+    m = mask.astype(jnp.int32)
+    count = jnp.sum(m)
+    before = jnp.cumsum(m) - m  # the set's tokens before each token
+    slot = jnp.where(mask, before, count + lax.iota(jnp.int32, m.shape[0]) - before)
+    return _inverse_permutation(slot)[:capacity], lax.iota(jnp.int32, capacity) < count
 
 
 def _ijepa_sizes(u: jax.Array, args: _IJepaArgs) -> jax.Array:
@@ -641,12 +648,14 @@ def _batch_min(fn: str, out: MultiBlockMasks) -> MultiBlockMasks:
         )
     kc = int(np.asarray(out.context_valid).sum(-1).min())
     kt = int(np.asarray(out.target_valid).sum(-1).min())
+    # Cut on the host and sent back: an eager slice would compile once per new length.
+    cut = lambda a, k: jax.device_put(np.asarray(a)[..., :k], a.sharding)
     return dataclasses.replace(
         out,
-        context_ids=out.context_ids[:, :kc],
-        context_valid=out.context_valid[:, :kc],
-        target_ids=out.target_ids[..., :kt],
-        target_valid=out.target_valid[..., :kt],
+        context_ids=cut(out.context_ids, kc),
+        context_valid=cut(out.context_valid, kc),
+        target_ids=cut(out.target_ids, kt),
+        target_valid=cut(out.target_valid, kt),
     )
 
 
