@@ -2,10 +2,10 @@
 
 One module per family: ``_mae`` (MAE's ``random_masking``, ``apply_mask``), ``_unshuffle``,
 ``_permutation`` (the shared shuffle), ``_video`` (tube, running cell), ``_block`` (BEiT),
-``_simmim``, ``_inverse_block`` (data2vec 2.0), ``_masked_tokens`` (VideoMAE's
-``patches[mask]``), ``_patch_dropout``, ``_variable_ratio`` (MaskGIT), ``_per_sample`` (a
-ratio per sample in fixed shapes), ``_patches``, ``_loss``, ``_keys`` (PRNG keys, batch
-placement).
+``_simmim``, ``_inverse_block`` (data2vec 2.0), ``_multiblock`` (I-JEPA, V-JEPA),
+``_masked_tokens`` (VideoMAE's ``patches[mask]``), ``_patch_dropout``, ``_variable_ratio``
+(MaskGIT), ``_per_sample`` (a ratio per sample in fixed shapes), ``_patches``, ``_loss``,
+``_keys`` (PRNG keys, batch placement).
 Every name here is also re-exported flat from ``jgather``.
 
 Every strategy here is a pure function of an explicit PRNG key:

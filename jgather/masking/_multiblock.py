@@ -724,9 +724,10 @@ def multiblock_masking(
       ``int(T * max_temporal_keep)`` on; the context is the rest (its complement);
     * a clip whose context is empty is drawn again: here 10 rounds are drawn at once and the
       first with a context is taken (a bounded construction). If all 10 leave no context, the
-      last is kept with an empty context (``context_valid`` all False); with the presets this
-      needs 10 misses of a round that misses at most 8% of the time (``vjepa_long``), a chance
-      below ``1e-10``;
+      last is kept with an empty context (``context_valid`` all False). On the paper's
+      ``(8, 14, 14)`` grid a ``vjepa_long`` round misses only when its two blocks are 14 x 10
+      and side by side (2 of 25 corner pairs), so all 10 rounds miss with a chance below
+      ``1e-10``; on other grids, check ``context_valid.any(-1)`` if blocks can cover it all;
     * ``max_keep`` keeps only the first ``max_keep`` context tokens in raster order (as the
       reference's truncation; ``context_mask`` shows the tokens kept).
 
