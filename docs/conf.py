@@ -18,11 +18,12 @@ Build: ``sphinx-build -W --keep-going -n docs docs/_build/html`` from the reposi
 from __future__ import annotations
 
 import filecmp
-import tomllib
+import hashlib
 import importlib
 import re
 import shutil
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -75,8 +76,49 @@ def _copy_notebooks() -> None:
 
 _copy_notebooks()
 
+# --- pictures drawn at build time (git-ignored; redrawn when their inputs change) -----------
+sys.path.insert(0, str(DOCS / "_ext"))
+sys.path.insert(0, str(ROOT / "notebooks"))
+GENERATED = DOCS / "_static" / "generated"
+
+
+def _fingerprint(paths: list[Path]) -> str:
+    """A hash of the files a set of pictures is drawn from."""
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _draw_if_stale(folder: Path, inputs: list[Path], draw: Any) -> None:
+    """Calls ``draw(folder)`` unless ``folder`` holds pictures of these exact ``inputs``."""
+    stamp = folder / "inputs.sha256"
+    fingerprint = _fingerprint(inputs)
+    if stamp.exists() and stamp.read_text() == fingerprint:
+        return
+    shutil.rmtree(folder, ignore_errors=True)
+    draw(folder)
+    stamp.write_text(fingerprint)
+
+
+def _draw_pictures() -> None:
+    import mask_pictures
+    import performance_plots
+
+    masking_sources = [*(ROOT / "jgather" / "masking").glob("*.py"), Path(mask_pictures.__file__)]
+    _draw_if_stale(GENERATED / "masks", masking_sources, mask_pictures.write_pictures)
+    results = sorted((ROOT / "benchmarks" / "results").glob("*.json"))
+    _draw_if_stale(
+        GENERATED / "performance",
+        [*results, Path(performance_plots.__file__)],
+        lambda folder: performance_plots.write_figures(ROOT / "benchmarks" / "results", folder),
+    )
+
+
+_draw_pictures()
+
 # --- MyST -----------------------------------------------------------------------------------
-myst_enable_extensions = ["colon_fence", "dollarmath", "substitution"]
+myst_enable_extensions = ["colon_fence", "deflist", "dollarmath", "substitution"]
 myst_substitutions = {"jax_floor": JAX_FLOOR}
 myst_heading_anchors = 3
 
@@ -178,7 +220,7 @@ def _plain_aliases(
 ) -> tuple[str | None, str | None]:
     """Sphinx writes an alias inside a union (``ArrayLike | None``) as
     ``TypeAliasForwardRef('ArrayLike')``; show the name."""
-    fix = (lambda text: _FORWARD_REF.sub(r"\1", text) if text else text)
+    fix = lambda text: _FORWARD_REF.sub(r"\1", text) if text else text
     return fix(sig), fix(ret)
 
 

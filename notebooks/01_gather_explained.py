@@ -7,7 +7,7 @@
 # ---
 
 # %% [markdown]
-# # 01 · `gather`, forwards and backwards
+# # `gather`, forwards and backwards
 #
 # `torch.gather(input, dim, index)` collects values from `input` along one axis. This notebook reads
 # it two ways, on the `dim=1` example on `arange(24).reshape(2, 3, 4)`:
@@ -35,7 +35,9 @@ try:  # torch is optional: only used to show that the numbers agree
     import torch
 except ImportError:
     torch = None
-print("jax", jax.__version__, "| torch", torch.__version__ if torch else "not installed")
+print(
+    "jax", jax.__version__, "| torch", torch.__version__ if torch else "not installed"
+)
 
 # %% [markdown]
 # ## The example
@@ -84,7 +86,10 @@ print(jgather.explain(x, 2, reverse_rows, (1, 0, 0)))
 
 # %%
 def draw_gather(x, dim, index, title):
-    """Arrows from every cell of gather(x, dim, index) to the input cell it reads (3-D only)."""
+    """Arrows from every cell of gather(x, dim, index) to the input cell it reads.
+
+    3-D inputs only.
+    """
     x, index = np.asarray(x), np.asarray(index)
     out = np.asarray(jgather.gather(x, dim, index))
     rows = max(x.shape[0], out.shape[0])
@@ -111,10 +116,15 @@ def draw_gather(x, dim, index, title):
             ax.set_title(f"{name}[{i}]", fontsize=10)
             for j, k in np.ndindex(*array.shape[1:]):
                 shade = "#dbe9f6" if column == 1 or read[i, j, k] else "white"
-                ax.add_patch(Rectangle((k - 0.5, j - 0.5), 1, 1, facecolor=shade, edgecolor="0.3"))
+                ax.add_patch(
+                    Rectangle(
+                        (k - 0.5, j - 0.5), 1, 1, facecolor=shade, edgecolor="0.3"
+                    )
+                )
                 ax.text(k, j, str(array[i, j, k]), ha="center", va="center", fontsize=9)
     for (i, j, k), (si, sj, sk) in sources.items():
-        # Arrows leave from just below each number and bend by column, so they stay apart.
+        # Arrows leave from just below each number and bend by column, so they stay
+        # apart.
         arrow = ConnectionPatch(
             xyA=(k, j + 0.3),
             coordsA=axes[i, 1].transData,
@@ -136,7 +146,8 @@ draw_gather(
     x,
     1,
     index,
-    "gather(input, dim=1, index): row j of out[i] copies row index[i, j, :] of input[i]",
+    "gather(input, dim=1, index): "
+    "row j of out[i] copies row index[i, j, :] of input[i]",
 )
 plt.show()
 
@@ -173,7 +184,9 @@ for dim, found in jgather.infer_gather(x, out):
 
 # %%
 tokens = jnp.arange(64).reshape(1, 16, 4)
-x_masked = jnp.array([[[40, 41, 42, 43], [48, 49, 50, 51], [16, 17, 18, 19], [52, 53, 54, 55]]])
+x_masked = jnp.array(
+    [[[40, 41, 42, 43], [48, 49, 50, 51], [16, 17, 18, 19], [52, 53, 54, 55]]]
+)
 ((dim, found),) = jgather.infer_gather(tokens, x_masked)
 print("dim =", dim, "| kept patches:", found[0, :, 0].tolist())
 print(found)
@@ -210,7 +223,8 @@ big_out = np.take_along_axis(big, big_index, axis=1)
 start = time.perf_counter()
 solutions = jgather.infer_gather(big, big_out)
 print(
-    f"{big.size:,} elements: {time.perf_counter() - start:.2f} s; dims found: {[d for d, _ in solutions]}"
+    f"{big.size:,} elements: {time.perf_counter() - start:.2f} s; "
+    f"dims found: {[d for d, _ in solutions]}"
 )
 # Float values can repeat within a row, where the first match may differ from big_index;
 # what must hold is that the recovered index reproduces the output.
@@ -234,7 +248,9 @@ print("jgather.gather:\n", jgather.gather(m, 1, corner))
 if torch is not None:
     print(
         "torch.gather:\n",
-        torch.gather(torch.arange(12).reshape(3, 4), 1, torch.tensor(np.asarray(corner))),
+        torch.gather(
+            torch.arange(12).reshape(3, 4), 1, torch.tensor(np.asarray(corner))
+        ),
     )
 try:
     jnp.take_along_axis(m, corner, axis=1)
@@ -247,14 +263,24 @@ except ValueError as err:
 
 # %%
 one_row = jnp.array([[2, 0, 1]])  # shape [1, 3]
-print("take_along_axis:", jnp.take_along_axis(m, one_row, axis=1).shape, "(broadcast to every row)")
 print(
-    "jgather.gather: ", jgather.gather(m, 1, one_row).shape, jgather.gather(m, 1, one_row).tolist()
+    "take_along_axis:",
+    jnp.take_along_axis(m, one_row, axis=1).shape,
+    "(broadcast to every row)",
+)
+print(
+    "jgather.gather: ",
+    jgather.gather(m, 1, one_row).shape,
+    jgather.gather(m, 1, one_row).tolist(),
 )
 if torch is not None:
     print(
         "torch.gather:   ",
-        tuple(torch.gather(torch.arange(12).reshape(3, 4), 1, torch.tensor([[2, 0, 1]])).shape),
+        tuple(
+            torch.gather(
+                torch.arange(12).reshape(3, 4), 1, torch.tensor([[2, 0, 1]])
+            ).shape
+        ),
     )
 
 # %% [markdown]
@@ -271,7 +297,9 @@ print("take_along_axis:\n", jnp.take_along_axis(mf, bad, axis=1))
 for label, call in [
     (
         "torch.gather",
-        lambda: torch.gather(torch.tensor(np.asarray(mf)), 1, torch.tensor(np.asarray(bad))),
+        lambda: torch.gather(
+            torch.tensor(np.asarray(mf)), 1, torch.tensor(np.asarray(bad))
+        ),
     ),
     ("jgather.gather", lambda: jgather.gather(mf, 1, bad)),
 ]:
@@ -309,7 +337,10 @@ g = jax.random.normal(jax.random.key(0), repeat_index.shape)
 _, pullback = jax.vjp(lambda t: jgather.gather(t, 1, repeat_index), xf)
 (grad_x,) = pullback(g)
 via_scatter = jgather.scatter_add(jnp.zeros_like(xf), 1, repeat_index, g)
-print("vjp(gather) == scatter_add(zeros, dim, index, g):", bool(jnp.allclose(grad_x, via_scatter)))
+print(
+    "vjp(gather) == scatter_add(zeros, dim, index, g):",
+    bool(jnp.allclose(grad_x, via_scatter)),
+)
 
 # The defining identity of an adjoint: <G y, g> = <y, Gᵀ g> for any y.
 y = jax.random.normal(jax.random.key(1), xf.shape)
@@ -322,7 +353,10 @@ if torch is not None:
     torch.gather(xt, 1, torch.tensor(np.asarray(repeat_index))).backward(
         torch.tensor(np.asarray(g))
     )
-    print("torch's gradient agrees:", np.allclose(xt.grad.numpy(), np.asarray(grad_x), atol=1e-6))
+    print(
+        "torch's gradient agrees:",
+        np.allclose(xt.grad.numpy(), np.asarray(grad_x), atol=1e-6),
+    )
 
 # %% [markdown]
 # With a cotangent of ones the gradient simply counts how often each input cell is read:

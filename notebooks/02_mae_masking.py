@@ -7,7 +7,7 @@
 # ---
 
 # %% [markdown]
-# # 02 · MAE masking on a photograph
+# # MAE masking on a photograph
 #
 # MAE (He et al., *Masked Autoencoders Are Scalable Vision Learners*) hides 75 % of an image's
 # patch tokens and trains an encoder on the rest. Its `random_masking` is a per-sample random
@@ -25,7 +25,9 @@ import numpy as np
 
 import jgather
 
-with (importlib.resources.files("jgather") / "data" / "chelsea_224.npy").open("rb") as f:
+with (importlib.resources.files("jgather") / "data" / "chelsea_224.npy").open(
+    "rb"
+) as f:
     photo = np.load(f)  # uint8 [224, 224, 3]; CC0, see jgather/data/NOTICE.md
 print(photo.shape, photo.dtype)
 plt.figure(figsize=(3, 3))
@@ -67,10 +69,15 @@ ids_shuffle = jnp.argsort(noise, axis=1)
 ids_restore = jnp.argsort(ids_shuffle, axis=1)
 len_keep = int(L * (1 - mask_ratio))
 ids_keep = ids_shuffle[:, :len_keep]
-x_masked = jgather.gather(tokens, 1, jnp.broadcast_to(ids_keep[..., None], (N, len_keep, D)))
-mask = jgather.gather(jnp.arange(L)[None] >= len_keep, 1, ids_restore).astype(jnp.float32)
+x_masked = jgather.gather(
+    tokens, 1, jnp.broadcast_to(ids_keep[..., None], (N, len_keep, D))
+)
+mask = jgather.gather(jnp.arange(L)[None] >= len_keep, 1, ids_restore).astype(
+    jnp.float32
+)
 print(
-    f"len_keep = {len_keep}, x_masked {x_masked.shape}, mask {mask.shape} with {int(mask.sum())} ones"
+    f"len_keep = {len_keep}, x_masked {x_masked.shape}, "
+    f"mask {mask.shape} with {int(mask.sum())} ones"
 )
 print("first kept token ids:", ids_keep[0, :10].tolist())
 
@@ -116,19 +123,28 @@ def to_image(seq):
 
 
 grey = jnp.full((D,), 0.5)
-restored = jgather.unshuffle(result.x_masked, result, grey)  # the result in place of ids_restore
+restored = jgather.unshuffle(
+    result.x_masked, result, grey
+)  # the result in place of ids_restore
 visible_strip = (
     np.asarray(result.x_masked[0])
     .reshape(7, 7, P, P, 3)
     .transpose(0, 2, 1, 3, 4)
     .reshape(7 * P, 7 * P, 3)
 )
-pixel_mask = np.kron(np.asarray(result.mask[0]).reshape(G, G), np.ones((P, P)))[..., None]
+pixel_mask = np.kron(np.asarray(result.mask[0]).reshape(G, G), np.ones((P, P)))[
+    ..., None
+]
 
 fig, axes = plt.subplots(1, 4, figsize=(13, 3.8), layout="constrained")
 for ax, image, title in zip(
     axes,
-    [photo / 255, photo / 255 * (1 - 0.7 * pixel_mask), visible_strip, to_image(restored)],
+    [
+        photo / 255,
+        photo / 255 * (1 - 0.7 * pixel_mask),
+        visible_strip,
+        to_image(restored),
+    ],
     [
         "original",
         "masked (removed: dimmed)",
@@ -177,8 +193,12 @@ print("gradient is nonzero exactly on kept tokens:", bool((touched == kept).all(
 # %%
 keys = jax.random.split(jax.random.key(7), 8)
 gallery = {
-    "random (MAE)": np.asarray(jgather.random_masking(keys[0], tokens, 0.75).mask[0]).astype(bool),
-    "tube, frame 0": np.asarray(jgather.tube_masking(keys[1], 1, (2, G, G), 0.75)).reshape(2, L)[0],
+    "random (MAE)": np.asarray(
+        jgather.random_masking(keys[0], tokens, 0.75).mask[0]
+    ).astype(bool),
+    "tube, frame 0": np.asarray(
+        jgather.tube_masking(keys[1], 1, (2, G, G), 0.75)
+    ).reshape(2, L)[0],
     "block (BEiT)": np.asarray(jgather.block_masking(keys[2], 1, (G, G), 98)[0]),
     "SimMIM, 32 px cells": np.asarray(
         jgather.simmim_masking(
@@ -186,7 +206,9 @@ gallery = {
         )[0]
     ),
 }
-cells = np.asarray(jgather.running_cell_masking(keys[4], 1, (2, G, G), 0.5)).reshape(2, L)
+cells = np.asarray(jgather.running_cell_masking(keys[4], 1, (2, G, G), 0.5)).reshape(
+    2, L
+)
 gallery["running cell, frame 0"] = cells[0]
 gallery["running cell, frame 1"] = cells[1]
 variable = jgather.variable_ratio_masking(keys[5], 2, L, schedule="cosine")
@@ -239,11 +261,15 @@ plt.show()
 # %%
 # Per-sample mask ratios in one fixed-shape batch (MAR draws ratios from [0.7, 1.0]).
 n, patch = 6, 16
-tokens = jgather.patchify(jnp.broadcast_to(images, (n, 224, 224, 3)), patch)  # [6, 196, 768]
+tokens = jgather.patchify(
+    jnp.broadcast_to(images, (n, 224, 224, 3)), patch
+)  # [6, 196, 768]
 L = tokens.shape[1]
 ids = jnp.arange(n)  # the examples' dataset ids: each mask belongs to its example
 base = jax.random.key(0)
-ratio_keys = jgather.example_keys(jax.random.fold_in(base, 1), ids)  # not the masks' keys
+ratio_keys = jgather.example_keys(
+    jax.random.fold_in(base, 1), ids
+)  # not the masks' keys
 ratios = jgather.sample_mask_ratios(ratio_keys, n, low=0.5, high=0.95)
 capacity = int(L * (1 - 0.5))  # slots for the lowest ratio: nothing is ever clipped
 out = jgather.random_masking_per_sample(
@@ -260,11 +286,14 @@ for i in range(n):
     axes[1, i].imshow(
         np.asarray(out.valid[i])[None], aspect="auto", cmap="Greens", vmin=0, vmax=1.3
     )
-    axes[1, i].set_title(f"valid: {int(out.valid[i].sum())} of {capacity} slots", fontsize=8)
+    axes[1, i].set_title(
+        f"valid: {int(out.valid[i].sum())} of {capacity} slots", fontsize=8
+    )
 for ax in axes.ravel():
     ax.set_xticks([])
     ax.set_yticks([])
 fig.suptitle(
-    f"random_masking_per_sample: one ratio per image, x_masked {tuple(out.x_masked.shape)}"
+    "random_masking_per_sample: one ratio per image, "
+    f"x_masked {tuple(out.x_masked.shape)}"
 )
 plt.show()

@@ -7,7 +7,7 @@
 # ---
 
 # %% [markdown]
-# # 4. MAE pretraining on jgather: a small run on CPU
+# # MAE pretraining on CPU
 #
 # The earlier notebooks took `random_masking`, `unshuffle`, `patchify` and `mae_loss` apart one
 # call at a time. Here they do their real job: the masking path of a masked autoencoder that is
@@ -16,7 +16,8 @@
 # * **Data**: scikit-learn's bundled handwritten digits (1797 grayscale 8x8 images, no download),
 #   scaled to [0, 1], split 80/20 into training and held-out images with a fixed seed.
 # * **Tokens**: `jgather.patchify` with 2x2 patches, so every image is 16 tokens of 4 pixels.
-# * **Model** (Flax NNX, in `mae_pretraining.py` next to this notebook): a linear patch embedding
+# * **Model** (Flax NNX, in the example package `examples/mae_pretraining/`, installed with
+#   jgather as `mae_pretraining`): a linear patch embedding
 #   plus fixed 2-D sine-cosine positions; `jgather.random_masking` keeps a random subset of the
 #   tokens; a small ViT encoder sees only those (plus a cls token added after masking);
 #   `jgather.unshuffle` puts a learned mask token back at every removed position, the cls token
@@ -30,11 +31,6 @@
 # The full run below takes about a minute on two CPU cores.
 
 # %%
-# mae_pretraining.py sits next to this notebook and imports as a module: a notebook's kernel
-# runs in the notebook's folder (tests/test_notebooks.py runs it there too). jgather itself is
-# installed, so nothing here edits sys.path.
-import os
-
 import jax
 import mae_pretraining as mp
 import matplotlib.pyplot as plt
@@ -42,7 +38,14 @@ import numpy as np
 
 import jgather
 
-print("jax", jax.__version__, "on", jax.default_backend(), "| jgather", jgather.__version__)
+print(
+    "jax",
+    jax.__version__,
+    "on",
+    jax.default_backend(),
+    "| jgather",
+    jgather.__version__,
+)
 
 # %% [markdown]
 # ## Data
@@ -61,7 +64,8 @@ n_params = sum(x.size for x in jax.tree.leaves(params))
 print(config)
 print(
     f"{config.num_patches} tokens of {config.patch_dim} values; "
-    f"{int(config.num_patches * (1 - config.mask_ratio))} visible per image; {n_params:,} parameters"
+    f"{int(config.num_patches * (1 - config.mask_ratio))} visible per image; "
+    f"{n_params:,} parameters"
 )
 
 # %% [markdown]
@@ -70,15 +74,21 @@ print(
 # 1000 steps of 128 images (sampled with replacement from the 1438 training digits). The time
 # printed includes compiling the step.
 
+# %% tags=["parameters"]
+STEPS, BATCH = 1000, 128  # optimizer steps, images per step
+STEPS_PER_CALL, ROUNDS = (
+    20,
+    7,
+)  # the throughput comparison below: steps per timed call, rounds
+
 # %%
-# The test suite runs this notebook with JGATHER_NOTEBOOK_QUICK=1: the same cells, 50 steps and
-# 2 short timing rounds. The outputs shown are from the full run.
-QUICK = os.environ.get("JGATHER_NOTEBOOK_QUICK") == "1"
-STEPS, BATCH = (50 if QUICK else 1000), 128
-result = mp.train(config, train_images=train_images, steps=STEPS, batch_size=BATCH, lr=3e-3, seed=0)
+result = mp.train(
+    config, train_images=train_images, steps=STEPS, batch_size=BATCH, lr=3e-3, seed=0
+)
 history = result.history
 print(
-    f"{STEPS} steps in {float(history['seconds']):.1f} s; all gradients finite: {bool(history['grads_finite'].all())}"
+    f"{STEPS} steps in {float(history['seconds']):.1f} s; "
+    f"all gradients finite: {bool(history['grads_finite'].all())}"
 )
 
 window = 25
@@ -86,7 +96,12 @@ smooth = np.convolve(history["loss"], np.ones(window) / window, mode="valid")
 fig, ax = plt.subplots(figsize=(6, 3))
 ax.plot(history["step"], history["loss"], alpha=0.3, label="per step")
 ax.plot(history["step"][window - 1 :], smooth, label=f"mean of {window}")
-ax.set(xlabel="step", ylabel="train loss (masked patches)", yscale="log", title="MAE on digits")
+ax.set(
+    xlabel="step",
+    ylabel="train loss (masked patches)",
+    yscale="log",
+    title="MAE on digits",
+)
 ax.legend()
 plt.show()
 
@@ -106,7 +121,9 @@ plt.show()
 # the shape inside each hidden patch better than someone who is told the patch's mean.
 
 # %%
-scores = mp.evaluate(result.graphdef, result.params, heldout_images, train_images=train_images)
+scores = mp.evaluate(
+    result.graphdef, result.params, heldout_images, train_images=train_images
+)
 print(f"{'held-out MSE on removed patches':<36}{'':>4}")
 print(f"  {'MAE (this run)':<34}{scores['loss']:.4f}")
 print(f"  {'baseline: patch mean (oracle)':<34}{scores['patch_mean']:.4f}")
@@ -133,7 +150,9 @@ rows = [
     ("reconstruction", views["reconstruction"]),
     ("prediction", views["prediction"]),
 ]
-fig, axes = plt.subplots(len(rows), len(shown), figsize=(1.3 * len(shown), 1.4 * len(rows)))
+fig, axes = plt.subplots(
+    len(rows), len(shown), figsize=(1.3 * len(shown), 1.4 * len(rows))
+)
 cmap = plt.get_cmap("gray_r").copy()
 cmap.set_bad("#f4c7c3")  # removed patches
 for r, (name, imgs) in enumerate(rows):
@@ -153,7 +172,7 @@ plt.show()
 # line-by-line JAX port of MAE's code (`argsort` of uniform noise, `argsort` again for
 # `ids_restore`, `take_along_axis` for the kept tokens and for the decoder's unshuffle). Both
 # train steps are timed in this process, interleaved round-robin with the repository's
-# `benchmarks/_timing.interleaved` (medians), 20 steps per timed call.
+# `mae_pretraining.interleaved` (medians), 20 steps per timed call.
 #
 # With 16 tokens per image the permutation is a tiny part of a train step, so expect the two to
 # be close here: the masking benchmark (`benchmarks/masking.py`, notebook 3) measures the masking
@@ -164,12 +183,12 @@ rates = mp.throughput(
     config,
     train_images=train_images,
     batch_size=BATCH,
-    steps_per_call=5 if QUICK else 20,
-    rounds=2 if QUICK else 7,
+    steps_per_call=STEPS_PER_CALL,
+    rounds=ROUNDS,
 )
 print(
-    f"train steps/s, batch {BATCH}: jgather {rates['jgather']:.1f} | port {rates['port']:.1f} "
-    f"| jgather/port {rates['speedup']:.2f}x"
+    f"train steps/s, batch {BATCH}: jgather {rates['jgather']:.1f} "
+    f"| port {rates['port']:.1f} | jgather/port {rates['speedup']:.2f}x"
 )
 
 # %% [markdown]

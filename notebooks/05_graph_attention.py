@@ -7,7 +7,7 @@
 # ---
 
 # %% [markdown]
-# # 05 · Graph attention with `jgather.segment`
+# # Graph attention with `jgather.segment`
 #
 # Graph code in PyTorch is written against `torch_scatter`: messages live on edges, and
 # `scatter_softmax` / `scatter_sum` reduce them into nodes. `jgather.segment` is the same API
@@ -41,13 +41,16 @@ num_nodes = graph.number_of_nodes()
 clubs = sorted({graph.nodes[v]["club"] for v in graph})
 labels = np.array([clubs.index(graph.nodes[v]["club"]) for v in graph], np.int32)
 
-# Directed edges src -> dst both ways, plus a self loop per node (GAT attends to itself too).
+# Directed edges src -> dst both ways, plus a self loop per node (GAT attends to
+# itself too).
 pairs = np.array(graph.edges(), np.int32)
 src = np.concatenate([pairs[:, 0], pairs[:, 1], np.arange(num_nodes)]).astype(np.int32)
 dst = np.concatenate([pairs[:, 1], pairs[:, 0], np.arange(num_nodes)]).astype(np.int32)
 features = np.eye(num_nodes, dtype=np.float32)  # no node features: one-hot identities
 train = np.array([0, 1, 2, 3, 33, 32, 31, 30])  # 4 members of each club
-print(f"{num_nodes} members, {len(src)} directed edges (with self loops), clubs {clubs}")
+print(
+    f"{num_nodes} members, {len(src)} directed edges (with self loops), clubs {clubs}"
+)
 print("training on", train.tolist(), "with labels", labels[train].tolist())
 
 # %% [markdown]
@@ -64,8 +67,12 @@ def gat_layer(params, x, src, dst, num_nodes):
     """One multi-head GAT layer: x [N, D_in] -> [N, heads, D_out]."""
     heads, d_out = params["a_src"].shape
     h = (x @ params["w"]).reshape(x.shape[0], heads, d_out)  # [N, H, F]
-    logits = (h * params["a_src"]).sum(-1)[src] + (h * params["a_dst"]).sum(-1)[dst]  # [E, H]
-    alpha = seg.scatter_softmax(jax.nn.leaky_relu(logits, 0.2), dst, dim=0, dim_size=num_nodes)
+    logits = (h * params["a_src"]).sum(-1)[src] + (h * params["a_dst"]).sum(-1)[
+        dst
+    ]  # [E, H]
+    alpha = seg.scatter_softmax(
+        jax.nn.leaky_relu(logits, 0.2), dst, dim=0, dim_size=num_nodes
+    )
     messages = alpha[..., None] * h[src]  # [E, H, F]
     return seg.scatter_sum(messages, dst, dim=0, dim_size=num_nodes), alpha
 
@@ -105,7 +112,9 @@ optimizer = optax.adamw(0.01, weight_decay=5e-4)
 
 def loss_fn(params):
     logits, _ = gat(params, x, s, d, num_nodes)
-    return optax.softmax_cross_entropy_with_integer_labels(logits[train], y[train]).mean()
+    return optax.softmax_cross_entropy_with_integer_labels(
+        logits[train], y[train]
+    ).mean()
 
 
 @jax.jit
@@ -135,10 +144,23 @@ pos = nx.spring_layout(graph, seed=7)
 colors = np.array(["tab:blue", "tab:orange"])
 nx.draw_networkx_edges(graph, pos, ax=ax_graph, alpha=0.3)
 nx.draw_networkx_nodes(
-    graph, pos, ax=ax_graph, node_color=colors[pred], edgecolors=colors[labels], linewidths=2.5
+    graph,
+    pos,
+    ax=ax_graph,
+    node_color=colors[pred],
+    edgecolors=colors[labels],
+    linewidths=2.5,
 )
-nx.draw_networkx_nodes(graph, pos, nodelist=train.tolist(), ax=ax_graph, node_color="none",
-                       edgecolors="black", linewidths=1.0, node_size=500)  # fmt: skip
+nx.draw_networkx_nodes(
+    graph,
+    pos,
+    nodelist=train.tolist(),
+    ax=ax_graph,
+    node_color="none",
+    edgecolors="black",
+    linewidths=1.0,
+    node_size=500,
+)
 nx.draw_networkx_labels(graph, pos, ax=ax_graph, font_size=8)
 ax_graph.set_title("fill: predicted club, ring: true club, black circle: labelled")
 ax_graph.axis("off")
@@ -156,7 +178,10 @@ plt.show()
 weight, best_edge = seg.scatter_max(alpha[:, 0], d, dim=0, dim_size=num_nodes)
 most_attended = src[np.asarray(best_edge)]
 for v in (0, 33, 8, 2):
-    print(f"member {v:2d}: attends most to {most_attended[v]:2d} (weight {float(weight[v]):.2f})")
+    print(
+        f"member {v:2d}: attends most to {most_attended[v]:2d} "
+        f"(weight {float(weight[v]):.2f})"
+    )
 
 # %% [markdown]
 # ## The same layer in torch
@@ -184,7 +209,9 @@ if torch is not None:
         m = torch.full((num_nodes, heads), -torch.inf).scatter_reduce(0, idx, e, "amax")
         ex = (e - m.gather(0, idx)).exp()
         alpha = ex / torch.zeros(num_nodes, heads).index_add_(0, dst, ex).gather(0, idx)
-        return torch.zeros(num_nodes, heads, d_out).index_add_(0, dst, alpha[..., None] * h[src])
+        return torch.zeros(num_nodes, heads, d_out).index_add_(
+            0, dst, alpha[..., None] * h[src]
+        )
 
     tp = {k: torch.tensor(np.asarray(v)) for k, v in params["l1"].items()}
     want = torch_gat_layer(tp, torch.tensor(features), torch.tensor(src).long(),

@@ -8,7 +8,7 @@ and 02 to 05) is generated from it; edit the ``.py``, never the ``.ipynb``:
     python notebooks/_build_percent.py 05_graph_attention.py --execute  # write, run, save
 
 A minimal reader of the percent format (``# %%`` code cells, ``# %% [markdown]`` cells whose
-lines start with ``# ``, a leading ``# ---`` header block), so building needs only nbformat
+lines start with ``# ``, ``tags=["..."]`` on a cell line, a leading ``# ---`` header block), so building needs only nbformat
 and nbclient (the sources keep to jupytext's percent format, so jupytext can open them too).
 Execution runs notebooks/ as the working directory, as tests/test_notebooks.py does,
 which also checks that every committed ``.ipynb`` has its source's cells.
@@ -17,6 +17,7 @@ which also checks that every committed ``.ipynb`` has its source's cells.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -40,7 +41,7 @@ def read_percent(text: str) -> nbformat.NotebookNode:
     if lines and lines[0] == "# ---":  # jupytext's metadata header
         end = lines.index("# ---", 1)
         lines = lines[end + 1 :]
-    cells, kind, body = [], None, []
+    cells, kind, body, tags = [], None, [], []
 
     def flush():
         if kind is None:
@@ -54,11 +55,16 @@ def read_percent(text: str) -> nbformat.NotebookNode:
             cells.append(new_markdown_cell("\n".join(md)))
         else:
             cells.append(new_code_cell("\n".join(body)))
+        if tags:
+            cells[-1].metadata["tags"] = list(tags)
 
     for line in lines:
         if line.startswith("# %%"):
             flush()
             kind, body = ("markdown" if "[markdown]" in line else "code"), []
+            # jupytext's cell tags: `# %% tags=["parameters"]`
+            found = re.search(r"tags=\[([^\]]*)\]", line)
+            tags = re.findall(r'"([^"]+)"', found.group(1)) if found else []
         elif kind is not None:
             body.append(line)
     flush()
@@ -75,7 +81,9 @@ def read_percent(text: str) -> nbformat.NotebookNode:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "sources", nargs="*", help="percent-format .py files in notebooks/ (default: all)"
+        "sources",
+        nargs="*",
+        help="percent-format .py files in notebooks/ (default: all)",
     )
     parser.add_argument("--execute", action="store_true", help="run and save outputs")
     args = parser.parse_args(argv)
@@ -85,7 +93,10 @@ def main(argv: list[str] | None = None) -> int:
             import nbclient
 
             nbclient.NotebookClient(
-                nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(HERE)}}
+                nb,
+                timeout=600,
+                kernel_name="python3",
+                resources={"metadata": {"path": str(HERE)}},
             ).execute()
         out = path.with_suffix(".ipynb")
         nbformat.write(nb, out)

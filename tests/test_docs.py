@@ -11,9 +11,12 @@ deprecation warnings must not meet this session's ``filterwarnings = error``), w
 from __future__ import annotations
 
 import doctest
+import html as html_lib
+import inspect
 import re
 import subprocess
 import sys
+import tomllib
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -172,7 +175,8 @@ def test_notebooks_are_rendered_with_their_images(site):
 
 # --- the docs pages' examples ---------------------------------------------------------------
 
-_FENCE = re.compile(r"^```(\S*)\n(.*?)^```", re.S | re.M)
+# A fence's language, then its body; a directive's arguments (```{figure} path) are skipped.
+_FENCE = re.compile(r"^```(\S*)[^\n]*\n(.*?)^```", re.S | re.M)
 DOCTEST_PAGES = [
     p for p in PAGES if any(lang == "pycon" for lang, _ in _FENCE.findall(p.read_text()))
 ]
@@ -211,3 +215,214 @@ def test_docs_examples_run(page):
     assert result.failed == 0, (
         f"{result.failed} of {result.attempted} examples failed in {page.name}"
     )
+
+
+# --- the reader's view ----------------------------------------------------------------------
+
+
+NOTEBOOKS = ROOT / "notebooks"
+#: The widest table a 1280-pixel page shows without scrolling sideways, and its longest cell.
+MAX_TABLE_COLUMNS = 6
+MAX_CELL_CHARS = 140
+#: Code lines in the docs and the notebooks (ruff's limit for notebooks/, see its ruff.toml).
+MAX_CODE_LINE = 88
+#: Sphinx's own index pages lay out names in tables; they are not content tables.
+GENERATED_PAGES = {"genindex.html", "py-modindex.html", "search.html"}
+
+
+def _text(fragment: str) -> str:
+    return " ".join(html_lib.unescape(re.sub(r"<[^>]+>", "", fragment)).split())
+
+
+def test_user_pages_say_what_they_must(site):
+    pages = {
+        "installation.html": ["pip install", "wheel", "jax[cuda12]", "demo", "train", "docs"],
+        "changelog.html": ["Unreleased", "0.1.0", "Added"],
+        "citing.html": ["@software{jgather", "CITATION.cff"],
+        "glossary.html": ["ArrayLike", "DTypeLike", "PRNG key"],
+        "mae_pretraining.html": ["examples/mae_pretraining", "mae_pretraining"],
+    }
+    for name, needles in pages.items():
+        text = _text((site / name).read_text(encoding="utf-8"))
+        missing = [n for n in needles if n not in text]
+        assert not missing, f"{name} does not say {missing}"
+    floor = next(
+        d.split(">=")[1]
+        for d in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+        if d.startswith("jax>=")
+    )
+    assert f"jax {floor} and newer" in _text((site / "installation.html").read_text())
+
+
+def test_citation_file_matches_the_package():
+    cff = (ROOT / "CITATION.cff").read_text()
+    assert re.search(rf"^version: {re.escape(jgather.__version__)}$", cff, re.M)
+    assert f"## [{jgather.__version__}]" in (ROOT / "CHANGELOG.md").read_text()
+
+
+def test_header_shows_version_repository_and_index(site):
+    page = (site / "index.html").read_text(encoding="utf-8")
+    assert f"jgather {jgather.__version__}" in _text(page)
+    repository = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"][
+        "Repository"
+    ]
+    assert f'href="{repository}"' in page, "no repository link in the header"
+    assert 'href="genindex.html"' in page, "no link to the general index"
+
+
+def test_copy_buttons_leave_out_prompts(site):
+    script = (site / "_static" / "copybutton.js").read_text(encoding="utf-8")
+    # conf.py's prompt pattern, as the script holds it (a regular expression, escaped).
+    assert r">>> |\\.\\.\\. " in script, "copybutton is not set to strip >>> / ... prompts"
+    assert "copybutton.js" in (site / "guides" / "porting.html").read_text(encoding="utf-8")
+
+
+_SIGNATURE = re.compile(r'<dt class="sig sig-object py"[^>]*>(.*?)</dt>', re.S)
+#: What a readable signature never shows: Any, the expansion of ArrayLike (numpy's scalar
+#: types, a list of Python scalars) or a private name.
+_NOISE = re.compile(
+    r"\bAny\b|TypeAliasForwardRef|\bndarray\b|_SupportsArray|_NestedSequence|\bnumber\b"
+    r"|bool \| int \| float|int \| float \| complex|(?<![\w.])_[A-Za-z]\w*"
+)
+
+
+def test_rendered_signatures_are_readable(site):
+    signatures = [
+        _text(m)
+        for page in (site / "api").glob("*.html")
+        for m in _SIGNATURE.findall(page.read_text())
+    ]
+    assert len(signatures) > 50, "signatures not found: has the theme's markup changed?"
+    noisy = [s for s in signatures if _NOISE.search(s.removesuffix("#"))]
+    assert not noisy, "signatures with Any, an expanded union or a private name:\n" + "\n".join(
+        noisy
+    )
+    assert any("ArrayLike" in s for s in signatures)
+
+
+def test_api_entries_point_at_nothing_private(site):
+    for page in (site / "api").glob("*.html"):
+        text = _text(page.read_text(encoding="utf-8"))
+        for phrase in ("module docstring", "jgather._", "jgather.masking._", "jgather.segment._"):
+            assert phrase not in text, f"api/{page.name} says {phrase!r}"
+
+
+def test_tables_fit_the_page(site):
+    wide = []
+    for page in sorted(site.rglob("*.html")):
+        if page.name in GENERATED_PAGES:
+            continue
+        for table in re.findall(r"<table.*?</table>", page.read_text(encoding="utf-8"), re.S):
+            rows = re.findall(r"<tr.*?</tr>", table, re.S)
+            columns = max(len(re.findall(r"<t[dh][\s>]", row)) for row in rows)
+            cells = [_text(c) for c in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", table, re.S)]
+            longest = max(cells, key=len)
+            where = page.relative_to(site)
+            if columns > MAX_TABLE_COLUMNS:
+                wide.append(f"{where}: {columns} columns (at most {MAX_TABLE_COLUMNS})")
+            if len(longest) > MAX_CELL_CHARS:
+                wide.append(f"{where}: a {len(longest)}-character cell: {longest[:60]}...")
+    assert not wide, "\n".join(wide)
+
+
+def _code_lines():
+    """(where, line) for every line of code in the docs' fences and the notebooks' cells."""
+    for page in PAGES:
+        for lang, body in _FENCE.findall(page.read_text()):
+            if lang.startswith("{"):  # a directive (figure, toctree, eval-rst), not code
+                continue
+            for line in body.splitlines():
+                yield page.relative_to(ROOT), line
+    from _build_percent import percent_sources, read_percent
+
+    for source in percent_sources():
+        for cell in read_percent(source.read_text()).cells:
+            if cell.cell_type == "code":
+                for line in cell.source.splitlines():
+                    yield source.relative_to(ROOT), line
+
+
+def test_code_lines_fit():
+    long = [
+        f"{where}: ({len(line)}) {line}"
+        for where, line in _code_lines()
+        if len(line) > MAX_CODE_LINE
+    ]
+    assert not long, f"code lines over {MAX_CODE_LINE} characters:\n" + "\n".join(long)
+
+
+def test_pictures_are_on_their_pages(site):
+    sys.path.insert(0, str(DOCS / "_ext"))
+    try:
+        import mask_pictures
+    finally:
+        sys.path.remove(str(DOCS / "_ext"))
+    cookbook = _parse(site / "guides" / "masking_cookbook.html").images
+    for name, _, _ in mask_pictures.STRATEGIES:
+        assert any(src.endswith(f"/{name}.png") for src in cookbook), f"no picture of {name}"
+    assert any(src.endswith("/gallery.png") for src in cookbook)
+    performance = _parse(site / "guides" / "performance.html").images
+    for name in ("ops_vs_torch", "ops_vs_jax", "masking_vs_torch", "masking_scaling"):
+        assert any(src.endswith(f"/{name}.png") for src in performance), f"no {name} plot"
+
+
+def test_every_strategy_has_a_picture_entry():
+    """Each public function that draws a mask appears in the cookbook's picture list."""
+    sys.path.insert(0, str(DOCS / "_ext"))
+    try:
+        import mask_pictures
+    finally:
+        sys.path.remove(str(DOCS / "_ext"))
+    drawn = {name for name, _, _ in mask_pictures.STRATEGIES}
+    strategies = {
+        "random_masking",
+        "tube_masking",
+        "running_cell_masking",
+        "block_masking",
+        "simmim_masking",
+        "patch_dropout",
+        "variable_ratio_masking",
+        "random_masking_per_sample",
+    }
+    assert strategies <= drawn, f"no picture entry for {sorted(strategies - drawn)}"
+
+
+#: The project's internal language: how work was organised, not what the reader needs.
+INTERNAL = re.compile(
+    r"\bissue[- ]?#?\d+|\bissues? \d+|\blent\b|\bthis (task|session)\b|\bwho ran\b"
+    r"|\bthe lead\b(?!ing)|JGATHER_NOTEBOOK_QUICK|\bno GPU was\b",
+    re.I,
+)
+
+
+def _reader_texts():
+    """(where, text) for every text a user reads: pages, notebooks, public docstrings."""
+    for page in PAGES:
+        yield page.relative_to(ROOT), page.read_text()
+    for name in ("README.md", "CHANGELOG.md"):
+        yield name, (ROOT / name).read_text()
+    for source in sorted(NOTEBOOKS.glob("*.py")):
+        yield source.relative_to(ROOT), source.read_text()
+    for source in sorted((ROOT / "examples").rglob("*.py")):
+        yield source.relative_to(ROOT), source.read_text()
+    for namespace in NAMESPACES:
+        yield namespace.__name__, namespace.__doc__ or ""
+        for name in namespace.__all__:
+            obj = getattr(namespace, name)
+            yield f"{namespace.__name__}.{name}", inspect.getdoc(obj) or ""
+
+
+def test_no_internal_language():
+    found = [
+        f"{where}: {m.group(0)!r}"
+        for where, text in _reader_texts()
+        for m in INTERNAL.finditer(text)
+    ]
+    assert not found, "internal language where users read:\n" + "\n".join(found)
+
+
+def test_internal_language_test_catches_it():
+    for phrase in ("the issue-10 run", "No GPU was lent to this task", "issue 20", "issue #12"):
+        assert INTERNAL.search(phrase), phrase
+    for phrase in ("the leading axes", "a silent wrap", "torch's issue tracker"):
+        assert not INTERNAL.search(phrase), phrase

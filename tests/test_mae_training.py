@@ -1,4 +1,4 @@
-"""The MAE pretraining example (notebooks/mae_pretraining.py) trains on jgather's masking.
+"""The MAE pretraining example (examples/mae_pretraining/) trains on jgather's masking.
 
 A few optimizer steps of a tiny MAE on a slice of scikit-learn's digits, for both loss
 settings: the loss on a fixed held-out batch and fixed masks goes down, every gradient is
@@ -9,7 +9,7 @@ compute the same masking as jgather given the same noise, so that comparison is 
 
 import jax
 import jax.numpy as jnp
-import mae_pretraining as mp  # notebooks/ is on pytest's pythonpath (pyproject.toml)
+import mae_pretraining as mp  # examples/mae_pretraining/, installed with jgather
 import numpy as np
 import pytest
 

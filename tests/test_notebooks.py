@@ -42,15 +42,32 @@ def test_committed_notebook_matches_its_source(source):
     assert len(found) == len(expected), f"{len(found)} cells, source has {len(expected)}; {rebuild}"
 
 
+#: Shorter runs for the suite: a cell run right after a notebook's cell tagged "parameters"
+#: (papermill's convention), so the notebook itself holds no test plumbing. Notebook 4 trains
+#: for a minute; here every cell runs with fewer steps.
+QUICK_PARAMETERS = {
+    "04_mae_pretraining": "STEPS = 50\nSTEPS_PER_CALL, ROUNDS = 5, 2",
+}
+
+
+def _with_quick_parameters(nb, name: str):
+    """``nb`` with ``QUICK_PARAMETERS[name]`` inserted after its "parameters" cell."""
+    quick = QUICK_PARAMETERS.get(name)
+    if quick is None:
+        return nb
+    at = [i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])]
+    assert len(at) == 1, f"{name}: expected one cell tagged 'parameters', found {len(at)}"
+    nb.cells.insert(at[0] + 1, nbformat.v4.new_code_cell(quick))
+    return nb
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("path", PATHS, ids=[p.stem for p in PATHS])
 def test_notebook_runs_top_to_bottom(path, monkeypatch):
     # The kernel inherits the environment: drop the test session's 8 fake devices so the
     # notebook sees what a reader sees.
     monkeypatch.delenv("XLA_FLAGS", raising=False)
-    # Notebook 4 trains for a minute; here it runs every cell with fewer steps.
-    monkeypatch.setenv("JGATHER_NOTEBOOK_QUICK", "1")
-    nb = nbformat.read(path, as_version=4)
+    nb = _with_quick_parameters(nbformat.read(path, as_version=4), path.stem)
     client = nbclient.NotebookClient(
         nb,
         timeout=CELL_TIMEOUT_S,
@@ -112,8 +129,10 @@ def test_performance_notebook_plots_a_results_file(tmp_path, monkeypatch):
     """Runs notebook 3 on schema-shaped synthetic results, so its plotting cells are exercised."""
     _synthetic_results(tmp_path)
     monkeypatch.delenv("XLA_FLAGS", raising=False)
-    monkeypatch.setenv("JGATHER_RESULTS", str(tmp_path))
     nb = nbformat.read(NOTEBOOKS / "03_performance.ipynb", as_version=4)
+    at = [i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])]
+    assert len(at) == 1, "03_performance: expected one cell tagged 'parameters'"
+    nb.cells.insert(at[0] + 1, nbformat.v4.new_code_cell(f"RESULTS = Path({str(tmp_path)!r})"))
     nbclient.NotebookClient(
         nb,
         timeout=CELL_TIMEOUT_S,

@@ -1,13 +1,12 @@
 """The jax floor in pyproject.toml is honest: no lower than what jgather needs, no higher than
-what this test session runs on.
+what this test session runs on, and tested.
 
-jgather calls APIs of jax 0.10: explicitly sharded meshes (``jax.sharding.AxisType.Explicit``,
-``jax.sharding.reshard``), ``jax.shard_map``, ``jax.custom_batching.custom_vmap`` under
-checkify, and the tests use ``jax.set_mesh``. No older jax is installed or tested anywhere, so a
-floor below 0.10 would promise support nobody checks (pyproject.toml once said ``jax>=0.5``).
-The floor may not exceed the jax this session runs on, or ``pip install`` could never have
-produced this environment. Together: the floor is the tested version (0.10.2) or a 0.10
-release before it, never a guess.
+jax 0.8.0 is the oldest release the core suite passes on (the ops, jgather.segment and the
+masking family, with the fallbacks in tests/jax_compat.py); before it, ``jax.enable_x64`` (the
+local 64-bit scope of the masking permutation) and ``jax.set_mesh`` do not exist. .ci/run
+runs the core tests in a second venv pinned to the floor, so the floor is tested, not guessed;
+this module checks that the floor is not below the APIs jgather calls and not above the jax
+under test (``pip install`` could then never have produced this environment).
 """
 
 import re
@@ -20,7 +19,8 @@ import pytest
 
 PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
 #: The first jax minor version with the APIs above.
-OLDEST_WITH_THE_APIS = (0, 10)
+OLDEST_WITH_THE_APIS = (0, 8)
+CI = Path(__file__).resolve().parents[1] / ".ci" / "run"
 
 
 def _version(text: str) -> tuple[int, ...]:
@@ -46,7 +46,7 @@ def test_jax_floor_is_tested_and_not_below_the_apis_used(name):
     floor = _floors().get(name)
     assert floor is not None, f"pyproject.toml: {name} needs a '>=' floor"
     assert floor[:2] >= OLDEST_WITH_THE_APIS, (
-        f"pyproject.toml claims {name}>={'.'.join(map(str, floor))}, older than jax 0.10, whose "
+        f"pyproject.toml claims {name}>={'.'.join(map(str, floor))}, older than jax 0.8, whose "
         "APIs jgather uses; raise the floor"
     )
     installed = _version(metadata.version(name))
@@ -66,4 +66,13 @@ def test_the_apis_behind_the_floor_exist():
     assert callable(jax.sharding.reshard)
     assert callable(jax.shard_map)
     assert callable(jax.set_mesh)
+    assert callable(jax.enable_x64)
     assert callable(jax.custom_batching.custom_vmap)
+
+
+def test_ci_runs_the_core_tests_on_the_floor():
+    """.ci/run reads the floor from pyproject.toml and pins a second venv to it."""
+    script = CI.read_text()
+    assert '"jax==$floor" "jaxlib==$floor"' in script
+    assert "tomllib" in script and "pyproject.toml" in script
+    assert ".venv-floor/bin/python -m pytest" in script
