@@ -15,6 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jgather import _sharding
+
 
 def fold_batch(
     make: Callable[[int], Callable[..., Any]], dim: int, broadcastable: Sequence[bool]
@@ -41,7 +43,8 @@ def fold_batch(
             a if b else (a[None] if bc else jnp.broadcast_to(a, (axis_size, *a.shape)))
             for a, b, bc in zip(arrays, in_batched, flags, strict=True)
         ]
-        out = fold_batch(make, dim + 1, flags)(*batched)
+        # A batch sharded on a mesh (explicit axes) reduces per shard, as unbatched calls do.
+        out = _sharding.per_shard_off_axis(fold_batch(make, dim + 1, flags), batched, dim + 1)
         return out, jax.tree.map(lambda _: True, out)
 
     @jax.custom_jvp

@@ -47,12 +47,17 @@ def identity(dtype: Any, op: str) -> Any:
     return info.min if op == "amax" else info.max
 
 
-def key_dtype_for(fn: str, n: int) -> Any:
+def key_dtype_for(fn: str, n: Any) -> Any:
     """int32 keys for regions of up to 2**31 - 2 elements, else int64 (which needs x64).
+
+    A symbolic size (``jax.export`` with a symbolic batch) is unbounded: int64 keys when
+    ``jax_enable_x64`` is on; with it off, int32 keys, which address up to 2**31 - 2 elements.
 
     Raises:
       ValueError: the region needs 64-bit keys and ``jax_enable_x64`` is off.
     """
+    if is_symbolic(n):
+        return jnp.int64 if jax.config.read("jax_enable_x64") else jnp.int32
     if n < np.iinfo(np.int32).max:
         return jnp.int32
     if not jax.config.read("jax_enable_x64"):
@@ -61,6 +66,11 @@ def key_dtype_for(fn: str, n: int) -> Any:
             "enable 64-bit indices with jax.config.update('jax_enable_x64', True)."
         )
     return jnp.int64
+
+
+def is_symbolic(*dims: Any) -> bool:
+    """Whether any of ``dims`` is a symbolic dimension (a shape-polymorphic export)."""
+    return any(jax.export.is_symbolic_dim(d) for d in dims)
 
 
 def floor_mean(total: jax.Array, count: jax.Array, dtype: Any) -> jax.Array:

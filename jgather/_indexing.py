@@ -99,10 +99,13 @@ def check_gather_shapes(
 ) -> None:
     """torch.gather's shape rule: same ndim, index no larger than input off ``dim``.
 
-    As in torch, an empty index is not compared with the input (the result is empty).
+    As in torch, an empty index is not compared with the input, not even its rank (a gather
+    then returns an empty array of the index's shape, a scatter the input unchanged).
     """
+    if 0 in index_shape:  # empty: reads and writes nothing
+        return
     check_same_ndim(fn, input_shape, index_shape)
-    if len(input_shape) <= 1 or 0 in index_shape:  # 0-d pairs with 1-D; empty reads nothing
+    if len(input_shape) <= 1:  # 0-d pairs with 1-D
         return
     for d, (i, n) in enumerate(zip(index_shape, input_shape, strict=True)):
         if d != dim and i > n:
@@ -296,8 +299,11 @@ def probe(index: jax.Array, size: int) -> None:
     dnums = lax.GatherDimensionNumbers(
         offset_dims=(index.ndim,), collapsed_slice_dims=(0,), start_index_map=(0,)
     )
+    # The dummy is derived from the index (zero of its elements), so that under jax.vmap it
+    # is batched as the index is, and shares its sharding on a mesh with explicit axes.
+    dummy = jnp.broadcast_to(index.reshape(-1)[:0].astype(jnp.bool_), (size, 0))
     lax.gather(
-        jnp.zeros((size, 0), jnp.bool_),
+        dummy,
         index[..., None],
         dnums,
         (1, 0),

@@ -6,6 +6,7 @@ dimensions (see "Internals" in ``docs/development.md`` for the choices and their
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -94,9 +95,9 @@ def group_ids(keys: jax.Array, rows: int) -> jax.Array:
 
 def needs_base(dtype: Any, op: str, include_self: bool) -> bool:
     """Whether ``reduce_rows`` reads the operand's values at the keys (``base``)."""
-    if not include_self or dtype == jnp.bool_:
+    if not include_self or dtype == jnp.bool_ or op not in ("sum", "mean"):
         return False
-    return op == "mean" or (op == "sum" and _dtypes.accumulation_dtype(dtype) != dtype)
+    return _dtypes.accumulation_dtype(dtype) != dtype
 
 
 def reduce_rows(
@@ -138,17 +139,29 @@ def reduce_rows(
         winner = rows_scatter("max", jnp.full((m,), -1, jnp.int32), gid, ordinal)
         return write(take_rows(updates, take_rows(winner, gid)))
     acc = _dtypes.accumulation_dtype(dtype)
+    if op == "mean" and include_self and acc == dtype:
+        # The updates add into the operand's own values at their rows (the output buffer; no
+        # other region-sized temporary), in index order, as torch accumulates:
+        # (self + u0) + u1, not self + (u0 + u1), which differ in the last bit. Each touched
+        # row is then overwritten by its total over its count.
+        gid = group_ids(keys, rows)
+        count = rows_scatter("add", jnp.zeros((m,), jnp.int32), gid, jnp.ones((m,), jnp.int32))
+        count = per_row(take_rows(count, gid) + 1)
+        sums = rows_scatter("add", region, keys, updates)
+        total = take_rows(sums, jnp.clip(keys, 0, rows - 1))
+        return rows_scatter("set", sums, keys, _dtypes.floor_mean(total, count, dtype))
     if op == "mean" or (op == "sum" and acc != dtype):
         # Per-group totals in the accumulation dtype (float32 for reduced-precision floats;
-        # integers in their own dtype, wrapping as torch does), rounded once.
+        # integers in their own dtype, wrapping as torch does), rounded once. With
+        # include_self a group's total starts from the operand's value (every key of a group
+        # writes the same one) and the updates add to it in index order, as torch
+        # accumulates: (self + u0) + u1, not self + (u0 + u1), which differ in the last bit.
         gid = group_ids(keys, rows)
-        total = rows_scatter(
-            "add", jnp.zeros((m, *updates.shape[1:]), acc), gid, updates.astype(acc)
-        )
-        total = take_rows(total, gid)
+        start = jnp.zeros((m, *updates.shape[1:]), acc)
         if include_self:
             assert base is not None  # needs_base(dtype, op, True) holds here
-            total = total + base.astype(acc)
+            start = rows_scatter("set", start, gid, base.astype(acc))
+        total = take_rows(rows_scatter("add", start, gid, updates.astype(acc)), gid)
         if op == "sum":
             return write(total.astype(dtype))
         count = rows_scatter("add", jnp.zeros((m,), jnp.int32), gid, jnp.ones((m,), jnp.int32))
@@ -178,6 +191,8 @@ def chunk_rows(index_shape: tuple[int, ...], dtype: Any, op: str) -> int:
     and whose updates need no copy) scatters in one piece.
     """
     if len(index_shape) < 2 or op not in ("sum", "prod", "amax", "amin"):
+        return 0
+    if _dtypes.is_symbolic(*index_shape):  # a shape-polymorphic export: one piece
         return 0
     if np.dtype(dtype) == np.bool_ or (op == "sum" and _dtypes.accumulation_dtype(dtype) != dtype):
         return 0
@@ -227,7 +242,7 @@ def row_extremes(index: jax.Array, dim: int) -> tuple[jax.Array, jax.Array]:
     ``jnp.all(index == index[..., :1])``, which materializes the comparison. A row is
     constant exactly when its two extremes are equal.
     """
-    rows = index.reshape(int(np.prod(index.shape[: dim + 1])), -1)
+    rows = index.reshape(math.prod(index.shape[: dim + 1]), -1)
     info = jnp.iinfo(rows.dtype)
     high, low = lax.reduce(
         (rows, rows),

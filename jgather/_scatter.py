@@ -8,6 +8,7 @@ Out-of-range index values and the ``mode`` argument are described in the
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 import jax
@@ -55,7 +56,7 @@ def _prepare(
         src_shape = src.shape
     _indexing.check_scatter_shapes(fn, input.shape, index.shape, src_shape, dim)
     if index.size:  # the scatter addresses the input with flat keys
-        _dtypes.key_dtype_for(fn, int(np.prod(input.shape, dtype=np.int64)))
+        _dtypes.key_dtype_for(fn, math.prod(input.shape))
     if mode is None:
         size = input.shape[dim] if input.ndim else 1
         _indexing.check_bounds_eagerly(fn, wide, dim, size, scatter=True)
@@ -232,8 +233,16 @@ def scatter_reduce(
     'amax'/'amin' split the cotangent evenly among all tied maxima/minima, ``input``
     included when ``include_self`` (torch's rule). With ``include_self=False`` jgather does
     not count the excluded ``input`` among the ties (torch does, so its ``src`` gradients
-    then sum to less than one). 'prod' has a gradient w.r.t. ``input`` only; JAX implements
-    no ``src`` gradient of a multiplicative scatter with possible duplicates.
+    then sum to less than one). A NaN result gives NaN gradients to every entry reduced into
+    it, as torch's 0/0 share does. 'prod': each factor gets the cotangent times the product
+    of the other factors of its position, computed without dividing by zeros (torch's
+    masking), so a single zero factor gets the product of the rest.
+
+    Signed zeros: 'amax' orders ``-0.0 < +0.0`` and 'amin' the same, on every backend, so a
+    tie between the two gives ``+0.0`` for 'amax' and ``-0.0`` for 'amin' whatever the order
+    of the entries. torch's CPU kernel keeps whichever of the tied zeros comes first (the
+    input, then ``src`` in index order) and its CUDA kernel whichever its atomics see first;
+    the values compare equal either way.
 
     Args:
       input: array ``[..., N, ...]``; any dtype.

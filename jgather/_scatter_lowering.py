@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -34,7 +35,7 @@ def rows_source(index: Any, wide: Any, dim: int, input_shape: tuple[int, ...]) -
     else returns None.
     """
     trailing = tuple(input_shape[dim + 1 :])
-    if not trailing or int(np.prod(trailing)) == 1 or index.shape[dim + 1 :] != trailing:
+    if not trailing or math.prod(trailing) == 1 or index.shape[dim + 1 :] != trailing:
         return None
     if isinstance(wide, np.ndarray):
         if wide.shape == index.shape and all(st == 0 for st in wide.strides[dim + 1 :]):
@@ -85,8 +86,9 @@ def scatter_impl(
     # 2**32 + 1 must not wrap into 1).
     index = _indexing.narrow_index(index, size)
     # Keys address the input itself (its own strides; no slice of it is copied).
-    strides = [int(np.prod(input.shape[d + 1 :], dtype=np.int64)) for d in range(input.ndim)]
-    lead_in = int(np.prod(input.shape[:dim], dtype=np.int64))
+    # Python ints, or symbolic dimensions under a shape-polymorphic jax.export.
+    strides = [math.prod(input.shape[d + 1 :]) for d in range(input.ndim)]
+    lead_in = math.prod(input.shape[:dim])
     trail_in = strides[dim]
     key_dtype = _dtypes.key_dtype_for("scatter", input.size)
     needs_base = _rows.needs_base(input.dtype, op, include_self)
@@ -149,7 +151,8 @@ def scatter_impl(
     # would synchronise with the host, so they scatter in one piece.
     chunk_rows = _rows.chunk_rows(index.shape, input.dtype, op) if primal else 0
     runtime_test = (
-        trail_in > 1
+        not _dtypes.is_symbolic(index.size, trail_in)
+        and trail_in > 1
         and primal
         and index.size >= _RUNTIME_ROWS_MIN
         and index.shape[dim + 1 :] == input.shape[dim + 1 :]
@@ -296,7 +299,13 @@ def batchable(
         if s.size == axis_size:  # one src value per example, broadcast over its index
             full = i.shape if trailing is None else i.shape + trailing
             s = jnp.broadcast_to(s.reshape((axis_size,) + (1,) * (len(full) - 1)), full)
-        out = batchable(dim + 1, mode, op, include_self, trailing)(x, i, s)
+        inner = batchable(dim + 1, mode, op, include_self, trailing)
+        mesh = _sharding.explicit_mesh(x, i, s)
+        if mesh is not None and i.ndim == x.ndim:  # batch-sharded: per shard, as unbatched
+            spec = _sharding.spec_of(x)
+            out = _per_shard(mesh, inner, x, i, s, dim + 1, spec, explicit=True)
+        else:
+            out = inner(x, i, s)
         return out.reshape((axis_size, *example_shape)), True
 
     @jax.custom_jvp
@@ -327,8 +336,89 @@ def batchable(
         if not live:
             out = impl(x, i, s)
             return out, jnp.zeros_like(out)
-        return jax.jvp(f, tuple(a for _, a, _ in live), tuple(t for _, _, t in live))
+        inexact = jnp.issubdtype(x.dtype, jnp.inexact)
+        if op == "prod" and inexact and any(k == 2 for k, _, _ in live):
+            zero = lambda t, a: jnp.zeros_like(a) if _symbolic_zero(t) else t
+            out = impl(x, i, s)
+            tangent = product_tangent(
+                x, i, s, zero(tx, x), zero(ts, s), dim, mode, include_self, trailing
+            )
+            return out, tangent
+        out, tangent = jax.jvp(f, tuple(a for _, a, _ in live), tuple(t for _, _, t in live))
+        if op in ("amax", "amin") and inexact:
+            # torch divides the cotangent among the entries equal to the result; a NaN result
+            # has none, and its 0/0 share is NaN for every entry reduced into it.
+            tangent = tangent * jnp.where(jnp.isnan(out), jnp.nan, 1).astype(out.dtype)
+        return out, tangent
 
     scatter_fn.defjvp(scatter_jvp, symbolic_zeros=True)
 
     return scatter_fn
+
+
+def _symbolic_zero(t: Any) -> bool:
+    return isinstance(t, jax.custom_derivatives.SymbolicZero)
+
+
+def product_tangent(
+    x: jax.Array,
+    i: jax.Array,
+    s: jax.Array,
+    tx: jax.Array,
+    ts: jax.Array,
+    dim: int,
+    mode: str | None,
+    include_self: bool,
+    trailing: tuple[int, ...] | None,
+) -> jax.Array:
+    """The tangent of a floating 'prod' scatter: each factor's tangent times the product of
+    the other factors of its position, computed without dividing by a zero factor.
+
+    With ``Z`` zeros among a position's factors and ``P`` the product of its non-zero ones,
+    the other factors of ``f`` multiply to ``P / f`` when ``Z == 0``, ``P`` when ``f == 0``
+    and ``Z == 1``, else 0 (torch's gradient, which also masks the zeros out). XLA has no
+    derivative of a scatter-multiply w.r.t. its updates when indices repeat.
+    """
+    if x.ndim == 0:
+        flat = (x[None], i.reshape(i.shape or (1,)), s.reshape(s.shape or (1,)))
+        out = product_tangent(
+            *flat, tx[None], ts.reshape(flat[2].shape), 0, mode, include_self, None
+        )
+        return out.reshape(())
+    full = i.shape if trailing is None else i.shape + trailing
+    if i.size == 0 or x.shape[dim] == 0:
+        return tx
+
+    def scatter(op: str, base: jax.Array, src: jax.Array, self_: bool = include_self) -> jax.Array:
+        return scatter_impl(base, i, src, dim, mode, op, self_, False, trailing)
+
+    def at_index(v: jax.Array) -> jax.Array:  # v [input's shape] read at the index: [full]
+        idx = (
+            i
+            if trailing is None
+            else jnp.broadcast_to(i.reshape(i.shape + (1,) * len(trailing)), full)
+        )
+        idx = _indexing.clamp(
+            _indexing.narrow_index(_indexing.widen_index(idx), v.shape[dim]), v.shape[dim]
+        )
+        operand = _indexing.slice_to(v, full, dim)
+        return _indexing.batched_gather(operand, idx, dim, lax.GatherScatterMode.PROMISE_IN_BOUNDS)
+
+    s = jnp.broadcast_to(s, full) if s.size == 1 else _indexing.slice_to(s, full, None)
+    ts = jnp.broadcast_to(ts, full) if ts.size == 1 else _indexing.slice_to(ts, full, None)
+    one = jnp.ones((), x.dtype)
+    zx = (x == 0).astype(jnp.int32) if include_self else jnp.zeros(x.shape, jnp.int32)
+    zeros = scatter("sum", zx, (s == 0).astype(jnp.int32))
+    safe_x = jnp.where(x == 0, one, x) if include_self else jnp.ones_like(x)
+    product = scatter("prod", safe_x, jnp.where(s == 0, one, s))
+
+    def others(f: jax.Array, z: jax.Array, p: jax.Array) -> jax.Array:
+        safe = jnp.where(f == 0, one, f)
+        return jnp.where(z == 0, p / safe, jnp.where((f == 0) & (z == 1), p, 0))
+
+    if include_self:
+        tangent = others(x, zeros, product) * tx
+    else:  # the input's tangent survives only where nothing was reduced in
+        tangent = tx * scatter("prod", jnp.ones_like(x), jnp.zeros_like(s), False)
+    d_src = others(s, at_index(zeros), at_index(product)) * ts
+    return scatter("sum", tangent, d_src, True)

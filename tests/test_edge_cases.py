@@ -91,3 +91,134 @@ def test_unsigned_means_floor_in_their_own_signedness_in_both_apis():
     for name, got in results.items():
         assert got.dtype == jnp.uint32, name
         np.testing.assert_array_equal(got, [1_500_000_000], err_msg=name)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.complex64])
+@pytest.mark.parametrize("jit", [False, True])
+def test_mean_with_include_self_accumulates_from_the_input_in_index_order(dtype, jit):
+    """torch computes ((self + s0) + s1) + s2, then divides; self + (s0 + s1 + s2) differs
+    in the last bit on this input."""
+    x = np.array([-1.783548355102539], dtype)
+    index = np.array([0, 0, 0])
+    src = np.array([-5.203549385070801, -20.837947845458984, 1.834273338317871], dtype)
+    total = x[0]
+    for s in src:
+        total = dtype(total + s)
+    want = dtype(total / dtype(4))
+    assert want != dtype((x[0] + dtype(src[0] + src[1] + src[2])) / dtype(4))
+    fn = lambda a, i, s: jgather.scatter_reduce(a, 0, i, s, "mean")
+    got = (jax.jit(fn) if jit else fn)(x, index, src)
+    assert got.dtype == dtype
+    assert got[0] == want
+
+
+def _others_product(x, index, src, include_self):
+    """Re-statement: d out[p] / d f = the product of the other factors reduced into p."""
+    gx = np.zeros_like(x) if include_self else np.ones_like(x)
+    gs = np.zeros_like(src)
+    for p in range(x.shape[0]):
+        members = [k for k in range(len(index)) if index[k] == p]
+        factors = ([x[p]] if include_self else []) + [src[k] for k in members]
+        if not members:
+            gx[p] = 1.0
+            continue
+        if include_self:
+            gx[p] = np.prod(factors[1:])
+        else:
+            gx[p] = 0.0
+        for j, k in enumerate(members):
+            pos = j + (1 if include_self else 0)
+            gs[k] = np.prod(factors[:pos] + factors[pos + 1 :])
+    return gx, gs
+
+
+@pytest.mark.parametrize("include_self", [True, False])
+@pytest.mark.parametrize("jit", [False, True])
+def test_prod_gradients_are_the_product_of_the_other_factors_even_at_zeros(include_self, jit):
+    """torch differentiates 'prod' w.r.t. src with repeated indices, finite at zeros."""
+    x = np.array([2.0, 0.0, 3.0, -1.5, 5.0], np.float32)
+    index = np.array([0, 0, 1, 1, 2, 2, 2, 3])
+    src = np.array([3.0, 0.5, 4.0, 2.0, 0.0, 7.0, 0.0, -2.0], np.float32)
+    loss = lambda a, s: jgather.scatter_reduce(
+        a, 0, index, s, "prod", include_self=include_self
+    ).sum()
+    grad = jax.grad(loss, (0, 1))
+    gx, gs = (jax.jit(grad) if jit else grad)(x, src)
+    want_x, want_s = _others_product(x, index, src, include_self)
+    np.testing.assert_allclose(gx, want_x, rtol=1e-6)
+    np.testing.assert_allclose(gs, want_s, rtol=1e-6)
+    assert np.isfinite(gs).all()
+
+
+@pytest.mark.parametrize("reduce", ["amax", "amin"])
+def test_a_nan_extremum_gives_nan_gradients_to_what_was_reduced_into_it(reduce):
+    x = jnp.array([1.0, 2.0, 3.0])
+    index = jnp.array([0, 0, 1])
+    src = jnp.array([jnp.nan, 0.5, 2.0])
+    loss = lambda a, s: jgather.scatter_reduce(a, 0, index, s, reduce).sum()
+    gx, gs = jax.grad(loss, (0, 1))(x, src)
+    assert np.isnan(gx[0]) and np.isnan(gs[0]) and np.isnan(gs[1])
+    # Position 1 (ties 2.0 and 2.0) and the untouched position 2 are unaffected.
+    np.testing.assert_array_equal(gx[1:], [0.5, 1.0])
+    np.testing.assert_array_equal(gs[2], 0.5)
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_signed_zero_ties_order_minus_zero_below_plus_zero_whatever_the_order(jit):
+    """The documented rule: amax of a -0.0/+0.0 tie is +0.0, amin's -0.0, in any order."""
+    fn = lambda x, i, s, r: jgather.scatter_reduce(x, 0, i, s, r)
+    run = jax.jit(fn, static_argnums=3) if jit else fn
+    for first, second in ((-0.0, 0.0), (0.0, -0.0)):
+        x = jnp.array([first])
+        src = jnp.array([second, first])
+        hi = run(x, jnp.array([0, 0]), src, "amax")
+        lo = run(x, jnp.array([0, 0]), src, "amin")
+        assert hi[0] == 0 and not np.signbit(hi[0])
+        assert lo[0] == 0 and np.signbit(lo[0])
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_an_empty_index_of_another_rank_reads_and_writes_nothing(jit):
+    """torch skips every shape check for an empty index: a gather returns an empty array of
+    the index's shape, a scatter the input unchanged."""
+    wrap = jax.jit if jit else (lambda f: f)
+    x = jnp.arange(5.0)
+    empty = jnp.zeros((2, 0), jnp.int32)
+    out = wrap(lambda x, i: jgather.gather(x, 0, i))(x, empty)
+    assert out.shape == (2, 0) and out.dtype == x.dtype
+    dst = jnp.arange(4.0).reshape(2, 2)
+    none = jnp.zeros((0,), jnp.int32)
+    src = jnp.ones(3)
+    for fn in (
+        lambda d, i, s: jgather.scatter_add(d, 0, i, s),
+        lambda d, i, s: jgather.scatter(d, 1, i, s),
+        lambda d, i, s: jgather.scatter_reduce(d, 0, i, s, "amax", include_self=False),
+    ):
+        np.testing.assert_array_equal(wrap(fn)(dst, none, src), dst)
+
+
+def test_an_empty_index_still_needs_a_valid_dim_and_an_integer_dtype():
+    with pytest.raises(IndexError, match="gather"):
+        jgather.gather(jnp.arange(5.0), 3, jnp.zeros((2, 0), jnp.int32))
+    with pytest.raises(TypeError, match="scatter_add"):
+        jgather.scatter_add(jnp.zeros((2, 2)), 0, jnp.zeros((0,)), jnp.ones(3))
+
+
+@pytest.mark.parametrize("reduce", ["sum", "mean", "min", "max"])
+def test_an_empty_indptr_gives_empty_segments_and_gathers(reduce):
+    """torch_scatter: zeros(0, 0, 0, 16) with indptr int64[] gives shape (0, 0, 0, 16)."""
+    x = jnp.zeros((0, 0, 0, 16))
+    indptr = np.zeros((0,), np.int64)
+    out = segment.segment_csr(x, indptr, reduce=reduce)
+    assert out.shape == (0, 0, 0, 16)
+    jitted = jax.jit(lambda a, p: segment.segment_csr(a, p, reduce=reduce))(x, indptr)
+    assert jitted.shape == (0, 0, 0, 16)
+    assert jax.grad(lambda a: segment.segment_csr(a, indptr, reduce=reduce).sum())(x).shape == (
+        0,
+        0,
+        0,
+        16,
+    )
+    assert segment.gather_csr(x, indptr).shape == (0, 0, 0, 16)
+    # No pointers along a non-empty axis: no segments.
+    assert segment.segment_csr(jnp.ones((3, 4)), np.zeros((3, 0), np.int64)).shape == (3, 0)

@@ -1,7 +1,7 @@
 """Autodiff through every op: numerical checks (check_grads) and exact hand-derived gradients.
 
 check_grads compares jax.jvp (mode 'fwd') and jax.vjp (mode 'rev') with finite differences,
-order 2 for gather, scatter_add and 'prod' (every other op here is linear or piecewise linear
+order 2 for gather, scatter_add and 'prod' w.r.t. input (every other op here is linear or piecewise linear
 in its float arguments, so order 1 says it all). It runs in float64 (conftest's x64_on fixture) so the finite differences are
 tight; the global config is restored afterwards.
 
@@ -75,7 +75,7 @@ def test_check_grads_scatter_reduce(reduce, include_self):
 @pytest.mark.usefixtures("x64_on")
 @pytest.mark.parametrize("include_self", [True, False])
 def test_check_grads_scatter_reduce_prod_wrt_input(include_self):
-    """'prod' is smooth in input; jgather documents that src has no gradient (JAX has none)."""
+    """'prod' is smooth in input: second order too."""
     x = jnp.asarray(X)
     src = jnp.asarray(SRC)
     idx = jnp.asarray(IDX)
@@ -86,10 +86,16 @@ def test_check_grads_scatter_reduce_prod_wrt_input(include_self):
     )
 
 
-def test_prod_gradient_wrt_src_with_duplicates_is_an_error_not_a_wrong_value():
-    f = lambda s: jgather.scatter_reduce(jnp.ones((3, 4)), 1, jnp.asarray(IDX), s, "prod").sum()
-    with pytest.raises(NotImplementedError):
-        jax.grad(f)(jnp.ones((3, 3)))
+@pytest.mark.usefixtures("x64_on")
+@pytest.mark.parametrize("include_self", [True, False])
+def test_check_grads_scatter_reduce_prod_wrt_input_and_src(include_self):
+    """First order in both arguments, with duplicate indices (the src tangent is jgather's
+    own product-of-the-others rule; XLA has none for repeated indices)."""
+    idx = jnp.asarray(IDX)
+    _check(
+        lambda a, s: jgather.scatter_reduce(a, 1, idx, s, "prod", include_self=include_self),
+        (jnp.asarray(X), jnp.asarray(SRC)),
+    )
 
 
 # --------------------------------------------------------------------------------------------

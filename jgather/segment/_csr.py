@@ -36,6 +36,8 @@ def _csr_ids(indptr: jax.Array, n: int) -> jax.Array:
     -1 before ``indptr[0]``, ``S`` from ``indptr[S]`` on (both outside ``[0, S)``: dropped).
     """
     lead = indptr.shape[:-1]
+    if indptr.size == 0:  # no pointers (or no leading positions): no entry is in a segment
+        return jnp.full((*lead, n), -1, indptr.dtype)
     ptr = jnp.clip(indptr.reshape(-1, indptr.shape[-1]), 0, n)
     rows = ptr.shape[0]
     marks = jnp.zeros((rows, n + 1), jnp.int32)
@@ -323,7 +325,9 @@ def gather_csr(src: ArrayLike, indptr: ArrayLike, out: ArrayLike | None = None) 
     ``[indptr[i], indptr[i + 1])`` along axis ``indptr.ndim - 1``. The output length is
     ``indptr[..., -1]`` (its last value, as torch_scatter), so it needs a concrete ``indptr``
     -- or ``out=``, whose shape gives the length under jit. Positions outside every range keep
-    ``out`` (0 without ``out``). Gradient: each segment gets the sum over its range.
+    ``out`` (0 without ``out``). An ``src`` without elements gives an output of length 0
+    whatever ``indptr`` holds (torch_scatter's rule). Gradient: each segment gets the sum over
+    its range.
 
     Args:
       src: per-segment values ``[..., S, ...]`` with ``S = indptr.shape[-1] - 1`` at axis
@@ -352,7 +356,8 @@ def gather_csr(src: ArrayLike, indptr: ArrayLike, out: ArrayLike | None = None) 
     src = _arguments.as_src(fn, src)
     ptr, wide = _sorted.lead_index(fn, "indptr", indptr, src, whole=False)
     dim = _sorted.index_ndim(indptr) - 1
-    if ptr.shape[dim] - 1 != src.shape[dim]:
+    # torch_scatter: an src without elements gives an empty output whatever indptr holds.
+    if src.size and ptr.shape[dim] - 1 != src.shape[dim]:
         raise ValueError(
             f"{fn}: indptr defines {ptr.shape[dim] - 1} segments but src has {src.shape[dim]} "
             f"along axis {dim}; indptr.shape[-1] must be src.shape[{dim}] + 1."
@@ -366,8 +371,9 @@ def gather_csr(src: ArrayLike, indptr: ArrayLike, out: ArrayLike | None = None) 
             "jax.jit/vmap); pass out= (an array of the output shape fixes it)."
         )
     else:
-        n = int(np.asarray(wide).reshape(-1)[-1]) if ptr.size else 0
-    _check_indptr(fn, wide, n, dim)
+        n = int(np.asarray(wide).reshape(-1)[-1]) if ptr.size and src.size else 0
+    if src.size:
+        _check_indptr(fn, wide, n, dim)
     return _lowering.call(_gather_csr_core, (src, ptr, out), dim, n=n)
 
 

@@ -9,6 +9,7 @@ An *aligned* index has ``src.ndim`` axes, each of ``src``'s size or 1 (torch_sca
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -169,7 +170,7 @@ def scatter_into(
     keyed = [d for d in range(n) if d == dim or idx.shape[d] != 1]
     window = [d for d in range(n) if d not in keyed]
     perm = keyed + window
-    rows = int(np.prod([operand.shape[d] for d in keyed], dtype=np.int64))
+    rows = math.prod(operand.shape[d] for d in keyed)
     key_dtype = _dtypes.key_dtype_for("jgather.segment", rows)
     key = jnp.zeros(idx.shape, key_dtype)
     stride = 1
@@ -181,7 +182,7 @@ def scatter_into(
         key = jnp.where((idx >= 0) & (idx < size), key, rows)
     key = jnp.transpose(key, perm).reshape(-1)
     up = jnp.transpose(updates, perm)
-    width = int(np.prod([updates.shape[d] for d in window], dtype=np.int64))
+    width = math.prod(updates.shape[d] for d in window)
     up = up.reshape(key.shape[0], width)
     op_t = jnp.transpose(operand, perm)
     op = op_t.reshape(rows, width)

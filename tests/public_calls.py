@@ -1,0 +1,256 @@
+"""One call of every public function that takes arrays, for the cross-cutting tables.
+
+``CALLS`` maps a name to a :class:`Call`: a function of arrays only (static arguments bound)
+and a builder of its arguments for a batch of ``b`` examples, the batch on the leading axis of
+every argument in ``batched`` (positions). ``test_config_flags`` runs each call under JAX's
+strict configuration flags; ``test_shape_poly_export`` exports it with a symbolic batch.
+
+``STATIC_BATCH`` lists the functions whose batch size is a static argument (it fixes their
+output shapes): they take a key, not a batch of arrays, and export with a fixed batch.
+``NOT_CALLS`` lists the public names that are not functions of arrays under jit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import jgather
+from jgather import segment
+
+
+class Call(NamedTuple):
+    fn: Callable[..., Any]
+    args: Callable[[int], tuple[Any, ...]]  # b -> the arguments, NumPy or JAX arrays
+    batched: tuple[int, ...]  # positions of the arguments whose leading axis is the batch
+
+
+def _rng(b: int) -> np.random.Generator:
+    return np.random.default_rng(b)
+
+
+def _x(b: int, *shape: int, dtype: Any = np.float32) -> np.ndarray:
+    return _rng(b).normal(size=(b, *shape)).astype(dtype)
+
+
+def _idx(b: int, *shape: int, high: int) -> np.ndarray:
+    return _rng(b + 1).integers(0, high, size=(b, *shape)).astype(np.int32)
+
+
+def _sorted_ids(b: int, n: int, high: int) -> np.ndarray:
+    return np.sort(_idx(b, n, high=high), axis=-1)
+
+
+def _indptr(b: int) -> np.ndarray:  # [b, 4]: three segments over six entries
+    return np.tile(np.array([0, 2, 2, 6], np.int32), (b, 1))
+
+
+KEY = jax.random.key(0)
+
+
+def _key(b: int) -> jax.Array:
+    return KEY
+
+
+def _keys(b: int) -> jax.Array:
+    return jax.random.split(KEY, b)
+
+
+def _fixed_mask(b: int) -> np.ndarray:  # [b, 16] bool, exactly 12 True per row
+    noise = _rng(b).random((b, 16))
+    ranks = np.argsort(np.argsort(noise, axis=1), axis=1)
+    return ranks >= 4
+
+
+def _ids_restore(b: int) -> np.ndarray:
+    noise = _rng(b).random((b, 16))
+    return np.argsort(np.argsort(noise, axis=1), axis=1).astype(np.int32)
+
+
+def _ops() -> dict[str, Call]:
+    calls = {
+        "gather": Call(
+            lambda x, i: jgather.gather(x, 1, i),
+            lambda b: (_x(b, 6, 3), _idx(b, 4, 3, high=6)),
+            (0, 1),
+        ),
+        "take_along_dim": Call(
+            lambda x, i: jgather.take_along_dim(x, i, 1),
+            lambda b: (_x(b, 6, 3), _idx(b, 4, 1, high=6)),
+            (0, 1),
+        ),
+        "index_select": Call(
+            lambda x, i: jgather.index_select(x, 1, i),
+            lambda b: (_x(b, 6, 3), np.array([5, 0, 0, 2], np.int32)),
+            (0,),
+        ),
+        "scatter": Call(
+            lambda x, i, s: jgather.scatter(x, 1, i, s),
+            lambda b: (_x(b, 6, 3), _idx(b, 8, 3, high=6), _x(b, 8, 3)),
+            (0, 1, 2),
+        ),
+        "scatter_add": Call(
+            lambda x, i, s: jgather.scatter_add(x, 1, i, s),
+            lambda b: (_x(b, 6, 3), _idx(b, 8, 3, high=6), _x(b, 8, 3)),
+            (0, 1, 2),
+        ),
+    }
+    for reduce in ("sum", "prod", "mean", "amax", "amin"):
+        for include_self in (True, False):
+            calls[f"scatter_reduce {reduce} include_self={include_self}"] = Call(
+                lambda x, i, s, r=reduce, inc=include_self: jgather.scatter_reduce(
+                    x, 1, i, s, r, include_self=inc
+                ),
+                lambda b: (_x(b, 6, 3), _idx(b, 8, 3, high=6), _x(b, 8, 3)),
+                (0, 1, 2),
+            )
+    return calls
+
+
+def _segment() -> dict[str, Call]:
+    calls: dict[str, Call] = {}
+    along = lambda b: (_x(b, 8, 3), np.array([0, 2, 2, 1, 4, 0, 3, 3], np.int32))
+    for name in (
+        "scatter_sum",
+        "scatter_add",
+        "scatter_mean",
+        "scatter_mul",
+        "scatter_max",
+        "scatter_min",
+        "scatter_std",
+        "scatter_logsumexp",
+        "scatter_softmax",
+        "scatter_log_softmax",
+    ):
+        fn = getattr(segment, name)
+        calls[f"segment.{name}"] = Call(lambda s, i, f=fn: f(s, i, 1, dim_size=5), along, (0,))
+    calls["segment.scatter"] = Call(
+        lambda s, i: segment.scatter(s, i, 1, dim_size=5, reduce="max"), along, (0,)
+    )
+    calls["segment.scatter out="] = Call(
+        lambda s, i, o: segment.scatter_mean(s, i, 1, out=o),
+        lambda b: (*along(b), _x(b, 5, 3)),
+        (0, 2),
+    )
+    coo = lambda b: (_x(b, 6, 3), _sorted_ids(b, 6, 4))
+    for name in (
+        "segment_coo",
+        "segment_sum_coo",
+        "segment_add_coo",
+        "segment_mean_coo",
+        "segment_max_coo",
+        "segment_min_coo",
+    ):
+        fn = getattr(segment, name)
+        calls[f"segment.{name}"] = Call(lambda s, i, f=fn: f(s, i, dim_size=4), coo, (0, 1))
+    csr = lambda b: (_x(b, 6, 3), _indptr(b))
+    for name in (
+        "segment_csr",
+        "segment_sum_csr",
+        "segment_add_csr",
+        "segment_mean_csr",
+        "segment_max_csr",
+        "segment_min_csr",
+    ):
+        fn = getattr(segment, name)
+        calls[f"segment.{name}"] = Call(lambda s, p, f=fn: f(s, p), csr, (0, 1))
+    calls["segment.gather_coo"] = Call(
+        lambda s, i: segment.gather_coo(s, i),
+        lambda b: (_x(b, 4, 3), _sorted_ids(b, 6, 4)),
+        (0, 1),
+    )
+    calls["segment.gather_csr"] = Call(
+        lambda s, p, o: segment.gather_csr(s, p, out=o),
+        lambda b: (_x(b, 3, 3), _indptr(b), _x(b, 6, 3)),
+        (0, 1, 2),
+    )
+    return calls
+
+
+def _masking() -> dict[str, Call]:
+    tokens = lambda b: (_key(b), _x(b, 16, 4))
+    return {
+        "random_masking": Call(lambda k, x: jgather.random_masking(k, x, 0.75), tokens, (1,)),
+        "random_masking keys": Call(
+            lambda k, x: jgather.random_masking(k, x, 0.75),
+            lambda b: (_keys(b), _x(b, 16, 4)),
+            (0, 1),
+        ),
+        "random_masking_per_sample": Call(
+            lambda k, x, r: jgather.random_masking_per_sample(k, x, r, capacity=12),
+            lambda b: (_key(b), _x(b, 16, 4), np.linspace(0.25, 0.75, b).astype(np.float32)),
+            (1, 2),
+        ),
+        "apply_mask": Call(
+            lambda x, m: jgather.apply_mask(x, m, 4),
+            lambda b: (_x(b, 16, 4), _fixed_mask(b)),
+            (0, 1),
+        ),
+        "unshuffle": Call(
+            lambda x, r, t: jgather.unshuffle(x, r, t, num_prefix=0),
+            lambda b: (_x(b, 4, 4), _ids_restore(b), np.zeros((4,), np.float32)),
+            (0, 1),
+        ),
+        "patchify": Call(lambda im: jgather.patchify(im, 4), lambda b: (_x(b, 8, 8, 3),), (0,)),
+        "patchify video": Call(
+            lambda v: jgather.patchify(v, 4, tubelet_size=2), lambda b: (_x(b, 4, 8, 8, 3),), (0,)
+        ),
+        "unpatchify": Call(lambda p: jgather.unpatchify(p, 4, 3), lambda b: (_x(b, 4, 48),), (0,)),
+        "mae_loss": Call(
+            lambda p, t, m: jgather.mae_loss(pred=p, target=t, mask=m, norm_pix_loss=True),
+            lambda b: (_x(b, 16, 4), _x(b, 16, 4), _fixed_mask(b).astype(np.float32)),
+            (0, 1, 2),
+        ),
+        "patch_dropout": Call(
+            lambda k, x: jgather.patch_dropout(k, x, 0.5), lambda b: (_key(b), _x(b, 17, 4)), (1,)
+        ),
+        "example_keys": Call(
+            lambda k, i: jax.random.key_data(jgather.example_keys(k, i)),
+            lambda b: (_key(b), np.arange(b, dtype=np.int32)),
+            (1,),
+        ),
+        "mask_schedule": Call(
+            lambda r: jgather.mask_schedule("cosine", r),
+            lambda b: (np.linspace(0.0, 1.0, b).astype(np.float32),),
+            (0,),
+        ),
+    }
+
+
+STATIC_BATCH = {
+    "block_masking": lambda k: jgather.block_masking(k, 4),
+    "simmim_masking": lambda k: jgather.simmim_masking(k, 4),
+    "tube_masking": lambda k: jgather.tube_masking(k, 4, (4, 6, 6)),
+    "running_cell_masking": lambda k: jgather.running_cell_masking(k, 4, (4, 6, 6)),
+    "sample_mask_ratios": lambda k: jgather.sample_mask_ratios(k, 4, low=0.5, high=0.9),
+    "variable_ratio_masking": lambda k: jgather.variable_ratio_masking(k, 4, 16),
+}
+
+# Exploration helpers: they print or search over concrete values, by design outside jit.
+NOT_CALLS = {"explain", "infer_gather"}
+
+CALLS: dict[str, Call] = {**_ops(), **_segment(), **_masking()}
+
+
+def public_functions() -> set[str]:
+    """Every public function name of ``jgather`` and ``jgather.segment`` (classes excluded)."""
+    names = set()
+    for module, prefix in ((jgather, ""), (segment, "segment.")):
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if callable(obj) and not isinstance(obj, type) and not hasattr(obj, "__path__"):
+                names.add(prefix + name)
+    return names
+
+
+def covered() -> set[str]:
+    """The public names ``CALLS``, ``STATIC_BATCH`` and ``NOT_CALLS`` account for."""
+    return {n.split(" ")[0] for n in CALLS} | set(STATIC_BATCH) | NOT_CALLS
+
+
+def as_jax(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(a if isinstance(a, jax.Array) else jnp.asarray(a) for a in args)
