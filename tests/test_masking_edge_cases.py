@@ -68,3 +68,22 @@ def test_errors_name_the_function_and_the_fix(call, exc, words):
         call()
     for word in words:
         assert word in str(info.value), (word, str(info.value))
+
+
+def test_onehot_selection_with_signed_zeros_and_non_finite_values_is_as_documented():
+    """'gather' moves every value exactly; 'onehot' is exact for finite values but turns
+    -0.0 into +0.0 and spreads an inf/NaN feature as NaN over the sample's kept tokens."""
+    x = jnp.arange(1.0, 25.0).reshape(1, 8, 3)
+    x = x.at[0, 5, 0].set(-0.0).at[0, 0, 1].set(jnp.inf).at[0, 2, 2].set(jnp.nan)
+    noise = jnp.arange(8.0)[None, ::-1]  # keeps tokens 7, 6, 5, 4; removes the inf and NaN
+    exact = jgather.random_masking(None, x, 0.5, noise=noise, method="gather").x_masked
+    np.testing.assert_array_equal(exact[0], x[0, [7, 6, 5, 4]])
+    assert np.signbit(exact[0, 2, 0])
+    hot = jgather.random_masking(None, x, 0.5, noise=noise, method="onehot").x_masked
+    np.testing.assert_array_equal(hot[0, :, 0], [22.0, 19.0, 0.0, 13.0])
+    assert not np.signbit(hot[0, 2, 0])  # -0.0 became +0.0
+    assert np.isnan(hot[0, :, 1:]).all()  # features 1 and 2 hold an inf / a NaN elsewhere
+    # A kept token holding the inf keeps it (1 * inf); the other kept tokens get NaN there.
+    kept_inf = jnp.arange(8.0)[None]  # keeps tokens 0, 1, 2, 3
+    hot = jgather.random_masking(None, x, 0.5, noise=kept_inf, method="onehot").x_masked
+    assert hot[0, 0, 1] == np.inf and np.isnan(hot[0, 1:, 1]).all()

@@ -131,8 +131,9 @@ def default_method(backend: str | None = None) -> Literal["gather", "onehot"]:
     once while the one-hot product costs ``K * L * D`` multiply-adds per sample (for the
     measured comparison see ``benchmarks/masking.py`` and ``benchmarks/results/masking.json``).
     ``'onehot'`` on TPU, where the product runs on the matrix unit and FLIP (Li et al., 2023)
-    reports gathers to be slow when the batch is sharded; not measured here (no TPU). Both
-    are exact for finite values.
+    reports gathers to be slow when the batch is sharded; not measured here (no TPU).
+    ``'gather'`` is exact for every value; ``'onehot'`` for finite values other than ``-0.0``
+    (see ``random_masking``'s ``method`` for what it does with ``-0.0``, inf and NaN).
     """
     backend = jax.default_backend() if backend is None else backend
     return "onehot" if backend == "tpu" else "gather"
@@ -329,10 +330,12 @@ def random_masking(
       noise: optional [N, L] floating (or integer) values replacing the random draw; tokens with
         smaller noise are kept.
       num_prefix: static number of leading tokens that are never masked.
-      method: ``'gather'`` (``lax.gather`` of whole rows), ``'onehot'`` (one-hot matrix
-        product, exact for finite values: an ``inf``/NaN in a removed token would spread as NaN,
-        ``-0.0`` becomes ``+0.0``), or ``None`` for ``default_method()``: ``'gather'`` on
-        CPU/GPU, ``'onehot'`` on TPU.
+      method: ``'gather'`` (``lax.gather`` of whole rows, exact for every value),
+        ``'onehot'`` (one-hot matrix product, exact for finite values other than ``-0.0``,
+        which becomes ``+0.0``; an ``inf`` or NaN at feature ``d`` of any token of a sample,
+        kept or removed, makes feature ``d`` NaN in every kept token of that sample that does
+        not hold it, since ``0 * inf`` is NaN), or ``None`` for ``default_method()``:
+        ``'gather'`` on CPU/GPU, ``'onehot'`` on TPU.
       mask_dtype: static dtype of ``mask``: float32 (as MAE's) whatever ``x``'s dtype, so that
         ``mask.sum()`` counts exactly (a bfloat16 mask cannot count past 256 exactly).
 
