@@ -12,6 +12,8 @@ Each public function (``public_calls.CALLS``, checked complete below) runs, eage
 
 from __future__ import annotations
 
+import contextlib
+
 import jax
 import numpy as np
 import pytest
@@ -20,6 +22,14 @@ from public_calls import CALLS, STATIC_BATCH, as_jax, covered, public_functions
 import jgather
 
 B = 4
+
+
+@contextlib.contextmanager
+def _strict():
+    """All four trace-time flags at once (one compile per call)."""
+    with jax.numpy_dtype_promotion("strict"), jax.numpy_rank_promotion("raise"):
+        with jax.debug_nans(True), jax.debug_infs(True):
+            yield
 
 
 def _leaves(tree):
@@ -48,9 +58,7 @@ def test_strict_promotion_rank_promotion_debug_flags_and_transfer_guard(name):
     want = jitted(*args)  # compiled outside the guard: tracing may read Python constants
     with jax.transfer_guard("disallow"):
         _equal(jitted(*args), want, name)
-    with jax.numpy_dtype_promotion("strict"), jax.numpy_rank_promotion("raise"):
-        _equal(jax.jit(call.fn)(*args), want, name)
-    with jax.debug_nans(True), jax.debug_infs(True):
+    with _strict():
         _equal(jax.jit(call.fn)(*args), want, name)
 
 
@@ -62,9 +70,7 @@ def test_static_batch_functions_under_the_same_flags(name):
     want = jitted(key)
     with jax.transfer_guard("disallow"):
         _equal(jitted(key), want, name)
-    with jax.numpy_dtype_promotion("strict"), jax.numpy_rank_promotion("raise"):
-        _equal(jax.jit(fn)(key), want, name)
-    with jax.debug_nans(True), jax.debug_infs(True):
+    with _strict():
         _equal(jax.jit(fn)(key), want, name)
 
 
