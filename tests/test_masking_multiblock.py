@@ -247,8 +247,12 @@ COLLECTIVES = re.compile(r"all-gather|all-reduce|all-to-all|collective-permute|r
 
 
 @pytest.mark.skipif(jax.device_count() < 8, reason="needs 8 devices (tests/conftest.py)")
-@pytest.mark.parametrize("kind", ["explicit", "auto"])
-@pytest.mark.parametrize("preset", ["ijepa", "vjepa"])
+@pytest.mark.parametrize(
+    ("preset", "kind"),
+    # Both presets on the stricter explicit-axis mesh (array types carry the sharding there),
+    # and the auto-axis mesh once (the same code; the compiler propagates the shardings).
+    [("ijepa", "explicit"), ("vjepa", "explicit"), ("ijepa", "auto")],
+)
 def test_sharded_keys_on_both_meshes_without_collectives(preset, kind):
     keys = jgather.example_keys(BASE, jnp.arange(N, dtype=jnp.int32))
     run = _jitted(preset, N, GRIDS_OF[preset], (("per_sample_size", False),))
@@ -529,6 +533,31 @@ def test_apply_masks_equals_the_reference_and_unapply_inverts_it():
     masks = out.target_masks.transpose(1, 0, 2).reshape(-1, 256)
     expected = np.where(masks[..., None], np.tile(x, (4, 1, 1)), 0)
     np.testing.assert_array_equal(back, expected)
+
+
+@pytest.mark.skipif(jax.device_count() < 8, reason="needs 8 devices (tests/conftest.py)")
+@pytest.mark.parametrize("kind", ["explicit", "auto"])
+def test_apply_masks_on_a_batch_sharded_mesh(kind):
+    # The mask-major rows mix the batch shards, so rows move; the values are the same.
+    x = np.random.default_rng(0).standard_normal((N, 16, 4)).astype(np.float32)
+    ids = np.random.default_rng(1).integers(0, 16, (3, N, 5)).astype(np.int32)
+    expected = reference_apply_masks(x, ids)
+    if kind == "explicit":
+        mesh = jax.make_mesh((8,), ("batch",), devices=jax.devices()[:8])
+    else:
+        mesh = Mesh(np.array(jax.devices()[:8]), ("batch",))
+    xs = jax.device_put(x, NamedSharding(mesh, P("batch")))
+    ids_s = jax.device_put(ids, NamedSharding(mesh, P(None, "batch")))
+
+    def run(x, i):
+        rows = jgather.apply_masks(x, i)
+        return rows, jgather.unapply_masks(rows, i, 16)
+
+    out, back = jax.jit(run, compiler_options=O0)(xs, ids_s)
+    np.testing.assert_array_equal(np.asarray(out), expected)
+    np.testing.assert_array_equal(
+        np.asarray(back), np.asarray(jgather.unapply_masks(expected, ids, 16))
+    )
 
 
 def test_apply_masks_errors():

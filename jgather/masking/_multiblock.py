@@ -31,6 +31,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 from jax.typing import ArrayLike
 
 from jgather import _checks, _indexing
@@ -915,12 +917,21 @@ def _check_ids(fn: str, ids: Any, n: int, length: int, name: str = "ids") -> jax
     return ids
 
 
+def _merge_leading(a: jax.Array, sharding: NamedSharding | None) -> jax.Array:
+    """[M, N, ...] -> [M * N, ...]. With ``N`` split over explicit mesh axes the merged rows
+    mix the shards, so the merged axis is given the batch's sharding (XLA moves the rows)."""
+    shape = (a.shape[0] * a.shape[1], *a.shape[2:])
+    if sharding is None:
+        return a.reshape(shape)
+    spec = P(sharding.spec[0], *([None] * (len(shape) - 1)))
+    return lax.reshape(a, shape, out_sharding=NamedSharding(sharding.mesh, spec))
+
+
 @jax.jit
 def _apply_masks(x: jax.Array, ids: jax.Array) -> jax.Array:
-    m, n, k = ids.shape
     take = lambda xi, i: index_select(xi, 0, i)
     out = jax.vmap(jax.vmap(take), in_axes=(None, 0))(x, ids)  # [M, N, K, D]
-    return out.reshape((m * n, k, *x.shape[2:]))
+    return _merge_leading(out, _batch_sharding(x))
 
 
 def apply_masks(x: ArrayLike, ids: ArrayLike) -> jax.Array:
@@ -934,6 +945,12 @@ def apply_masks(x: ArrayLike, ids: ArrayLike) -> jax.Array:
 
     Out-of-range indices follow ``jgather.gather``: ``IndexError`` for concrete ``ids``; under
     ``jax.jit`` the position is filled (NaN for floats) and ``checkify`` reports it.
+
+    On a batch-sharded mesh the gathers stay local, but the mask-major layout itself mixes the
+    shards (rows ``m * N + n`` of every ``m`` come from every device), so the final flatten
+    moves rows between devices; on an explicit-axis mesh the result is split over its rows like
+    the batch. To keep everything local, gather per set instead (``apply_masks(x, ids[m:m +
+    1])`` is ``[N, K, D]``, sharded like ``x``).
 
     Args:
       x: [N, L, D...] tokens.
@@ -967,10 +984,11 @@ def apply_masks(x: ArrayLike, ids: ArrayLike) -> jax.Array:
 def _unapply_masks(
     y: jax.Array, ids: jax.Array, valid: jax.Array | None, *, length: int
 ) -> jax.Array:
-    m, n, k = ids.shape
-    rows = ids.reshape(m * n, k)
+    k = ids.shape[2]
+    sharding = _batch_sharding(y)
+    rows = _merge_leading(ids, sharding)
     if valid is not None:
-        rows = jnp.where(valid.reshape(m * n, k), rows, length)  # dropped below
+        rows = jnp.where(_merge_leading(valid, sharding), rows, length)  # dropped below
 
     def put(yi: jax.Array, i: jax.Array) -> jax.Array:
         index = jnp.broadcast_to(i.reshape((k,) + (1,) * (yi.ndim - 1)), yi.shape)
@@ -991,6 +1009,8 @@ def unapply_masks(
     ``unapply_masks(apply_masks(x, ids), ids, L)`` equals ``x`` on the indexed tokens and 0
     elsewhere. Slots with ``valid`` False (the padding of ``multiblock_masking``'s index sets)
     are not written. Repeated indices in a row write one of their values, unspecified which.
+    On a batch-sharded mesh, ``ids`` is put in ``y``'s mask-major row order first (rows move
+    between devices, as in :func:`apply_masks`).
 
     Args:
       y: [M * N, K, D...] rows, mask-major as ``apply_masks`` returns them.
