@@ -230,13 +230,13 @@ def test_masks_follow_the_example_across_batch_size_and_position():
 
 def test_jit_vmap_and_checkify():
     eager = fn(KEYS)
-    # vmap over an outer axis of key batches, under jit: one call per batch.
-    out = jax.jit(jax.vmap(fn))(jnp.stack([KEYS, KEYS[::-1]]))
+    # checkify of a vmap over an outer axis of key batches, under jit: one call per batch,
+    # and no error found.
+    run = jax.jit(checkify.checkify(jax.vmap(fn), errors=checkify.all_checks))
+    err, out = run(jnp.stack([KEYS, KEYS[::-1]]))
+    assert err.get() is None, err.get()
     chex.assert_trees_all_equal(out[0], eager)
     chex.assert_trees_all_equal(out[1].reshape(8, 3, 36), eager.reshape(8, 3, 36)[::-1])
-    err, checked = jax.jit(checkify.checkify(fn, errors=checkify.all_checks))(KEYS)
-    assert err.get() is None, err.get()
-    chex.assert_trees_all_equal(checked, eager)
 
 
 @pytest.mark.skipif(jax.device_count() < 8, reason="needs 8 devices (tests/conftest.py)")

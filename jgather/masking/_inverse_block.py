@@ -113,10 +113,10 @@ def inverse_block_masking(
     """data2vec 2.0's inverse block masking: square blocks stay visible, the rest is masked.
 
     Mirrors fairseq's ``compute_block_mask_2d`` as data2vec 2.0 calls it for images
-    (``mask_prob=0.8``, ``mask_length=3``, ``mask_prob_adjust=0.07`` for ViT-B and 0.1 for
-    ViT-L/H, ``inverse_mask=True``, ``require_same_masks=True``). The facts it follows, with
-    ``p = 1 - mask_ratio`` (``inverse=True``) or ``p = mask_ratio`` (``inverse=False``),
-    both in Python floats as the reference computes them:
+    (``mask_length=3``, ``inverse_mask=True``, ``require_same_masks=True``; ``mask_prob=0.8``
+    and ``mask_prob_adjust=0.07`` for ViT-B, the defaults here; 0.75 and 0.1 for ViT-L/H).
+    The facts it follows, with ``p = 1 - mask_ratio`` (``inverse=True``) or ``p = mask_ratio``
+    (``inverse=False``), both in Python floats as the reference computes them:
 
     1. ``C = int(L * ((p + mask_prob_adjust) / mask_length**2))`` block centres are drawn
        uniformly from the ``L = H * W`` tokens, with replacement (``torch.randint``; repeats
@@ -131,9 +131,10 @@ def inverse_block_masking(
        is larger, a uniformly random subset of its tokens is removed from it; when smaller,
        uniformly random other tokens are added (the reference's two ``multinomial`` draws
        without replacement). Here both are one exact construction: the tokens are ordered
-       blocked first, each group in a random order (63 random bits, ties by position, a
-       total-variation distance below ``L**2 * 2**-(63 - log2 L)`` from uniform), and the first
-       ``int(L * p)`` are taken. Without it, the blocks are kept as drawn (counts vary).
+       blocked first, each group in a random order (random keys of ``63 - s`` bits, ``s`` the
+       bits of a position, ties by position: a total-variation distance from uniform below
+       ``L * (L - 1) / 2 * 2**-(63 - s)``, 5e-13 at ``L = 196``), and the first ``int(L * p)``
+       are taken. Without it, the blocks are kept as drawn (counts vary).
     4. With ``inverse`` the result is inverted: the blocks are what stays *visible* and every
        other token is masked, so every mask keeps exactly ``int(L * (1 - mask_ratio))`` tokens,
        which is ``random_masking``'s ``len_keep`` (39 of 196 at 0.8). Without it, the blocks
@@ -164,10 +165,11 @@ def inverse_block_masking(
       batch_size: number of samples ``N`` (static).
       grid: the token grid ``(H, W)``, or an int for a square grid (static).
       mask_ratio: the fraction of tokens masked, in ``[0, 1]`` (static); data2vec 2.0's
-        ``mask_prob``.
+        ``mask_prob`` (0.8 for ViT-B, 0.75 for ViT-L/H).
       num_masks: ``M``, independent masks per sample, at least 1 (static).
       mask_length: the side of the square blocks, at least 2 (static).
-      mask_prob_adjust: added to ``p`` when counting the block centres (static).
+      mask_prob_adjust: added to ``p`` when counting the block centres (static; 0.07 for
+        ViT-B, 0.1 for ViT-L/H).
       require_same_masks: make every mask's count exact (static bool).
       inverse: the blocks stay visible (static bool); ``False`` masks the blocks instead.
 
