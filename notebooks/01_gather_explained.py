@@ -81,10 +81,11 @@ print(jgather.explain(x, 2, reverse_rows, (1, 0, 0)))
 # ### A picture
 #
 # Each arrow starts at an output cell and ends at the input cell it copies; its colour is the index
-# value. Input cells nobody reads are left white.
+# value. Input cells nobody reads are left white. (The drawing code is folded on the
+# documentation site.)
 
 
-# %%
+# %% tags=["hide-input"]
 def draw_gather(x, dim, index, title):
     """Arrows from every cell of gather(x, dim, index) to the input cell it reads.
 

@@ -383,6 +383,8 @@ def test_every_strategy_has_a_picture_entry():
         "patch_dropout",
         "variable_ratio_masking",
         "random_masking_per_sample",
+        "inverse_block_masking",
+        "multiblock_masking",
     }
     assert strategies <= drawn, f"no picture entry for {sorted(strategies - drawn)}"
 

@@ -3,7 +3,8 @@ what this test session runs on, and tested.
 
 jax 0.8.0 is the oldest release the core suite passes on (the ops, jgather.segment and the
 masking family, with the fallbacks in tests/jax_compat.py); before it, ``jax.enable_x64`` (the
-local 64-bit scope of the masking permutation) and ``jax.set_mesh`` do not exist. .ci/run
+local 64-bit scope of the masking permutation) and ``jax.set_mesh`` do not exist, and
+``jax.export`` is not imported with ``jax`` (jgather reads ``jax.export.is_symbolic_dim``). .ci/run
 runs the core tests in a second venv pinned to the floor, so the floor is tested, not guessed;
 this module checks that the floor is not below the APIs jgather calls and not above the jax
 under test (``pip install`` could then never have produced this environment).
@@ -67,6 +68,7 @@ def test_the_apis_behind_the_floor_exist():
     assert callable(jax.shard_map)
     assert callable(jax.set_mesh)
     assert callable(jax.enable_x64)
+    assert callable(jax.export.is_symbolic_dim)
     assert callable(jax.custom_batching.custom_vmap)
 
 

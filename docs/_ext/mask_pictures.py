@@ -82,6 +82,16 @@ STRATEGIES: list[tuple[str, str, Draw]] = [
         lambda key: _frames(m.variable_ratio_masking(key, 1, math.prod(GRID)).mask, GRID),
     ),
     ("random_masking_per_sample", "per-sample ratio, 60%", _per_sample),
+    (
+        "inverse_block_masking",
+        "data2vec 2.0 inverse block, 80%",
+        lambda key: _frames(m.inverse_block_masking(key, 1, GRID, 0.8), GRID),
+    ),
+    (
+        "multiblock_masking",
+        "I-JEPA: outside the context",
+        lambda key: _frames(~m.multiblock_masking(key, 1, GRID).context_mask, GRID),
+    ),
 ]
 
 #: Colours: removed tokens dark, kept tokens light.
