@@ -213,6 +213,39 @@ def _masking() -> dict[str, Call]:
             lambda b: (_key(b), np.arange(b, dtype=np.int32)),
             (1,),
         ),
+        "masked_ids": Call(
+            lambda k, x: jgather.masked_ids(jgather.random_masking(k, x, 0.75)), tokens, (1,)
+        ),
+        "take_masked": Call(
+            lambda k, x: jgather.take_masked(x, jgather.random_masking(k, x, 0.75)), tokens, (1,)
+        ),
+        "box_masks": Call(
+            lambda boxes: jgather.box_masks(boxes, (6, 7)),
+            lambda b: (_idx(b, 3, 4, high=5),),
+            (0,),
+        ),
+        "box_masks video": Call(
+            lambda boxes: jgather.box_masks(boxes, (3, 6, 7)),
+            lambda b: (_idx(b, 2, 6, high=4),),
+            (0,),
+        ),
+        # apply_masks / unapply_masks take [M, N, K] index sets: the batch N is their axis 1,
+        # so these calls take [N, M, K] and move it.
+        "apply_masks": Call(
+            lambda x, ids: jgather.apply_masks(x, jnp.swapaxes(ids, 0, 1)),
+            lambda b: (_x(b, 16, 4), _idx(b, 2, 5, high=16)),
+            (0, 1),
+        ),
+        "unapply_masks": Call(
+            lambda y, ids, v: jgather.unapply_masks(
+                jnp.swapaxes(y, 0, 1).reshape(-1, *y.shape[2:]),
+                jnp.swapaxes(ids, 0, 1),
+                16,
+                valid=jnp.swapaxes(v, 0, 1),
+            ),
+            lambda b: (_x(b, 2, 5, 4), _idx(b, 2, 5, high=16), _idx(b, 2, 5, high=2) > 0),
+            (0, 1, 2),
+        ),
         "mask_schedule": Call(
             lambda r: jgather.mask_schedule("cosine", r),
             lambda b: (np.linspace(0.0, 1.0, b).astype(np.float32),),
@@ -228,6 +261,13 @@ STATIC_BATCH = {
     "running_cell_masking": lambda k: jgather.running_cell_masking(k, 4, (4, 6, 6)),
     "sample_mask_ratios": lambda k: jgather.sample_mask_ratios(k, 4, low=0.5, high=0.9),
     "variable_ratio_masking": lambda k: jgather.variable_ratio_masking(k, 4, 16),
+    "multiblock_masking": lambda k: jgather.multiblock_masking(k, 4, (14, 14)),
+    "multiblock_masking vjepa": lambda k: jgather.multiblock_masking(
+        k, 2, (4, 8, 8), preset="vjepa"
+    ),
+    "inverse_block_masking": lambda k: jgather.inverse_block_masking(
+        k, 2, (8, 8), 0.75, num_masks=2
+    ),
 }
 
 # Exploration helpers: they print or search over concrete values, by design outside jit.
@@ -249,7 +289,7 @@ def public_functions() -> set[str]:
 
 def covered() -> set[str]:
     """The public names ``CALLS``, ``STATIC_BATCH`` and ``NOT_CALLS`` account for."""
-    return {n.split(" ")[0] for n in CALLS} | set(STATIC_BATCH) | NOT_CALLS
+    return {n.split(" ")[0] for n in (*CALLS, *STATIC_BATCH)} | NOT_CALLS
 
 
 def as_jax(args: tuple[Any, ...]) -> tuple[Any, ...]:
