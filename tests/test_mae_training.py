@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import mae_pretraining as mp  # examples/mae_pretraining/, installed with jgather
 import numpy as np
 import pytest
+from flax import nnx
 
 import jgather
 
@@ -137,7 +138,7 @@ def test_evaluate_baselines_are_what_they_claim(digits):
     out = mp.evaluate(graphdef, params, heldout, train_images=train_images, repeats=1)
     # Recompute both baselines with NumPy on the same masks (the model's first mask draw).
     key = jax.random.split(jax.random.key(1234), 1)[0]
-    forward = jax.jit(lambda p, x, k: mp.nnx.merge(graphdef, p)(x, k))
+    forward = jax.jit(lambda p, x, k: nnx.merge(graphdef, p)(x, k))
     _, mask, target = forward(params, jnp.asarray(heldout), key)
     t, m = np.asarray(target, np.float64), np.asarray(mask, bool)
     within = ((t - t.mean(-1, keepdims=True)) ** 2).mean(-1)
