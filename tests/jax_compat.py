@@ -18,9 +18,10 @@ def duration_listener(
 ) -> tuple[Callable[..., Any], Callable[[], None]]:
     """``(to_register, remove)`` for a duration listener on any supported jax.
 
-    jax 0.8 added ``jax.monitoring.unregister_event_duration_listener``; on older releases
-    there is no public removal, so the registered function checks a flag that ``remove``
-    clears (the listener stays registered but records nothing).
+    ``jax.monitoring.unregister_event_duration_listener`` is newer than jax 0.8.0, the floor
+    (jax 0.10 has it); where it is missing there is no public removal, so the registered
+    function checks a flag that ``remove`` clears (the listener stays registered but records
+    nothing). Delete the fallback when the floor reaches a release with the function.
     """
     unregister = getattr(jax.monitoring, "unregister_event_duration_listener", None)
     if unregister is not None:
