@@ -1,0 +1,279 @@
+"""jgather against torch's own OpInfo sample and error inputs (CPU). Skipped without torch.
+
+torch describes each operator for its own test suite by an OpInfo in
+``torch.testing._internal.common_methods_invocations.op_db``: ``sample_inputs`` are the inputs
+torch tests the operator on, ``error_inputs`` the inputs it must reject. Every one of them for
+``gather``, ``scatter``, ``scatter_add``, the ``scatter_reduce`` variants (sum, prod, mean,
+amax, amin), ``take_along_dim`` and ``index_select`` runs here against the jgather function of
+the same name, called with the sample's own arguments (jgather keeps torch's positional order
+and keywords, so no adapter is needed):
+
+* values: the same dtype and shape, and the same values bit for bit (NaN where torch has NaN,
+  the same sign on zeros), with x64 on so that int64, float64 and complex128 stay themselves;
+* gradients: where the OpInfo says torch differentiates the op (``supports_autograd``), the
+  float64 samples' vector-Jacobian products w.r.t. input and ``src`` with a fixed cotangent;
+* errors: every error input raises in jgather too, of the type the porting guide's rule gives
+  ("Errors are Python's": dtypes ``TypeError``, shapes ``ValueError``, out-of-range index
+  values ``IndexError``), with a message that starts with the function's name.
+
+Samples are drawn from a seeded torch generator (the global one is restored), so every run
+sees the same inputs. The dtypes are those of ``_DTYPES``, chosen so that each path jgather
+takes by dtype is met by every sample while the module stays within its time budget (compile
+time per distinct signature dominates). Where the porting guide lists a deliberate difference
+that a sample meets, the sample is filtered out explicitly (``_deliberate``) and the guide's
+item named.
+"""
+
+import warnings
+
+import jax
+import jax.numpy as jnp
+import ml_dtypes
+import numpy as np
+import pytest
+
+import jgather
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("expecttest")  # torch.testing._internal imports it
+
+with warnings.catch_warnings():  # torch's test helpers warn on import about optional tools
+    warnings.simplefilter("ignore")
+    from torch.testing._internal.common_methods_invocations import op_db
+
+pytestmark = pytest.mark.usefixtures("x64_on")
+
+_OPS = {"gather", "scatter", "scatter_add", "scatter_reduce", "take_along_dim", "index_select"}
+OPINFOS = {
+    (op.name + "." + op.variant_test_name).rstrip("."): op for op in op_db if op.name in _OPS
+}
+
+# The dtypes the samples' values run in (eagerly), for each op: each path jgather takes by dtype,
+# met once. float32; bfloat16 for half precision (sums and means accumulate in float32, as
+# for float16); int64 (integer sums wrap, 'mean' floors, 'prod' overflows); uint8 (unsigned
+# means floor and stay unsigned); bool; complex64 and complex128 where torch has them. float64
+# runs in the gradient test, values included (under jax.jit). Other dtypes take one of these
+# paths (float16 bfloat16's, int8/int16/int32 int64's); each dtype added costs a compile per
+# sample, which the module's time budget (2 minutes on 2 cores) does not hold for all of them.
+_DTYPES = {
+    "gather": ("float32", "bfloat16", "int64", "bool", "complex128"),
+    "index_select": ("float32", "bfloat16", "int64", "bool", "complex128"),
+    "take_along_dim": ("float32", "bfloat16", "int64", "bool", "complex128"),
+    "scatter": ("float32", "bfloat16", "int64", "uint8", "bool", "complex64"),
+    "scatter_add": ("float32", "bfloat16", "int64", "uint8", "bool", "complex64"),
+    "scatter_reduce": ("float32", "bfloat16", "int64", "uint8", "bool"),
+}
+
+
+def _torch_dtype(name):
+    return getattr(torch, name)
+
+
+# The OpInfo's own generator functions, called directly: ``op.sample_inputs`` wraps them in an
+# iterator that inspects the call stack for torch's test decorators on every sample, which
+# costs seconds per op here and adds nothing outside torch's test classes.
+def _samples(op, dtype, requires_grad):
+    """The OpInfo's samples, drawn from a fixed seed; torch's global generator is restored."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return list(op.sample_inputs_func(op, "cpu", dtype, requires_grad))
+
+
+def _errors(op):
+    if op.error_inputs_func is None:
+        return []
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return list(op.error_inputs_func(op, "cpu"))
+
+
+def _np(value):
+    """A torch tensor as a NumPy array (bfloat16 through ml_dtypes); anything else as it is."""
+    if not isinstance(value, torch.Tensor):
+        return value
+    value = value.detach()
+    if value.dtype == torch.bfloat16:
+        return value.float().numpy().astype(ml_dtypes.bfloat16)
+    return value.numpy().copy()
+
+
+def _jax(value):
+    value = _np(value)
+    return jnp.asarray(value) if isinstance(value, np.ndarray) else value
+
+
+def _describe(sample):
+    """One line naming a sample's arguments, for failure messages."""
+
+    def one(v):
+        if isinstance(v, torch.Tensor):
+            return f"{str(v.dtype).removeprefix('torch.')}{list(v.shape)}"
+        return repr(v)
+
+    args = ", ".join(one(a) for a in (sample.input, *sample.args))
+    kwargs = "".join(f", {k}={one(v)}" for k, v in sample.kwargs.items())
+    return f"({args}{kwargs})"
+
+
+# --------------------------------------------------------------------------------------------
+# Deliberate differences.
+
+
+def _deliberate(op, sample):
+    """The porting guide's item when the sample meets a deliberate difference, else None."""
+    if op.name == "scatter" and isinstance(sample.args[2], torch.Tensor):
+        # "Duplicate indices: torch's winner is unspecified": compare only unique targets.
+        dim, index = sample.args[0], sample.args[1]
+        if index.numel() and index.dim():
+            flat = index.movedim(dim, -1).reshape(-1, index.shape[dim])
+            if any(len(set(row.tolist())) < len(row) for row in flat):
+                return "scatter: duplicate indices (torch's winner is unspecified)"
+    return None
+
+
+def _params(grad):
+    params = []
+    for key, op in OPINFOS.items():
+        if grad and not op.supports_autograd:
+            continue
+        supported = {str(d).removeprefix("torch.") for d in op.supported_dtypes("cpu")}
+        names = ("float64",) if grad else _DTYPES[op.name]
+        for name in names:
+            if name not in supported:
+                continue
+            for i, sample in enumerate(_samples(op, _torch_dtype(name), grad)):
+                reason = _deliberate(op, sample)
+                if reason is not None:
+                    continue  # filtered out explicitly: see _deliberate
+                params.append(pytest.param(op, sample, id=f"{key}-{name}-{i}"))
+    return params
+
+
+# --------------------------------------------------------------------------------------------
+# Comparisons.
+
+
+def _assert_same(got, want, what):
+    """Same dtype, shape and values bit for bit: NaN where NaN, the same sign on zeros."""
+    got, want = np.asarray(got), _np(want)
+    assert got.dtype == want.dtype, f"{what}: dtype {got.dtype}, torch {want.dtype}"
+    assert got.shape == want.shape, f"{what}: shape {got.shape}, torch {want.shape}"
+    if want.dtype.kind == "c":
+        parts = [(got.real, want.real), (got.imag, want.imag)]
+    else:
+        parts = [(got, want)]
+    for g, w in parts:
+        if w.dtype.kind == "f" or w.dtype == ml_dtypes.bfloat16:
+            g, w = g.astype(np.float64), w.astype(np.float64)
+            np.testing.assert_array_equal(g, w, err_msg=what)  # NaN == NaN here
+            np.testing.assert_array_equal(np.signbit(g), np.signbit(w), err_msg=what + " (sign)")
+        else:
+            np.testing.assert_array_equal(g, w, err_msg=what)
+
+
+def _jgather(op):
+    return getattr(jgather, op.name)
+
+
+def _torch_call(op, sample):
+    with warnings.catch_warnings():  # scatter's reduce= with a tensor src is deprecated
+        warnings.simplefilter("ignore")
+        return op(sample.input, *sample.args, **sample.kwargs)
+
+
+@pytest.mark.parametrize(("op", "sample"), _params(grad=False))
+def test_sample_inputs_match_torch(op, sample):
+    want = _torch_call(op, sample)
+    got = _jgather(op)(_jax(sample.input), *map(_jax, sample.args), **sample.kwargs)
+    _assert_same(got, want, f"{op.name}{_describe(sample)}")
+
+
+_VJPS = {}  # one jitted program per signature: samples that differ only in values share it
+
+
+def _vjp(op, sample, slots):
+    """jax.jit of (primals, cotangent) -> (output, vjp) for the sample's op and static args."""
+    statics = tuple(
+        None if i in slots or isinstance(a, torch.Tensor) else a for i, a in enumerate(sample.args)
+    )
+    key = (op.name, statics, tuple(sorted(sample.kwargs.items())), tuple(slots))
+    if key not in _VJPS:
+
+        def fn(primals, others, cot):
+            def call(x, *tensors):
+                args = list(statics)
+                for i, t in zip(slots, tensors, strict=True):
+                    args[i] = t
+                for i, t in others.items():
+                    args[i] = t
+                return _jgather(op)(x, *args, **sample.kwargs)
+
+            out, vjp = jax.vjp(call, *primals)
+            return out, vjp(cot)
+
+        _VJPS[key] = jax.jit(fn)
+    return _VJPS[key]
+
+
+@pytest.mark.parametrize(("op", "sample"), _params(grad=True))
+def test_float64_values_and_gradients_match_torch(op, sample):
+    """Values and the vjp w.r.t. the input and every float tensor argument (src) under jax.jit,
+    with one fixed cotangent."""
+    args = list(sample.args)
+    slots = [i for i, a in enumerate(args) if isinstance(a, torch.Tensor) and a.requires_grad]
+    others = {
+        i: _jax(a) for i, a in enumerate(args) if isinstance(a, torch.Tensor) and i not in slots
+    }
+    diff = [sample.input, *(args[i] for i in slots)]
+    want_out = _torch_call(op, sample)
+    cot = np.random.default_rng(0).normal(size=tuple(want_out.shape))
+    want = torch.autograd.grad(want_out, diff, torch.from_numpy(cot), allow_unused=True)
+    out, got = _vjp(op, sample, slots)([_jax(t) for t in diff], others, jnp.asarray(cot))
+    what = f"{op.name}{_describe(sample)}"
+    _assert_same(out, want_out, what)
+    for k, (g, w) in enumerate(zip(got, want, strict=True)):
+        w = np.zeros(diff[k].shape) if w is None else _np(w)
+        np.testing.assert_allclose(np.asarray(g), w, rtol=1e-12, atol=1e-12, err_msg=what)
+
+
+# --------------------------------------------------------------------------------------------
+# Error inputs.
+
+# torch's error (its regex, as the OpInfo states it) -> the exception jgather raises, by the
+# porting guide's rule "Errors are Python's" (the key is a part of torch's regex). An error
+# input that no key matches fails the test, so a new one in torch is looked at, not passed.
+_ERROR_TYPES = {
+    "Size does not match at dimension": ValueError,
+    "Index tensor must have the same number of dimensions": ValueError,
+    "is out of bounds for dimension": IndexError,
+    "Expected self.dtype to be equal to src.dtype": TypeError,
+}
+
+
+def _error_params():
+    params = []
+    for key, op in OPINFOS.items():
+        for i, error in enumerate(_errors(op)):
+            params.append(pytest.param(op, error, id=f"{key}-{i}"))
+    return params
+
+
+@pytest.mark.parametrize(("op", "error"), _error_params())
+def test_error_inputs_raise_the_documented_type(op, error):
+    sample = error.sample_input
+    with pytest.raises(error.error_type, match=error.error_regex):  # torch rejects it
+        _torch_call(op, sample)
+    kwargs = dict(sample.kwargs)
+    args = (_jax(sample.input), *map(_jax, sample.args))
+    if "out" in kwargs:
+        # "No in-place variants": jgather has no out= at all (torch's errors here are about out's
+        # dtype or its overlap with the input); passing one is Python's TypeError.
+        with pytest.raises(TypeError, match="out"):
+            _jgather(op)(*args, **kwargs)
+        return
+    expected = next((t for k, t in _ERROR_TYPES.items() if k in error.error_regex), None)
+    assert expected is not None, f"no documented type for torch's {error.error_regex!r}"
+    with pytest.raises(expected) as info:
+        _jgather(op)(*args, **kwargs)
+    assert type(info.value) is expected, info.value
+    assert str(info.value).startswith(f"{op.name}: "), str(info.value)
