@@ -50,18 +50,19 @@ OPINFOS = {
 
 # The dtypes the samples' values run in (eagerly), for each op: each path jgather takes by dtype,
 # met once. float32; bfloat16 for half precision (sums and means accumulate in float32, as
-# for float16); int64 (integer sums wrap, 'mean' floors, 'prod' overflows); uint8 (unsigned
-# means floor and stay unsigned); bool; complex64 and complex128 where torch has them. float64
-# runs in the gradient test, values included (under jax.jit). Other dtypes take one of these
-# paths (float16 bfloat16's, int8/int16/int32 int64's); each dtype added costs a compile per
-# sample, which the module's time budget (2 minutes on 2 cores) does not hold for all of them.
+# for float16); int64 (integer sums wrap, 'mean' floors, 'prod' overflows); bool (sum is
+# 'or', prod 'and'); complex where torch has it. float64 runs in the gradient test, values
+# included (under jax.jit). The gathers move data whatever its type (int64 is bool's and
+# float32's path there). Other dtypes take one of these paths (float16 bfloat16's, the other
+# integers int64's, complex128 complex64's); each dtype costs a compile per sample, and the
+# module's budget (2 minutes on 2 cores) does not hold all of them.
 _DTYPES = {
-    "gather": ("float32", "bfloat16", "int64", "bool", "complex128"),
-    "index_select": ("float32", "bfloat16", "int64", "bool", "complex128"),
-    "take_along_dim": ("float32", "bfloat16", "int64", "bool", "complex128"),
-    "scatter": ("float32", "bfloat16", "int64", "uint8", "bool", "complex64"),
-    "scatter_add": ("float32", "bfloat16", "int64", "uint8", "bool", "complex64"),
-    "scatter_reduce": ("float32", "bfloat16", "int64", "uint8", "bool"),
+    "gather": ("float32", "bfloat16", "bool", "complex128"),
+    "index_select": ("float32", "bfloat16", "bool", "complex128"),
+    "take_along_dim": ("float32", "bfloat16", "bool", "complex128"),
+    "scatter": ("float32", "bfloat16", "int64", "bool", "complex64"),
+    "scatter_add": ("float32", "bfloat16", "int64", "bool", "complex64"),
+    "scatter_reduce": ("float32", "bfloat16", "int64"),
 }
 
 
