@@ -41,7 +41,9 @@ _PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 REPOSITORY = _PYPROJECT["urls"]["Repository"]
 #: The oldest supported jax, from pyproject.toml's ``jax>=X`` (shown on the install page).
 JAX_FLOOR = next(
-    d.split(">=")[1] for d in _PYPROJECT["dependencies"] if d.replace(" ", "").startswith("jax>=")
+    d.split(">=")[1]
+    for d in _PYPROJECT["dependencies"]
+    if d.replace(" ", "").startswith("jax>=")
 )
 
 extensions = [
@@ -105,13 +107,18 @@ def _draw_pictures() -> None:
     import mask_pictures
     import performance_plots
 
-    masking_sources = [*(ROOT / "jgather" / "masking").glob("*.py"), Path(mask_pictures.__file__)]
+    masking_sources = [
+        *(ROOT / "jgather" / "masking").glob("*.py"),
+        Path(mask_pictures.__file__),
+    ]
     _draw_if_stale(GENERATED / "masks", masking_sources, mask_pictures.write_pictures)
     results = sorted((ROOT / "benchmarks" / "results").glob("*.json"))
     _draw_if_stale(
         GENERATED / "performance",
         [*results, Path(performance_plots.__file__)],
-        lambda folder: performance_plots.write_figures(ROOT / "benchmarks" / "results", folder),
+        lambda folder: performance_plots.write_figures(
+            ROOT / "benchmarks" / "results", folder
+        ),
     )
 
 
@@ -144,7 +151,9 @@ napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 napoleon_use_rtype = False
 python_use_unqualified_type_names = True
-add_function_parentheses = False  # the porting table writes the signature after the name
+add_function_parentheses = (
+    False  # the porting table writes the signature after the name
+)
 
 # --- nitpicky mode without network ----------------------------------------------------------
 nitpicky = True
@@ -164,7 +173,9 @@ _NAMESPACES = ("jgather.masking", "jgather.segment", "jgather")
 def _canonical_paths() -> dict[str, str]:
     """Map every other path a public object is reachable by to its documented path."""
     canonical: dict[int, str] = {}
-    for ns in _NAMESPACES:  # jgather.masking first: the flat jgather.* aliases defer to it
+    for (
+        ns
+    ) in _NAMESPACES:  # jgather.masking first: the flat jgather.* aliases defer to it
         mod = importlib.import_module(ns)
         for name in mod.__all__:
             canonical.setdefault(id(getattr(mod, name)), f"{ns}.{name}")
@@ -189,9 +200,16 @@ def _resolve_to_public(app: Any, env: Any, node: Any, contnode: Any) -> Any:
         return None
     target = node.get("reftarget", "")
     public = _ALIASES.get(target)
-    if public is None and "." not in target:  # a short name in a signature: MaskedTokens
-        public = next((p for p in set(_ALIASES.values()) if p.endswith("." + target)), None)
-        if public is not None and sum(p.endswith("." + target) for p in set(_ALIASES.values())) > 1:
+    if (
+        public is None and "." not in target
+    ):  # a short name in a signature: MaskedTokens
+        public = next(
+            (p for p in set(_ALIASES.values()) if p.endswith("." + target)), None
+        )
+        if (
+            public is not None
+            and sum(p.endswith("." + target) for p in set(_ALIASES.values())) > 1
+        ):
             public = None  # ambiguous (scatter: jgather's and jgather.segment's)
     if public is None:
         return None
@@ -216,7 +234,13 @@ _FORWARD_REF = re.compile(r"TypeAliasForwardRef\('([^']*)'\)")
 
 
 def _plain_aliases(
-    app: Any, what: str, name: str, obj: Any, options: Any, sig: str | None, ret: str | None
+    app: Any,
+    what: str,
+    name: str,
+    obj: Any,
+    options: Any,
+    sig: str | None,
+    ret: str | None,
 ) -> tuple[str | None, str | None]:
     """Sphinx writes an alias inside a union (``ArrayLike | None``) as
     ``TypeAliasForwardRef('ArrayLike')``; show the name."""

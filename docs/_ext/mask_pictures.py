@@ -38,7 +38,9 @@ def _mae(key: jax.Array) -> np.ndarray:
 def _patch_dropout(key: jax.Array) -> np.ndarray:
     # One cls token in front: its index 0 is dropped from the kept positions.
     tokens = jnp.zeros((1, 1 + math.prod(GRID), 1))
-    kept = np.asarray(m.patch_dropout(key, tokens, 0.5, num_prefix=1).indices[0, 1:]) - 1
+    kept = (
+        np.asarray(m.patch_dropout(key, tokens, 0.5, num_prefix=1).indices[0, 1:]) - 1
+    )
     removed = np.ones(math.prod(GRID), bool)
     removed[kept] = False
     return removed.reshape((1, *GRID))
@@ -79,7 +81,9 @@ STRATEGIES: list[tuple[str, str, Draw]] = [
     (
         "variable_ratio_masking",
         "MaskGIT variable ratio",
-        lambda key: _frames(m.variable_ratio_masking(key, 1, math.prod(GRID)).mask, GRID),
+        lambda key: _frames(
+            m.variable_ratio_masking(key, 1, math.prod(GRID)).mask, GRID
+        ),
     ),
     ("random_masking_per_sample", "per-sample ratio, 60%", _per_sample),
     (
