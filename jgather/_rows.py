@@ -172,6 +172,18 @@ def reduce_rows(
     return rows_scatter(KIND[op], region, keys, updates)
 
 
+def product_of_others(f: jax.Array, zeros: jax.Array, product: jax.Array) -> jax.Array:
+    """The product of the factors other than ``f`` at ``f``'s position, without dividing by 0.
+
+    ``zeros``: the number of zero factors at that position; ``product``: the product of its
+    non-zero factors. That is ``product / f`` when there is no zero, ``product`` for the one
+    zero factor, else 0 (torch's masking rule for the gradient of a product).
+    """
+    one = jnp.ones((), f.dtype)
+    safe = jnp.where(f == 0, one, f)
+    return jnp.where(zeros == 0, product / safe, jnp.where((f == 0) & (zeros == 1), product, 0))
+
+
 # The per-element scatter of a large multi-dimensional index runs in chunks of about this many
 # index elements (whole rows of its leading axis): each chunk's keys and updates stay in cache
 # between being computed and being scattered. In one piece, XLA's CPU backend writes all the

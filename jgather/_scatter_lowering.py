@@ -412,13 +412,9 @@ def product_tangent(
     safe_x = jnp.where(x == 0, one, x) if include_self else jnp.ones_like(x)
     product = scatter("prod", safe_x, jnp.where(s == 0, one, s))
 
-    def others(f: jax.Array, z: jax.Array, p: jax.Array) -> jax.Array:
-        safe = jnp.where(f == 0, one, f)
-        return jnp.where(z == 0, p / safe, jnp.where((f == 0) & (z == 1), p, 0))
-
     if include_self:
-        tangent = others(x, zeros, product) * tx
+        tangent = _rows.product_of_others(x, zeros, product) * tx
     else:  # the input's tangent survives only where nothing was reduced in
         tangent = tx * scatter("prod", jnp.ones_like(x), jnp.zeros_like(s), False)
-    d_src = others(s, at_index(zeros), at_index(product)) * ts
+    d_src = _rows.product_of_others(s, at_index(zeros), at_index(product)) * ts
     return scatter("sum", tangent, d_src, True)

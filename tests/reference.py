@@ -49,7 +49,7 @@ the ``segment_*`` docs), one ``src`` entry at a time with explicit loops:
   jgather deliberately differs from torch_scatter's kernel (NaN propagates, first NaN wins;
   an all -inf segment is -inf) this reference states jgather's rule and says so.
 * ``mean``: ``(out + sum) / max(count, 1)``; integers floor.
-* ``std``: ``sqrt((out + sum (x - mean)^2) / max(count - unbiased, 1))``.
+* ``std``: ``sqrt((out + sum (x - mean)^2) / (max(count - unbiased, 1) + 1e-6))``.
 * ``logsumexp``: ``log(sum exp(x - m) + eps) + m`` over the segment (and ``out``), 0 when
   empty (``out`` when given); non-finite ``m`` is returned as is (jgather's rule).
 * ``softmax`` / ``log_softmax``: per segment, shifted by its max.
@@ -454,7 +454,7 @@ def scatter_std(src, index, dim=-1, out=None, dim_size=None, unbiased=True):
         count = len(values)
         mean = sum(values) / max(count, 1)
         sq = sum((v - mean) ** 2 for v in values) + (0.0 if out is None else float(out[pos]))
-        res[pos] = math.sqrt(sq / max(count - 1 if unbiased else count, 1))
+        res[pos] = math.sqrt(sq / (max(count - 1 if unbiased else count, 1) + 1e-6))
     return res.astype(src.dtype)
 
 

@@ -1,8 +1,8 @@
 """jgather.segment against torch: values and gradients, when torch is importable.
 
-torch_scatter itself is a compiled extension (building it from source takes a quarter of an
-hour on this project's 2-core CI), so the comparison is with torch-native re-statements of
-each torch_scatter function, written from torch_scatter's sources: ``Tensor.scatter_add_`` /
+These tests need only torch: they compare with torch-native re-statements of each
+torch_scatter function, written from torch_scatter's sources (torch_scatter itself, a compiled
+extension, is compared in ``test_torch_scatter_parity.py``): ``Tensor.scatter_add_`` /
 ``scatter_reduce_`` for the scatter family, torch_scatter's composite formulas for std,
 logsumexp, softmax and log_softmax, ``torch.segment_reduce`` for CSR, and torch_scatter's
 backward for max/min (the cotangent scattered to the argmax, nothing to the sentinel).

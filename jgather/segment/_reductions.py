@@ -13,7 +13,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.typing import ArrayLike
 
-from jgather import _dtypes
+from jgather import _dtypes, _rows
 from jgather.segment import _arguments, _lowering
 
 
@@ -99,17 +99,13 @@ def _float_product_jvp(
     )
     out = jnp.where(zeros > 0, 0, nz).astype(base.dtype)
 
-    def others(f: jax.Array, z: jax.Array, p: jax.Array) -> jax.Array:
-        safe = jnp.where(f == 0, 1, f)
-        return jnp.where(z == 0, p / safe, jnp.where((f == 0) & (z == 1), p, 0))
-
     z_g = _lowering.gather_back(zeros, idx, dim)
     p_g = _lowering.gather_back(nz, idx, dim)
-    d_src = others(src, z_g, p_g) * dsrc
+    d_src = _rows.product_of_others(src, z_g, p_g) * dsrc
     valid = _lowering.in_range(idx, base.shape[dim], mode)
     if valid is not None:
         d_src = jnp.where(valid, d_src, 0)
-    tangent = others(base, zeros, nz) * dbase
+    tangent = _rows.product_of_others(base, zeros, nz) * dbase
     tangent = _lowering.scatter_into("add", tangent, d_src, idx, dim, mode, sorted=sorted)
     return out, tangent
 
@@ -123,9 +119,10 @@ def reduce_mul(
     mode: str | None,
     sorted: bool = False,
 ) -> jax.Array:
-    base = (
-        out if out is not None else jnp.ones(_lowering.out_shape(src.shape, dim, size), src.dtype)
-    )
+    shape = _lowering.out_shape(src.shape, dim, size)
+    if out is None and src.size == 0:  # torch_scatter's kernel: an empty src gives zeros
+        return jnp.zeros(shape, src.dtype)
+    base = out if out is not None else jnp.ones(shape, src.dtype)
     idx = _lowering.prepare_index(idx, size, mode)
     if jnp.issubdtype(src.dtype, jnp.inexact):
         return _float_product(base, src, idx, dim, mode, sorted)
@@ -220,7 +217,8 @@ def reduce_std(
     dev = x - _lowering.gather_back(mean, idx, dim)
     base = out.astype(acc) if out is not None else jnp.zeros(shape, acc)
     sq = _lowering.scatter_into("add", base, dev * dev, idx, dim, mode, sorted=sorted)
-    var = sq / jnp.maximum(n - 1 if unbiased else n, 1)
+    # torch_scatter's denominator, 1e-6 included: (max(count - 1, 1) + 1e-6).
+    var = sq / (jnp.maximum(n - 1 if unbiased else n, 1) + 1e-6)
     # sqrt has an infinite derivative at 0 (a one-element or constant segment); torch_scatter
     # returns NaN gradients there, jgather zero (the double where keeps them out of the VJP).
     # A NaN or infinite entry (and a negative out=) gives NaN, as in torch_scatter.

@@ -186,7 +186,8 @@ def scatter_mul(
 ) -> jax.Array:
     """Multiplies ``src`` within segments along ``dim`` (into ones, or into ``out``).
 
-    torch_scatter's ``scatter_mul``: empty segments are 1. One ``lax.scatter_mul``. Gradient
+    torch_scatter's ``scatter_mul``: empty segments are 1 (and every segment 0 when ``src``
+    is empty and there is no ``out``, as torch_scatter's kernel). One ``lax.scatter_mul``. Gradient
     (floats): each factor gets the product of the *other* factors in its segment, computed
     without dividing by zero (torch_scatter divides by ``src`` and gives NaN at zeros).
 
@@ -338,9 +339,10 @@ def scatter_std(
 ) -> jax.Array:
     """Standard deviation within segments along ``dim``.
 
-    torch_scatter's ``scatter_std``: ``sqrt((out + sum (src - mean)^2) / d)`` with
+    torch_scatter's ``scatter_std``: ``sqrt((out + sum (src - mean)^2) / (d + 1e-6))`` with
     ``d = max(count - 1, 1)`` when ``unbiased`` else ``max(count, 1)`` (so a one-element
-    segment is 0, not NaN; ``out``, when given, is added to the squared deviations). Empty
+    segment is 0, not NaN; ``out``, when given, is added to the squared deviations; the
+    ``1e-6`` is torch_scatter's). Empty
     segments are 0. float16/bfloat16 compute in float32. Gradient: zero where the deviation is
     zero (torch_scatter gives NaN there, from sqrt at 0).
 
