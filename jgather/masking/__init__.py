@@ -2,7 +2,8 @@
 
 One module per family: ``_mae`` (MAE's ``random_masking``, ``apply_mask``), ``_unshuffle``,
 ``_permutation`` (the shared shuffle), ``_video`` (tube, running cell), ``_block`` (BEiT),
-``_simmim``, ``_inverse_block`` (data2vec 2.0), ``_multiblock`` (I-JEPA, V-JEPA),
+``_simmim``, ``_inverse_block`` (data2vec 2.0), ``_multiblock`` (I-JEPA, V-JEPA), ``_boxes``
+(boxes to masks), ``_apply_masks`` (JEPA's ``apply_masks`` and its inverse),
 ``_masked_tokens`` (VideoMAE's ``patches[mask]``), ``_patch_dropout``, ``_variable_ratio``
 (MaskGIT), ``_per_sample`` (a ratio per sample in fixed shapes), ``_patches``, ``_loss``,
 ``_keys`` (PRNG keys, batch placement).
@@ -30,7 +31,10 @@ The algorithms are re-stated from the papers and the facts of their reference im
 (counts, rounding, bounds); the facts each function follows are listed in its docstring.
 """
 
+from jgather.masking._apply_masks import apply_masks as apply_masks
+from jgather.masking._apply_masks import unapply_masks as unapply_masks
 from jgather.masking._block import block_masking as block_masking
+from jgather.masking._boxes import box_masks as box_masks
 from jgather.masking._inverse_block import inverse_block_masking as inverse_block_masking
 from jgather.masking._keys import example_keys as example_keys
 from jgather.masking._loss import mae_loss as mae_loss
@@ -40,10 +44,7 @@ from jgather.masking._mae import random_masking as random_masking
 from jgather.masking._masked_tokens import masked_ids as masked_ids
 from jgather.masking._masked_tokens import take_masked as take_masked
 from jgather.masking._multiblock import MultiBlockMasks as MultiBlockMasks
-from jgather.masking._multiblock import apply_masks as apply_masks
-from jgather.masking._multiblock import box_masks as box_masks
 from jgather.masking._multiblock import multiblock_masking as multiblock_masking
-from jgather.masking._multiblock import unapply_masks as unapply_masks
 from jgather.masking._patch_dropout import PatchDropoutOutput as PatchDropoutOutput
 from jgather.masking._patch_dropout import patch_dropout as patch_dropout
 from jgather.masking._patches import patchify as patchify

@@ -1,14 +1,14 @@
-"""Multi-block masks of I-JEPA and V-JEPA: boxes to masks, the samplers, ``apply_masks``.
+"""Multi-block masks of I-JEPA and V-JEPA: the samplers, on ``box_masks``' construction.
 
-Three layers, tested separately:
+The layers, tested separately (the first and last in their own modules):
 
-* ``box_masks``: boxes (corner and extent on each grid axis) to boolean masks, exactly
+* ``box_masks`` (``_boxes``): boxes (corner and extent on each grid axis) to boolean masks, exactly
   ``mask[top:top + h, left:left + w] = True`` (and the same with ``start:start + t`` for video).
 * ``multiblock_masking``: the samplers of I-JEPA's ``MaskCollator`` (``src/masks/multiblock.py``)
   and V-JEPA's (``src/masks/multiblock3d.py``), re-stated from their facts, drawing boxes and
   building the context and target masks and their padded index sets with ``box_masks``' core.
-* ``apply_masks`` / ``unapply_masks``: the references' ``apply_masks`` (a gather per index set,
-  concatenated over the sets along the batch) and its inverse for the predictor's output.
+* ``apply_masks`` / ``unapply_masks`` (``_apply_masks``): the references' ``apply_masks`` (a
+  gather per index set, concatenated over the sets along the batch) and its inverse.
 
 Block sizes are drawn through exact step tables: the reference maps a uniform ``u`` to a size by
 float formulas (``int``, ``round``, ``sqrt``) whose value changes only at finitely many ``u``.
@@ -31,14 +31,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from jax.sharding import NamedSharding
-from jax.sharding import PartitionSpec as P
 from jax.typing import ArrayLike
 
-from jgather import _checks, _indexing
-from jgather._gather import index_select
-from jgather._scatter import scatter
+from jgather import _checks
 from jgather.masking._block import _uniform_int
+from jgather.masking._boxes import _box_masks
 from jgather.masking._keys import batch_sharding as _batch_sharding
 from jgather.masking._keys import check_key as _check_key
 from jgather.masking._keys import per_sample_keys as _per_sample_keys
@@ -53,107 +50,6 @@ _IJEPA_TIMEOUT = 20
 # V-JEPA resamples a clip's target blocks while its context is empty; here a fixed number of
 # rounds is drawn at once (see multiblock_masking's docstring for the chance of running out).
 _VJEPA_ROUNDS = 10
-
-# ----------------------------------------------------------------------------------------------
-# Boxes to masks.
-
-
-def _box_masks(boxes: jax.Array, grid: tuple[int, ...]) -> jax.Array:
-    """[..., 2d] boxes (corners, then extents, per grid axis) -> [..., prod(grid)] bool."""
-    ndim = len(grid)
-    batch = boxes.shape[:-1]
-    out = jnp.ones(batch + (1,) * ndim, jnp.bool_)
-    for axis, size in enumerate(grid):
-        corner = boxes[..., axis].reshape((*batch, 1))
-        extent = boxes[..., ndim + axis].reshape((*batch, 1))
-        pos = lax.iota(boxes.dtype, size).reshape((1,) * len(batch) + (size,))
-        # pos - corner cannot overflow for corner >= 0; Python slicing clips at the grid edge.
-        inside = (pos >= corner) & (pos - corner < extent)  # [..., size]
-        shape = batch + tuple(size if a == axis else 1 for a in range(ndim))
-        out = out & inside.reshape(shape)
-    return out.reshape((*batch, math.prod(grid)))
-
-
-@functools.partial(jax.jit, static_argnames=("grid",))
-def _box_masks_core(boxes: jax.Array, grid: tuple[int, ...]) -> jax.Array:
-    return _box_masks(boxes, grid)
-
-
-def box_masks(boxes: ArrayLike, grid: int | tuple[int, ...]) -> jax.Array:
-    """Boolean token masks of axis-aligned boxes on a token grid (deterministic).
-
-    The construction the multi-block samplers of I-JEPA and V-JEPA use, separated from the
-    sampling: box ``(top, left, height, width)`` on an ``(H, W)`` grid is exactly NumPy's or
-    torch's ``mask[top:top + height, left:left + width] = 1`` on an ``[H, W]`` array, flattened
-    row-major; on a ``(T, H, W)`` grid, box ``(start, top, left, duration, height, width)`` is
-    ``mask[start:start + duration, top:top + height, left:left + width] = 1``. As with slicing,
-    a box that reaches past the grid's end is cut at the edge and an extent of 0 is empty.
-    Corners and extents must be non-negative (slicing would read a negative corner from the
-    end): concrete boxes are checked; traced ones are read as coordinates (a negative corner
-    covers the cells from 0 to ``corner + extent``).
-
-    Token order is row-major: token ``l = h * W + w`` (``(t * H + h) * W + w`` for video),
-    that of ``patchify`` and of the references. Combine the boxes of one mask with
-    ``.any(axis=-2)``.
-
-    Args:
-      boxes: [..., 4] integer ``(top, left, height, width)`` for a 2-D grid, or [..., 6]
-        ``(start, top, left, duration, height, width)`` for a 3-D grid: the corner on each grid
-        axis, then the extent on each.
-      grid: the token grid ``(H, W)`` (an int for a square grid) or ``(T, H, W)``; static.
-
-    Returns:
-      [..., prod(grid)] bool, True inside the box.
-
-    Raises:
-      TypeError: ``boxes`` is not an integer array; ``grid`` is traced or not ints.
-      ValueError: ``boxes``' last axis is not ``2 * len(grid)``, or a concrete box has a
-        negative corner or extent.
-
-    Example:
-      >>> import jax.numpy as jnp, jgather
-      >>> m = jgather.box_masks(jnp.array([[1, 2, 2, 3], [2, 0, 9, 1]]), (4, 5))
-      >>> m.reshape(2, 4, 5).astype(int)[0].tolist()
-      [[0, 0, 0, 0, 0], [0, 0, 1, 1, 1], [0, 0, 1, 1, 1], [0, 0, 0, 0, 0]]
-      >>> m.reshape(2, 4, 5).astype(int)[1].tolist()  # cut at the bottom edge, as slicing
-      [[0, 0, 0, 0, 0], [0, 0, 0, 0, 0], [1, 0, 0, 0, 0], [1, 0, 0, 0, 0]]
-    """
-    fn = "box_masks"
-    boxes = _checks.as_array(fn, "boxes", boxes, hint="pass [..., 4] or [..., 6] integer boxes")
-    if not jnp.issubdtype(boxes.dtype, jnp.integer):
-        raise TypeError(
-            f"{fn}: boxes must be an integer array (grid coordinates), got dtype {boxes.dtype}; "
-            "convert it with boxes.astype(jnp.int32)."
-        )
-    if isinstance(grid, int | np.integer) and not isinstance(grid, bool):
-        grid = (int(grid), int(grid))
-    ndim = len(grid) if isinstance(grid, tuple | list) else 2
-    if ndim not in (2, 3):
-        raise ValueError(
-            f"{fn}: grid must be (H, W) or (T, H, W), got {grid!r}; box_masks draws boxes on "
-            "image and video token grids."
-        )
-    dims = _checks.static_grid(fn, "grid", grid, ndim)
-    want = "(top, left, height, width)" if ndim == 2 else "(start, top, left, duration, h, w)"
-    if boxes.ndim == 0 or boxes.shape[-1] != 2 * ndim:
-        raise ValueError(
-            f"{fn}: boxes must have shape [..., {2 * ndim}] ({want}) for the {ndim}-D grid "
-            f"{dims}, got shape {tuple(boxes.shape)}."
-        )
-    if not _checks.is_traced(boxes):
-        values = np.asarray(boxes)
-        if values.size and values.min() < 0:
-            at = np.unravel_index(int(np.argmin(values)), values.shape)
-            raise ValueError(
-                f"{fn}: corners and extents must be >= 0, got {int(values[at])} at index "
-                f"{tuple(int(i) for i in at)}; a negative corner would count from the end in "
-                "slicing, which box_masks does not do."
-            )
-    if boxes.dtype.itemsize > 4 or boxes.dtype.kind == "u":
-        # Non-negative boxes: clip wide values to int32 (anything past the grid is cut anyway).
-        boxes = jnp.clip(boxes, 0, np.iinfo(np.int32).max).astype(jnp.int32)
-    return _box_masks_core(boxes, dims)
-
 
 # ----------------------------------------------------------------------------------------------
 # Exact step tables of the block-size draws (static, Python float64).
@@ -897,163 +793,3 @@ def multiblock_masking(
         key, size_key, batch_size=batch_size, args=args, per_sample_size=per_sample_size
     )
     return _batch_min(fn, out) if truncate == "batch_min" else out
-
-
-# ----------------------------------------------------------------------------------------------
-# apply_masks and its inverse.
-
-
-def _check_ids(fn: str, ids: Any, n: int, length: int, name: str = "ids") -> jax.Array:
-    ids, wide = _indexing.as_index(fn, name, ids)
-    _indexing.check_index_dtype(fn, ids, name)
-    if ids.ndim != 3 or ids.shape[1] != n:
-        raise ValueError(
-            f"{fn}: {name} must have shape [M, N, K] = [M, {n}, K] (M index sets of K tokens per "
-            f"sample, mask-major), got shape {tuple(ids.shape)}; for multiblock_masking's "
-            "[N, M, K] target_ids pass target_ids.transpose(1, 0, 2), for its [N, K] "
-            "context_ids pass context_ids[None]."
-        )
-    _indexing.check_bounds_eagerly(fn, wide, 2, length)
-    return ids
-
-
-def _merge_leading(a: jax.Array, sharding: NamedSharding | None) -> jax.Array:
-    """[M, N, ...] -> [M * N, ...]. With ``N`` split over explicit mesh axes the merged rows
-    mix the shards, so the merged axis is given the batch's sharding (XLA moves the rows)."""
-    shape = (a.shape[0] * a.shape[1], *a.shape[2:])
-    if sharding is None:
-        return a.reshape(shape)
-    spec = P(sharding.spec[0], *([None] * (len(shape) - 1)))
-    return lax.reshape(a, shape, out_sharding=NamedSharding(sharding.mesh, spec))
-
-
-@jax.jit
-def _apply_masks(x: jax.Array, ids: jax.Array) -> jax.Array:
-    take = lambda xi, i: index_select(xi, 0, i)
-    out = jax.vmap(jax.vmap(take), in_axes=(None, 0))(x, ids)  # [M, N, K, D]
-    return _merge_leading(out, _batch_sharding(x))
-
-
-def apply_masks(x: ArrayLike, ids: ArrayLike) -> jax.Array:
-    """Gathers the tokens of ``M`` index sets, concatenated mask-major: JEPA's ``apply_masks``.
-
-    Mirrors ``apply_masks(x, masks)`` of I-JEPA and V-JEPA: for each of the ``M`` index sets
-    ``ids[m]`` ([N, K]), ``torch.gather(x, 1, ids[m][..., None].repeat(1, 1, D))``, and the
-    results concatenated along the batch axis, so row ``m * N + n`` holds set ``m`` of sample
-    ``n``. Here each row is one ``jgather.index_select`` of whole token rows (no ``[N, K, D]``
-    index is built). Not to be confused with :func:`apply_mask`, MAE's triple from one mask.
-
-    Out-of-range indices follow ``jgather.gather``: ``IndexError`` for concrete ``ids``; under
-    ``jax.jit`` the position is filled (NaN for floats) and ``checkify`` reports it.
-
-    On a batch-sharded mesh the gathers stay local, but the mask-major layout itself mixes the
-    shards (rows ``m * N + n`` of every ``m`` come from every device), so the final flatten
-    moves rows between devices; on an explicit-axis mesh the result is split over its rows like
-    the batch. To keep everything local, gather per set instead (``apply_masks(x, ids[m:m +
-    1])`` is ``[N, K, D]``, sharded like ``x``).
-
-    Args:
-      x: [N, L, D...] tokens.
-      ids: [M, N, K] integer token indices (``multiblock_masking``'s ``target_ids.transpose(1,
-        0, 2)`` or ``context_ids[None]``).
-
-    Returns:
-      [M * N, K, D...] in ``x``'s dtype.
-
-    Raises:
-      TypeError: ``ids`` is not integer.
-      ValueError: ``x`` has fewer than 2 dims or ``ids`` is not [M, N, K].
-      IndexError: a concrete index outside ``[0, L)``.
-
-    Example:
-      >>> import jax.numpy as jnp, jgather
-      >>> x = jnp.arange(12.0).reshape(2, 6, 1)
-      >>> ids = jnp.array([[[0, 5], [1, 2]], [[3, 3], [4, 0]]])  # M=2 sets, N=2, K=2
-      >>> jgather.apply_masks(x, ids)[..., 0].tolist()
-      [[0.0, 5.0], [7.0, 8.0], [3.0, 3.0], [10.0, 6.0]]
-    """
-    fn = "apply_masks"
-    x = _checks.as_array(fn, "x", x, hint="pass tokens [N, L, D]")
-    if x.ndim < 2:
-        raise ValueError(f"{fn}: x must have shape [N, L, D...], got {tuple(x.shape)}.")
-    ids = _check_ids(fn, ids, x.shape[0], x.shape[1])
-    return _apply_masks(x, ids)
-
-
-@functools.partial(jax.jit, static_argnames=("length",))
-def _unapply_masks(
-    y: jax.Array, ids: jax.Array, valid: jax.Array | None, *, length: int
-) -> jax.Array:
-    k = ids.shape[2]
-    sharding = _batch_sharding(y)
-    rows = _merge_leading(ids, sharding)
-    if valid is not None:
-        rows = jnp.where(_merge_leading(valid, sharding), rows, length)  # dropped below
-
-    def put(yi: jax.Array, i: jax.Array) -> jax.Array:
-        index = jnp.broadcast_to(i.reshape((k,) + (1,) * (yi.ndim - 1)), yi.shape)
-        zeros = jnp.zeros((length, *yi.shape[1:]), yi.dtype)
-        return scatter(zeros, 0, index, yi, mode="drop" if valid is not None else None)
-
-    return jax.vmap(put)(y, rows)
-
-
-def unapply_masks(
-    y: ArrayLike, ids: ArrayLike, length: int, *, valid: ArrayLike | None = None
-) -> jax.Array:
-    """The inverse of :func:`apply_masks`: puts ``[M * N, K, D]`` rows back at their tokens.
-
-    Row ``m * N + n`` of ``y`` (e.g. the predictor's output for target ``m`` of sample ``n``)
-    is written at token positions ``ids[m, n]`` of an all-zero ``[L, D]`` sequence:
-    ``out[m * N + n, ids[m, n, j]] = y[m * N + n, j]``, a ``jgather.scatter`` per row.
-    ``unapply_masks(apply_masks(x, ids), ids, L)`` equals ``x`` on the indexed tokens and 0
-    elsewhere. Slots with ``valid`` False (the padding of ``multiblock_masking``'s index sets)
-    are not written. Repeated indices in a row write one of their values, unspecified which.
-    On a batch-sharded mesh, ``ids`` is put in ``y``'s mask-major row order first (rows move
-    between devices, as in :func:`apply_masks`).
-
-    Args:
-      y: [M * N, K, D...] rows, mask-major as ``apply_masks`` returns them.
-      ids: [M, N, K] the token indices they were gathered with.
-      length: ``L``, the sequence length of the result (static).
-      valid: optional [M, N, K] bool; False slots are skipped.
-
-    Returns:
-      [M * N, L, D...] in ``y``'s dtype, zeros where nothing was written.
-
-    Raises:
-      TypeError: ``ids`` is not integer; ``length`` is not an int.
-      ValueError: shapes disagree.
-      IndexError: a concrete index outside ``[0, L)``.
-
-    Example:
-      >>> import jax.numpy as jnp, jgather
-      >>> y = jnp.array([[[1.0], [2.0]]])  # M=1, N=1, K=2
-      >>> ids = jnp.array([[[3, 0]]])
-      >>> jgather.unapply_masks(y, ids, 4)[0, :, 0].tolist()
-      [2.0, 0.0, 0.0, 1.0]
-      >>> valid = jnp.array([[[True, False]]])
-      >>> jgather.unapply_masks(y, ids, 4, valid=valid)[0, :, 0].tolist()
-      [0.0, 0.0, 0.0, 1.0]
-    """
-    fn = "unapply_masks"
-    y = _checks.as_array(fn, "y", y, hint="pass rows [M * N, K, D]")
-    length = _checks.static_int(fn, "`length`", length, minimum=1)
-    ids, wide = _indexing.as_index(fn, "ids", ids)
-    _indexing.check_index_dtype(fn, ids, "ids")
-    if ids.ndim != 3 or y.ndim < 2 or y.shape[:2] != (ids.shape[0] * ids.shape[1], ids.shape[2]):
-        raise ValueError(
-            f"{fn}: y must be [M * N, K, D...] for ids of shape [M, N, K]; got y "
-            f"{tuple(y.shape)} and ids {tuple(ids.shape)}."
-        )
-    if valid is not None:
-        valid = _checks.as_array(fn, "valid", valid, hint="pass [M, N, K] booleans")
-        if valid.shape != ids.shape:
-            raise ValueError(
-                f"{fn}: valid must have ids' shape {tuple(ids.shape)}, got {tuple(valid.shape)}."
-            )
-        valid = valid.astype(jnp.bool_)
-        if not _checks.is_traced(valid) and not _checks.is_traced(wide):
-            wide = np.where(np.asarray(valid), np.asarray(wide), 0)
-    _indexing.check_bounds_eagerly(fn, wide, 2, length)
-    return _unapply_masks(y, ids, valid, length=length)

@@ -374,7 +374,7 @@ def scatter_std(
       >>> import jax.numpy as jnp
       >>> from jgather.segment import scatter_std
       >>> scatter_std(jnp.array([1.0, 3.0, 7.0]), jnp.array([0, 0, 1]))
-      Array([1.4142135, 0.       ], dtype=float32)
+      Array([1.414213, 0.      ], dtype=float32)
     """
     if not isinstance(unbiased, bool):
         raise TypeError(f"scatter_std: unbiased must be a bool, got {unbiased!r}.")
