@@ -2,8 +2,8 @@
 
 ``CALLS`` maps a name to a :class:`Call`: a function of arrays only (static arguments bound)
 and a builder of its arguments for a batch of ``b`` examples, the batch on the leading axis of
-every argument in ``batched`` (positions). ``test_config_flags`` runs each call under JAX's
-strict configuration flags; ``test_shape_poly_export`` exports it with a symbolic batch.
+every argument in ``batched`` (positions). ``test_public_api`` runs each call under JAX's
+strict configuration flags and a transfer guard, and exports it with a symbolic batch.
 
 ``STATIC_BATCH`` lists the functions whose batch size is a static argument (it fixes their
 output shapes): they take a key, not a batch of arrays, and export with a fixed batch.
