@@ -321,11 +321,7 @@ def batchable(
         # derivative w.r.t. src with duplicates, which must not be asked for by a zero).
         # Elementwise keys only: the whole-rows lax.cond, batched and then differentiated,
         # leaves a stop_gradient that jax 0.10 cannot transpose.
-        live = [
-            (k, a, t)
-            for k, a, t in ((0, x, tx), (2, s, ts))
-            if not isinstance(t, jax.custom_derivatives.SymbolicZero)
-        ]
+        live = [(k, a, t) for k, a, t in ((0, x, tx), (2, s, ts)) if not _symbolic_zero(t)]
 
         def f(*args: jax.Array) -> jax.Array:
             full = [x, i, s]
