@@ -205,6 +205,18 @@ def _masking() -> dict[str, Call]:
             lambda b: (_x(b, 16, 4), _x(b, 16, 4), _fixed_mask(b).astype(np.float32)),
             (0, 1, 2),
         ),
+        # Predictions for the 12 removed tokens only, with a bool mask (the masked-only path
+        # reads the mask as bool), and bf16 predictions against float32 targets (promoted).
+        "mae_loss removed-only": Call(
+            lambda p, t, m: jgather.mae_loss(pred=p, target=t, mask=m, norm_pix_loss=True),
+            lambda b: (_x(b, 12, 4), _x(b, 16, 4), _fixed_mask(b)),
+            (0, 1, 2),
+        ),
+        "mae_loss bf16 pred": Call(
+            lambda p, t, m: jgather.mae_loss(pred=p, target=t, mask=m),
+            lambda b: (_x(b, 16, 4, dtype=jnp.bfloat16), _x(b, 16, 4), _fixed_mask(b)),
+            (0, 1, 2),
+        ),
         "patch_dropout": Call(
             lambda k, x: jgather.patch_dropout(k, x, 0.5), lambda b: (_key(b), _x(b, 17, 4)), (1,)
         ),

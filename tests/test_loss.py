@@ -81,3 +81,49 @@ def test_empty_mask_is_nan_and_errors():
         jgather.mae_loss(pred=pred, target=target, mask=mask[:, :3])
     with pytest.raises(ValueError, match="at least 2 values"):
         jgather.mae_loss(pred=pred[..., :1], target=target[..., :1], mask=mask, norm_pix_loss=True)
+
+
+def _removed_only(seed=4, n=3, length=16, k=12, p=6):
+    """[n, k, p] predictions for the removed tokens, [n, length, p] targets, an [n, length]
+    bool mask that removes exactly ``k`` tokens per row."""
+    pred, target, _ = batch(seed, n, length, p)
+    ranks = np.argsort(np.argsort(np.random.default_rng(seed).random((n, length)), 1), 1)
+    return pred[:, :k], target, ranks < k
+
+
+def removed_only_reference(pred, target, mask, norm_pix_loss=False):
+    """VideoMAE's MSELoss(pred, patches[mask]) in float64 on the normalised target."""
+    target = np.asarray(target, np.float64)
+    if norm_pix_loss:
+        mean = target.mean(axis=-1, keepdims=True)
+        target = (target - mean) / (target.var(axis=-1, keepdims=True, ddof=1) + 1e-6) ** 0.5
+    labels = target[mask].reshape(pred.shape)  # row-major: each sample's removed, in order
+    return ((np.asarray(pred, np.float64) - labels) ** 2).mean()
+
+
+@pytest.mark.parametrize(
+    "removed_only, bf16_pred, norm_pix_loss",
+    [(False, True, False), (True, False, True), (True, True, False)],
+    ids=["full-bf16-pred", "removed-only-bool-mask", "removed-only-bf16-pred"],
+)
+def test_strict_promotion_and_transfer_guard(removed_only, bf16_pred, norm_pix_loss):
+    """Masked-only predictions with a bool mask and bf16 predictions against float32 targets
+    under jax_numpy_dtype_promotion="strict" (the casts are explicit, the loss is float32, the
+    promoted dtype); eagerly on device arrays under a transfer guard (the mask check reads the
+    mask explicitly, no Python scalar goes to the device). Values as the references'."""
+    pred, target, mask = _removed_only() if removed_only else batch(5)
+    if bf16_pred:
+        pred = np.asarray(pred.astype(jnp.bfloat16).astype(np.float32))  # the values bf16 holds
+    ref = (removed_only_reference if removed_only else mae_loss_reference)(
+        pred, target, mask, norm_pix_loss
+    )
+    args = jax.device_put((pred.astype(jnp.bfloat16) if bf16_pred else pred, target, mask))
+    fn = lambda p, t, m: jgather.mae_loss(pred=p, target=t, mask=m, norm_pix_loss=norm_pix_loss)
+    with jax.numpy_dtype_promotion("strict"):
+        for f in (fn, jax.jit(fn)):
+            loss = f(*args)
+            assert loss.dtype == jnp.float32 and loss.shape == ()
+            np.testing.assert_allclose(loss, ref, rtol=1e-6)
+    with jax.transfer_guard("disallow"):
+        loss = fn(*args)
+    np.testing.assert_allclose(loss, ref, rtol=1e-6)

@@ -42,14 +42,18 @@ def _normalise(target: jax.Array, norm: str | None, channels: int | None) -> jax
 def _mae_loss(
     pred: jax.Array, target: jax.Array, mask: jax.Array, *, norm: str | None, channels: int | None
 ) -> jax.Array:
-    dtype = jnp.promote_types(jnp.result_type(pred, target), jnp.float32)
+    # JAX's standard promotion of the two dtypes, then explicit casts: a bf16 prediction
+    # against a float32 target stays legal under jax_numpy_dtype_promotion="strict".
+    with jax.numpy_dtype_promotion("standard"):
+        dtype = jnp.promote_types(jnp.promote_types(pred.dtype, target.dtype), jnp.float32)
     pred = pred.astype(dtype)
     target = target.astype(dtype)
     if pred.shape[1] != target.shape[1]:  # predictions for the removed tokens only
         sharding = batch_sharding(pred, target, mask)
         pred, target, mask = (to_batch_sharding(a, sharding) for a in (pred, target, mask))
         count = pred.shape[1]
-        pick = lambda t, m: _take_rows(t, _removed_rows(m != 0, count), None)
+        # astype(bool) is ``mask != 0`` for every dtype, without a Python 0 to promote.
+        pick = lambda t, m: _take_rows(t, _removed_rows(m.astype(jnp.bool_), count), None)
         target = _normalise(jax.vmap(pick)(target, mask), norm, channels)
         return jnp.mean(jnp.square(pred - target))
     mask = mask.astype(dtype)
@@ -172,7 +176,8 @@ def mae_loss(
     norm, channels = _check_norm(fn, norm_pix_loss, channels, target.shape[-1])
     count = pred.shape[1]
     if count != target.shape[1] and not is_traced(mask):
-        removed = np.asarray(mask != 0).sum(axis=1)
+        # One explicit device-to-host read; no scalar goes to the device (transfer guards).
+        removed = np.count_nonzero(np.asarray(jax.device_get(mask)), axis=1)
         bad = np.flatnonzero(removed != count)
         if bad.size:
             raise ValueError(
