@@ -241,6 +241,12 @@ def _masking() -> dict[str, Call]:
             lambda b: (_idx(b, 2, 6, high=4),),
             (0,),
         ),
+        # Narrow boxes are widened to int32 positions in the wrapper (under the strict flags).
+        "box_masks int8": Call(
+            lambda boxes: jgather.box_masks(boxes, (6, 7)),
+            lambda b: (_idx(b, 3, 4, high=5).astype(np.int8),),
+            (0,),
+        ),
         # apply_masks / unapply_masks take [M, N, K] index sets: the batch N is their axis 1,
         # so these calls take [N, M, K] and move it.
         "apply_masks": Call(

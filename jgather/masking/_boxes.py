@@ -22,7 +22,11 @@ __all__ = ["box_masks"]
 
 
 def _box_masks(boxes: jax.Array, grid: tuple[int, ...]) -> jax.Array:
-    """[..., 2d] boxes (corners, then extents, per grid axis) -> [..., prod(grid)] bool."""
+    """[..., 2d] boxes (corners, then extents, per grid axis) -> [..., prod(grid)] bool.
+
+    Positions are counted in ``boxes``' dtype, which must hold every position of the grid
+    (``box_masks`` widens narrow boxes first; the samplers draw int32 boxes).
+    """
     ndim = len(grid)
     batch = boxes.shape[:-1]
     out = jnp.ones(batch + (1,) * ndim, jnp.bool_)
@@ -55,6 +59,10 @@ def box_masks(boxes: ArrayLike, grid: int | tuple[int, ...]) -> jax.Array:
     end): concrete boxes are checked; traced ones are read as coordinates (a negative corner
     covers the cells from 0 to ``corner + extent``).
 
+    Positions are counted in int32 (int64 for grids past ``2**31 - 1`` tokens, with
+    ``jax_enable_x64``), whatever the boxes' integer dtype: int8 or uint16 boxes on a grid
+    longer than their range mask as wide boxes do.
+
     Token order is row-major: token ``l = h * W + w`` (``(t * H + h) * W + w`` for video),
     that of ``patchify`` and of the references. Combine the boxes of one mask with
     ``.any(axis=-2)``.
@@ -70,8 +78,9 @@ def box_masks(boxes: ArrayLike, grid: int | tuple[int, ...]) -> jax.Array:
 
     Raises:
       TypeError: ``boxes`` is not an integer array; ``grid`` is traced or not ints.
-      ValueError: ``boxes``' last axis is not ``2 * len(grid)``, or a concrete box has a
-        negative corner or extent.
+      ValueError: ``boxes``' last axis is not ``2 * len(grid)``, a concrete box has a
+        negative corner or extent, or the grid has more tokens than int32 positions address
+        (``2**31 - 1``; int64 with ``jax_enable_x64``).
 
     Example:
       >>> import jax.numpy as jnp, jgather
@@ -112,7 +121,32 @@ def box_masks(boxes: ArrayLike, grid: int | tuple[int, ...]) -> jax.Array:
                 f"{tuple(int(i) for i in at)}; a negative corner would count from the end in "
                 "slicing, which box_masks does not do."
             )
-    if boxes.dtype.itemsize > 4 or boxes.dtype.kind == "u":
-        # Non-negative boxes: clip wide values to int32 (anything past the grid is cut anyway).
-        boxes = jnp.clip(boxes, 0, np.iinfo(np.int32).max).astype(jnp.int32)
-    return _box_masks_core(boxes, dims)
+    return _box_masks_core(_as_position_dtype(fn, boxes, dims), dims)
+
+
+def _as_position_dtype(fn: str, boxes: jax.Array, grid: tuple[int, ...]) -> jax.Array:
+    """``boxes`` in a signed dtype that counts every token of ``grid`` without wrapping.
+
+    int32 while the grid has fewer than 2**31 tokens, else int64 (with ``jax_enable_x64``).
+    Signed boxes are widened to it, never narrowed (the values are kept exactly). Unsigned
+    boxes are non-negative; values past the dtype's maximum are cut to it, which changes no
+    mask, since every position is below it.
+    """
+    tokens = math.prod(grid)
+    x64 = jax.config.read("jax_enable_x64")
+    index = np.dtype(np.int32) if tokens <= np.iinfo(np.int32).max else np.dtype(np.int64)
+    if index == np.int64 and (not x64 or tokens > np.iinfo(np.int64).max):
+        fix = (
+            "enable 64-bit positions with jax.config.update('jax_enable_x64', True)"
+            if not x64 and tokens <= np.iinfo(np.int64).max
+            else "use a smaller grid"
+        )
+        raise ValueError(
+            f"{fn}: grid {grid} has {tokens} tokens, more than "
+            f"{'int32' if not x64 else 'int64'} positions can address; {fix}."
+        )
+    if boxes.dtype.kind == "i":
+        return boxes.astype(np.promote_types(boxes.dtype, index))
+    if boxes.dtype.itemsize >= index.itemsize:  # unsigned: cut at the index dtype's maximum
+        boxes = jnp.minimum(boxes, np.array(np.iinfo(index).max, boxes.dtype))
+    return boxes.astype(index)
