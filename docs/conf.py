@@ -38,7 +38,11 @@ copyright = "the jgather authors"
 author = "the jgather authors"
 release = version = jgather.__version__
 _PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-REPOSITORY = _PYPROJECT["urls"]["Repository"]
+#: The project's addresses, from pyproject.toml's [project.urls] (the one place that holds
+#: them). None while the project has no public address: the header then shows no repository
+#: button and the pages say how to install from a clone or a built wheel.
+URLS: dict[str, str] = _PYPROJECT.get("urls", {})
+REPOSITORY = URLS.get("Repository")
 #: The oldest supported jax, from pyproject.toml's ``jax>=X`` (shown on the install page).
 JAX_FLOOR = next(
     d.split(">=")[1]
@@ -150,6 +154,9 @@ autosummary_generate = False  # the API pages are written by hand, one section p
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 napoleon_use_rtype = False
+# A NamedTuple's fields as one compact "Variables" list (name, type, text on one line each)
+# rather than an entry of its own per field.
+napoleon_use_ivar = True
 python_use_unqualified_type_names = True
 add_function_parentheses = (
     False  # the porting table writes the signature after the name
@@ -268,8 +275,30 @@ def _drop_contributor_paragraphs(
     lines[:] = [line for p in kept for line in [*p, ""]]
 
 
+#: How Python spells public jax types when asked at run time (``jax.Array.__module__`` is
+#: ``jax``, its ``__qualname__`` ``jaxlib._jax.Array``), and the public name a reader writes.
+_PUBLIC_TYPE_NAMES = {
+    "jax.jaxlib._jax.Array": "jax.Array",
+    "jaxlib._jax.Array": "jax.Array",
+}
+
+
+def _public_type_names(
+    app: Any, what: str, name: str, obj: Any, options: Any, lines: list[str]
+) -> None:
+    """Field types as their public names: ``jax.Array``, never ``jax.jaxlib._jax.Array``
+    (napoleon writes the run-time spelling of a NamedTuple field's annotation)."""
+    for i, line in enumerate(lines):
+        for private, public in _PUBLIC_TYPE_NAMES.items():
+            line = line.replace(private, public)
+        lines[i] = line
+
+
 def setup(app: Any) -> dict[str, Any]:
     app.connect("autodoc-process-docstring", _drop_contributor_paragraphs)
+    # After napoleon (connected when its extension loaded), which writes the field types.
+    app.connect("autodoc-process-docstring", _public_type_names, priority=900)
+    app.add_css_file("custom.css")
     app.connect("missing-reference", _alias_to_glossary)
     app.connect("missing-reference", _resolve_to_public)
     app.connect("autodoc-process-signature", _plain_aliases)
@@ -287,10 +316,19 @@ copybutton_remove_prompts = True
 # --- HTML -----------------------------------------------------------------------------------
 html_theme = "sphinx_book_theme"
 html_title = f"jgather {version}"
+# Only the stylesheet (docs/_static/css/ is copied into the site's _static/); the pictures
+# drawn at build time reach the pages as images.
+html_static_path = ["_static/css"]
 html_theme_options = {
     "show_toc_level": 2,
     "navigation_with_keys": False,
-    # The repository button in the header; the general index is in the sidebar (index.md).
-    "repository_url": REPOSITORY,
-    "use_repository_button": True,
+    # One search box, the sidebar's: the top bar's persistent search field is left out.
+    "navbar_persistent": [],
+    # The repository button in the header, once the project has an address (URLS above); the
+    # general index is in the sidebar (index.md).
+    **(
+        {"repository_url": REPOSITORY, "use_repository_button": True}
+        if REPOSITORY
+        else {}
+    ),
 }
