@@ -87,6 +87,12 @@ def test_api_entries_are_public_names():
 
 @pytest.fixture(scope="session")
 def site(tmp_path_factory) -> Path:
+    """The built site: built here once per session, or the one JGATHER_DOCS_SITE names (.ci/run
+    builds it with these flags first and hands it to the browser check)."""
+    if prebuilt := os.environ.get("JGATHER_DOCS_SITE"):
+        path = (ROOT / prebuilt).resolve()
+        assert (path / "index.html").is_file(), f"JGATHER_DOCS_SITE={prebuilt}: no site there"
+        return path
     out = tmp_path_factory.mktemp("docs")
     html, doctrees = out / "html", out / "doctrees"
     cmd = [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-n", "-q"]
@@ -332,7 +338,8 @@ def test_rendered_signatures_are_readable(site):
 def test_api_entries_point_at_nothing_private(site):
     for page in (site / "api").glob("*.html"):
         text = _text(page.read_text(encoding="utf-8"))
-        for phrase in ("module docstring", "jgather._", "jgather.masking._", "jgather.segment._"):
+        private = ("jgather._", "jgather.masking._", "jgather.segment._", "jaxlib._jax")
+        for phrase in ("module docstring", *private):
             assert phrase not in text, f"api/{page.name} says {phrase!r}"
 
 
@@ -396,6 +403,25 @@ def test_pictures_are_on_their_pages(site):
     performance = _parse(site / "guides" / "performance.html").images
     for name in ("ops_vs_torch", "ops_vs_jax", "masking_vs_torch", "masking_scaling"):
         assert any(src.endswith(f"/{name}.png") for src in performance), f"no {name} plot"
+
+
+def test_plots_name_the_cases_as_the_tables_do():
+    """The Performance page's plots label each case with the name its tables give it."""
+    import performance_plots
+
+    page = (DOCS / "guides" / "performance.md").read_text()
+    cells = [row.split("|")[1].replace("`", "").strip() for row in re.findall(r"^\|.*", page, re.M)]
+    unnamed = [
+        label
+        for label in performance_plots.CASE_LABELS.values()
+        if not any(cell.startswith(label) for cell in cells)
+    ]
+    assert not unnamed, f"plot labels that no table of performance.md starts with: {unnamed}"
+    results = ROOT / "benchmarks" / "results"
+    for name in ("ops.json", "masking.json"):
+        cases = json.loads((results / name).read_text())["cases"]
+        missing = [c["case"] for c in cases if c["case"] not in performance_plots.CASE_LABELS]
+        assert not missing, f"{name}: cases without a table name in CASE_LABELS: {missing}"
 
 
 def test_every_strategy_has_a_picture_entry():
@@ -466,6 +492,8 @@ def test_internal_language_test_catches_it():
 
 #: The window every page is checked at: a laptop's browser window.
 WINDOW = (1280, 900)
+#: The smallest text of the mask pictures, in CSS pixels as the page shows them.
+MIN_PICTURE_TEXT_PX = 10
 _BROWSERS = ("chromium", "chromium-browser")
 #: Run in each page (inside a frame of WINDOW's size) once it has loaded: every code block
 #: whose content is wider than the block, every table wider than the content column, and
@@ -498,13 +526,19 @@ function measure(d, w) {
       found.push(`a table ${table.offsetWidth} px wide in a ${column}-px column: `
                  + table.textContent.trim().slice(0, 60));
   }
-  return {found: found, holds: holds === Infinity ? null : holds};
+  const pictures = [...d.querySelectorAll('article img')]
+    .filter(img => img.naturalWidth)
+    .map(img => [img.src.split('/').pop(), img.clientWidth / img.naturalWidth]);
+  return {found: found, holds: holds === Infinity ? null : holds, pictures: pictures};
 }
 async function run(pages) {
   const frame = document.getElementById('page');
   const results = {};
   for (const page of pages) {
     await new Promise(done => { frame.onload = done; frame.src = page; });
+    const images = [...frame.contentDocument.querySelectorAll('article img')];
+    images.forEach(img => { img.loading = 'eager'; });  // pictures below the fold, too
+    await Promise.all(images.map(img => img.decode().catch(() => null)));
     results[page] = measure(frame.contentDocument, frame.contentWindow);
   }
   document.getElementById('results').textContent = JSON.stringify(results);
@@ -539,7 +573,8 @@ def _measure_in_chromium(browser: str, pages: list[Path], folder: Path) -> dict[
 
 def test_code_fits_the_column_in_chromium(site, tmp_path):
     """At a 1280 x 900 window no code block scrolls sideways and no table is wider than the
-    column, on every page of the built site; and the column holds the line limits above."""
+    column, on every page of the built site; the column holds the line limits above, and the
+    mask pictures' titles are at least MIN_PICTURE_TEXT_PX tall as shown."""
     browser = _chromium()
     if browser is None:
         if os.environ.get("CI"):
@@ -552,6 +587,12 @@ def test_code_fits_the_column_in_chromium(site, tmp_path):
         if p.name not in skip and not p.relative_to(site).parts[0].startswith("_")
     ]
     assert len(pages) >= 20, f"only {len(pages)} pages found"
+    sys.path.insert(0, str(DOCS / "_ext"))
+    try:
+        import mask_pictures
+    finally:
+        sys.path.remove(str(DOCS / "_ext"))
+    mask_names = {name for name, _, _ in mask_pictures.STRATEGIES} | {"gallery"}
     results = _measure_in_chromium(browser, pages, tmp_path)
     assert len(results) == len(pages), "the harness did not measure every page"
     problems = []
@@ -562,4 +603,14 @@ def test_code_fits_the_column_in_chromium(site, tmp_path):
         limit = MAX_NOTEBOOK_LINE if where.startswith("notebooks/") else MAX_CODE_LINE
         if result["holds"] is not None and result["holds"] < limit:
             problems.append(f"{where}: a code block holds {result['holds']} < {limit} characters")
+        for name, scale in result["pictures"]:  # the mask pictures' titles, as shown
+            if name.removesuffix(".png") not in mask_names:
+                continue
+            shown = mask_pictures.TITLE_SIZE * mask_pictures.DPI / 72 * scale
+            if shown < MIN_PICTURE_TEXT_PX:
+                problems.append(f"{where}: {name}'s titles are {shown:.1f} px tall on the page")
+    pictures = [
+        name for r in results.values() for name, _ in r["pictures"] if name.endswith(".png")
+    ]
+    assert "gallery.png" in pictures and "multiblock_masking.png" in pictures, pictures
     assert not problems, "\n".join(problems)
