@@ -205,25 +205,63 @@ def test_examples_are_pycon_blocks():
     } <= names
 
 
+#: Pages whose "## " sections each run on their own, as a reader copies one recipe: every
+#: section's first block imports what it needs and makes its key.
+STANDALONE_SECTIONS = {"guides/masking_cookbook.md"}
+#: Sections of those pages still written against the page's shared setup (jax, jnp, jgather and
+#: ``key = jax.random.key(0)`` from earlier sections); they run after SHARED_SETUP.
+SHARED_SETUP_SECTIONS = {
+    "Inverse block masks (data2vec 2.0)",
+    "Multi-block masks (I-JEPA, V-JEPA)",
+}
+SHARED_SETUP = """
+>>> import jax, jax.numpy as jnp
+>>> import jgather
+>>> key = jax.random.key(0)
+"""
+
+
+def _doctest_cases() -> list[tuple[Path, str | None, str]]:
+    """(page, section or None for the whole page, the pycon blocks in order)."""
+    cases = []
+    for page in DOCTEST_PAGES:
+        text = page.read_text()
+        if page.relative_to(DOCS).as_posix() not in STANDALONE_SECTIONS:
+            cases.append((page, None, text))
+            continue
+        for section in re.split(r"^(?=## )", text, flags=re.M):
+            title = section.splitlines()[0].removeprefix("## ").strip()
+            if any(lang == "pycon" for lang, _ in _FENCE.findall(section)):
+                cases.append((page, title, section))
+    return cases
+
+
+DOCTEST_CASES = _doctest_cases()
+
+
 @pytest.mark.parametrize(
-    "page", DOCTEST_PAGES, ids=[p.relative_to(DOCS).as_posix() for p in DOCTEST_PAGES]
+    "page,section,text",
+    DOCTEST_CASES,
+    ids=[f"{p.relative_to(DOCS).as_posix()}{f'::{s}' if s else ''}" for p, s, _ in DOCTEST_CASES],
 )
-def test_docs_examples_run(page):
-    # One doctest per page, its blocks in order sharing one namespace, as a reader runs them.
-    text = page.read_text()
+def test_docs_examples_run(page, section, text):
+    # One doctest per page (or section), its blocks in order sharing one fresh namespace, as a
+    # reader runs them.
     blocks = [body for lang, body in _FENCE.findall(text) if lang == "pycon"]
-    lineno = text.count("\n", 0, text.index("```pycon"))
+    if section in SHARED_SETUP_SECTIONS:
+        blocks.insert(0, SHARED_SETUP)
+    full = page.read_text()
+    lineno = full.count("\n", 0, full.index(text)) + text.count("\n", 0, text.index("```pycon"))
+    name = f"{page.name}::{section}" if section else page.name
     test = doctest.DocTestParser().get_doctest(
-        "\n".join(blocks), {"__name__": "docs"}, page.name, str(page), lineno
+        "\n".join(blocks), {"__name__": "docs"}, name, str(page), lineno
     )
     runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS)
     with np.printoptions(precision=8, linewidth=75, threshold=1000, suppress=False):
         runner.run(test)
     result = runner.summarize(verbose=False)
     assert result.attempted > 0
-    assert result.failed == 0, (
-        f"{result.failed} of {result.attempted} examples failed in {page.name}"
-    )
+    assert result.failed == 0, f"{result.failed} of {result.attempted} examples failed in {name}"
 
 
 # --- the reader's view ----------------------------------------------------------------------
