@@ -117,7 +117,7 @@ def speedup_bars(
     ax.invert_yaxis()
     ax.set_title(title)
     for y, v in enumerate(values):
-        ax.text(v, y, f" {v:.2f}x", va="center", fontsize=8)
+        ax.text(v, y, f" {v:.2f}x", va="center", fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -139,7 +139,7 @@ def copy_floor_bars(masking: dict[str, Any]) -> Any:
     )
     ax.invert_yaxis()
     for y, v in enumerate(values):
-        ax.text(v, y, f" {v:.2f}", va="center", fontsize=8)
+        ax.text(v, y, f" {v:.2f}", va="center", fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -152,7 +152,7 @@ def scaling_lines(masking: dict[str, Any]) -> Any:
     rows = masking.get("scaling") or []
     if not rows:
         return None
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
     for ax, vary in zip(axes, ["L", "N"], strict=True):
         # Group the rows by the other settings; plot the group with the most distinct
         # values of the varied one.
