@@ -322,6 +322,9 @@ def test_changelog_dates_the_release_under_an_unreleased_section():
     assert re.fullmatch(r" - \d{4}-\d{2}-\d{2}", dated[jgather.__version__]), (
         f"the {jgather.__version__} section is not dated: {dated[jgather.__version__]!r}"
     )
+    date = dated[jgather.__version__].removeprefix(" - ")
+    cff = (ROOT / "CITATION.cff").read_text()
+    assert f'date-released: "{date}"' in cff, "CITATION.cff's date-released is not the changelog's"
 
 
 def test_header_shows_version_repository_and_index(site):
