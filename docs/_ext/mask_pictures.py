@@ -40,7 +40,10 @@ def _patch_dropout(key: jax.Array) -> np.ndarray:
     # One cls token in front: its index 0 is dropped from the kept positions.
     tokens = jnp.zeros((1, 1 + math.prod(GRID), 1))
     kept = (
-        np.asarray(m.patch_dropout(key, tokens, 0.5, num_prefix=1).indices[0, 1:]) - 1
+        np.asarray(
+            m.patch_dropout(key, tokens, 0.5, num_prefix=1).indices[0, 1:]
+        )
+        - 1
     )
     removed = np.ones(math.prod(GRID), bool)
     removed[kept] = False
@@ -49,7 +52,9 @@ def _patch_dropout(key: jax.Array) -> np.ndarray:
 
 def _per_sample(key: jax.Array) -> np.ndarray:
     tokens = jnp.zeros((1, math.prod(GRID), 1))
-    out = m.random_masking_per_sample(key, tokens, jnp.array([0.6]), capacity=98)
+    out = m.random_masking_per_sample(
+        key, tokens, jnp.array([0.6]), capacity=98
+    )
     return _frames(out.mask, GRID)
 
 
@@ -64,7 +69,9 @@ STRATEGIES: list[tuple[str, str, Draw]] = [
     (
         "running_cell_masking",
         "VideoMAE V2 running cell, 50%",
-        lambda key: _frames(m.running_cell_masking(key, 1, VIDEO, 0.5), VIDEO),
+        lambda key: _frames(
+            m.running_cell_masking(key, 1, VIDEO, 0.5), VIDEO
+        ),
     ),
     (
         "block_masking",
@@ -75,7 +82,10 @@ STRATEGIES: list[tuple[str, str, Draw]] = [
         "simmim_masking",
         "SimMIM, 32px cells, 60%",
         lambda key: _frames(
-            m.simmim_masking(key, 1, 224, mask_patch_size=32, model_patch_size=16), GRID
+            m.simmim_masking(
+                key, 1, 224, mask_patch_size=32, model_patch_size=16
+            ),
+            GRID,
         ),
     ),
     ("patch_dropout", "patch dropout, 50%", _patch_dropout),
@@ -90,12 +100,16 @@ STRATEGIES: list[tuple[str, str, Draw]] = [
     (
         "inverse_block_masking",
         "data2vec 2.0 inverse block, 80%",
-        lambda key: _frames(m.inverse_block_masking(key, 1, GRID, 0.8), GRID),
+        lambda key: _frames(
+            m.inverse_block_masking(key, 1, GRID, 0.8), GRID
+        ),
     ),
     (
         "multiblock_masking",
         "I-JEPA multi-block",
-        lambda key: _frames(~m.multiblock_masking(key, 1, GRID).context_mask, GRID),
+        lambda key: _frames(
+            ~m.multiblock_masking(key, 1, GRID).context_mask, GRID
+        ),
     ),
 ]
 
@@ -103,12 +117,16 @@ STRATEGIES: list[tuple[str, str, Draw]] = [
 def _ijepa_targets(key: jax.Array) -> list[tuple[int, int, int, int]]:
     """The target blocks of the same draw as the ``multiblock_masking`` entry, as
     ``(top, left, height, width)``."""
-    boxes = np.asarray(m.multiblock_masking(key, 1, GRID).target_boxes[0, :, 0])
+    boxes = np.asarray(
+        m.multiblock_masking(key, 1, GRID).target_boxes[0, :, 0]
+    )
     return [tuple(int(v) for v in box) for box in boxes]
 
 
 #: Drawn over a strategy's mask: its blocks, numbered (the context alone would hide them).
-OVERLAYS: dict[str, Callable[[jax.Array], list[tuple[int, int, int, int]]]] = {
+OVERLAYS: dict[
+    str, Callable[[jax.Array], list[tuple[int, int, int, int]]]
+] = {
     "multiblock_masking": _ijepa_targets,
 }
 
@@ -145,7 +163,14 @@ def _draw(
     for i, (top, left, bh, bw) in enumerate(boxes or []):
         colour = TARGET_COLOURS[i % len(TARGET_COLOURS)]
         ax.add_patch(
-            Rectangle((left - 0.5, top - 0.5), bw, bh, fill=False, lw=2.2, ec=colour)
+            Rectangle(
+                (left - 0.5, top - 0.5),
+                bw,
+                bh,
+                fill=False,
+                lw=2.2,
+                ec=colour,
+            )
         )
         ax.text(
             left + 0.3,
@@ -159,7 +184,9 @@ def _draw(
         )
     if boxes:
         caption = "context light, targets 1-4"
-    ax.set_title(f"{textwrap.fill(title, 24)}\n{caption}", fontsize=TITLE_SIZE)
+    ax.set_title(
+        f"{textwrap.fill(title, 24)}\n{caption}", fontsize=TITLE_SIZE
+    )
     ax.set_axis_off()
 
 
@@ -174,7 +201,12 @@ def write_pictures(folder: Path, *, seed: int = 0) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     key = jax.random.key(seed)
     drawn = [
-        (name, title, draw(key), OVERLAYS[name](key) if name in OVERLAYS else None)
+        (
+            name,
+            title,
+            draw(key),
+            OVERLAYS[name](key) if name in OVERLAYS else None,
+        )
         for name, title, draw in STRATEGIES
     ]
     paths = []
@@ -194,10 +226,15 @@ def write_pictures(folder: Path, *, seed: int = 0) -> list[Path]:
     heights = [1.5] * video_rows + [2.5] * (rows - video_rows)
     fig = plt.figure(figsize=(FIGURE_WIDTH, sum(heights)))
     grid = fig.add_gridspec(rows, cols, height_ratios=heights)
-    slots = [grid[i // 2, (i % 2) * 2 : (i % 2) * 2 + 2] for i in range(len(video))]
+    slots = [
+        grid[i // 2, (i % 2) * 2 : (i % 2) * 2 + 2]
+        for i in range(len(video))
+    ]
     first = math.ceil(len(video) / 2)
     slots += [grid[first + i // cols, i % cols] for i in range(len(images))]
-    for slot, (_, title, frames, boxes) in zip(slots, video + images, strict=True):
+    for slot, (_, title, frames, boxes) in zip(
+        slots, video + images, strict=True
+    ):
         _draw(fig.add_subplot(slot), frames, title, boxes)
     fig.tight_layout()
     paths.append(folder / "gallery.png")
