@@ -38,7 +38,11 @@ copyright = "the jgather authors"
 author = "the jgather authors"
 release = version = jgather.__version__
 _PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-REPOSITORY = _PYPROJECT["urls"]["Repository"]
+#: The project's addresses, from pyproject.toml's [project.urls] (the one place that holds
+#: them). None while the project has no public address: the header then shows no repository
+#: button and the pages say how to install from a clone or a built wheel.
+URLS: dict[str, str] = _PYPROJECT.get("urls", {})
+REPOSITORY = URLS.get("Repository")
 #: The oldest supported jax, from pyproject.toml's ``jax>=X`` (shown on the install page).
 JAX_FLOOR = next(
     d.split(">=")[1]
@@ -73,7 +77,9 @@ def _copy_notebooks() -> None:
     for name in wanted:
         src, dst = NOTEBOOKS_SRC / name, NOTEBOOKS_DST / name
         if not dst.exists() or not filecmp.cmp(src, dst, shallow=False):
-            shutil.copyfile(src, dst)  # copyfile: a fresh mtime, so Sphinx rereads it
+            shutil.copyfile(
+                src, dst
+            )  # copyfile: a fresh mtime, so Sphinx rereads it
 
 
 _copy_notebooks()
@@ -111,7 +117,9 @@ def _draw_pictures() -> None:
         *(ROOT / "jgather" / "masking").glob("*.py"),
         Path(mask_pictures.__file__),
     ]
-    _draw_if_stale(GENERATED / "masks", masking_sources, mask_pictures.write_pictures)
+    _draw_if_stale(
+        GENERATED / "masks", masking_sources, mask_pictures.write_pictures
+    )
     results = sorted((ROOT / "benchmarks" / "results").glob("*.json"))
     _draw_if_stale(
         GENERATED / "performance",
@@ -125,7 +133,12 @@ def _draw_pictures() -> None:
 _draw_pictures()
 
 # --- MyST -----------------------------------------------------------------------------------
-myst_enable_extensions = ["colon_fence", "deflist", "dollarmath", "substitution"]
+myst_enable_extensions = [
+    "colon_fence",
+    "deflist",
+    "dollarmath",
+    "substitution",
+]
 myst_substitutions = {"jax_floor": JAX_FLOOR}
 myst_heading_anchors = 3
 
@@ -145,11 +158,18 @@ autodoc_type_aliases = {
 GLOSSARY_TERMS = {"ArrayLike": "ArrayLike", "DTypeLike": "DTypeLike"}
 autodoc_typehints_format = "short"
 autodoc_member_order = "bysource"
-autodoc_preserve_defaults = True  # `mask_dtype=jnp.float32`, not "<class ...>"
-autosummary_generate = False  # the API pages are written by hand, one section per name
+autodoc_preserve_defaults = (
+    True  # `mask_dtype=jnp.float32`, not "<class ...>"
+)
+autosummary_generate = (
+    False  # the API pages are written by hand, one section per name
+)
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 napoleon_use_rtype = False
+# A NamedTuple's fields as one compact "Variables" list (name, type, text on one line each)
+# rather than an entry of its own per field.
+napoleon_use_ivar = True
 python_use_unqualified_type_names = True
 add_function_parentheses = (
     False  # the porting table writes the signature after the name
@@ -161,9 +181,15 @@ nitpicky = True
 # standard library's typing helpers have no target here. They are left as plain text.
 nitpick_ignore_regex = [
     (r"py:.*", r"(jax|jaxlib|numpy|np|jnp|chex|lax)(\..*)?"),
-    (r"py:.*", r"(Array|ArrayLike|DTypeLike|PRNGKeyArray|Any|Self|Literal|Iterator)"),
+    (
+        r"py:.*",
+        r"(Array|ArrayLike|DTypeLike|PRNGKeyArray|Any|Self|Literal|Iterator)",
+    ),
     (r"py:.*", r"(collections\.abc|typing)\..*"),
-    (r"py:class", r"(int|float|bool|str|tuple|list|dict|None|object|type|slice)"),
+    (
+        r"py:class",
+        r"(int|float|bool|str|tuple|list|dict|None|object|type|slice)",
+    ),
 ]
 
 # Every public object, by identity: the path it is documented at.
@@ -173,9 +199,9 @@ _NAMESPACES = ("jgather.masking", "jgather.segment", "jgather")
 def _canonical_paths() -> dict[str, str]:
     """Map every other path a public object is reachable by to its documented path."""
     canonical: dict[int, str] = {}
-    for (
-        ns
-    ) in _NAMESPACES:  # jgather.masking first: the flat jgather.* aliases defer to it
+    for ns in (
+        _NAMESPACES
+    ):  # jgather.masking first: the flat jgather.* aliases defer to it
         mod = importlib.import_module(ns)
         for name in mod.__all__:
             canonical.setdefault(id(getattr(mod, name)), f"{ns}.{name}")
@@ -185,7 +211,10 @@ def _canonical_paths() -> dict[str, str]:
         for name in mod.__all__:
             obj = getattr(mod, name)
             target = canonical[id(obj)]
-            for path in (f"{ns}.{name}", f"{obj.__module__}.{obj.__qualname__}"):
+            for path in (
+                f"{ns}.{name}",
+                f"{obj.__module__}.{obj.__qualname__}",
+            ):
                 if path != target:
                     aliases[path] = target
     return aliases
@@ -204,18 +233,30 @@ def _resolve_to_public(app: Any, env: Any, node: Any, contnode: Any) -> Any:
         public is None and "." not in target
     ):  # a short name in a signature: MaskedTokens
         public = next(
-            (p for p in set(_ALIASES.values()) if p.endswith("." + target)), None
+            (p for p in set(_ALIASES.values()) if p.endswith("." + target)),
+            None,
         )
         if (
             public is not None
-            and sum(p.endswith("." + target) for p in set(_ALIASES.values())) > 1
+            and sum(
+                p.endswith("." + target) for p in set(_ALIASES.values())
+            )
+            > 1
         ):
-            public = None  # ambiguous (scatter: jgather's and jgather.segment's)
+            public = (
+                None  # ambiguous (scatter: jgather's and jgather.segment's)
+            )
     if public is None:
         return None
     domain = env.get_domain("py")
     return domain.resolve_xref(
-        env, node["refdoc"], app.builder, node["reftype"], public, node, contnode
+        env,
+        node["refdoc"],
+        app.builder,
+        node["reftype"],
+        public,
+        node,
+        contnode,
     )
 
 
@@ -226,8 +267,13 @@ def _alias_to_glossary(app: Any, env: Any, node: Any, contnode: Any) -> Any:
         return None
     from docutils import nodes
 
-    uri = app.builder.get_relative_uri(node["refdoc"], "glossary") + f"#term-{term}"
-    return nodes.reference("", "", contnode, refuri=uri, reftitle=f"glossary: {term}")
+    uri = (
+        app.builder.get_relative_uri(node["refdoc"], "glossary")
+        + f"#term-{term}"
+    )
+    return nodes.reference(
+        "", "", contnode, refuri=uri, reftitle=f"glossary: {term}"
+    )
 
 
 _FORWARD_REF = re.compile(r"TypeAliasForwardRef\('([^']*)'\)")
@@ -264,12 +310,40 @@ def _drop_contributor_paragraphs(
             paragraphs[-1].append(line)
         elif paragraphs[-1]:
             paragraphs.append([])
-    kept = [p for p in paragraphs if p and not _PRIVATE_MODULE.search(" ".join(p))]
+    kept = [
+        p
+        for p in paragraphs
+        if p and not _PRIVATE_MODULE.search(" ".join(p))
+    ]
     lines[:] = [line for p in kept for line in [*p, ""]]
+
+
+#: How Python spells public jax types when asked at run time (``jax.Array.__module__`` is
+#: ``jax``, its ``__qualname__`` ``jaxlib._jax.Array``), and the public name a reader writes.
+_PUBLIC_TYPE_NAMES = {
+    "jax.jaxlib._jax.Array": "jax.Array",
+    "jaxlib._jax.Array": "jax.Array",
+}
+
+
+def _public_type_names(
+    app: Any, what: str, name: str, obj: Any, options: Any, lines: list[str]
+) -> None:
+    """Field types as their public names: ``jax.Array``, never ``jax.jaxlib._jax.Array``
+    (napoleon writes the run-time spelling of a NamedTuple field's annotation)."""
+    for i, line in enumerate(lines):
+        for private, public in _PUBLIC_TYPE_NAMES.items():
+            line = line.replace(private, public)
+        lines[i] = line
 
 
 def setup(app: Any) -> dict[str, Any]:
     app.connect("autodoc-process-docstring", _drop_contributor_paragraphs)
+    # After napoleon (connected when its extension loaded), which writes the field types.
+    app.connect(
+        "autodoc-process-docstring", _public_type_names, priority=900
+    )
+    app.add_css_file("custom.css")
     app.connect("missing-reference", _alias_to_glossary)
     app.connect("missing-reference", _resolve_to_public)
     app.connect("autodoc-process-signature", _plain_aliases)
@@ -287,10 +361,19 @@ copybutton_remove_prompts = True
 # --- HTML -----------------------------------------------------------------------------------
 html_theme = "sphinx_book_theme"
 html_title = f"jgather {version}"
+# Only the stylesheet (docs/_static/css/ is copied into the site's _static/); the pictures
+# drawn at build time reach the pages as images.
+html_static_path = ["_static/css"]
 html_theme_options = {
     "show_toc_level": 2,
     "navigation_with_keys": False,
-    # The repository button in the header; the general index is in the sidebar (index.md).
-    "repository_url": REPOSITORY,
-    "use_repository_button": True,
+    # One search box, the sidebar's: the top bar's persistent search field is left out.
+    "navbar_persistent": [],
+    # The repository button in the header, once the project has an address (URLS above); the
+    # general index is in the sidebar (index.md).
+    **(
+        {"repository_url": REPOSITORY, "use_repository_button": True}
+        if REPOSITORY
+        else {}
+    ),
 }

@@ -82,7 +82,7 @@ print(
 print("first kept token ids:", ids_keep[0, :10].tolist())
 
 # %%
-fig, axes = plt.subplots(1, 4, figsize=(13, 3.4))
+fig, axes = plt.subplots(1, 4, figsize=(9, 2.8))
 panels = [
     (noise[0], "noise", "viridis"),
     (ids_restore[0], "rank of each token in ids_shuffle\n(= ids_restore)", "magma"),
@@ -136,7 +136,7 @@ pixel_mask = np.kron(np.asarray(result.mask[0]).reshape(G, G), np.ones((P, P)))[
     ..., None
 ]
 
-fig, axes = plt.subplots(1, 4, figsize=(13, 3.8), layout="constrained")
+fig, axes = plt.subplots(1, 4, figsize=(9, 3.2), layout="constrained")
 for ax, image, title in zip(
     axes,
     [
@@ -215,7 +215,7 @@ variable = jgather.variable_ratio_masking(keys[5], 2, L, schedule="cosine")
 for i in range(2):
     gallery[f"cosine schedule, sample {i}"] = np.asarray(variable.mask[i])
 
-fig, axes = plt.subplots(2, 4, figsize=(13, 7.6), layout="constrained")
+fig, axes = plt.subplots(2, 4, figsize=(9, 5.6), layout="constrained")
 for ax, (title, m) in zip(axes.ravel(), gallery.items(), strict=True):
     pm = np.kron(m.reshape(G, G), np.ones((P, P)))[..., None]
     ax.imshow(photo / 255 * (1 - 0.75 * pm))
@@ -281,13 +281,13 @@ fig, axes = plt.subplots(2, n, figsize=(2.2 * n, 3.4), height_ratios=[4, 1])
 for i in range(n):
     axes[0, i].imshow(np.clip(images_back[i], 0, 1))
     axes[0, i].set_title(
-        f"r = {float(ratios[i]):.2f}: {int(out.len_keep[i])} of {L} kept", fontsize=8
+        f"r = {float(ratios[i]):.2f}: {int(out.len_keep[i])} of {L} kept", fontsize=9
     )
     axes[1, i].imshow(
-        np.asarray(out.valid[i])[None], aspect="auto", cmap="Greens", vmin=0, vmax=1.3
+        np.asarray(out.valid[i])[None], aspect="auto", cmap="Greens", vmin=0, vmax=1.0
     )
     axes[1, i].set_title(
-        f"valid: {int(out.valid[i].sum())} of {capacity} slots", fontsize=8
+        f"valid: {int(out.valid[i].sum())} of {capacity} slots", fontsize=9
     )
 for ax in axes.ravel():
     ax.set_xticks([])

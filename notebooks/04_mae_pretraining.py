@@ -94,7 +94,7 @@ print(
 window = 25
 smooth = np.convolve(history["loss"], np.ones(window) / window, mode="valid")
 fig, ax = plt.subplots(figsize=(6, 3))
-ax.plot(history["step"], history["loss"], alpha=0.3, label="per step")
+ax.plot(history["step"], history["loss"], alpha=0.5, label="per step")
 ax.plot(history["step"][window - 1 :], smooth, label=f"mean of {window}")
 ax.set(
     xlabel="step",
@@ -161,7 +161,7 @@ for r, (name, imgs) in enumerate(rows):
         ax.imshow(imgs[c, :, :, 0], cmap=cmap, vmin=0, vmax=1)
         ax.set_xticks([])
         ax.set_yticks([])
-    axes[r, 0].set_ylabel(name, fontsize=8)
+    axes[r, 0].set_ylabel(name, fontsize=9)
 plt.tight_layout()
 plt.show()
 

@@ -137,12 +137,12 @@ print(f"final training loss {losses[-1]:.4f}")
 print(f"accuracy on all {num_nodes} members: {(pred == labels).mean():.0%}")
 
 # %%
-fig, (ax_loss, ax_graph) = plt.subplots(1, 2, figsize=(11, 4.5))
+fig, (ax_loss, ax_graph) = plt.subplots(1, 2, figsize=(9, 4))
 ax_loss.plot(losses)
 ax_loss.set(xlabel="step", ylabel="training cross-entropy", yscale="log", title="loss")
 pos = nx.spring_layout(graph, seed=7)
 colors = np.array(["tab:blue", "tab:orange"])
-nx.draw_networkx_edges(graph, pos, ax=ax_graph, alpha=0.3)
+nx.draw_networkx_edges(graph, pos, ax=ax_graph, alpha=0.5)
 nx.draw_networkx_nodes(
     graph,
     pos,

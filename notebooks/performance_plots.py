@@ -28,6 +28,34 @@ FIGURES = {
 }
 
 
+#: Each benchmark case as the Performance page's tables name it (the start of its "case"
+#: cell there; tests/test_docs.py checks that the tables hold these names).
+CASE_LABELS = {
+    "mae_token_gather": "gather MAE tokens",
+    "row_gather": "gather rows of 4096²",
+    "column_gather": "gather columns of 4096²",
+    "gather_1d": "gather 1-D",
+    "per_token_logits": "gather per token",
+    "last_axis_few": "gather last axis, few per row",
+    "tiny_gather": "gather tiny",
+    "graph_expand_outside": "scatter_add graph, 1M edges × 64 into 100k nodes",
+    "graph_expand_inside": "scatter_add graph, same, index expanded inside jit",
+    "per_element": "scatter_add per element",
+    "many_per_row": "scatter_add many per row",
+    "last_axis_scatter": "scatter_add last axis",
+    "histogram_1k": "scatter_add histogram: 1M values into 1k bins",
+    "histogram_100k": "scatter_add histogram: 10M values into 100k bins",
+    "tiny_scatter": "scatter_add tiny",
+    "mae_image_vitb": "image, ViT-B",
+    "mae_video": "video",
+}
+
+
+def case_label(case: dict[str, Any]) -> str:
+    """A case's name in the Performance page's tables (its benchmark name if it has none)."""
+    return CASE_LABELS.get(case["case"], case["case"])
+
+
 def load(results: Path, name: str, *, verbose: bool = True) -> dict[str, Any] | None:
     """``results/name`` parsed, or None (with a note naming the command that writes it)."""
     path = Path(results) / name
@@ -74,7 +102,7 @@ def speedup_bars(
     if not cases:
         print(f"{title}: no case has a {against} timing")
         return None
-    labels = [f"{c['op']}: {c['case']}" for c in cases]
+    labels = [case_label(c) for c in cases]
     values = np.array([c[key] for c in cases], float)
     fig, ax = plt.subplots(figsize=(8, 0.35 * len(cases) + 1.2))
     # Right (green) where jgather is faster, left (red) where slower.
@@ -89,7 +117,7 @@ def speedup_bars(
     ax.invert_yaxis()
     ax.set_title(title)
     for y, v in enumerate(values):
-        ax.text(v, y, f" {v:.2f}x", va="center", fontsize=8)
+        ax.text(v, y, f" {v:.2f}x", va="center", fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -103,14 +131,15 @@ def copy_floor_bars(masking: dict[str, Any]) -> Any:
         return None
     fig, ax = plt.subplots(figsize=(8, 0.35 * len(cases) + 1.2))
     values = np.array([c["ratio_to_copy"] for c in cases], float)
-    ax.barh([f"{c['case']} ({c['shape']})" for c in cases], values, color="tab:blue")
+    labels = [f"{case_label(c)} ({c['shape']})" for c in cases]
+    ax.barh(labels, values, color="tab:blue")
     ax.axvline(1.0, color="k", lw=1)
     ax.set_xlabel(
         "jgather time / copy-floor time (1.0 = as cheap as copying the kept tokens)"
     )
     ax.invert_yaxis()
     for y, v in enumerate(values):
-        ax.text(v, y, f" {v:.2f}", va="center", fontsize=8)
+        ax.text(v, y, f" {v:.2f}", va="center", fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -123,7 +152,7 @@ def scaling_lines(masking: dict[str, Any]) -> Any:
     rows = masking.get("scaling") or []
     if not rows:
         return None
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
     for ax, vary in zip(axes, ["L", "N"], strict=True):
         # Group the rows by the other settings; plot the group with the most distinct
         # values of the varied one.

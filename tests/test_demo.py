@@ -1,8 +1,11 @@
 """Tests for ``python -m jgather demo``: its walk-through, its figure, and its option handling."""
 
 import os
+import re
+import shlex
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import jax
@@ -289,7 +292,15 @@ def test_without_matplotlib_one_line_pointing_at_the_extra(monkeypatch, capsys):
     captured = capsys.readouterr()
     assert captured.out == ""
     (line,) = captured.err.strip().splitlines()
-    assert 'pip install "jgather[demo]"' in line
+    # The hint installs what pyproject.toml's demo extra holds, from an index that serves it
+    # (matplotlib), or the extra itself from a clone; never a package no index serves.
+    extra = tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]["demo"]
+    first = re.search(r"pip install ([^(]+?)(?: \(|$)", line)
+    assert first and shlex.split(first.group(1)) == extra, line
+    assert 'pip install ".[demo]"' in line
+    assert "jgather[demo]" not in line.replace('".[demo]"', "")
 
 
 # --------------------------------------------------------------------------- as a user runs it

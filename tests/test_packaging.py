@@ -11,6 +11,7 @@ under test (``pip install`` could then never have produced this environment).
 """
 
 import re
+import subprocess
 import tomllib
 from importlib import metadata
 from pathlib import Path
@@ -78,3 +79,98 @@ def test_ci_runs_the_core_tests_on_the_floor():
     assert '"jax==$floor" "jaxlib==$floor"' in script
     assert "tomllib" in script and "pyproject.toml" in script
     assert ".venv-floor/bin/python -m pytest" in script
+
+
+# --- addresses -------------------------------------------------------------------------------
+
+ROOT = PYPROJECT.parent
+#: Hosts whose addresses in the tree are real and checked by hand: the papers (arXiv), the
+#: changelog's format and versioning rules, a local docs server.
+KNOWN_HOSTS = {"arxiv.org", "keepachangelog.com", "semver.org", "localhost:8000"}
+#: Repositories of other projects that the docs may link to (their real addresses).
+KNOWN_REPOSITORIES: set[str] = set()
+#: What an invented or placeholder address looks like.
+PLACEHOLDER = re.compile(
+    r"github\.com/jgather|jgather\.(io|dev|org|com)\b|readthedocs\.io/[^ ]*jgather"
+    r"|example\.(com|org|net)|your[-_]?(org|name|user|username|repo)\b|<(org|user|owner)>",
+    re.I,
+)
+_URL = re.compile(r"https?://[^\s\"'<>`()\[\]{}]+")
+
+
+def _tree_files() -> list[Path]:
+    """The repository's text files: tracked, or new and not ignored."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [ROOT / name for name in sorted(set(listed.split("\0"))) if name]
+
+
+def _addresses(text: str) -> list[str]:
+    return [u.rstrip(".,;:") for u in _URL.findall(text)]
+
+
+def _unknown_addresses(path: Path, text: str) -> list[str]:
+    found = [f"{path}: {m.group(0)!r}" for m in PLACEHOLDER.finditer(text)]
+    for url in _addresses(text):
+        host, _, rest = url.split("://", 1)[1].partition("/")
+        if host == "github.com":
+            repo = "/".join(rest.split("/")[:2])
+            if repo not in KNOWN_REPOSITORIES:
+                found.append(f"{path}: {url} (a repository not in KNOWN_REPOSITORIES)")
+        elif host not in KNOWN_HOSTS:
+            found.append(f"{path}: {url} (a host not in KNOWN_HOSTS)")
+    return found
+
+
+def test_no_invented_or_placeholder_address_in_the_tree():
+    """jgather has no public address: none may be written as if it had one (a repository, a
+    documentation site, a package index page). Every address in the tree is on a known host."""
+    found = []
+    files = _tree_files()
+    assert len(files) > 50, "git ls-files found too few files: is this a checkout?"
+    for path in files:
+        if not path.is_file() or path.suffix in {".png", ".npy", ".whl", ".gz"}:
+            continue
+        if path == Path(__file__).resolve():  # this module: the examples the check must catch
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            continue
+        found += _unknown_addresses(path.relative_to(ROOT), text)
+    assert not found, "addresses that are not this project's or not known:\n" + "\n".join(found)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "git clone https://github.com/jgather/jgather",
+        "url = {https://jgather.readthedocs.io/en/latest/}",
+        "Documentation = 'https://docs.example.com/jgather'",
+        "pip install git+https://github.com/your-org/jgather",
+        "see https://jgather.dev",
+    ],
+)
+def test_the_address_check_catches_invented_ones(text):
+    assert _unknown_addresses(Path("x"), text)
+
+
+def test_the_address_check_passes_known_ones():
+    assert not _unknown_addresses(Path("x"), "MAE: https://arxiv.org/abs/2111.06377.")
+
+
+def test_one_place_holds_the_addresses():
+    """pyproject.toml's [project.urls] holds the addresses; CITATION.cff and the docs' header
+    take them from there (the docs read it in conf.py), so none can disagree."""
+    urls = tomllib.loads(PYPROJECT.read_text())["project"].get("urls", {})
+    cff = (ROOT / "CITATION.cff").read_text()
+    code = re.search(r"^repository-code:\s*\"?([^\"\n]+)", cff, re.M)
+    assert (code.group(1) if code else None) == urls.get("Repository")
+    conf = (ROOT / "docs" / "conf.py").read_text()
+    assert '_PYPROJECT.get("urls", {})' in conf
+    assert not _addresses(conf), "docs/conf.py writes an address: read pyproject.toml's"

@@ -11,6 +11,7 @@ every build, so the pictures always show what the installed jgather draws.
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
@@ -39,7 +40,10 @@ def _patch_dropout(key: jax.Array) -> np.ndarray:
     # One cls token in front: its index 0 is dropped from the kept positions.
     tokens = jnp.zeros((1, 1 + math.prod(GRID), 1))
     kept = (
-        np.asarray(m.patch_dropout(key, tokens, 0.5, num_prefix=1).indices[0, 1:]) - 1
+        np.asarray(
+            m.patch_dropout(key, tokens, 0.5, num_prefix=1).indices[0, 1:]
+        )
+        - 1
     )
     removed = np.ones(math.prod(GRID), bool)
     removed[kept] = False
@@ -48,7 +52,9 @@ def _patch_dropout(key: jax.Array) -> np.ndarray:
 
 def _per_sample(key: jax.Array) -> np.ndarray:
     tokens = jnp.zeros((1, math.prod(GRID), 1))
-    out = m.random_masking_per_sample(key, tokens, jnp.array([0.6]), capacity=98)
+    out = m.random_masking_per_sample(
+        key, tokens, jnp.array([0.6]), capacity=98
+    )
     return _frames(out.mask, GRID)
 
 
@@ -63,7 +69,9 @@ STRATEGIES: list[tuple[str, str, Draw]] = [
     (
         "running_cell_masking",
         "VideoMAE V2 running cell, 50%",
-        lambda key: _frames(m.running_cell_masking(key, 1, VIDEO, 0.5), VIDEO),
+        lambda key: _frames(
+            m.running_cell_masking(key, 1, VIDEO, 0.5), VIDEO
+        ),
     ),
     (
         "block_masking",
@@ -74,7 +82,10 @@ STRATEGIES: list[tuple[str, str, Draw]] = [
         "simmim_masking",
         "SimMIM, 32px cells, 60%",
         lambda key: _frames(
-            m.simmim_masking(key, 1, 224, mask_patch_size=32, model_patch_size=16), GRID
+            m.simmim_masking(
+                key, 1, 224, mask_patch_size=32, model_patch_size=16
+            ),
+            GRID,
         ),
     ),
     ("patch_dropout", "patch dropout, 50%", _patch_dropout),
@@ -89,22 +100,57 @@ STRATEGIES: list[tuple[str, str, Draw]] = [
     (
         "inverse_block_masking",
         "data2vec 2.0 inverse block, 80%",
-        lambda key: _frames(m.inverse_block_masking(key, 1, GRID, 0.8), GRID),
+        lambda key: _frames(
+            m.inverse_block_masking(key, 1, GRID, 0.8), GRID
+        ),
     ),
     (
         "multiblock_masking",
-        "I-JEPA: outside the context",
-        lambda key: _frames(~m.multiblock_masking(key, 1, GRID).context_mask, GRID),
+        "I-JEPA multi-block",
+        lambda key: _frames(
+            ~m.multiblock_masking(key, 1, GRID).context_mask, GRID
+        ),
     ),
 ]
 
-#: Colours: removed tokens dark, kept tokens light.
+
+def _ijepa_targets(key: jax.Array) -> list[tuple[int, int, int, int]]:
+    """The target blocks of the same draw as the ``multiblock_masking`` entry, as
+    ``(top, left, height, width)``."""
+    boxes = np.asarray(
+        m.multiblock_masking(key, 1, GRID).target_boxes[0, :, 0]
+    )
+    return [tuple(int(v) for v in box) for box in boxes]
+
+
+#: Drawn over a strategy's mask: its blocks, numbered (the context alone would hide them).
+OVERLAYS: dict[
+    str, Callable[[jax.Array], list[tuple[int, int, int, int]]]
+] = {
+    "multiblock_masking": _ijepa_targets,
+}
+
+#: Colours: removed tokens dark, kept tokens light; the targets' outlines (colour-blind safe).
 REMOVED, KEPT = "#3b4a6b", "#e8edf5"
+TARGET_COLOURS = ("#e69f00", "#56b4e9", "#cc79a7", "#009e73", "#d55e00")
+#: Text sizes in points. Pictures are saved at DPI and shown at about half their pixel width
+#: in the page's column (the gallery: FIGURE_WIDTH inches fill the column), so a 10-point
+#: title is about 14 px on the page.
+TITLE_SIZE, LABEL_SIZE = 10, 9
+DPI = 200
+FIGURE_WIDTH = 7.6
 
 
-def _draw(ax, frames: np.ndarray, title: str) -> None:
-    """One strategy's frames side by side on ``ax``, a thin gap between frames."""
+def _draw(
+    ax,
+    frames: np.ndarray,
+    title: str,
+    boxes: list[tuple[int, int, int, int]] | None = None,
+) -> None:
+    """One strategy's frames side by side on ``ax``, a thin gap between frames; ``boxes``
+    (``(top, left, height, width)`` on the first frame) outlined and numbered."""
     from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Rectangle
 
     n, h, w = frames.shape
     canvas = np.full((h, n * w + (n - 1)), np.nan)
@@ -113,7 +159,34 @@ def _draw(ax, frames: np.ndarray, title: str) -> None:
     cmap = ListedColormap([KEPT, REMOVED])
     cmap.set_bad("white")
     ax.imshow(canvas, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
-    ax.set_title(f"{title}\n{frames.mean():.0%} removed", fontsize=9)
+    caption = f"{frames.mean():.0%} removed"
+    for i, (top, left, bh, bw) in enumerate(boxes or []):
+        colour = TARGET_COLOURS[i % len(TARGET_COLOURS)]
+        ax.add_patch(
+            Rectangle(
+                (left - 0.5, top - 0.5),
+                bw,
+                bh,
+                fill=False,
+                lw=2.2,
+                ec=colour,
+            )
+        )
+        ax.text(
+            left + 0.3,
+            top + 0.3,
+            str(i + 1),
+            color="black",
+            fontsize=LABEL_SIZE,
+            fontweight="bold",
+            va="top",
+            bbox={"facecolor": colour, "edgecolor": "none", "pad": 1.5},
+        )
+    if boxes:
+        caption = "context light, targets 1-4"
+    ax.set_title(
+        f"{textwrap.fill(title, 24)}\n{caption}", fontsize=TITLE_SIZE
+    )
     ax.set_axis_off()
 
 
@@ -127,30 +200,44 @@ def write_pictures(folder: Path, *, seed: int = 0) -> list[Path]:
 
     folder.mkdir(parents=True, exist_ok=True)
     key = jax.random.key(seed)
-    drawn = [(name, title, draw(key)) for name, title, draw in STRATEGIES]
+    drawn = [
+        (
+            name,
+            title,
+            draw(key),
+            OVERLAYS[name](key) if name in OVERLAYS else None,
+        )
+        for name, title, draw in STRATEGIES
+    ]
     paths = []
-    for name, title, frames in drawn:
-        fig, ax = plt.subplots(figsize=(1.1 + 1.6 * frames.shape[0], 2.1))
-        _draw(ax, frames, title)
+    for name, title, frames, boxes in drawn:
+        fig, ax = plt.subplots(figsize=(1.2 + 1.4 * frames.shape[0], 2.2))
+        _draw(ax, frames, title, boxes)
         fig.tight_layout()
         paths.append(folder / f"{name}.png")
-        fig.savefig(paths[-1], dpi=110)
+        fig.savefig(paths[-1], dpi=DPI)
         plt.close(fig)
+    # The gallery: the video strategies (several frames) two to a row, the images four.
+    video = [d for d in drawn if d[2].shape[0] > 1]
+    images = [d for d in drawn if d[2].shape[0] == 1]
     cols = 4
-    rows = math.ceil(len(drawn) / cols)
-    widths = [max(f.shape[0] for _, _, f in drawn[c::cols]) for c in range(cols)]
-    fig, axes = plt.subplots(
-        rows,
-        cols,
-        figsize=(2.6 * cols + 1.2 * sum(w - 1 for w in widths) / 2, 2.4 * rows),
-        squeeze=False,
-    )
-    for ax, (_, title, frames) in zip(axes.flat, drawn, strict=False):
-        _draw(ax, frames, title)
-    for ax in list(axes.flat)[len(drawn) :]:
-        ax.set_axis_off()
+    rows = math.ceil(len(video) / 2) + math.ceil(len(images) / cols)
+    video_rows = math.ceil(len(video) / 2)
+    heights = [1.5] * video_rows + [2.5] * (rows - video_rows)
+    fig = plt.figure(figsize=(FIGURE_WIDTH, sum(heights)))
+    grid = fig.add_gridspec(rows, cols, height_ratios=heights)
+    slots = [
+        grid[i // 2, (i % 2) * 2 : (i % 2) * 2 + 2]
+        for i in range(len(video))
+    ]
+    first = math.ceil(len(video) / 2)
+    slots += [grid[first + i // cols, i % cols] for i in range(len(images))]
+    for slot, (_, title, frames, boxes) in zip(
+        slots, video + images, strict=True
+    ):
+        _draw(fig.add_subplot(slot), frames, title, boxes)
     fig.tight_layout()
     paths.append(folder / "gallery.png")
-    fig.savefig(paths[-1], dpi=110)
+    fig.savefig(paths[-1], dpi=DPI)
     plt.close(fig)
     return paths

@@ -10,8 +10,8 @@ Three modules, one job each:
 * ``_cli``: the argparse plumbing, the only place that turns library errors into a one-line
   message and exit status 2.
 
-The figure needs matplotlib (``pip install "jgather[demo]"``); the rest needs only jgather's
-core dependencies.
+The figure needs matplotlib (``pip install "matplotlib>=3.8"``, or ``pip install ".[demo]"`` in
+a clone of jgather); the rest needs only jgather's core dependencies.
 """
 
 from jgather.demo._cli import main as main

@@ -20,6 +20,9 @@ from jgather.demo._photo import STRATEGIES, load_sample_image, mask_image
 from jgather.demo._walkthrough import gather_walkthrough, mae_walkthrough
 
 PROG = "python -m jgather"
+#: What the figure needs: pyproject.toml's ``demo`` extra, as one pip argument (no index
+#: serves jgather itself, so the hint names matplotlib; tests/test_demo.py checks they agree).
+DEMO_REQUIREMENT = '"matplotlib>=3.8"'
 
 #: Seeds ``jax.random.key`` accepts: a signed or unsigned 64-bit value is read as a C long.
 SEED_RANGE = (-(2**63), 2**63 - 1)
@@ -153,7 +156,8 @@ def _demo(args: argparse.Namespace) -> int:
     except ModuleNotFoundError as err:
         print(
             f"{PROG}: error: the demo draws its figure with matplotlib ({err}); "
-            'install it with: pip install "jgather[demo]"',
+            f"install it with: pip install {DEMO_REQUIREMENT} "
+            '(or, in a clone of jgather: pip install ".[demo]")',
             file=sys.stderr,
         )
         return 1

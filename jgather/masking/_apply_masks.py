@@ -94,6 +94,14 @@ def apply_masks(x: ArrayLike, ids: ArrayLike) -> jax.Array:
       >>> ids = jnp.array([[[0, 5], [1, 2]], [[3, 3], [4, 0]]])  # M=2 sets, N=2, K=2
       >>> jgather.apply_masks(x, ids)[..., 0].tolist()
       [[0.0, 5.0], [7.0, 8.0], [3.0, 3.0], [10.0, 6.0]]
+
+    References:
+      Assran et al., "Self-Supervised Learning from Images with a Joint-Embedding
+      Predictive Architecture" (I-JEPA),
+      https://arxiv.org/abs/2301.08243
+      Bardes et al., "Revisiting Feature Prediction for Learning Visual Representations
+      from Video" (V-JEPA),
+      https://arxiv.org/abs/2404.08471
     """
     fn = "apply_masks"
     x = _checks.as_array(fn, "x", x, hint="pass tokens [N, L, D]")

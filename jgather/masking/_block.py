@@ -248,6 +248,10 @@ def block_masking(
       (8, 196)
       >>> bool((mask.sum(-1) <= 75).all())
       True
+
+    References:
+      Bao et al., "BEiT: BERT Pre-Training of Image Transformers",
+      https://arxiv.org/abs/2106.08254
     """
     args = _block_args(
         "block_masking", batch_size, grid, num_masking_patches, min_num_patches,

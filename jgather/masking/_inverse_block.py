@@ -196,6 +196,11 @@ def inverse_block_masking(
       >>> out = jgather.apply_mask(jnp.repeat(x, 4, axis=0), mask, int(196 * (1 - 0.8)))
       >>> out.x_masked.shape
       (8, 39, 16)
+
+    References:
+      Baevski et al., "Efficient Self-supervised Learning with Contextualized Target
+      Representations for Vision, Speech and Language" (data2vec 2.0),
+      https://arxiv.org/abs/2212.07525
     """
     fn = "inverse_block_masking"
     batch_size = _checks.static_int(fn, "`batch_size`", batch_size, minimum=1)

@@ -138,6 +138,13 @@ def mae_loss(
       ...                         norm_pix_loss="videomae", channels=2)
       >>> round(float(loss), 4)  # each channel's 3 values [0, 2, 4] become [-1, 0, 1]
       0.6667
+
+    References:
+      He et al., "Masked Autoencoders Are Scalable Vision Learners",
+      https://arxiv.org/abs/2111.06377
+      Tong et al., "VideoMAE: Masked Autoencoders are Data-Efficient Learners for
+      Self-Supervised Video Pre-Training",
+      https://arxiv.org/abs/2203.12602
     """
     fn = "mae_loss"
     if args:

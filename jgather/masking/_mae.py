@@ -364,6 +364,10 @@ def random_masking(
       (1, 4, 4)
       >>> jgather.random_masking(jax.random.key(0), x, 1.0).x_masked.shape  # as MAE: none kept
       (1, 0, 4)
+
+    References:
+      He et al., "Masked Autoencoders Are Scalable Vision Learners",
+      https://arxiv.org/abs/2111.06377
     """
     fn = "random_masking"
     _check_key_first(fn, key, "mask_ratio")

@@ -139,6 +139,11 @@ def take_masked(x: jax.Array, masked: MaskedTokens, *, method: Method = None) ->
       >>> out = jgather.apply_mask(x, jnp.array([[False, True, False, True, True, False]]), 3)
       >>> jgather.take_masked(x, out)[0].tolist()  # tokens 1, 3 and 4
       [[2.0, 3.0], [6.0, 7.0], [8.0, 9.0]]
+
+    References:
+      Tong et al., "VideoMAE: Masked Autoencoders are Data-Efficient Learners for
+      Self-Supervised Video Pre-Training",
+      https://arxiv.org/abs/2203.12602
     """
     fn = "take_masked"
     ids_restore, len_keep = _check_masked(fn, masked)

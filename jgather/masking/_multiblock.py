@@ -701,6 +701,14 @@ def multiblock_masking(
       >>> v = jgather.multiblock_masking(jax.random.key(0), 2, (8, 14, 14), preset="vjepa")
       >>> v.context_mask.shape, v.target_masks.shape, v.target_boxes.shape
       ((2, 1568), (2, 1, 1568), (2, 1, 8, 6))
+
+    References:
+      Assran et al., "Self-Supervised Learning from Images with a Joint-Embedding
+      Predictive Architecture" (I-JEPA),
+      https://arxiv.org/abs/2301.08243
+      Bardes et al., "Revisiting Feature Prediction for Learning Visual Representations
+      from Video" (V-JEPA),
+      https://arxiv.org/abs/2404.08471
     """
     fn = "multiblock_masking"
     if preset not in _PRESETS:

@@ -110,6 +110,10 @@ def patch_dropout(
       [0, 0]
       >>> bool((jnp.diff(out.indices, axis=1) > 0).all())
       True
+
+    References:
+      Li et al., "Scaling Language-Image Pre-training via Masking" (FLIP),
+      https://arxiv.org/abs/2212.00794
     """
     fn = "patch_dropout"
     p = _checks.static_ratio(fn, "`prob`", prob, closed=False)

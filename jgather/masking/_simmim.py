@@ -84,6 +84,10 @@ def simmim_masking(
       (8, 2304)
       >>> (mask.sum(-1) // 64).tolist()  # ceil(36 * 0.6) = 22 coarse cells of 8 x 8 tokens
       [22, 22, 22, 22, 22, 22, 22, 22]
+
+    References:
+      Xie et al., "SimMIM: A Simple Framework for Masked Image Modeling",
+      https://arxiv.org/abs/2111.09886
     """
     fn = "simmim_masking"
     batch_size = _checks.static_int(fn, "`batch_size`", batch_size, minimum=1)

@@ -109,6 +109,10 @@ def mask_schedule(name: str, ratio: ArrayLike, *, num_tokens: int | None = None)
       [1.0, 0.7071, 0.0]
       >>> float(mask_schedule("square", 0.5))
       0.75
+
+    References:
+      Chang et al., "MaskGIT: Masked Generative Image Transformer",
+      https://arxiv.org/abs/2202.04200
     """
     fn = "mask_schedule"
     _check_schedule(fn, name, num_tokens)
@@ -211,6 +215,10 @@ def variable_ratio_masking(
       >>> r = jax.numpy.array([0.0, 1.0])  # cos(0) = 1 -> all 10; cos(pi/2) -> clipped to 1
       >>> variable_ratio_masking(jax.random.key(0), 2, 10, r=r).num_masked.tolist()
       [10, 1]
+
+    References:
+      Chang et al., "MaskGIT: Masked Generative Image Transformer",
+      https://arxiv.org/abs/2202.04200
     """
     fn = "variable_ratio_masking"
     batch_size = _checks.static_int(fn, "`batch_size`", batch_size, minimum=1)

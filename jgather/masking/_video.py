@@ -74,6 +74,11 @@ def tube_masking(
       [176, 176, 176, 176, 176, 176, 176, 176]
       >>> bool((mask.reshape(2, 8, 196) == mask.reshape(2, 8, 196)[:, :1]).all())
       True
+
+    References:
+      Tong et al., "VideoMAE: Masked Autoencoders are Data-Efficient Learners for
+      Self-Supervised Video Pre-Training",
+      https://arxiv.org/abs/2203.12602
     """
     fn = "tube_masking"
     batch_size = _checks.static_int(fn, "`batch_size`", batch_size, minimum=1)
@@ -173,6 +178,10 @@ def running_cell_masking(
       >>> m = mask.reshape(8, 5, 4, 4)  # [N, T, H, W]
       >>> bool((m[:, 1:, 0, 0] == m[:, :-1, 0, 1]).all())  # the pattern runs one step per frame
       True
+
+    References:
+      Wang et al., "VideoMAE V2: Scaling Video Masked Autoencoders with Dual Masking",
+      https://arxiv.org/abs/2303.16727
     """
     fn = "running_cell_masking"
     batch_size = _checks.static_int(fn, "`batch_size`", batch_size, minimum=1)
