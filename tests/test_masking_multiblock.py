@@ -278,8 +278,7 @@ def make_mesh(kind):
         ("ijepa", "explicit", "per_sample_size"),
         ("vjepa", "explicit", "per_sample_size"),
         ("ijepa", "auto", "per_sample_size"),
-        ("vjepa", "auto", "per_sample_size"),
-        ("vjepa", "explicit", "batch_min_valid"),
+        ("ijepa", "explicit", "batch_min_valid"),
     ],
 )
 def test_sharded_keys_on_both_meshes(preset, kind, mode):

@@ -219,8 +219,8 @@ def _one(
         candidates = blocks & jnp.logical_not(covered[levels])[None]  # [C, A, L]
         ok = jnp.sum(candidates, axis=-1, dtype=jnp.int32) > args.min_keep
         first = jnp.argmax(ok, axis=-1)  # [C]
-        contexts = jnp.take_along_axis(candidates, first[:, None, None], axis=1)[:, 0]
-        c_box = jnp.take_along_axis(c_boxes, first[:, None, None], axis=1)[:, 0]
+        pick = jax.vmap(lambda rows, i: rows[i])
+        contexts, c_box = pick(candidates, first), pick(c_boxes, first)
     if c == 1:  # one context: no context axis
         contexts, c_box = contexts[0], c_box[0]
     return contexts, targets, c_box, t_boxes[:, None, :]
