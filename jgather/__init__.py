@@ -21,11 +21,13 @@ from jgather._gather import take_along_dim as take_along_dim
 from jgather._scatter import scatter as scatter
 from jgather._scatter import scatter_add as scatter_add
 from jgather._scatter import scatter_reduce as scatter_reduce
+from jgather.masking import IJepaConfig as IJepaConfig
 from jgather.masking import MaskedTokens as MaskedTokens
 from jgather.masking import MultiBlockMasks as MultiBlockMasks
 from jgather.masking import PaddedMaskedTokens as PaddedMaskedTokens
 from jgather.masking import PatchDropoutOutput as PatchDropoutOutput
 from jgather.masking import VariableRatioMask as VariableRatioMask
+from jgather.masking import VJepaConfig as VJepaConfig
 from jgather.masking import apply_mask as apply_mask
 from jgather.masking import apply_masks as apply_masks
 from jgather.masking import block_masking as block_masking
@@ -53,10 +55,12 @@ from jgather.masking import variable_ratio_masking as variable_ratio_masking
 __version__ = "0.1.0"
 
 __all__ = [
+    "IJepaConfig",
     "MaskedTokens",
     "MultiBlockMasks",
     "PaddedMaskedTokens",
     "PatchDropoutOutput",
+    "VJepaConfig",
     "VariableRatioMask",
     "apply_mask",
     "apply_masks",

@@ -96,7 +96,10 @@ plt.show()
 # `(4, 14, 14)` token grid. V-JEPA draws two configurations per clip, 8 blocks at 15 % of each
 # frame (`preset="vjepa"`) and 2 blocks at 70 % (`preset="vjepa_long"`), each spanning every
 # frame; the target is the union of the blocks and the context the rest. Corners come from
-# `randint(0, H - h + 1)`: here a block may touch the far edge.
+# `randint(0, H - h + 1)`: here a block may touch the far edge. The reference seeds both
+# configurations' size draws from the same iteration counter, so both take their block sizes
+# from the same uniforms (both tall, or both wide): one `size_key` for the two calls gives
+# that, a different `key` each gives independent positions.
 
 # %%
 shift = np.arange(8) * 4
@@ -104,10 +107,13 @@ padded = np.pad(photo, ((0, 0), (0, 32), (0, 0)), mode="edge")
 clip = np.stack([padded[:, s : s + 224] for s in shift])  # [T=8, 224, 224, 3]
 grid = (4, G, G)
 fig, axes = plt.subplots(2, 4, figsize=(10, 5))
+size_key, k_short, k_long = jax.random.split(jax.random.key(1), 3)
 draws = {
-    preset: jgather.multiblock_masking(jax.random.key(1), 8, grid, preset=preset)
-    for preset in ("vjepa", "vjepa_long")
+    preset: jgather.multiblock_masking(k, 8, grid, preset=preset, size_key=size_key)
+    for preset, k in (("vjepa", k_short), ("vjepa_long", k_long))
 }
+for preset, o in draws.items():
+    print(preset, "block (t, h, w):", o.target_boxes[0, 0, 0, 3:].tolist())
 for row, (preset, o) in enumerate(draws.items()):
     context = np.asarray(o.context_mask[0]).reshape(4, G * G)
     for t in range(4):
@@ -121,12 +127,16 @@ plt.show()
 # The references turn every mask into a list of token indices and cut all lists of a batch to
 # the shortest (`cm[:min_keep]`), which drops the bottom-right tokens of the larger ones. By
 # default jgather pads them to a static capacity instead and marks the real entries in
-# `valid`; `truncate="batch_min"` reproduces the cut (eagerly: its length depends on the draw).
+# `valid`, so the encoder sees every context token: with I-JEPA's preset on this grid at
+# batch size 256, about 82 context tokens per image against the collator's 48.
+# `truncate="batch_min"` reproduces the cut (eagerly: its length depends on the draw);
+# `truncate="batch_min_valid"` keeps the same tokens in the padded shapes, marking the
+# others invalid, and runs under `jax.jit`.
 
 # %%
 padded_sets = draws["vjepa"]
 cut = jgather.multiblock_masking(
-    jax.random.key(1), 8, grid, preset="vjepa", truncate="batch_min"
+    k_short, 8, grid, preset="vjepa", size_key=size_key, truncate="batch_min"
 )
 print("context counts:", padded_sets.context_valid.sum(-1).tolist())
 print("padded:", padded_sets.context_ids.shape, " batch_min:", cut.context_ids.shape)
@@ -138,7 +148,8 @@ print("padded:", padded_sets.context_ids.shape, " batch_min:", cut.context_ids.s
 # gathered with `apply_masks` (the references' function), the predictor (a linear map of the
 # mean context token plus a positional embedding of each target position) predicts the target
 # tokens, and the loss averages over the valid target slots only. The masks are drawn from
-# `fold_in(key, step)` inside the compiled step: no collator.
+# `fold_in(key, step)` inside the compiled step, cut to the batch's shortest sets as the
+# reference's (`truncate="batch_min_valid"`): no collator.
 
 # %%
 D = 32
@@ -155,7 +166,9 @@ params = {
 
 @jax.jit
 def step(params, step_key):
-    masks = jgather.multiblock_masking(step_key, 4, (G, G))  # drawn on device
+    masks = jgather.multiblock_masking(  # drawn on device
+        step_key, 4, (G, G), truncate="batch_min_valid"
+    )
     h = tokens @ encoder  # [N, L, D], the target encoder's output (frozen here)
     target_ids = masks.target_ids.transpose(1, 0, 2)  # [M, N, Kt]
     valid = masks.target_valid.transpose(1, 0, 2).reshape(-1, target_ids.shape[-1])

@@ -6,7 +6,11 @@
   with per-example keys whatever the batch;
 * the sampled block sizes and positions against NumPy re-statements of the references'
   samplers (chi-square and exact support checks, fixed seeds);
-* ``truncate="batch_min"`` against a re-statement of the collators' ``cm[:min_keep]``;
+* the size tables at every float32 ``u`` around each break, against the references' formulas;
+* ``truncate="batch_min"`` against a re-statement of the collators' ``cm[:min_keep]``, and
+  ``truncate="batch_min_valid"`` (jitted) against ``batch_min``;
+* I-JEPA's ``num_contexts`` and ``allow_overlap`` against a re-statement of its loop, and
+  V-JEPA's two configs' joint size law with one ``size_key``;
 * ``apply_masks`` against the references' gather-and-concatenate, ``unapply_masks`` as its
   inverse.
 
@@ -30,6 +34,7 @@ from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 import jgather
+from jgather.masking import _ijepa, _vjepa
 
 stats = pytest.importorskip("scipy.stats")
 
@@ -48,7 +53,7 @@ def ijepa(key, n=N, **kw):
 
 
 def vjepa(key, n=N, **kw):
-    return jgather.multiblock_masking(key, n, VJEPA_GRID, preset="vjepa", **kw)
+    return jgather.multiblock_masking(key, n, VJEPA_GRID, **{"preset": "vjepa", **kw})
 
 
 @functools.cache
@@ -59,8 +64,12 @@ def _jitted(preset, n, grid, items):
 
 
 def sample(key, n, preset="ijepa", grid=None, size_key=None, **kw):
-    """``multiblock_masking`` through one cached, unoptimised jit per configuration."""
-    grid = GRIDS_OF[preset] if grid is None else grid
+    """``multiblock_masking`` through one cached, unoptimised jit per configuration.
+
+    ``preset`` is a preset's name or a config; ``kw`` the call's other static arguments.
+    """
+    if grid is None:
+        grid = GRIDS_OF["ijepa" if isinstance(preset, jgather.IJepaConfig) else preset]
     run = _jitted(preset, n, grid, tuple(sorted(kw.items())))
     return jax.tree.map(np.asarray, run(key, size_key))
 
@@ -171,7 +180,8 @@ def test_vjepa_draw_is_consistent():
 
 
 def test_vjepa_context_limits():
-    out = sample(jax.random.key(1), 4, "vjepa", max_temporal_keep=0.5, max_keep=40)
+    config = jgather.VJepaConfig(max_temporal_keep=0.5, max_keep=40)
+    out = sample(jax.random.key(1), 4, config, VJEPA_GRID)
     frames = np.arange(math.prod(VJEPA_GRID)) // 64
     union = slice_masks(out.target_boxes[:, 0], VJEPA_GRID).any(1)
     # The target also holds every frame past the context's (as the reference's complement).
@@ -246,32 +256,51 @@ def test_keys_and_size_arguments():
 COLLECTIVES = re.compile(r"all-gather|all-reduce|all-to-all|collective-permute|reduce-scatter")
 
 
-@pytest.mark.skipif(jax.device_count() < 8, reason="needs 8 devices (tests/conftest.py)")
-@pytest.mark.parametrize(
-    ("preset", "kind"),
-    # Both presets on the stricter explicit-axis mesh (array types carry the sharding there),
-    # and the auto-axis mesh once (the same code; the compiler propagates the shardings).
-    [("ijepa", "explicit"), ("vjepa", "explicit"), ("ijepa", "auto")],
-)
-def test_sharded_keys_on_both_meshes_without_collectives(preset, kind):
-    keys = jgather.example_keys(BASE, jnp.arange(N, dtype=jnp.int32))
-    run = _jitted(preset, N, GRIDS_OF[preset], (("per_sample_size", False),))
-    expected = sample(keys, N, preset, size_key=SIZE_KEY, per_sample_size=False)
+def make_mesh(kind):
     if kind == "explicit":
         mesh = jax.make_mesh((8,), ("batch",), devices=jax.devices()[:8])
         assert mesh.axis_types == (AxisType.Explicit,)
-    else:
-        mesh = Mesh(np.array(jax.devices()[:8]), ("batch",))
-    sharding = NamedSharding(mesh, P("batch"))
+        return mesh
+    return Mesh(np.array(jax.devices()[:8]), ("batch",))
+
+
+@pytest.mark.skipif(jax.device_count() < 8, reason="needs 8 devices (tests/conftest.py)")
+@pytest.mark.parametrize(
+    ("preset", "kind", "mode"),
+    # Both presets on the stricter explicit-axis mesh (array types carry the sharding there),
+    # and the auto-axis mesh (the compiler propagates the shardings), with per-batch sizes
+    # from a size_key and with per-sample sizes; and the jittable batch_min cut, whose batch
+    # minimum is the one collective.
+    [
+        ("ijepa", "explicit", "size_key"),
+        ("vjepa", "explicit", "size_key"),
+        ("ijepa", "auto", "size_key"),
+        ("ijepa", "explicit", "per_sample_size"),
+        ("vjepa", "explicit", "per_sample_size"),
+        ("ijepa", "auto", "per_sample_size"),
+        ("ijepa", "explicit", "batch_min_valid"),
+    ],
+)
+def test_sharded_keys_on_both_meshes(preset, kind, mode):
+    keys = jgather.example_keys(BASE, jnp.arange(N, dtype=jnp.int32))
+    per_sample = mode == "per_sample_size"
+    kw = {"per_sample_size": per_sample}
+    if mode == "batch_min_valid":
+        kw["truncate"] = mode
+    run = _jitted(preset, N, GRIDS_OF[preset], tuple(sorted(kw.items())))
+    size_key = None if per_sample else SIZE_KEY
+    expected = sample(keys, N, preset, size_key=size_key, **kw)
+    sharding = NamedSharding(make_mesh(kind), P("batch"))
     sharded = jax.device_put(keys, sharding)
-    compiled = run.lower(sharded, SIZE_KEY).compile()
-    out = compiled(sharded, SIZE_KEY)
+    compiled = run.lower(sharded, size_key).compile()
+    out = compiled(sharded, size_key)
     jax.tree.map(np.testing.assert_array_equal, jax.tree.map(np.asarray, out), expected)
     for name, a in vars(out).items():
         if name == "grid" or (preset == "vjepa" and name == "context_box"):
             continue  # V-JEPA's context box is one constant for every clip
         assert a.sharding.is_equivalent_to(sharding, a.ndim), (name, a.sharding)
-    assert not COLLECTIVES.findall(compiled.as_text())
+    found = set(COLLECTIVES.findall(compiled.as_text()))
+    assert found == ({"all-reduce"} if mode == "batch_min_valid" else set()), found
 
 
 # ----------------------------------------------------------------------------------------------
@@ -293,14 +322,28 @@ def test_batch_min_reproduces_the_collators():
     np.testing.assert_array_equal(out.context_ids, collator_truncation(full.context_mask))
     np.testing.assert_array_equal(out.target_ids, collator_truncation(full.target_masks))
     assert out.context_valid.all() and out.target_valid.all()
+    # The jittable cut keeps the same tokens (the same keys, so the same counts exactly, which
+    # is stronger than a test of their law) in the padded shapes, marked by valid.
+    cut = sample(jax.random.key(0), N, "vjepa", truncate="batch_min_valid")
+    for ids, valid, eager in [
+        (cut.context_ids, cut.context_valid, out.context_ids),
+        (cut.target_ids, cut.target_valid, out.target_ids),
+    ]:
+        k = eager.shape[-1]
+        np.testing.assert_array_equal(
+            valid, np.broadcast_to(np.arange(valid.shape[-1]) < k, valid.shape)
+        )
+        np.testing.assert_array_equal(ids[..., :k], eager)
+    assert cut.context_ids.shape == full.context_ids.shape
     for fn in (ijepa, vjepa):
-        with pytest.raises(TypeError, match=r"cannot run under jax\.jit") as info:
+        with pytest.raises(TypeError, match=r"truncate='batch_min_valid'") as info:
             jax.eval_shape(lambda k, fn=fn: fn(k, truncate="batch_min"), jax.random.key(0))
         assert "multiblock_masking" in str(info.value)
 
 
 def test_argument_errors():
     key = jax.random.key(0)
+    ij, vj = jgather.IJepaConfig, jgather.VJepaConfig
     for call, error, match in [
         (lambda: jgather.multiblock_masking(key, 2, (4, 4, 4)), ValueError, "image grid"),
         (lambda: jgather.multiblock_masking(key, 2, (4, 4), preset="vjepa"), ValueError, "video"),
@@ -308,13 +351,34 @@ def test_argument_errors():
         (lambda: ijepa(key, truncate="min"), ValueError, "truncate"),
         (lambda: ijepa(key, num_blocks=2), ValueError, "num_blocks is not an argument"),
         (lambda: vjepa(key, min_keep=2), ValueError, "min_keep is not an argument"),
-        (lambda: ijepa(key, target_scale=(0.3, 0.2)), ValueError, "lo <= hi"),
-        (lambda: ijepa(key, min_keep=60), ValueError, "retry such a draw forever"),
-        (lambda: ijepa(key, num_targets=2.0), TypeError, "num_targets"),
+        (lambda: ijepa(key, preset=ij(target_scale=(0.3, 0.2))), ValueError, "lo <= hi"),
+        (lambda: ijepa(key, preset=ij(min_keep=60)), ValueError, "retry such a draw forever"),
+        (lambda: ijepa(key, preset=ij(num_targets=2.0)), TypeError, "num_targets"),
+        (lambda: ijepa(key, preset=ij(num_contexts=0)), ValueError, "num_contexts"),
+        (lambda: ijepa(key, preset=ij(allow_overlap=1)), TypeError, "allow_overlap"),
+        (lambda: vjepa(key, preset=vj(max_keep=0)), ValueError, "max_keep"),
     ]:
         with pytest.raises(error, match=match) as info:
             call()
         assert "multiblock_masking" in str(info.value)
+
+
+def test_config_keywords_are_deprecated_and_equal_the_config():
+    from jgather.masking import _multiblock
+
+    key = jax.random.key(3)
+    for preset, grid, kw, config in [
+        ("ijepa", (6, 6), {"num_targets": 2, "min_keep": 3}, jgather.IJepaConfig(2, min_keep=3)),
+        ("vjepa", (2, 4, 4), {"num_blocks": 2, "max_keep": None}, jgather.VJepaConfig(2)),
+    ]:
+        call = lambda k, p=preset, g=grid, kw=kw: jgather.multiblock_masking(
+            k, 2, g, preset=p, **kw
+        )
+        with pytest.warns(DeprecationWarning, match=r"preset=jgather\.[IV]JepaConfig\(") as rec:
+            jax.eval_shape(call, key)
+        assert rec[0].filename == __file__  # points at the caller
+        with pytest.warns(DeprecationWarning):
+            assert _multiblock._config("f", preset, kw) == config
 
 
 # ----------------------------------------------------------------------------------------------
@@ -387,10 +451,8 @@ def test_ijepa_sizes_and_corners_match_the_reference_sampler():
     # Per-sample sizes give many size draws in one call; their law is the per-batch draw's.
     grid, n = (14, 14), 1500
     scale, aspect, c_scale = (0.1, 0.4), (0.4, 2.5), (0.5, 1.0)
-    out = sample(
-        jax.random.key(11), n, "ijepa", grid, per_sample_size=True, target_scale=scale,
-        aspect_ratio=aspect, context_scale=c_scale, num_targets=1, min_keep=4,
-    )  # fmt: skip
+    config = jgather.IJepaConfig(1, scale, aspect, c_scale, min_keep=4)
+    out = sample(jax.random.key(11), n, config, grid, per_sample_size=True)
     boxes = out.target_boxes[:, 0, 0]
     ref_t = probabilities(np.stack(np_ijepa_size(GRID_U, grid, scale, aspect), -1))
     ref_c = probabilities(np.stack(np_ijepa_size(GRID_U, grid, c_scale, (1.0, 1.0)), -1))
@@ -403,23 +465,13 @@ def test_ijepa_sizes_and_corners_match_the_reference_sampler():
         law = corner_law(ref_t, axis, grid[axis], inclusive=False)
         assert_same_distribution([(v,) for v in boxes[:, axis].tolist()], law, "corner")
         assert (boxes[:, axis] + boxes[:, 2 + axis] <= grid[axis] - 1).all()
-    # Exact step tables: the same u gives the reference's size.
-    from jgather.masking import _multiblock
-
-    table = _multiblock._ijepa_size_table(grid, scale, aspect)
-    u = np.random.default_rng(0).random(5000)
-    idx = np.searchsorted(np.asarray(table.breaks), u, side="right")
-    expected = np.stack(np_ijepa_size(u, grid, scale, aspect), -1)
-    np.testing.assert_array_equal(np.asarray(table.values)[idx], expected)
 
 
 def test_vjepa_sizes_and_corners_match_the_reference_sampler():
     grid, n = (6, 10, 10), 1000
     t_scale, s_scale, aspect = (0.3, 1.0), (0.1, 0.5), (0.5, 2.0)
-    out = sample(
-        jax.random.key(12), n, "vjepa", grid, per_sample_size=True, num_blocks=1,
-        temporal_scale=t_scale, spatial_scale=s_scale, aspect_ratio=aspect,
-    )  # fmt: skip
+    config = jgather.VJepaConfig(1, s_scale, t_scale, aspect)
+    out = sample(jax.random.key(12), n, config, grid, per_sample_size=True)
     boxes = out.target_boxes[:, 0, 0]
     u = np.random.default_rng(1).random((300_000, 3))
     ref_sizes = np.stack(np_vjepa_size(u, grid, t_scale, s_scale, aspect), -1)
@@ -435,8 +487,124 @@ def test_vjepa_sizes_and_corners_match_the_reference_sampler():
         assert (boxes[:, axis] + boxes[:, 3 + axis] == grid[axis]).any()
 
 
+# The references draw u with torch.rand (float32) and compute in Python floats (float64).
+# Every float32 u within 16 steps of each break, and the u of size keys that once took the
+# neighbouring size (a float32 just below a break, rounded up to it).
+NEAR = np.arange(-16, 17)
+ROUNDED_UP = {"ijepa": [7628688], "vjepa": [957095], "vjepa_long": [4472670]}
+
+
+def near_breaks(breaks):
+    bits = np.asarray(breaks, np.float32).view(np.int32)[:, None] + NEAR
+    u = np.unique(bits.clip(0, np.float32(1).view(np.int32) - 1).astype(np.int32))
+    return u.view(np.float32)
+
+
+def key_uniforms(seeds, draws):
+    """The uniforms ``multiblock_masking`` draws from ``size_key=jax.random.key(seed)``."""
+    return np.stack([np.asarray(jax.random.uniform(jax.random.key(s), (draws,))) for s in seeds])
+
+
+def test_size_tables_equal_the_reference_at_every_float32_around_each_break():
+    # On device (the jitted lookups), against the references' formulas in float64.
+    grid = (14, 14)
+    ij = _ijepa._args("t", grid, jgather.IJepaConfig()._checked("t"))
+    u_t = near_breaks(ij.target_table.breaks)
+    u_c = near_breaks(ij.context_table.breaks)
+    m = max(len(u_t), len(u_c))
+    u = np.stack([np.resize(u_t, m), np.resize(u_c, m)], -1)
+    u = np.concatenate([u, key_uniforms(ROUNDED_UP["ijepa"], 2)])
+    got = np.asarray(jax.jit(jax.vmap(lambda v: _ijepa._sizes(v, ij)))(u))
+    u64 = u.astype(np.float64)
+    expected_t = np.stack(np_ijepa_size(u64[:, 0], grid, (0.15, 0.2), (0.75, 1.5)), -1)
+    expected_c = np.stack(np_ijepa_size(u64[:, 1], grid, (0.85, 1.0), (1.0, 1.0)), -1)
+    np.testing.assert_array_equal(got[:, 0], expected_t)
+    np.testing.assert_array_equal(got[:, 1], expected_c)
+    np.testing.assert_array_equal(got[-1, 0], [7, 5])  # the key that once gave (8, 5)
+    for preset in ("vjepa", "vjepa_long"):
+        config = jgather.VJepaConfig(
+            num_blocks=2, spatial_scale=(0.7 if preset[-1] == "g" else 0.15)
+        )
+        grid3 = (8, 14, 14)
+        tables = _vjepa.size_tables(grid3, config._checked("t"))
+        u_a = near_breaks([b for table in tables.hw for b in table.breaks])
+        u = np.stack([np.full_like(u_a, 0.5), np.full_like(u_a, 0.5), u_a], -1)
+        u = np.concatenate([u, key_uniforms(ROUNDED_UP[preset], 3)])
+        got = np.asarray(jax.jit(jax.vmap(lambda v, t=tables: _vjepa._sizes(v, t)))(u))
+        scale = (config.spatial_scale,) * 2
+        expected = np_vjepa_size(u.astype(np.float64), grid3, (1.0, 1.0), scale, (0.75, 1.5))
+        np.testing.assert_array_equal(got, np.stack(expected, -1))
+
+
+def test_size_tables_of_ranges_at_every_float32_around_each_break():
+    # Scale ranges (many keep counts), on the host: ``sum(u >= breaks)`` is the device's rule.
+    lookup = lambda table, u: np.asarray(table.values)[
+        np.searchsorted(np.asarray(table.breaks), u, side="right")
+    ]
+    grid, scale, aspect = (14, 14), (0.1, 0.4), (0.4, 2.5)
+    table = _ijepa.size_table(grid, scale, aspect)
+    u = near_breaks(table.breaks).astype(np.float64)
+    u = np.concatenate([u, np.random.default_rng(0).random(5000).astype(np.float32)])
+    expected = np.stack(np_ijepa_size(u, grid, scale, aspect), -1)
+    np.testing.assert_array_equal(lookup(table, u), expected)
+    grid3 = (6, 10, 10)
+    config = jgather.VJepaConfig(1, (0.1, 0.5), (0.3, 1.0), (0.5, 2.0))._checked("t")
+    tables = _vjepa.size_tables(grid3, config)
+    for table, scales in [(tables.duration, config.temporal_scale), (tables.keep, None)]:
+        u = near_breaks(table.breaks).astype(np.float64)
+        if scales is None:
+            lo, hi = config.spatial_scale
+            expected = np.floor(100 * (lo + u * (hi - lo)))
+        else:
+            expected = np_vjepa_size(np.stack([u] * 3, -1), grid3, scales, (0, 0), (1, 1))[0]
+        np.testing.assert_array_equal(lookup(table, u)[:, 0], expected)
+    for (keep,), table in zip(tables.keep.values, tables.hw, strict=True):
+        u = near_breaks(table.breaks).astype(np.float64)
+        ar = 0.5 + u * 1.5
+        h = np.minimum(np.round(np.sqrt(keep * ar)), 10)
+        w = np.minimum(np.round(np.sqrt(keep / ar)), 10)
+        np.testing.assert_array_equal(lookup(table, u), np.stack([h, w], -1))
+
+
+def test_vjepa_configs_share_the_size_draw_with_one_size_key():
+    # V-JEPA's collator seeds every config's size generator from the same iteration counter,
+    # so its configs' sizes come from the same three uniforms. One size_key for both calls
+    # gives that joint law; a size_key per call gives independent sizes, which it rejects.
+    n = 1000
+    short = jgather.VJepaConfig(1, (0.1, 0.3), (0.25, 1.0), (0.75, 1.5))
+    long = jgather.VJepaConfig(1, (0.4, 0.6), (0.25, 1.0), (0.75, 1.5))
+
+    @functools.partial(jax.jit, compiler_options=O0)
+    def pairs(keys, size_keys, other_size_keys):
+        def one(k, sk, sk2):
+            k1, k2 = jax.random.split(k)
+            a = jgather.multiblock_masking(k1, 1, VJEPA_GRID, preset=short, size_key=sk)
+            b = jgather.multiblock_masking(k2, 1, VJEPA_GRID, preset=long, size_key=sk2)
+            return jnp.concatenate([a.target_boxes[0, 0, 0, 3:], b.target_boxes[0, 0, 0, 3:]])
+
+        return jax.vmap(one)(keys, size_keys, other_size_keys)
+
+    keys = jax.random.split(jax.random.key(20), n)
+    size_keys = jax.random.split(jax.random.key(21), n)
+    u = np.random.default_rng(2).random((300_000, 3))
+    ref = np.concatenate(
+        [
+            np.stack(np_vjepa_size(u, VJEPA_GRID, (0.25, 1.0), cfg.spatial_scale, (0.75, 1.5)), -1)
+            for cfg in (short, long)
+        ],
+        -1,
+    )
+    law = probabilities(ref)
+    shared = np.asarray(pairs(keys, size_keys, size_keys))
+    assert_same_distribution([tuple(r) for r in shared.tolist()], law, "joint sizes")
+    apart = np.asarray(pairs(keys, size_keys, jax.random.split(jax.random.key(22), n)))
+    with pytest.raises(AssertionError, match="joint sizes"):
+        assert_same_distribution([tuple(r) for r in apart.tolist()], law, "joint sizes")
+
+
 def np_ijepa_context(rng, grid, targets, c_size, min_keep, timeout=20):
-    """I-JEPA's ``_sample_block_mask`` for the context, given the image's target masks."""
+    """I-JEPA's ``_sample_block_mask`` for a context, given the image's target masks (an empty
+    list with ``allow_overlap``, where the collator passes no acceptable regions)."""
     h_grid, w_grid = grid
     ch, cw = c_size
     tries, left_tries = 0, timeout
@@ -453,31 +621,54 @@ def np_ijepa_context(rng, grid, targets, c_size, min_keep, timeout=20):
             tries, left_tries = tries + 1, timeout
 
 
-def test_ijepa_context_rejection_matches_the_reference_loop():
-    # A small grid where the restriction often fails and is relaxed: the law of the context's
-    # token count, given the same targets and sizes, against the reference's loop.
-    grid, n = (6, 6), 1200
-    out = sample(
-        jax.random.key(8), n, "ijepa", grid, size_key=SIZE_KEY, num_targets=3,
-        target_scale=(0.3, 0.3), aspect_ratio=1.0, context_scale=(0.6, 0.6), min_keep=8,
-    )  # fmt: skip
-    c_size = tuple(out.context_box[0, 2:])
-    rng = np.random.default_rng(0)
-    ref = []
-    for i in range(n):
-        targets = out.target_masks[i].reshape(-1, *grid)
-        ref.append(int(np_ijepa_context(rng, grid, targets, c_size, 8).sum()))
-    ref_probs = {(k,): v for (k,), v in probabilities(ref).items()}
-    got = [(int(c),) for c in out.context_mask.sum(-1)]
-    # Both are samples: compare with a two-sample chi-square on the pooled categories.
-    cats = sorted(set(ref_probs) | set(got))
-    table = np.array(
-        [[sum(g == c for g in got) for c in cats], [sum((r,) == c for r in ref) for c in cats]]
-    )
+def two_sample_p(got, ref):
+    """Chi-square p-value of two samples of categories (categories seen < 10 times dropped)."""
+    cats = sorted(set(got) | set(ref))
+    table = np.array([[got.count(c) for c in cats], [ref.count(c) for c in cats]])
     table = table[:, table.sum(0) >= 10]
-    p = stats.chi2_contingency(table)[1]
-    assert p > 1e-4, (p, cats, table)
+    return stats.chi2_contingency(table)[1], table
+
+
+@pytest.mark.parametrize("allow_overlap", [False, True])
+def test_ijepa_contexts_match_the_reference_loop(allow_overlap):
+    # A small grid where the restriction often fails and is relaxed, two contexts per image
+    # (nenc=2): the law of each context's token count, of its overlap with the targets and of
+    # the two contexts' overlap, given the same targets and sizes, against the reference's loop.
+    grid, n, c = (6, 6), 800, 2
+    config = jgather.IJepaConfig(
+        3, 0.3, 1.0, 0.6, min_keep=8, num_contexts=c, allow_overlap=allow_overlap
+    )
+    out = sample(jax.random.key(8), n, config, grid, size_key=SIZE_KEY)
+    assert out.context_mask.shape == (n, c, 36) and out.context_box.shape == (n, c, 4)
+    assert out.context_ids.shape[:2] == (n, c)
+    assert_index_sets(out.context_ids, out.context_valid, out.context_mask)
+    blocks = slice_masks(out.context_box, grid)  # [n, C, L]
+    union = out.target_masks.any(1)  # [n, L]
+    if allow_overlap:
+        np.testing.assert_array_equal(out.context_mask, blocks)
+    else:
+        np.testing.assert_array_equal(out.context_mask, blocks & out.context_mask)
+    c_size = tuple(out.context_box[0, 0, 2:])
+    rng = np.random.default_rng(0)
+
+    def facts(contexts, union):
+        return [
+            (int(contexts[0].sum()), int((contexts[0] & union).sum())),
+            int((contexts[0] & contexts[1]).sum()),
+        ]
+
+    got, ref = [], []
+    for i in range(n):
+        targets = [] if allow_overlap else out.target_masks[i].reshape(-1, *grid)
+        drawn = [np_ijepa_context(rng, grid, targets, c_size, 8).ravel() for _ in range(c)]
+        ref.append(facts(drawn, union[i]))
+        got.append(facts(out.context_mask[i], union[i]))
+    for j in range(2):
+        p, table = two_sample_p([g[j] for g in got], [r[j] for r in ref])
+        assert p > 1e-4, (j, p, table)
     assert (out.context_mask.sum(-1) > 8).all()
+    if allow_overlap:  # unrestricted blocks do meet the targets
+        assert (out.context_mask & union[:, None]).any()
 
 
 def np_vjepa_clip(rng, grid, size, num_blocks):
@@ -496,21 +687,16 @@ def np_vjepa_clip(rng, grid, size, num_blocks):
 def test_vjepa_resampling_matches_the_reference_loop():
     # Two big blocks that often cover everything: the context's law given a non-empty one.
     grid, n = (1, 5, 5), 1200
-    out = sample(
-        jax.random.key(9), n, "vjepa", grid, size_key=SIZE_KEY, num_blocks=2,
-        spatial_scale=0.64, aspect_ratio=1.0,
-    )  # fmt: skip
+    config = jgather.VJepaConfig(num_blocks=2, spatial_scale=0.64, aspect_ratio=1.0)
+    out = sample(jax.random.key(9), n, config, grid, size_key=SIZE_KEY)
     size = tuple(out.target_boxes[0, 0, 0, 3:])
     assert size == (1, 4, 4)
     rng = np.random.default_rng(0)
     ref = [int(np_vjepa_clip(rng, grid, size, 2).sum()) for _ in range(n)]
     got = out.context_mask.sum(-1).tolist()
     assert min(got) > 0
-    cats = sorted(set(ref) | set(got))
-    table = np.array([[got.count(c) for c in cats], [ref.count(c) for c in cats]])
-    table = table[:, table.sum(0) >= 10]
-    p = stats.chi2_contingency(table)[1]
-    assert p > 1e-4, (p, cats, table)
+    p, table = two_sample_p(got, ref)
+    assert p > 1e-4, (p, table)
 
 
 # ----------------------------------------------------------------------------------------------

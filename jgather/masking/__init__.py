@@ -2,7 +2,8 @@
 
 One module per family: ``_mae`` (MAE's ``random_masking``, ``apply_mask``), ``_unshuffle``,
 ``_permutation`` (the shared shuffle), ``_video`` (tube, running cell), ``_block`` (BEiT),
-``_simmim``, ``_inverse_block`` (data2vec 2.0), ``_multiblock`` (I-JEPA, V-JEPA), ``_boxes``
+``_simmim``, ``_inverse_block`` (data2vec 2.0), ``_multiblock`` (I-JEPA, V-JEPA: ``_ijepa``,
+``_vjepa``, ``_multiblock_common``), ``_boxes``
 (boxes to masks), ``_apply_masks`` (JEPA's ``apply_masks`` and its inverse),
 ``_masked_tokens`` (VideoMAE's ``patches[mask]``), ``_patch_dropout``, ``_variable_ratio``
 (MaskGIT), ``_per_sample`` (a ratio per sample in fixed shapes), ``_patches``, ``_loss``,
@@ -43,7 +44,9 @@ from jgather.masking._mae import apply_mask as apply_mask
 from jgather.masking._mae import random_masking as random_masking
 from jgather.masking._masked_tokens import masked_ids as masked_ids
 from jgather.masking._masked_tokens import take_masked as take_masked
+from jgather.masking._multiblock import IJepaConfig as IJepaConfig
 from jgather.masking._multiblock import MultiBlockMasks as MultiBlockMasks
+from jgather.masking._multiblock import VJepaConfig as VJepaConfig
 from jgather.masking._multiblock import multiblock_masking as multiblock_masking
 from jgather.masking._patch_dropout import PatchDropoutOutput as PatchDropoutOutput
 from jgather.masking._patch_dropout import patch_dropout as patch_dropout
@@ -61,10 +64,12 @@ from jgather.masking._video import running_cell_masking as running_cell_masking
 from jgather.masking._video import tube_masking as tube_masking
 
 __all__ = [
+    "IJepaConfig",
     "MaskedTokens",
     "MultiBlockMasks",
     "PaddedMaskedTokens",
     "PatchDropoutOutput",
+    "VJepaConfig",
     "VariableRatioMask",
     "apply_mask",
     "apply_masks",

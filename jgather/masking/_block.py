@@ -15,18 +15,13 @@ from jgather.masking._keys import batch_sharding as _batch_sharding
 from jgather.masking._keys import check_key as _check_key
 from jgather.masking._keys import per_sample_keys as _per_sample_keys
 from jgather.masking._keys import to_batch_sharding as _to_batch_sharding
+from jgather.masking._keys import uniform_int as _uniform_int
 
 # --------------------------------------------------------------------------------------------
 # Block-wise masking (BEiT).
 # --------------------------------------------------------------------------------------------
 
 _BEIT_ATTEMPTS = 10  # BEiT tries up to 10 rectangles per block before giving up.
-
-
-def _uniform_int(u: jax.Array, n: jax.Array) -> jax.Array:
-    """``floor(u * n)`` for ``u`` in [0, 1): uniform on ``{0, ..., n - 1}`` (n >= 1)."""
-    n = jnp.maximum(n, 1)
-    return jnp.minimum(jnp.floor(u * n.astype(jnp.float32)).astype(jnp.int32), n - 1)
 
 
 class _BlockState(NamedTuple):

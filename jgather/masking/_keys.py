@@ -121,6 +121,16 @@ def to_batch_sharding(a: jax.Array, sharding: NamedSharding | None) -> jax.Array
     return jax.sharding.reshard(a, NamedSharding(sharding.mesh, spec))
 
 
+def uniform_int(u: jax.Array, n: jax.Array | int) -> jax.Array:
+    """``floor(u * n)`` for ``u`` in [0, 1): uniform on ``{0, ..., n - 1}`` (n >= 1).
+
+    The integer draws of the block samplers (BEiT's, I-JEPA's, V-JEPA's) from one flat draw
+    of uniforms (``torch.randint(0, n)``'s law).
+    """
+    n = jnp.maximum(n, 1)
+    return jnp.minimum(jnp.floor(u * n.astype(jnp.float32)).astype(jnp.int32), n - 1)
+
+
 def per_sample_keys(key: jax.Array, n: int, sharding: NamedSharding | None = None) -> jax.Array:
     """[N] typed keys: ``key`` itself when it is a batch, else ``jax.random.split(key, N)``.
 
