@@ -55,11 +55,20 @@ def _random_masking(ids, x):
     return jgather.random_masking(_keys(ids), x, 0.75)
 
 
+_IJEPA = jgather.IJepaConfig(min_keep=4)
+
+
 def _multiblock_masking(ids):
     n = ids.shape[0]
     return jgather.multiblock_masking(
-        _keys(ids), n, GRID, size_key=jax.random.key(SIZE_SEED), min_keep=4
+        _keys(ids), n, GRID, preset=_IJEPA, size_key=jax.random.key(SIZE_SEED)
     )
+
+
+def _multiblock_masking_per_sample(ids):
+    # Block sizes drawn per example from its own key (no batch-wide size draw).
+    n = ids.shape[0]
+    return jgather.multiblock_masking(_keys(ids), n, GRID, preset=_IJEPA, per_sample_size=True)
 
 
 def _inverse_block_masking(ids):
@@ -82,6 +91,7 @@ def _scatters(self, index, src):
 CASES = {
     "random_masking": (_random_masking, ("ids", "x"), True),
     "multiblock_masking": (_multiblock_masking, ("ids",), True),
+    "multiblock_masking_per_sample": (_multiblock_masking_per_sample, ("ids",), True),
     "inverse_block_masking": (_inverse_block_masking, ("ids",), True),
     "scatters": (_scatters, ("self", "index", "src"), False),
 }
