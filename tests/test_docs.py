@@ -208,17 +208,6 @@ def test_examples_are_pycon_blocks():
 #: Pages whose "## " sections each run on their own, as a reader copies one recipe: every
 #: section's first block imports what it needs and makes its key.
 STANDALONE_SECTIONS = {"guides/masking_cookbook.md"}
-#: Sections of those pages still written against the page's shared setup (jax, jnp, jgather and
-#: ``key = jax.random.key(0)`` from earlier sections); they run after SHARED_SETUP.
-SHARED_SETUP_SECTIONS = {
-    "Inverse block masks (data2vec 2.0)",
-    "Multi-block masks (I-JEPA, V-JEPA)",
-}
-SHARED_SETUP = """
->>> import jax, jax.numpy as jnp
->>> import jgather
->>> key = jax.random.key(0)
-"""
 
 
 def _doctest_cases() -> list[tuple[Path, str | None, str]]:
@@ -248,8 +237,6 @@ def test_docs_examples_run(page, section, text):
     # One doctest per page (or section), its blocks in order sharing one fresh namespace, as a
     # reader runs them.
     blocks = [body for lang, body in _FENCE.findall(text) if lang == "pycon"]
-    if section in SHARED_SETUP_SECTIONS:
-        blocks.insert(0, SHARED_SETUP)
     full = page.read_text()
     lineno = full.count("\n", 0, full.index(text)) + text.count("\n", 0, text.index("```pycon"))
     name = f"{page.name}::{section}" if section else page.name
