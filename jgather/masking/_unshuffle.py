@@ -11,6 +11,7 @@ from jax import lax
 from jgather import _checks, _platform
 from jgather.masking._keys import batch_sharding, to_batch_sharding
 from jgather.masking._mae import Method, _check_method, _check_x, _take_rows, _TokenTuple
+from jgather.masking._permutation import _slots_inverse
 
 __all__ = ["unshuffle"]
 
@@ -46,7 +47,11 @@ def _unshuffle(
             )
 
         def gather() -> jax.Array:
-            return _take_rows(kept, jnp.minimum(ids, len_keep - 1), "gather")
+            # Kept token k sits at output position perm[k] (perm: the shuffle, the inverse of
+            # ids), so the gradient gathers there. The removed positions read a clamped row
+            # but are replaced by the mask token below, so no gradient reaches it from them.
+            perm = _slots_inverse(ids, len_keep)
+            return _take_rows(kept, jnp.minimum(ids, len_keep - 1), "gather", perm)
 
         if method is None:
             rows = _platform.tpu_or_other(onehot, gather)
