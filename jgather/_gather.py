@@ -523,18 +523,17 @@ def take_along_dim(
     fill = _fill_scalar(fn, mode, fill_value, input.dtype)
     if mode is None:
         _indexing.check_bounds_eagerly(fn, wide, check_dim, size, wrap=dim is not None)
-    if dim is None:
-        shape: tuple[int, ...] = (size,)
-        lines = wide if _checks.is_traced(wide) else np.asarray(wide).reshape(-1)
-    else:
-        in_shape = _broadcast_off_dim(fn, input.shape, indices.shape, dim)
-        shape = in_shape
-        lines = wide
-        if not _checks.is_traced(wide):  # broadcast, negatives wrapped, as the gather reads it
-            lines = np.asarray(wide)
+    shape: tuple[int, ...] = (size,)
+    lines = wide
+    if dim is not None:
+        shape = _broadcast_off_dim(fn, input.shape, indices.shape, dim)
+    promised = unique_indices is not False or inverse is not None
+    if promised and not _checks.is_traced(wide):  # the values as the gather reads them
+        lines = np.asarray(wide).astype(np.int64)
+        if dim is None:
+            lines = lines.reshape(-1)
+        else:
             lines = np.where(lines < 0, lines + size, lines)
-            lines = np.broadcast_to(
-                lines, in_shape[:dim] + lines.shape[dim : dim + 1] + in_shape[dim + 1 :]
-            )
+            lines = np.broadcast_to(lines, (*shape[:dim], lines.shape[dim], *shape[dim + 1 :]))
     unique, inv = _promise(fn, unique_indices, inverse, lines, shape, check_dim, size)
     return _take_along_dim_core(input, indices, fill, inv, dim=dim, mode=mode, unique=unique)

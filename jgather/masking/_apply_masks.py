@@ -87,8 +87,8 @@ def _apply_masks(x: jax.Array, ids: jax.Array, *, unique: bool) -> jax.Array:
         # Each set's inverse [M, N, L] (the slot of each token, K where none): the gradient
         # gathers the cotangent of every set by it and adds the M sets.
         inverse = _slots_inverse(ids, x.shape[1])
-        take = lambda xi, i, v: index_select(xi, 0, i, inverse=v)
-        out = jax.vmap(jax.vmap(take), in_axes=(None, 0, 0))(x, ids, inverse)  # [M, N, K, D]
+        permuted = lambda xi, i, v: index_select(xi, 0, i, inverse=v)
+        out = jax.vmap(jax.vmap(permuted), in_axes=(None, 0, 0))(x, ids, inverse)  # [M, N, K, D]
     else:
         take = lambda xi, i: index_select(xi, 0, i)
         out = jax.vmap(jax.vmap(take), in_axes=(None, 0))(x, ids)
