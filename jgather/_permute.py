@@ -81,8 +81,13 @@ def take(
 # Eager checks of the promise (concrete indices only).
 
 
-def check_unique(fn: str, index: Any, axis: int, name: str = "index") -> None:
-    """Raises ``ValueError`` when a concrete ``index`` repeats a value along ``axis``."""
+def check_unique(
+    fn: str, index: Any, axis: int, name: str = "index", problem: str | None = None
+) -> None:
+    """Raises ``ValueError`` when a concrete ``index`` repeats a value along ``axis``.
+
+    ``problem`` replaces the message's account of the promise and its fix.
+    """
     values = np.asarray(index)
     if values.ndim == 0 or values.shape[axis] < 2:
         return
@@ -91,11 +96,11 @@ def check_unique(fn: str, index: Any, axis: int, name: str = "index") -> None:
     if repeats.any():
         where = np.argwhere(repeats)[0]
         value = ordered[tuple(where)]
-        raise ValueError(
-            f"{fn}: unique_indices=True promises distinct indices along dim {axis}, but "
-            f"{name} repeats the value {int(value)}; pass unique_indices=False (the gradient "
-            "then adds the repeats), or de-duplicate the index."
+        problem = problem or (
+            f"unique_indices=True promises distinct indices along dim {axis}; pass "
+            "unique_indices=False (the gradient then adds the repeats), or de-duplicate it"
         )
+        raise ValueError(f"{fn}: {name} repeats the value {int(value)}: {problem}.")
 
 
 def check_inverse(fn: str, index: Any, inverse: Any, axis: int, size: int) -> None:

@@ -350,6 +350,12 @@ def test_gather_inverse_under_vmap_and_jit_sums_the_broadcast_operand():
             lambda: jgather.take_along_dim(X2, SUB, 1, inverse=SUB_INV[:, ::-1]),
             "not the inverse",
         ),
+        (
+            lambda: jgather.unshuffle(
+                X[:, :2], np.tile([0, 0] + [5] * (L - 2), (N, 1)), TOKEN, num_prefix=0
+            ),
+            "kept slots is read by at most one token",
+        ),
     ],
 )
 def test_a_broken_promise_on_concrete_indices_raises(call, match):
