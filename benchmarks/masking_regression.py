@@ -41,9 +41,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"before: jgather at {args.against}; after: the working tree; {rounds} rounds")
         print("| function | x | before ms | after ms | after vs before | verdict |")
         print("|---|---|---|---|---|---|")
-        for case, shape in zip(
-            masking_cases(shapes, RATIO, after), [s for s in shapes for _ in range(2)], strict=True
-        ):
+        todo = list(masking_cases(shapes, RATIO, after))
+        per_shape = len(todo) // len(shapes)
+        for case, shape in zip(todo, [s for s in shapes for _ in range(per_shape)], strict=True):
             result = run_case(case, before, after, Rounds(rounds, rounds, 0))
             med = result["median_s"]
             cases.append(

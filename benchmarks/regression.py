@@ -23,7 +23,8 @@ The cases:
   of 200k edges x 64 features into 10k nodes (benchmarks/segment.py's job with a fifth of its
   edges and a tenth of its nodes, so that the full run fits in about six minutes on two cores);
 * ``masking``: ``random_masking`` and ``unshuffle`` at MAE ViT-B's shape ([256, 196, 768],
-  mask ratio 0.75), as benchmarks/masking_regression.py.
+  mask ratio 0.75), as benchmarks/masking_regression.py, each also forward and backward
+  (``jax.value_and_grad`` of the squared sum of its output).
 
 Everything is jitted; tiny cases time 50 calls per sample. The first call of each copy
 (compiling) checks that the two agree; one more warm call of each sizes the case's rounds: as
@@ -354,7 +355,8 @@ def _segment_cases(q: bool, rng: np.random.Generator) -> Iterator[Case]:
 
 
 def masking_cases(shapes: list[tuple[int, int, int]], ratio: float, after: Any) -> Iterator[Case]:
-    """``random_masking`` and ``unshuffle`` on ``x`` of each shape (MAE's job)."""
+    """``random_masking`` and ``unshuffle`` on ``x`` of each shape (MAE's job), each alone and
+    forward and backward."""
     for n, length, d in shapes:
         key = jax.random.key(0)
         x = jax.random.normal(jax.random.key(1), (n, length, d), jnp.float32)
@@ -374,6 +376,27 @@ def masking_cases(shapes: list[tuple[int, int, int]], ratio: float, after: Any) 
             shape,
             lambda jg: lambda xm, ids, t: jg.unshuffle(xm, ids, t, num_prefix=0),
             (masked.x_masked, masked.ids_restore, token),
+        )
+        # Forward and backward (a training step's share): the gradient with respect to the
+        # tokens (and the mask token) of a squared sum of the output.
+        yield Case(
+            "masking",
+            "random_masking fwd+bwd",
+            shape,
+            lambda jg: jax.value_and_grad(
+                lambda xs, k: jnp.sum(jnp.square(jg.random_masking(k, xs, ratio).x_masked))
+            ),
+            (x, key),
+        )
+        yield Case(
+            "masking",
+            "unshuffle fwd+bwd",
+            shape,
+            lambda jg: jax.value_and_grad(
+                lambda xm, t, ids: jnp.sum(jnp.square(jg.unshuffle(xm, ids, t, num_prefix=0))),
+                argnums=(0, 1),
+            ),
+            (masked.x_masked, token, masked.ids_restore),
         )
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from jax import lax
 from jax.typing import ArrayLike
 
-from jgather import _checks, _dtypes, _indexing
+from jgather import _checks, _indexing, _permute
 
 __all__ = ["gather", "index_select", "take_along_dim"]
 
@@ -61,15 +61,61 @@ def _fill_scalar(fn: str, mode: Any, fill_value: Any, dtype: Any) -> jax.Array |
     return jnp.asarray(fill_value).astype(dtype)
 
 
+def _promise(
+    fn: str,
+    unique_indices: Any,
+    inverse: Any,
+    wide: Any,
+    inverse_shape: tuple[int, ...],
+    dim: int,
+    size: int,
+) -> tuple[bool, jax.Array | None]:
+    """Checks the ``unique_indices`` / ``inverse`` options; returns ``(unique, inverse)``.
+
+    Concrete indices are checked here (distinct along ``dim``; ``inverse`` their inverse); a
+    traced index is taken at its word.
+    """
+    unique = _checks.static_bool(fn, "unique_indices", unique_indices)
+    if inverse is None:
+        if unique and not _checks.is_traced(wide):
+            _permute.check_unique(fn, wide, dim)
+        return unique, None
+    inverse, inverse_wide = _indexing.as_index(fn, "inverse", inverse)
+    _indexing.check_index_dtype(fn, inverse, "inverse")
+    if tuple(inverse.shape) != tuple(inverse_shape):
+        raise ValueError(
+            f"{fn}: inverse must have shape {tuple(inverse_shape)} (the gathered input's shape: "
+            f"one slot per position along dim {dim}), got {tuple(inverse.shape)}."
+        )
+    if not _checks.is_traced(wide) and not _checks.is_traced(inverse_wide):
+        _permute.check_inverse(fn, wide, inverse_wide, dim, size)
+    return True, inverse
+
+
 def _gather_impl(
-    input: jax.Array, index: jax.Array, fill: jax.Array | None, dim: int, mode: str | None
+    input: jax.Array,
+    index: jax.Array,
+    fill: jax.Array | None,
+    dim: int,
+    mode: str | None,
+    unique: bool = False,
+    inverse: jax.Array | None = None,
 ) -> jax.Array:
     """torch.gather on validated operands (input sliced here to index's extent off dim)."""
     index = _indexing.widen_index(index)
     if index.size == 0:
         return jnp.zeros(index.shape, input.dtype)
     if input.ndim == 0 or index.ndim == 0:  # torch pairs 0-d with 1-D of size 1
-        out = _gather_impl(input.reshape(input.shape or (1,)), index.reshape(-1), fill, 0, mode)
+        flat_inverse = None if inverse is None else inverse.reshape(-1)
+        out = _gather_impl(
+            input.reshape(input.shape or (1,)),
+            index.reshape(-1),
+            fill,
+            0,
+            mode,
+            unique,
+            flat_inverse,
+        )
         return out.reshape(index.shape)
     size = input.shape[dim]
     if size == 0:  # every index value is out of range
@@ -81,20 +127,31 @@ def _gather_impl(
     elif _indexing.narrows_lossily(index) and mode != "promise_in_bounds":
         _indexing.probe(index, size)  # checkify reports the caller's full-width value
     index = _indexing.narrow_index(index, size)
+    if inverse is not None:
+        inverse = _indexing.narrow_index(inverse, index.shape[dim])
+
+    def take(x: jax.Array, i: jax.Array, m: lax.GatherScatterMode, u: bool) -> jax.Array:
+        return _indexing.batched_gather(x, i, dim, m, unique_indices=u)
+
     lax_mode = _indexing.lax_mode(mode)
-    out = _dtypes.gather_upcast_transpose(
-        lambda x, i: _indexing.batched_gather(x, i, dim, lax_mode), operand, index
-    )
+    out = _permute.take(take, operand, index, lax_mode, unique=unique, inverse=inverse)
     if fill is not None:
         out = jnp.where((index >= 0) & (index < size), out, fill)
     return out
 
 
-@functools.partial(jax.jit, static_argnames=("dim", "mode"))
+@functools.partial(jax.jit, static_argnames=("dim", "mode", "unique"))
 def _gather_core(
-    input: jax.Array, index: jax.Array, fill: jax.Array | None, *, dim: int, mode: str | None
+    input: jax.Array,
+    index: jax.Array,
+    fill: jax.Array | None,
+    inverse: jax.Array | None,
+    *,
+    dim: int,
+    mode: str | None,
+    unique: bool,
 ) -> jax.Array:
-    return _gather_impl(input, index, fill, dim, mode)
+    return _gather_impl(input, index, fill, dim, mode, unique, inverse)
 
 
 def gather(
@@ -104,6 +161,8 @@ def gather(
     *,
     mode: _indexing.GatherMode = None,
     fill_value: ArrayLike | None = None,
+    unique_indices: bool = False,
+    inverse: ArrayLike | None = None,
 ) -> jax.Array:
     """Gathers values along an axis: ``out[i][j][k] = input[i][index[i][j][k]][k]`` (dim=1).
 
@@ -128,6 +187,17 @@ def gather(
       fill_value: value for out-of-range positions with ``mode`` None or ``'fill'``; default
         NaN for inexact dtypes, the smallest signed / largest unsigned integer, True for bool.
         It is traced, so changing it does not recompile.
+      unique_indices: promise that ``index`` holds no value twice along ``dim`` (static). The
+        gradient is then a scatter-add marked ``unique_indices``, which XLA may lower without
+        atomics. A concrete index is checked (``ValueError``); under ``jax.jit`` a broken
+        promise leaves the values exact but the gradient undefined at repeated positions.
+      inverse: optional integer array, ``index``'s inverse along ``dim``, of shape
+        ``index.shape`` with ``input.shape[dim]`` at ``dim``:
+        it holds ``k`` at each position ``i`` that slot ``k`` reads, and any value outside
+        ``[0, K)`` (``K`` slots) at the positions no slot reads. The gradient is then a
+        gather of the cotangent by ``inverse``, with no scatter; it implies
+        ``unique_indices``. Checked when both arrays are concrete (``ValueError``); under
+        ``jax.jit`` a wrong inverse gives a wrong gradient (the values stay exact).
 
     Returns:
       Array with ``index``'s shape and ``input``'s dtype.
@@ -137,7 +207,8 @@ def gather(
       IndexError: ``dim`` is out of range, or (mode None) a concrete index value is out of
         range, e.g. ``index 23 is out of bounds for dimension 1 with size 2``.
       ValueError: ``index.ndim != input.ndim``, ``index`` larger than ``input`` off ``dim``,
-        an unknown ``mode``, or ``fill_value`` with a mode that never fills.
+        an unknown ``mode``, ``fill_value`` with a mode that never fills, or a concrete
+        index that breaks ``unique_indices`` / ``inverse``.
 
     Example:
       >>> import jax.numpy as jnp
@@ -158,15 +229,23 @@ def gather(
     size = input.shape[dim] if input.ndim else 1
     if mode is None:
         _indexing.check_bounds_eagerly(fn, wide, dim, size)
-    return _gather_core(input, index, fill, dim=dim, mode=mode)
+    shape = (*index.shape[:dim], size, *index.shape[dim + 1 :]) if index.ndim else (size,)
+    unique, inv = _promise(fn, unique_indices, inverse, wide, shape, dim if index.ndim else 0, size)
+    return _gather_core(input, index, fill, inv, dim=dim, mode=mode, unique=unique)
 
 
 def _index_select_impl(
-    input: jax.Array, index: jax.Array, fill: jax.Array | None, dim: int, mode: str | None
+    input: jax.Array,
+    index: jax.Array,
+    fill: jax.Array | None,
+    dim: int,
+    mode: str | None,
+    unique: bool = False,
+    inverse: jax.Array | None = None,
 ) -> jax.Array:
     index = _indexing.widen_index(index)
     if input.ndim == 0:
-        return _index_select_impl(input[None], index, fill, 0, mode).reshape(())
+        return _index_select_impl(input[None], index, fill, 0, mode, unique, inverse).reshape(())
     index = index.reshape(-1)
     out_shape = input.shape[:dim] + index.shape + input.shape[dim + 1 :]
     size = input.shape[dim]
@@ -180,6 +259,8 @@ def _index_select_impl(
     elif _indexing.narrows_lossily(index) and mode != "promise_in_bounds":
         _indexing.probe(index, size)  # checkify reports the caller's full-width value
     index = _indexing.narrow_index(index, size)
+    if inverse is not None:
+        inverse = _indexing.narrow_index(inverse.reshape(-1), index.shape[0])
     # The axes before dim are batching dimensions (the index broadcast over them, which
     # costs nothing), so the output comes out of the gather in its final order: with them as
     # offset dimensions XLA would gather [K, ...] and transpose it.
@@ -194,22 +275,29 @@ def _index_select_impl(
     slice_sizes = (*(1,) * (dim + 1), *input.shape[dim + 1 :])
     lax_mode = _indexing.lax_mode(mode)
 
-    def select(x: jax.Array, i: jax.Array) -> jax.Array:
+    def select(x: jax.Array, i: jax.Array, m: lax.GatherScatterMode, u: bool) -> jax.Array:
         i = lax.broadcast_in_dim(i, (*x.shape[:dim], i.shape[0], 1), (dim,))
-        return lax.gather(x, i, dnums, slice_sizes, mode=lax_mode)
+        return lax.gather(x, i, dnums, slice_sizes, mode=m, unique_indices=u)
 
-    out = _dtypes.gather_upcast_transpose(select, input, index)
+    out = _permute.take(select, input, index, lax_mode, unique=unique, inverse=inverse)
     if fill is not None:
         ok = lax.broadcast_in_dim((index >= 0) & (index < size), out.shape, (dim,))
         out = jnp.where(ok, out, fill)
     return out
 
 
-@functools.partial(jax.jit, static_argnames=("dim", "mode"))
+@functools.partial(jax.jit, static_argnames=("dim", "mode", "unique"))
 def _index_select_core(
-    input: jax.Array, index: jax.Array, fill: jax.Array | None, *, dim: int, mode: str | None
+    input: jax.Array,
+    index: jax.Array,
+    fill: jax.Array | None,
+    inverse: jax.Array | None,
+    *,
+    dim: int,
+    mode: str | None,
+    unique: bool,
 ) -> jax.Array:
-    return _index_select_impl(input, index, fill, dim, mode)
+    return _index_select_impl(input, index, fill, dim, mode, unique, inverse)
 
 
 def index_select(
@@ -219,6 +307,8 @@ def index_select(
     *,
     mode: _indexing.GatherMode = None,
     fill_value: ArrayLike | None = None,
+    unique_indices: bool = False,
+    inverse: ArrayLike | None = None,
 ) -> jax.Array:
     """Selects whole slices of ``input`` along ``dim``: ``out = input[..., index, ...]``.
 
@@ -235,6 +325,17 @@ def index_select(
       index: integer array of shape ``[K]`` or ``[]``.
       mode: out-of-range behaviour, as in :func:`gather`. Static.
       fill_value: value for out-of-range slices with ``mode`` None or ``'fill'``.
+      unique_indices: promise that ``index`` holds no value twice along ``dim`` (static). The
+        gradient is then a scatter-add marked ``unique_indices``, which XLA may lower without
+        atomics. A concrete index is checked (``ValueError``); under ``jax.jit`` a broken
+        promise leaves the values exact but the gradient undefined at repeated positions.
+      inverse: optional integer array, ``index``'s inverse along ``dim``, of shape
+        ``[input.shape[dim]]`` (one slot per slice of ``input``):
+        it holds ``k`` at each position ``i`` that slot ``k`` reads, and any value outside
+        ``[0, K)`` (``K`` slots) at the positions no slot reads. The gradient is then a
+        gather of the cotangent by ``inverse``, with no scatter; it implies
+        ``unique_indices``. Checked when both arrays are concrete (``ValueError``); under
+        ``jax.jit`` a wrong inverse gives a wrong gradient (the values stay exact).
 
     Returns:
       Array ``input.shape[:dim] + [K] + input.shape[dim + 1:]`` of ``input``'s dtype.
@@ -273,7 +374,9 @@ def index_select(
     size = input.shape[dim] if input.ndim else 1
     if mode is None:
         _indexing.check_bounds_eagerly(fn, wide, dim, size)
-    return _index_select_core(input, index, fill, dim=dim, mode=mode)
+    flat = wide if _checks.is_traced(wide) else np.asarray(wide).reshape(-1)
+    unique, inv = _promise(fn, unique_indices, inverse, flat, (size,), 0, size)
+    return _index_select_core(input, index, fill, inv, dim=dim, mode=mode, unique=unique)
 
 
 def _broadcast_off_dim(
@@ -296,17 +399,22 @@ def _broadcast_off_dim(
     return tuple(out)
 
 
-@functools.partial(jax.jit, static_argnames=("dim", "mode"))
+@functools.partial(jax.jit, static_argnames=("dim", "mode", "unique"))
 def _take_along_dim_core(
     input: jax.Array,
     indices: jax.Array,
     fill: jax.Array | None,
+    inverse: jax.Array | None,
     *,
     dim: int | None,
     mode: str | None,
+    unique: bool,
 ) -> jax.Array:
     if dim is None:
-        return _gather_impl(input.reshape(-1), indices.reshape(-1), fill, 0, mode)
+        flat_inverse = None if inverse is None else inverse.reshape(-1)
+        return _gather_impl(
+            input.reshape(-1), indices.reshape(-1), fill, 0, mode, unique, flat_inverse
+        )
     size = input.shape[dim] if input.ndim else 1
     indices = _indexing.widen_index(indices)  # int8 -1 + 300 must not overflow
 
@@ -326,7 +434,9 @@ def _take_along_dim_core(
         idx_shape = in_shape[:dim] + indices.shape[dim : dim + 1] + in_shape[dim + 1 :]
         input = jnp.broadcast_to(input, in_shape)
         indices = jnp.broadcast_to(indices, idx_shape)
-    return _gather_impl(input, indices, fill, dim, mode)
+        if inverse is not None:
+            inverse = jnp.broadcast_to(inverse, in_shape)
+    return _gather_impl(input, indices, fill, dim, mode, unique, inverse)
 
 
 def take_along_dim(
@@ -336,6 +446,8 @@ def take_along_dim(
     *,
     mode: _indexing.GatherMode = None,
     fill_value: ArrayLike | None = None,
+    unique_indices: bool = False,
+    inverse: ArrayLike | None = None,
 ) -> jax.Array:
     """Gathers along ``dim`` with broadcasting, like ``torch.take_along_dim``.
 
@@ -353,6 +465,17 @@ def take_along_dim(
       dim: the axis, or None for the flattened input. Static.
       mode: out-of-range behaviour, as in :func:`gather`. Static.
       fill_value: value for out-of-range positions with ``mode`` None or ``'fill'``.
+      unique_indices: promise that ``indices`` holds no value twice along ``dim`` (static). The
+        gradient is then a scatter-add marked ``unique_indices``, which XLA may lower without
+        atomics. A concrete index is checked (``ValueError``); under ``jax.jit`` a broken
+        promise leaves the values exact but the gradient undefined at repeated positions.
+      inverse: optional integer array, ``indices``'s inverse along ``dim``, of shape
+        the broadcast input's (``[input.size]`` for ``dim=None``):
+        it holds ``k`` at each position ``i`` that slot ``k`` reads, and any value outside
+        ``[0, K)`` (``K`` slots) at the positions no slot reads. The gradient is then a
+        gather of the cotangent by ``inverse``, with no scatter; it implies
+        ``unique_indices``. Checked when both arrays are concrete (``ValueError``); under
+        ``jax.jit`` a wrong inverse gives a wrong gradient (the values stay exact).
 
     Returns:
       ``dim=None``: ``[indices.size]``. Otherwise the broadcast shape, with ``indices``'s
@@ -400,4 +523,17 @@ def take_along_dim(
     fill = _fill_scalar(fn, mode, fill_value, input.dtype)
     if mode is None:
         _indexing.check_bounds_eagerly(fn, wide, check_dim, size, wrap=dim is not None)
-    return _take_along_dim_core(input, indices, fill, dim=dim, mode=mode)
+    shape: tuple[int, ...] = (size,)
+    lines = wide
+    if dim is not None:
+        shape = _broadcast_off_dim(fn, input.shape, indices.shape, dim)
+    promised = unique_indices is not False or inverse is not None
+    if promised and not _checks.is_traced(wide):  # the values as the gather reads them
+        lines = np.asarray(wide).astype(np.int64)
+        if dim is None:
+            lines = lines.reshape(-1)
+        else:
+            lines = np.where(lines < 0, lines + size, lines)
+            lines = np.broadcast_to(lines, (*shape[:dim], lines.shape[dim], *shape[dim + 1 :]))
+    unique, inv = _promise(fn, unique_indices, inverse, lines, shape, check_dim, size)
+    return _take_along_dim_core(input, indices, fill, inv, dim=dim, mode=mode, unique=unique)

@@ -337,11 +337,13 @@ def batched_gather(
     mode: lax.GatherScatterMode,
     *,
     fill_value: Any = None,
+    unique_indices: bool = False,
 ) -> jax.Array:
     """``out[..., i, ...] = operand[..., index[..., i, ...], ...]`` along ``dim``.
 
     ``operand`` and ``index`` have equal shapes off ``dim``; every other axis is a batching
     dimension, so XLA sees one gather with scalar slices and no iota index grid.
+    ``unique_indices`` is passed on to ``lax.gather`` (its transpose is then marked too).
     """
     batch = tuple(d for d in range(operand.ndim) if d != dim)
     dnums = lax.GatherDimensionNumbers(
@@ -358,4 +360,5 @@ def batched_gather(
         slice_sizes=(1,) * operand.ndim,
         mode=mode,
         fill_value=fill_value,
+        unique_indices=unique_indices,
     )

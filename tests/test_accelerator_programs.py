@@ -34,6 +34,17 @@ _CONSTANT = re.compile(r"(%[\w]+) = stablehlo\.constant")
 _CASE = re.compile(r"(%[\w]+)(?::\d+)? = \"stablehlo\.case\"\((%[\w]+)(?:#\d+)?\)")
 
 
+_SCATTER = re.compile(r"\"stablehlo\.scatter\"\(")
+
+
+def _scatter_facts(text: str, start: int) -> tuple[str, bool]:
+    """The element type of the scatter at ``start`` and whether it is marked unique_indices."""
+    attributes = text[start : text.index("}>", start)]
+    result = re.compile(r"\) -> tensor<(?:[\d?]+x)*([a-z]+\d*)>").search(text, start)
+    assert result is not None
+    return result.group(1), "unique_indices = true" in attributes
+
+
 def structure(fn, *avals, platform: str) -> dict[str, int]:
     """Counts of the instructions that matter in ``fn``'s exported program for ``platform``."""
     text = export.export(jax.jit(fn), platforms=(platform,))(*avals).mlir_module()
@@ -44,8 +55,13 @@ def structure(fn, *avals, platform: str) -> dict[str, int]:
             static.add(result)  # a case on a constant (the platform choice) is static too
         else:
             data_cases += 1
+    scatters = [_scatter_facts(text, m.start()) for m in _SCATTER.finditer(text)]
     return {
-        "scatter": len(re.findall(r"\"stablehlo\.scatter\"\(", text)),
+        "scatter": len(scatters),
+        # scatters of floating-point values (a gradient's scatter-add), and scatters that XLA
+        # may not lower without atomics (not marked unique_indices)
+        "float scatter": sum(not kind.startswith(("i", "ui")) for kind, _ in scatters),
+        "atomic scatter": sum(not unique for _, unique in scatters),
         "gather": len(re.findall(r"\"stablehlo\.(?:dynamic_)?gather\"\(", text)),
         "sort": len(re.findall(r"\"stablehlo\.sort\"\(", text)),
         "while": len(re.findall(r"stablehlo\.while\(", text)),
@@ -308,3 +324,117 @@ def test_random_masking_method_follows_the_lowering_platform(platform):
     text = export.export(jax.jit(fn), platforms=(platform,))(*avals).mlir_module()
     has_dot = "stablehlo.dot_general" in text
     assert has_dot == (platform == "tpu")
+
+
+# Gradients: the masking's gathers are permutations (or parts of one), so their gradients
+# gather the cotangent by the inverse permutation; no scatter of floating-point values is
+# left. What remains are int32 scatters of slot numbers (the inverse of an index, which no
+# gather can compute without it), marked unique_indices where the slots are unique.
+# name -> (function of the differentiated arguments and the others, argnums, avals, expected)
+def _grad(fn, argnums=0):
+    return jax.grad(lambda *a: jnp.sum(jnp.square(fn(*a))), argnums=argnums)
+
+
+def _masked(r):
+    return jgather.MaskedTokens(None, None, r, len_keep=49)
+
+
+SETS = S((4, 8, 49), I32)
+GRADIENTS = {
+    "random_masking": (
+        _grad(lambda x, k: jgather.random_masking(k, x, 0.75, num_prefix=1).x_masked),
+        (TOKENS, KEY),
+        {},
+    ),
+    "random_masking noise": (
+        _grad(lambda x, n: jgather.random_masking(None, x, 0.75, noise=n).x_masked),
+        (TOKENS, S((8, 196))),
+        {},
+    ),
+    "apply_mask": (
+        _grad(lambda x, m: jgather.apply_mask(x, m, 49).x_masked),
+        (TOKENS, S((8, 196), jnp.bool_)),
+        {},
+    ),
+    "unshuffle": (
+        _grad(lambda x, t, r: jgather.unshuffle(x, r, t, num_prefix=0), (0, 1)),
+        (S((8, 49, 32)), S((32,)), S((8, 196), I32)),
+        {"atomic scatter": 0},
+    ),
+    "take_masked": (
+        _grad(lambda x, r: jgather.take_masked(x, _masked(r))),
+        (TOKENS, S((8, 196), I32)),
+        {"scatter": 0},
+    ),
+    "patch_dropout": (
+        _grad(lambda x, k: jgather.patch_dropout(k, x, 0.5).tokens),
+        (TOKENS, KEY),
+        {},
+    ),
+    "patch_dropout ordered": (
+        _grad(lambda x, k: jgather.patch_dropout(k, x, 0.5, ordered=True).tokens),
+        (TOKENS, KEY),
+        {},
+    ),
+    "apply_masks unique_indices": (
+        _grad(lambda x, i: jgather.apply_masks(x, i, unique_indices=True)),
+        (TOKENS, SETS),
+        {"scatter": 1, "atomic scatter": 0},
+    ),
+    "apply_masks NMK unique_indices": (
+        _grad(lambda x, i: jgather.apply_masks(x, i, layout="NMK", unique_indices=True)),
+        (TOKENS, S((8, 4, 49), I32)),
+        {"scatter": 1, "atomic scatter": 0},
+    ),
+    "unapply_masks": (
+        _grad(lambda y, i, v: jgather.unapply_masks(y, i, 196, valid=v)),
+        (S((32, 49, 32)), SETS, S((4, 8, 49), jnp.bool_)),
+        {"scatter": 1},
+    ),
+    "gather inverse": (
+        _grad(lambda x, i, v: jgather.gather(x, 1, i, inverse=v)),
+        (S((64, 128)), S((64, 32), I32), S((64, 128), I32)),
+        {"scatter": 0},
+    ),
+    "take_along_dim inverse": (
+        _grad(lambda x, i, v: jgather.take_along_dim(x, i, 1, inverse=v)),
+        (S((64, 128)), S((64, 32), I32), S((64, 128), I32)),
+        {"scatter": 0},
+    ),
+    "index_select inverse": (
+        _grad(lambda x, i, v: jgather.index_select(x, 1, i, inverse=v)),
+        (S((64, 128)), S((9,), I32), S((128,), I32)),
+        {"scatter": 0},
+    ),
+    # Without an inverse the gradient is a scatter-add, marked unique_indices.
+    "gather unique_indices": (
+        _grad(lambda x, i: jgather.gather(x, 1, i, unique_indices=True)),
+        (S((64, 128)), S((64, 32), I32)),
+        {"scatter": 1, "float scatter": 1, "atomic scatter": 0},
+    ),
+    "index_select unique_indices": (
+        _grad(lambda x, i: jgather.index_select(x, 1, i, unique_indices=True)),
+        (S((64, 128)), S((9,), I32)),
+        {"scatter": 1, "float scatter": 1, "atomic scatter": 0},
+    ),
+}
+
+
+@pytest.mark.parametrize("platform", ACCELERATORS)
+@pytest.mark.parametrize("name", sorted(GRADIENTS))
+def test_gradient_program_scatters_no_floats(name, platform):
+    fn, avals, expected = GRADIENTS[name]
+    got = structure(fn, *avals, platform=platform)
+    # Conditionals are not counted here: the backward pass of the per-platform choice is a
+    # case in a function of its own, whose selector (the forward's constant) arrives as an
+    # argument, which the counter cannot follow.
+    expected = {"while": 0, "float scatter": 0, **expected}
+    for what, count in expected.items():
+        assert got[what] == count, (what, got)
+
+
+def test_the_scatter_facts_tell_floats_and_unique_marks():
+    """Guards the counter: a plain gather's gradient is one float scatter-add, unmarked."""
+    fn = _grad(lambda x, i: jgather.gather(x, 1, i))
+    got = structure(fn, S((64, 128)), S((64, 32), I32), platform="cuda")
+    assert (got["scatter"], got["float scatter"], got["atomic scatter"]) == (1, 1, 1), got

@@ -96,7 +96,7 @@ CASES = [
     ("masked_ids", lambda: jgather.masked_ids(MASKED.mask), TypeError),
     ("masked_ids", lambda: jgather.masked_ids(MASKED._replace(len_keep=None)), ValueError),
     ("apply_masks", lambda: jgather.apply_masks(T, jnp.zeros((1, 2, 3))), TypeError),
-    ("apply_masks", lambda: jgather.apply_masks(T, jnp.zeros((2, 3), jnp.int32)), ValueError),
+    ("apply_masks", lambda: jgather.apply_masks(T, jnp.zeros((3, 3), jnp.int32)), ValueError),
     (
         "unapply_masks",
         lambda: jgather.unapply_masks(jnp.ones((2, 3, 4)), jnp.zeros((1, 2, 3)), 16),

@@ -28,6 +28,7 @@ def _layer(module: str) -> int:
         "_platform",
         "_jax_private",
         "_batching",
+        "_permute",
     ):
         return OPS
     if first in ("masking", "segment"):

@@ -749,7 +749,7 @@ def test_apply_masks_on_a_batch_sharded_mesh(kind):
 def test_apply_masks_errors():
     x = np.zeros((2, 5, 3), np.float32)
     for call, error, match in [
-        (lambda: jgather.apply_masks(x, np.zeros((2, 3), np.int32)), ValueError, r"\[M, N, K\]"),
+        (lambda: jgather.apply_masks(x, np.zeros((3, 3), np.int32)), ValueError, r"\[M, N, K\]"),
         (lambda: jgather.apply_masks(x, np.zeros((1, 2, 3))), TypeError, "integer"),
         (lambda: jgather.apply_masks(x, np.full((1, 2, 3), 5)), IndexError, "out of bounds"),
         (lambda: jgather.unapply_masks(x, np.zeros((1, 2, 2), np.int32), 5), ValueError, "M \\* N"),

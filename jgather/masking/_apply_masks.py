@@ -8,7 +8,7 @@ V-JEPA's ``apply_masks``; ``unapply_masks`` scatters a predictor's rows back to 
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
@@ -18,26 +18,57 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 from jax.typing import ArrayLike
 
-from jgather import _checks, _indexing
+from jgather import _checks, _indexing, _permute, _rows
 from jgather._gather import index_select
-from jgather._scatter import scatter
 from jgather.masking._keys import batch_sharding as _batch_sharding
+from jgather.masking._permutation import _slots_inverse
 
 __all__ = ["apply_masks", "unapply_masks"]
 
 
-def _check_ids(fn: str, ids: Any, n: int, length: int, name: str = "ids") -> jax.Array:
+Layout = Literal["MNK", "NMK"]
+
+_LAYOUTS = ("MNK", "NMK")
+
+
+def _mask_major(fn: str, ids: Any, layout: Any, name: str = "ids") -> tuple[jax.Array, Any]:
+    """``ids`` (and its values to bounds-check) as [M, N, K], mask-major.
+
+    [N, K] is one index set (M = 1); a 3-D array is read in the ``layout`` the caller names,
+    never guessed from its shape (``N`` may equal ``M``).
+    """
+    if layout not in _LAYOUTS:
+        raise ValueError(
+            f"{fn}: unknown layout {layout!r}; expected 'MNK' (ids [M, N, K], mask-major, as "
+            "the references' list of masks stacked) or 'NMK' (multiblock_masking's "
+            "target_ids [N, M, K])."
+        )
     ids, wide = _indexing.as_index(fn, name, ids)
     _indexing.check_index_dtype(fn, ids, name)
-    if ids.ndim != 3 or ids.shape[1] != n:
+    if ids.ndim == 2:
+        return ids[None], (wide if _checks.is_traced(wide) else np.asarray(wide)[None])
+    if ids.ndim != 3:
         raise ValueError(
-            f"{fn}: {name} must have shape [M, N, K] = [M, {n}, K] (M index sets of K tokens per "
-            f"sample, mask-major), got shape {tuple(ids.shape)}; for multiblock_masking's "
-            "[N, M, K] target_ids pass target_ids.transpose(1, 0, 2), for its [N, K] "
-            "context_ids pass context_ids[None]."
+            f"{fn}: {name} must have shape [M, N, K] (layout='MNK'), [N, M, K] "
+            f"(layout='NMK', multiblock_masking's target_ids) or [N, K] (one index set, e.g. "
+            f"context_ids), got shape {tuple(ids.shape)}."
+        )
+    if layout == "NMK":
+        ids = jnp.swapaxes(ids, 0, 1)
+        wide = ids if _checks.is_traced(wide) else np.swapaxes(np.asarray(wide), 0, 1)
+    return ids, wide
+
+
+def _check_ids(fn: str, ids: Any, layout: Any, n: int, length: int) -> tuple[jax.Array, Any]:
+    ids, wide = _mask_major(fn, ids, layout)
+    if ids.shape[1] != n:
+        raise ValueError(
+            f"{fn}: ids hold index sets for a batch of {ids.shape[1]} (read as [M, N, K] = "
+            f"{tuple(ids.shape)} in layout {layout!r}), but x has N={n}; for "
+            "multiblock_masking's [N, M, K] target_ids pass layout='NMK'."
         )
     _indexing.check_bounds_eagerly(fn, wide, 2, length)
-    return ids
+    return ids, wide
 
 
 def _merge_leading(a: jax.Array, sharding: NamedSharding | None) -> jax.Array:
@@ -50,14 +81,23 @@ def _merge_leading(a: jax.Array, sharding: NamedSharding | None) -> jax.Array:
     return lax.reshape(a, shape, out_sharding=NamedSharding(sharding.mesh, spec))
 
 
-@jax.jit
-def _apply_masks(x: jax.Array, ids: jax.Array) -> jax.Array:
-    take = lambda xi, i: index_select(xi, 0, i)
-    out = jax.vmap(jax.vmap(take), in_axes=(None, 0))(x, ids)  # [M, N, K, D]
+@functools.partial(jax.jit, static_argnames=("unique",))
+def _apply_masks(x: jax.Array, ids: jax.Array, *, unique: bool) -> jax.Array:
+    if unique:
+        # Each set's inverse [M, N, L] (the slot of each token, K where none): the gradient
+        # gathers the cotangent of every set by it and adds the M sets.
+        inverse = _slots_inverse(ids, x.shape[1])
+        permuted = lambda xi, i, v: index_select(xi, 0, i, inverse=v)
+        out = jax.vmap(jax.vmap(permuted), in_axes=(None, 0, 0))(x, ids, inverse)  # [M, N, K, D]
+    else:
+        take = lambda xi, i: index_select(xi, 0, i)
+        out = jax.vmap(jax.vmap(take), in_axes=(None, 0))(x, ids)
     return _merge_leading(out, _batch_sharding(x))
 
 
-def apply_masks(x: ArrayLike, ids: ArrayLike) -> jax.Array:
+def apply_masks(
+    x: ArrayLike, ids: ArrayLike, *, layout: Layout = "MNK", unique_indices: bool = False
+) -> jax.Array:
     """Gathers the tokens of ``M`` index sets, concatenated mask-major: JEPA's ``apply_masks``.
 
     Mirrors ``apply_masks(x, masks)`` of I-JEPA and V-JEPA: for each of the ``M`` index sets
@@ -66,26 +106,43 @@ def apply_masks(x: ArrayLike, ids: ArrayLike) -> jax.Array:
     ``n``. Here each row is one ``jgather.index_select`` of whole token rows (no ``[N, K, D]``
     index is built). Not to be confused with :func:`apply_mask`, MAE's triple from one mask.
 
+    ``multiblock_masking``'s index sets go in as they are: ``apply_masks(x, out.context_ids)``
+    ([N, K], one set) and ``apply_masks(x, out.target_ids, layout="NMK")``. A 3-D ``ids`` is
+    read in the layout named, never guessed from its shape (``N`` may equal ``M``).
+
+    The gradient with respect to ``x`` adds each set's cotangent at its tokens: a scatter-add.
+    With ``unique_indices=True`` (no row of a set repeats a token, as in
+    ``multiblock_masking``'s sets) it is a gather per set by the set's inverse and a sum over
+    the sets, with no scatter on ``x``'s values (the inverse is one ``int32`` scatter of slot
+    numbers); float32 sums for reduced-precision ``x``, as the scatter-add.
+
     Out-of-range indices follow ``jgather.gather``: ``IndexError`` for concrete ``ids``; under
     ``jax.jit`` the position is filled (NaN for floats) and ``checkify`` reports it.
 
     On a batch-sharded mesh the gathers stay local, but the mask-major layout itself mixes the
     shards (rows ``m * N + n`` of every ``m`` come from every device), so the final flatten
     moves rows between devices; on an explicit-axis mesh the result is split over its rows like
-    the batch. To keep everything local, gather per set instead (``apply_masks(x, ids[m:m +
-    1])`` is ``[N, K, D]``, sharded like ``x``).
+    the batch. To keep everything local, gather per set instead (an [N, K] ``ids`` gives
+    ``[N, K, D]``, sharded like ``x``).
 
     Args:
       x: [N, L, D...] tokens.
-      ids: [M, N, K] integer token indices (``multiblock_masking``'s ``target_ids.transpose(1,
-        0, 2)`` or ``context_ids[None]``).
+      ids: integer token indices: [M, N, K] (``layout="MNK"``, the default: the references'
+        list of ``M`` masks, stacked), [N, M, K] (``layout="NMK"``: ``multiblock_masking``'s
+        ``target_ids``) or [N, K] (one set, e.g. ``context_ids``; ``M = 1``).
+      layout: ``"MNK"`` or ``"NMK"``, how a 3-D ``ids`` is laid out (static).
+      unique_indices: promise that no row ``ids[m, n]`` repeats a token (static); checked for
+        concrete ``ids`` (``ValueError``). Under ``jax.jit`` a broken promise leaves the
+        values exact and the gradient of the repeated tokens undefined.
 
     Returns:
-      [M * N, K, D...] in ``x``'s dtype.
+      [M * N, K, D...] in ``x``'s dtype (``[N, K, D...]`` for [N, K] ``ids``).
 
     Raises:
       TypeError: ``ids`` is not integer.
-      ValueError: ``x`` has fewer than 2 dims or ``ids`` is not [M, N, K].
+      ValueError: ``x`` has fewer than 2 dims, ``ids`` is not [M, N, K] / [N, M, K] / [N, K]
+        for ``x``'s batch, an unknown ``layout``, or concrete ``ids`` that repeat a token
+        with ``unique_indices=True``.
       IndexError: a concrete index outside ``[0, L)``.
 
     Example:
@@ -94,6 +151,11 @@ def apply_masks(x: ArrayLike, ids: ArrayLike) -> jax.Array:
       >>> ids = jnp.array([[[0, 5], [1, 2]], [[3, 3], [4, 0]]])  # M=2 sets, N=2, K=2
       >>> jgather.apply_masks(x, ids)[..., 0].tolist()
       [[0.0, 5.0], [7.0, 8.0], [3.0, 3.0], [10.0, 6.0]]
+      >>> nmk = jnp.swapaxes(ids, 0, 1)  # [N, M, K], as multiblock_masking's target_ids
+      >>> bool((jgather.apply_masks(x, nmk, layout="NMK") == jgather.apply_masks(x, ids)).all())
+      True
+      >>> jgather.apply_masks(x, ids[0]).shape  # one [N, K] set
+      (2, 2, 1)
 
     References:
       Assran et al., "Self-Supervised Learning from Images with a Joint-Embedding
@@ -107,8 +169,11 @@ def apply_masks(x: ArrayLike, ids: ArrayLike) -> jax.Array:
     x = _checks.as_array(fn, "x", x, hint="pass tokens [N, L, D]")
     if x.ndim < 2:
         raise ValueError(f"{fn}: x must have shape [N, L, D...], got {tuple(x.shape)}.")
-    ids = _check_ids(fn, ids, x.shape[0], x.shape[1])
-    return _apply_masks(x, ids)
+    ids, wide = _check_ids(fn, ids, layout, x.shape[0], x.shape[1])
+    unique = _checks.static_bool(fn, "unique_indices", unique_indices)
+    if unique and not _checks.is_traced(wide):
+        _permute.check_unique(fn, wide, 2, "ids")
+    return _apply_masks(x, ids, unique=unique)
 
 
 @functools.partial(jax.jit, static_argnames=("length",))
@@ -122,39 +187,56 @@ def _unapply_masks(
         rows = jnp.where(_merge_leading(valid, sharding), rows, length)  # dropped below
 
     def put(yi: jax.Array, i: jax.Array) -> jax.Array:
-        index = jnp.broadcast_to(i.reshape((k,) + (1,) * (yi.ndim - 1)), yi.shape)
-        zeros = jnp.zeros((length, *yi.shape[1:]), yi.dtype)
-        return scatter(zeros, 0, index, yi, mode="drop" if valid is not None else None)
+        if valid is None:
+            _indexing.probe(i, length)  # checkify reports an out-of-range index
+        # Each token's slot, the last one where a row repeats a token (one int32 scatter-max
+        # of slot numbers; -1 where none). The rows are then a gather by it, and the
+        # gradient a gather by the winning slots' tokens: no scatter of y's values.
+        slots = lax.iota(jnp.int32, k)
+        slot = _rows.rows_scatter("max", jnp.full((length,), -1, jnp.int32), i, slots)
+        inside = (i >= 0) & (i < length)
+        wins = inside & (_rows.take_rows(slot, jnp.clip(i, 0, length - 1)) == slots)
+        back = jnp.where(wins, i, length)
+        return index_select(yi, 0, slot, mode="fill", fill_value=0, inverse=back)
 
     return jax.vmap(put)(y, rows)
 
 
 def unapply_masks(
-    y: ArrayLike, ids: ArrayLike, length: int, *, valid: ArrayLike | None = None
+    y: ArrayLike,
+    ids: ArrayLike,
+    length: int,
+    *,
+    valid: ArrayLike | None = None,
+    layout: Layout = "MNK",
 ) -> jax.Array:
     """The inverse of :func:`apply_masks`: puts ``[M * N, K, D]`` rows back at their tokens.
 
     Row ``m * N + n`` of ``y`` (e.g. the predictor's output for target ``m`` of sample ``n``)
     is written at token positions ``ids[m, n]`` of an all-zero ``[L, D]`` sequence:
-    ``out[m * N + n, ids[m, n, j]] = y[m * N + n, j]``, a ``jgather.scatter`` per row.
-    ``unapply_masks(apply_masks(x, ids), ids, L)`` equals ``x`` on the indexed tokens and 0
-    elsewhere. Slots with ``valid`` False (the padding of ``multiblock_masking``'s index sets)
-    are not written. Repeated indices in a row write one of their values, unspecified which.
-    On a batch-sharded mesh, ``ids`` is put in ``y``'s mask-major row order first (rows move
-    between devices, as in :func:`apply_masks`).
+    ``out[m * N + n, ids[m, n, j]] = y[m * N + n, j]``. ``unapply_masks(apply_masks(x, ids),
+    ids, L)`` equals ``x`` on the indexed tokens and 0 elsewhere. Slots with ``valid`` False
+    (the padding of ``multiblock_masking``'s index sets) are not written. Where a row repeats
+    a token, its last slot is written (and receives the gradient). ``ids`` and ``valid`` take
+    the layouts of :func:`apply_masks`. Each row is a gather of ``y``'s rows by each token's
+    slot (found by one ``int32`` scatter of slot numbers), and so is the gradient: no scatter
+    of ``y``'s values. On a batch-sharded mesh, ``ids`` is put in ``y``'s mask-major row
+    order first (rows move between devices, as in :func:`apply_masks`).
 
     Args:
       y: [M * N, K, D...] rows, mask-major as ``apply_masks`` returns them.
-      ids: [M, N, K] the token indices they were gathered with.
+      ids: the token indices they were gathered with: [M, N, K], [N, M, K] with
+        ``layout="NMK"``, or [N, K] (``M = 1``).
       length: ``L``, the sequence length of the result (static).
-      valid: optional [M, N, K] bool; False slots are skipped.
+      valid: optional bool array of ``ids``' shape and layout; False slots are skipped.
+      layout: ``"MNK"`` or ``"NMK"``, how a 3-D ``ids`` (and ``valid``) is laid out (static).
 
     Returns:
       [M * N, L, D...] in ``y``'s dtype, zeros where nothing was written.
 
     Raises:
       TypeError: ``ids`` is not integer; ``length`` is not an int.
-      ValueError: shapes disagree.
+      ValueError: shapes disagree, or an unknown ``layout``.
       IndexError: a concrete index outside ``[0, L)``.
 
     Example:
@@ -170,18 +252,21 @@ def unapply_masks(
     fn = "unapply_masks"
     y = _checks.as_array(fn, "y", y, hint="pass rows [M * N, K, D]")
     length = _checks.static_int(fn, "`length`", length, minimum=1)
-    ids, wide = _indexing.as_index(fn, "ids", ids)
-    _indexing.check_index_dtype(fn, ids, "ids")
-    if ids.ndim != 3 or y.ndim < 2 or y.shape[:2] != (ids.shape[0] * ids.shape[1], ids.shape[2]):
+    ids, wide = _mask_major(fn, ids, layout)
+    if y.ndim < 2 or y.shape[:2] != (ids.shape[0] * ids.shape[1], ids.shape[2]):
         raise ValueError(
-            f"{fn}: y must be [M * N, K, D...] for ids of shape [M, N, K]; got y "
-            f"{tuple(y.shape)} and ids {tuple(ids.shape)}."
+            f"{fn}: y must be [M * N, K, D...] for ids read as [M, N, K] = "
+            f"{tuple(ids.shape)} (layout {layout!r}); got y {tuple(y.shape)}."
         )
     if valid is not None:
-        valid = _checks.as_array(fn, "valid", valid, hint="pass [M, N, K] booleans")
+        valid = _checks.as_array(fn, "valid", valid, hint="pass booleans shaped like ids")
+        if valid.ndim in (2, 3):
+            valid = valid[None] if valid.ndim == 2 else valid
+            valid = jnp.swapaxes(valid, 0, 1) if layout == "NMK" and valid.ndim == 3 else valid
         if valid.shape != ids.shape:
             raise ValueError(
-                f"{fn}: valid must have ids' shape {tuple(ids.shape)}, got {tuple(valid.shape)}."
+                f"{fn}: valid must have ids' shape and layout (read as {tuple(ids.shape)}), "
+                f"got {tuple(valid.shape)}."
             )
         valid = valid.astype(jnp.bool_)
         if not _checks.is_traced(valid) and not _checks.is_traced(wide):

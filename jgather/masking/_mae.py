@@ -196,9 +196,21 @@ def _check_x(fn: str, x: Any, name: str = "x") -> jax.Array:
     return x
 
 
-def _take_rows(x: jax.Array, rows: jax.Array, method: str | None) -> jax.Array:
+def _take_rows(
+    x: jax.Array,
+    rows: jax.Array,
+    method: str | None,
+    inverse: jax.Array | None = None,
+    *,
+    mode: str = "promise_in_bounds",
+) -> jax.Array:
     """``x[rows]`` for one sample: [L, D] and [K] -> [K, D]; ``method=None`` picks per
-    platform (one-hot on TPU, a gather elsewhere)."""
+    platform (one-hot on TPU, a gather elsewhere).
+
+    ``inverse`` [L]: the slot of each row of ``x`` in ``rows`` (a value outside ``[0, K)``
+    for rows not taken); with it the gather's gradient is a gather (no scatter). The one-hot
+    product's gradient is a matrix product.
+    """
 
     def onehot() -> jax.Array:
         hot = jax.nn.one_hot(rows, x.shape[0], dtype=x.dtype)
@@ -207,8 +219,8 @@ def _take_rows(x: jax.Array, rows: jax.Array, method: str | None) -> jax.Array:
         )
 
     def gather() -> jax.Array:
-        # The rows come from a permutation, so they are in range by construction.
-        return index_select(x, 0, rows, mode="promise_in_bounds")
+        # The rows come from a permutation: in range (or filled, with mode='fill') and unique.
+        return index_select(x, 0, rows, mode=mode, inverse=inverse)  # type: ignore[arg-type]
 
     if method is None:
         return _platform.tpu_or_other(onehot, gather)
@@ -228,14 +240,19 @@ def _mask_batch(
     chex.assert_shape(x, (None, num_prefix + length, None))
     ids_restore = _inverse_permutations(perms)
 
-    def take(x: jax.Array, perm: jax.Array) -> jax.Array:
+    def take(x: jax.Array, perm: jax.Array, restore: jax.Array) -> jax.Array:
         rows = perm[:len_keep] + num_prefix
+        # ids_restore is the slot of each token in the shuffle: the inverse of the kept rows
+        # (slots from len_keep on are the removed tokens, outside x_masked).
+        inverse = restore + num_prefix
         if num_prefix:  # 0..P-1 first: a pad and an add, which explicit sharding allows
             prefix = jnp.pad(lax.iota(jnp.int32, num_prefix), (0, len_keep))
             rows = jnp.pad(rows, (num_prefix, 0)) + prefix
-        return _take_rows(x, rows, method)
+            first = lax.iota(jnp.int32, num_prefix)
+            inverse = jnp.pad(inverse, (num_prefix, 0)) + jnp.pad(first, (0, length))
+        return _take_rows(x, rows, method, inverse)
 
-    x_masked = jax.vmap(take)(x, perms)
+    x_masked = jax.vmap(take)(x, perms, ids_restore)
     mask = (ids_restore >= len_keep).astype(mask_dtype)
     return MaskedTokens(x_masked, mask, ids_restore)
 
@@ -469,7 +486,9 @@ def apply_mask(
     )
     removed = mask.astype(jnp.bool_) if mask.dtype != jnp.bool_ else mask
     if not _checks.is_traced(removed):
-        counts = np.asarray(length - removed.sum(axis=1))
+        # Read the mask on the host (an explicit transfer, which jax.transfer_guard allows)
+        # and count there: no Python scalar goes to the device.
+        counts = length - np.asarray(jax.device_get(removed)).sum(axis=1)
         bad = np.flatnonzero(counts != num_keep)
         if bad.size:
             raise ValueError(

@@ -14,6 +14,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 from jgather import _checks
 from jgather.masking._keys import batch_sharding, to_batch_sharding
@@ -29,6 +30,17 @@ def _removed_rows(removed: jax.Array, count: int) -> jax.Array:
     """
     order = _packed_argsort(jnp.logical_not(removed).astype(jnp.uint32), key_bits=1)
     return order[:count]
+
+
+def _removed_slots(removed: jax.Array) -> jax.Array:
+    """[L] int32: each token's position in the order of ``_removed_rows`` (its inverse).
+
+    Removed tokens count the removed ones before them; kept ones follow all removed ones, in
+    order. Two cumulative sums, no scatter: the gradient of ``take_masked`` gathers by it.
+    """
+    r = removed.astype(jnp.int32)
+    before = jnp.cumsum(r) - r  # removed tokens before each token
+    return jnp.where(removed, before, jnp.sum(r) + lax.iota(jnp.int32, r.shape[0]) - before)
 
 
 def _check_masked(fn: str, masked: Any) -> tuple[jax.Array, int]:
@@ -103,7 +115,8 @@ def _take_masked(
     count = ids_restore.shape[1] - len_keep
 
     def one(x: jax.Array, r: jax.Array) -> jax.Array:
-        return _take_rows(x, _removed_rows(r >= len_keep, count), method)
+        removed = r >= len_keep
+        return _take_rows(x, _removed_rows(removed, count), method, _removed_slots(removed))
 
     return jax.vmap(one)(x, ids_restore)
 

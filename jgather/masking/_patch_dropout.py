@@ -15,6 +15,7 @@ from jgather.masking._keys import batch_sharding as _batch_sharding
 from jgather.masking._keys import check_key as _check_key
 from jgather.masking._keys import per_sample_keys as _per_sample_keys
 from jgather.masking._keys import to_batch_sharding as _to_batch_sharding
+from jgather.masking._permutation import _inverse_permutation
 
 # --------------------------------------------------------------------------------------------
 # Patch dropout (timm PatchDropout / FLIP token dropping).
@@ -42,16 +43,26 @@ def _patch_dropout(
     n, length = x.shape[:2]
     body = length - num_prefix
     prefix_pad = jnp.pad(jnp.arange(num_prefix, dtype=jnp.int32), (0, num_keep))
+    prefix_slots = jnp.pad(jnp.arange(num_prefix, dtype=jnp.int32), (0, body))
 
     def one(k: jax.Array, xi: jax.Array) -> tuple[jax.Array, jax.Array]:
-        keep = jax.random.permutation(k, body)[:num_keep].astype(jnp.int32)
+        perm = jax.random.permutation(k, body).astype(jnp.int32)
+        keep = perm[:num_keep]
+        # Each body token's slot among the kept ones (num_keep or more: dropped), the
+        # inverse that makes the gradient a gather.
+        slot = _inverse_permutation(perm)
         if ordered:
             keep = jnp.sort(keep)
+            kept = (slot < num_keep).astype(jnp.int32)
+            slot = jnp.where(slot < num_keep, jnp.cumsum(kept) - 1, num_keep)
         # The prefix positions 0..P-1, then the kept ones (a pad and an add rather than a
         # concatenation with an unbatched array, which explicit sharding rejects under vmap).
         idx = jnp.pad(keep + num_prefix, (num_prefix, 0)) + prefix_pad
-        # Indices are in range by construction, so the gather needs no bounds handling.
-        return index_select(xi, 0, idx, mode="promise_in_bounds"), idx
+        inverse = jnp.pad(slot + num_prefix, (num_prefix, 0)) + prefix_slots
+        # Indices are in range and unique by construction: no bounds handling, and a
+        # gradient that gathers by the inverse.
+        out = index_select(xi, 0, idx, mode="promise_in_bounds", inverse=inverse)
+        return out, idx
 
     sharding = _batch_sharding(x, key)
     x = _to_batch_sharding(x, sharding)

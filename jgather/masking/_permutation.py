@@ -184,6 +184,57 @@ def _inverse_permutations_vmap(
     return flat.reshape(perms.shape), True
 
 
+def _slots_inverse(slots: jax.Array, size: int) -> jax.Array:
+    """[..., L] slots -> [..., size]: at slot ``s``, the position ``j`` with ``slots[j] == s``,
+    or ``L`` where no position holds ``s``.
+
+    For the partial permutations of the masking (``unshuffle``'s ``ids_restore``, whose kept
+    slots are unique and whose removed tokens may share a slot at or above ``size``): one
+    scatter of ``iota`` per row, behind ``_inverse_permutations``' checkify-safe boundary.
+    Slots outside ``[0, size)`` are given distinct values above it first, so the scatter's
+    indices are unique and those updates are dropped.
+    """
+    length = slots.shape[-1]
+    iota = lax.broadcasted_iota(slots.dtype, slots.shape, slots.ndim - 1)
+    inside = (slots >= 0) & (slots < size)
+    distinct = jnp.where(inside, slots, size + iota)
+    flat = distinct.reshape(-1, length)
+    return _inverse_of_rows(flat, size).reshape(*slots.shape[:-1], size)
+
+
+def _scatter_slots(rows: jax.Array, size: int) -> jax.Array:
+    (length,) = rows.shape[1:]
+
+    def one(row: jax.Array) -> jax.Array:
+        return (
+            jnp.full((size,), length, jnp.int32)
+            .at[row]
+            .set(lax.iota(jnp.int32, length), mode="drop", unique_indices=True)
+        )
+
+    return jax.vmap(one)(rows)
+
+
+def _inverse_of_rows(rows: jax.Array, size: int) -> jax.Array:
+    """``_scatter_slots`` behind a ``custom_vmap`` boundary (see ``_inverse_permutations``)."""
+
+    @jax.custom_batching.custom_vmap
+    def inverse(rows: jax.Array) -> jax.Array:
+        return _scatter_slots(rows, size)
+
+    @inverse.def_vmap
+    def inverse_vmap(
+        axis_size: int, in_batched: Sequence[bool], rows: jax.Array
+    ) -> tuple[jax.Array, bool]:
+        del axis_size
+        if not in_batched[0]:
+            return inverse(rows), False
+        flat = inverse(rows.reshape(-1, rows.shape[-1]))
+        return flat.reshape(*rows.shape[:-1], size), True
+
+    return inverse(rows)
+
+
 def _shuffled_count(key: jax.Array, length: int, count: ArrayLike) -> jax.Array:
     """A boolean [length] vector with exactly ``count`` True at uniformly random positions.
 

@@ -6,11 +6,13 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
-from jgather import _checks, _platform
+from jgather import _checks, _permute, _platform
 from jgather.masking._keys import batch_sharding, to_batch_sharding
 from jgather.masking._mae import Method, _check_method, _check_x, _take_rows, _TokenTuple
+from jgather.masking._permutation import _slots_inverse
 
 __all__ = ["unshuffle"]
 
@@ -46,7 +48,11 @@ def _unshuffle(
             )
 
         def gather() -> jax.Array:
-            return _take_rows(kept, jnp.minimum(ids, len_keep - 1), "gather")
+            # Kept token k sits at output position perm[k] (perm: the shuffle, the inverse of
+            # ids), so the gradient gathers there. The removed positions read a clamped row
+            # but are replaced by the mask token below, so no gradient reaches it from them.
+            perm = _slots_inverse(ids, len_keep)
+            return _take_rows(kept, jnp.minimum(ids, len_keep - 1), "gather", perm)
 
         if method is None:
             rows = _platform.tpu_or_other(onehot, gather)
@@ -82,6 +88,11 @@ def unshuffle(
     prepending a cls token to MAE-style ``num_prefix=0`` masking); with a raw array,
     ``num_prefix`` is required.
 
+    No two tokens may read the same kept slot (``ids_restore`` below ``len_keep`` is unique
+    per row, as every masking returns it): the gradient gathers each kept slot's cotangent at
+    the one token that reads it (no scatter), so a repeat would lose one. A concrete
+    ``ids_restore`` is checked (``ValueError``); under ``jax.jit`` it is taken as given.
+
     Args:
       x_masked: [N, P + len_keep, D] (e.g. the encoder output after the decoder embedding;
         ``D`` need not equal the width ``random_masking`` saw).
@@ -101,7 +112,8 @@ def unshuffle(
     Raises:
       ValueError: ``num_prefix`` missing with an array ``ids_restore``; ``x_masked``'s token
         count disagrees with the ``MaskedTokens`` (e.g. a prepended cls token without
-        ``num_prefix``); shapes disagree (batch, width, ``len_keep > L``); unknown ``method``.
+        ``num_prefix``); shapes disagree (batch, width, ``len_keep > L``); unknown ``method``;
+        a concrete ``ids_restore`` that repeats a kept slot in a row.
       TypeError: ``ids_restore`` is not an integer array.
 
     Example:
@@ -183,6 +195,17 @@ def unshuffle(
             f"{tuple(mask_token.shape)}."
         )
     method = _check_method(fn, method)
+    if not _checks.is_traced(ids_restore):
+        ids = np.asarray(jax.device_get(ids_restore)).astype(np.int64)
+        beyond = len_keep + np.arange(length)  # removed tokens may share a slot: distinct here
+        _permute.check_unique(
+            fn,
+            np.where(ids < len_keep, ids, beyond),
+            1,
+            "a row of ids_restore",
+            f"each of the {len_keep} kept slots is read by at most one token; pass the "
+            "ids_restore of a masking (its kept slots are a permutation's)",
+        )
     token = mask_token.reshape(d).astype(x_masked.dtype)
     return _unshuffle(
         x_masked, ids_restore.astype(jnp.int32), token, num_prefix=num_prefix, method=method
