@@ -170,12 +170,13 @@ def step(params, step_key):
         step_key, 4, (G, G), truncate="batch_min_valid"
     )
     h = tokens @ encoder  # [N, L, D], the target encoder's output (frozen here)
-    target_ids = masks.target_ids.transpose(1, 0, 2)  # [M, N, Kt]
-    valid = masks.target_valid.transpose(1, 0, 2).reshape(-1, target_ids.shape[-1])
-    targets = jgather.apply_masks(h, target_ids)  # [M * N, Kt, D]
+    # target_ids is [N, M, Kt]; the rows come out mask-major, [M * N, Kt, D]
+    targets = jgather.apply_masks(h, masks.target_ids, layout="NMK")
+    target_ids = jnp.swapaxes(masks.target_ids, 0, 1)  # [M, N, Kt], the rows' order
+    valid = jnp.swapaxes(masks.target_valid, 0, 1).reshape(-1, target_ids.shape[-1])
 
     def loss_fn(params):
-        ctx = jgather.apply_masks(h, masks.context_ids[None])[0]  # [N, Kc, D]
+        ctx = jgather.apply_masks(h, masks.context_ids)  # [N, Kc, D]: one set
         cv = masks.context_valid[..., None]
         summary = (ctx * cv).sum(1) / cv.sum(1)  # the mean context token of each image
         pred = (
@@ -208,11 +209,10 @@ plt.show()
 
 # %%
 masks = jgather.multiblock_masking(jax.random.key(4), 1, (G, G))
-ids = masks.target_ids.transpose(1, 0, 2)
-rows = jgather.apply_masks(tokens[:1], ids)
+rows = jgather.apply_masks(tokens[:1], masks.target_ids, layout="NMK")
 back = jgather.unapply_masks(
-    rows, ids, G * G, valid=masks.target_valid.transpose(1, 0, 2)
+    rows, masks.target_ids, G * G, valid=masks.target_valid, layout="NMK"
 )
 print(back.shape)  # [M * N, L, 768] with N = 1
-same = (back != 0).any(-1) == masks.target_masks.transpose(1, 0, 2).reshape(-1, G * G)
+same = (back != 0).any(-1) == jnp.swapaxes(masks.target_masks, 0, 1).reshape(-1, G * G)
 print(bool(same.all()))

@@ -100,8 +100,7 @@ def multiblock_masking(
       >>> bool((out.context_mask[:, None] & out.target_masks).any())  # no overlap
       False
       >>> x = jax.numpy.ones((2, 256, 8))
-      >>> ids = out.target_ids.transpose(1, 0, 2)  # [M, N, K], mask-major
-      >>> jgather.apply_masks(x, ids).shape
+      >>> jgather.apply_masks(x, out.target_ids, layout="NMK").shape  # [M * N, K, D]
       (8, 54, 8)
       >>> size_key, k1, k2 = jax.random.split(jax.random.key(1), 3)
       >>> short = jgather.multiblock_masking(
