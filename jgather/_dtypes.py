@@ -73,21 +73,36 @@ def is_symbolic(*dims: Any) -> bool:
     return any(jax.export.is_symbolic_dim(d) for d in dims)
 
 
-def floor_mean(total: jax.Array, count: jax.Array, dtype: Any) -> jax.Array:
-    """``total / count`` in ``dtype``: true division for inexact dtypes, floor for integers.
+def mean(total: jax.Array, count: jax.Array, dtype: Any, *, rounding: str = "floor") -> jax.Array:
+    """``total / count`` in ``dtype``, with the division of torch and torch_scatter.
 
-    Integer means round towards -inf (torch's and torch_scatter's rule) in the dtype's own
-    signedness at 32 or 64 bits, so a uint32 sum above 2**31 is not read as negative.
-    ``count`` must be positive.
+    Real floats divide (in the accumulation dtype, rounded once). Complex values are multiplied
+    by the real reciprocal of ``count``, as torch's complex division by a real-valued complex
+    count computes it (``total / count`` differs from it in the last bit). Integers divide in
+    the dtype's own signedness at 32 or 64 bits (a uint32 sum above 2**31 is not read as
+    negative) and round as ``rounding`` says: ``'floor'`` towards -inf (torch's
+    ``scatter_reduce`` and torch_scatter's ``scatter_mean``), ``'trunc'`` towards zero
+    (torch_scatter's ``segment_csr``/``segment_coo`` CPU kernels, C++ division). ``count``
+    must be positive.
     """
     dtype = np.dtype(dtype)
+    if jnp.issubdtype(dtype, jnp.complexfloating):
+        # c10::complex's division by c + 0i: rat = 0 / c, scale = 1 / c,
+        # ((a + b * rat) * scale, (b - a * rat) * scale).
+        c = jnp.real(count).astype(jnp.finfo(dtype).dtype)
+        rat, scale = 0 / c, 1 / c
+        a, b = total.real, total.imag
+        return jax.lax.complex((a + b * rat) * scale, (b - a * rat) * scale).astype(dtype)
     if jnp.issubdtype(dtype, jnp.inexact):
         acc = accumulation_dtype(dtype)
         return (total.astype(acc) / count.astype(acc)).astype(dtype)
     signed = jnp.issubdtype(dtype, jnp.signedinteger)
     bits = 64 if dtype.itemsize == 8 else 32
     wide = jnp.dtype(f"{'int' if signed else 'uint'}{bits}")
-    return jnp.floor_divide(total.astype(wide), count.astype(wide)).astype(dtype)
+    total, count = total.astype(wide), count.astype(wide)
+    if rounding == "trunc":
+        return jax.lax.div(total, count).astype(dtype)
+    return jnp.floor_divide(total, count).astype(dtype)
 
 
 def gather_upcast_transpose(gather_fn: Any, operand: jax.Array, index: jax.Array) -> jax.Array:

@@ -149,7 +149,7 @@ def reduce_rows(
         count = per_row(take_rows(count, gid) + 1)
         sums = rows_scatter("add", region, keys, updates)
         total = take_rows(sums, jnp.clip(keys, 0, rows - 1))
-        return rows_scatter("set", sums, keys, _dtypes.floor_mean(total, count, dtype))
+        return rows_scatter("set", sums, keys, _dtypes.mean(total, count, dtype))
     if op == "mean" or (op == "sum" and acc != dtype):
         # Per-group totals in the accumulation dtype (float32 for reduced-precision floats;
         # integers in their own dtype, wrapping as torch does), rounded once. With
@@ -166,7 +166,7 @@ def reduce_rows(
             return write(total.astype(dtype))
         count = rows_scatter("add", jnp.zeros((m,), jnp.int32), gid, jnp.ones((m,), jnp.int32))
         count = per_row(take_rows(count, gid) + (1 if include_self else 0))
-        return write(_dtypes.floor_mean(total, count, dtype))
+        return write(_dtypes.mean(total, count, dtype))
     if not include_self:
         region = write(jnp.full(updates.shape, _dtypes.identity(dtype, op), dtype))
     return rows_scatter(KIND[op], region, keys, updates)

@@ -202,3 +202,21 @@ def test_integer_mean_floors_as_torch():
     )
     want = torch.div(total, count.clamp(min=1), rounding_mode="floor")
     np.testing.assert_array_equal(np.asarray(got), want.numpy())
+
+
+def test_integer_csr_and_coo_means_truncate_as_the_kernel():
+    """torch_scatter's segment kernels end with ``val / count`` in C++ (towards zero);
+    re-stated with torch.div(rounding_mode='trunc'); coo's out= is added, not counted."""
+    src = RNG.integers(-9, 9, size=(E, F)).astype(np.int32)
+    index = np.sort(INDEX)
+    indptr = np.searchsorted(index, np.arange(S + 1)).astype(np.int64)
+    out = RNG.integers(-9, 9, size=(S, F)).astype(np.int32)
+    ts, ti = torch.tensor(src), torch.tensor(index)
+    total = t_sum(ts, ti, 0, S)
+    count = t_sum(torch.ones_like(ts), ti, 0, S).clamp(min=1)
+    want = torch.div(total, count, rounding_mode="trunc").numpy()
+    want_out = torch.div(total + torch.tensor(out), count, rounding_mode="trunc").numpy()
+    assert (want != torch.div(total, count, rounding_mode="floor").numpy()).any()
+    np.testing.assert_array_equal(seg.segment_csr(src, indptr, reduce="mean"), want)
+    np.testing.assert_array_equal(seg.segment_mean_coo(src, index, dim_size=S), want)
+    np.testing.assert_array_equal(seg.segment_mean_coo(src, index, out=out), want_out)

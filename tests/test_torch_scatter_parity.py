@@ -115,6 +115,31 @@ def test_integer_mean_floors_as_torch_scatter():
     np.testing.assert_array_equal(np.asarray(got), want.numpy())
 
 
+def test_integer_csr_and_coo_means_truncate_as_torch_scatter():
+    """The segment kernels divide in C++ (towards zero); scatter_mean floors (above)."""
+    src = RNG.integers(-9, 9, size=(E, F)).astype(np.int64)
+    index = np.sort(INDEX)
+    indptr = np.searchsorted(index, np.arange(S + 1))
+    out = RNG.integers(-9, 9, size=(S, F)).astype(np.int64)
+    ts, ti = torch.tensor(src), torch.tensor(index)
+    with jax.enable_x64(True):
+        for got, want in (
+            (
+                seg.segment_csr(src, indptr, reduce="mean"),
+                torch_scatter.segment_csr(ts, torch.tensor(indptr), reduce="mean"),
+            ),
+            (
+                seg.segment_mean_coo(src, index, dim_size=S),
+                torch_scatter.segment_mean_coo(ts, ti, dim_size=S),
+            ),
+            (
+                seg.segment_mean_coo(src, index, out=out),
+                torch_scatter.segment_mean_coo(ts, ti, torch.tensor(out)),
+            ),
+        ):
+            np.testing.assert_array_equal(np.asarray(got), want.numpy())
+
+
 @pytest.mark.parametrize("reduce", ["sum", "mean", "max", "min"])
 def test_csr_and_coo_match_torch_scatter(reduce):
     lengths = np.array([3, 5, 0, 7, 4, 21], np.int64)  # one empty segment

@@ -56,11 +56,14 @@ def reduce_mean(
     size: int,
     mode: str | None,
     sorted: bool = False,
+    rounding: str = "floor",
 ) -> jax.Array:
+    """``(out + sum) / max(count, 1)``; integer means round as ``rounding`` says
+    (:func:`jgather._dtypes.mean`)."""
     total, idx = _accumulated_sum(src, idx, out, dim, size, mode, sorted)
     counted = total.dtype if jnp.issubdtype(total.dtype, jnp.inexact) else jnp.int32
     n = _lowering.count(idx, dim, size, src.shape[dim], counted, mode, sorted=sorted)
-    return _dtypes.floor_mean(total, jnp.maximum(n, 1), src.dtype)
+    return _dtypes.mean(total, jnp.maximum(n, 1), src.dtype, rounding=rounding)
 
 
 def _product(
