@@ -73,6 +73,22 @@ def is_symbolic(*dims: Any) -> bool:
     return any(jax.export.is_symbolic_dim(d) for d in dims)
 
 
+def check_ordered(fn: str, dtype: Any, reduce: str) -> None:
+    """A ``TypeError`` for a max/min reduction of complex values, which have no order.
+
+    torch raises for complex 'amax'/'amin' ("not implemented for 'ComplexFloat'"), and
+    torch_scatter's max/min kernels do not take complex dtypes; ``lax.scatter_max`` would
+    order them lexicographically, which is no answer either.
+    """
+    if jnp.issubdtype(np.dtype(dtype), jnp.complexfloating):
+        raise TypeError(
+            f"{fn}: reduce={reduce!r} needs ordered values, but the values are complex "
+            f"({np.dtype(dtype)}), which have no order (torch raises too); reduce their real "
+            "and imaginary parts separately (jnp.real / jnp.imag), or their magnitudes "
+            "(jnp.abs)."
+        )
+
+
 def mean(total: jax.Array, count: jax.Array, dtype: Any, *, rounding: str = "floor") -> jax.Array:
     """``total / count`` in ``dtype``, with the division of torch and torch_scatter.
 

@@ -500,6 +500,8 @@ _ERROR_CASES = {
     "scatter_reduce bool mean": (lambda t: t.scatter_reduce(t.zeros(3, 2, dtype=t.bool), 1, to_torch(_I), t.ones(3, 1, dtype=t.bool), "mean"), lambda j: j.scatter_reduce(np.zeros((3, 2), bool), 1, _I, np.ones((3, 1), bool), "mean")),
     "scatter_reduce oob": (lambda t: t.scatter_reduce(to_torch(_X), 1, to_torch(_I + 2), to_torch(_S), "amax"), lambda j: j.scatter_reduce(_X, 1, _I + 2, _S, "amax")),
     "scatter_reduce dim": (lambda t: t.scatter_reduce(to_torch(_X), -3, to_torch(_I), to_torch(_S), "sum"), lambda j: j.scatter_reduce(_X, -3, _I, _S, "sum")),
+    "scatter_reduce complex amax": (lambda t: t.scatter_reduce(t.zeros(3, 2, dtype=t.complex64), 1, to_torch(_I), t.ones(3, 1, dtype=t.complex64), "amax"), lambda j: j.scatter_reduce(np.zeros((3, 2), np.complex64), 1, _I, np.ones((3, 1), np.complex64), "amax")),
+    "scatter_reduce complex amin": (lambda t: t.scatter_reduce(t.zeros(3, 2, dtype=t.complex128), 1, to_torch(_I), t.ones(3, 1, dtype=t.complex128), "amin", include_self=False), lambda j: j.scatter_reduce(np.zeros((3, 2), np.complex128), 1, _I, np.ones((3, 1), np.complex128), "amin", include_self=False)),
     "take_along_dim rank": (lambda t: t.take_along_dim(to_torch(_X), to_torch(np.array([0, 1])), 1), lambda j: j.take_along_dim(_X, np.array([0, 1]), 1)),
     "take_along_dim float": (lambda t: t.take_along_dim(to_torch(_X), to_torch(_I * 1.0), 1), lambda j: j.take_along_dim(_X, _I * 1.0, 1)),
     "take_along_dim flat oob": (lambda t: t.take_along_dim(to_torch(_X), t.tensor([6])), lambda j: j.take_along_dim(_X, np.array([6]))),

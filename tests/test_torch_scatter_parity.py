@@ -140,6 +140,18 @@ def test_integer_csr_and_coo_means_truncate_as_torch_scatter():
             np.testing.assert_array_equal(np.asarray(got), want.numpy())
 
 
+@pytest.mark.parametrize("name", ["scatter_max", "scatter_min", "segment_max_csr"])
+def test_complex_max_and_min_raise_as_in_torch_scatter(name):
+    """torch_scatter's max/min kernels have no complex dtypes; jgather raises TypeError."""
+    src = np.ones((4, 2), np.complex64)
+    args = (np.array([0, 2, 4]),) if name.endswith("csr") else (np.array([0, 0, 1, 1]), 0)
+    t_args = (torch.tensor(args[0]), *args[1:])
+    with pytest.raises(RuntimeError, match="not implemented for 'ComplexFloat'"):
+        getattr(torch_scatter, name)(torch.tensor(src), *t_args)
+    with pytest.raises(TypeError, match=f"^{name}: reduce="):
+        getattr(seg, name)(src, *args)
+
+
 @pytest.mark.parametrize("reduce", ["sum", "mean", "max", "min"])
 def test_csr_and_coo_match_torch_scatter(reduce):
     lengths = np.array([3, 5, 0, 7, 4, 21], np.int64)  # one empty segment

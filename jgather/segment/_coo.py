@@ -50,6 +50,8 @@ def _coo(
     mode: str | None,
 ) -> Any:  # an array, or (values, arg) for 'min' / 'max'
     src = _arguments.as_src(fn, src)
+    if op in ("min", "max"):
+        _dtypes.check_ordered(fn, src.dtype, op)
     _arguments.check_mode(fn, mode)
     idx, wide = _sorted.lead_index(fn, "index", index, src, whole=True)
     dim = _sorted.index_ndim(index) - 1
@@ -123,7 +125,8 @@ def segment_coo(
     Raises:
       ValueError: unknown ``reduce``, unsorted concrete index, shapes that do not broadcast,
         traced index without ``dim_size``.
-      TypeError: non-integer index, bool ``src``, ``out`` dtype differs, non-int ``dim_size``.
+      TypeError: non-integer index, bool ``src``, ``out`` dtype differs, non-int ``dim_size``,
+        complex ``src`` for a max/min (complex numbers have no order).
       IndexError: a concrete index value outside ``[0, dim_size)`` (``mode=None``).
 
     Example:
@@ -319,7 +322,8 @@ def segment_min_coo(
     Raises:
       ValueError: unsorted concrete index, shapes that do not broadcast, traced index without
         ``dim_size``.
-      TypeError: non-integer index, bool ``src``, ``out`` dtype differs, non-int ``dim_size``.
+      TypeError: non-integer index, bool ``src``, ``out`` dtype differs, non-int ``dim_size``,
+        complex ``src`` for a max/min (complex numbers have no order).
       IndexError: a concrete index value outside ``[0, dim_size)`` (``mode=None``).
 
     Example:
@@ -368,7 +372,8 @@ def segment_max_coo(
     Raises:
       ValueError: unsorted concrete index, shapes that do not broadcast, traced index without
         ``dim_size``.
-      TypeError: non-integer index, bool ``src``, ``out`` dtype differs, non-int ``dim_size``.
+      TypeError: non-integer index, bool ``src``, ``out`` dtype differs, non-int ``dim_size``,
+        complex ``src`` for a max/min (complex numbers have no order).
       IndexError: a concrete index value outside ``[0, dim_size)`` (``mode=None``).
 
     Example:

@@ -67,6 +67,8 @@ def _csr(
     fn: str, op: str, src: ArrayLike, indptr: ArrayLike, out: ArrayLike | None
 ) -> Any:  # an array, or (values, arg) for 'min' / 'max'
     src = _arguments.as_src(fn, src)
+    if op in ("min", "max"):
+        _dtypes.check_ordered(fn, src.dtype, op)
     ptr, wide = _sorted.lead_index(fn, "indptr", indptr, src, whole=False)
     dim = _sorted.index_ndim(indptr) - 1
     size = max(ptr.shape[dim] - 1, 0)
@@ -131,7 +133,8 @@ def segment_csr(
     Raises:
       ValueError: unknown ``reduce``, decreasing concrete ``indptr``, shapes that do not
         broadcast, ``out`` shape.
-      TypeError: non-integer ``indptr``, bool ``src``, ``out`` dtype differs from ``src``'s.
+      TypeError: non-integer ``indptr``, bool ``src``, ``out`` dtype differs from ``src``'s,
+        complex ``src`` for a max/min (complex numbers have no order).
       IndexError: concrete ``indptr`` values outside ``[0, E]``.
 
     Example:
@@ -274,7 +277,8 @@ def segment_min_csr(
 
     Raises:
       ValueError: decreasing concrete ``indptr``, shapes that do not broadcast, ``out`` shape.
-      TypeError: non-integer ``indptr``, bool ``src``, ``out`` dtype differs from ``src``'s.
+      TypeError: non-integer ``indptr``, bool ``src``, ``out`` dtype differs from ``src``'s,
+        complex ``src`` for a max/min (complex numbers have no order).
       IndexError: concrete ``indptr`` values outside ``[0, E]``.
 
     Example:
@@ -311,7 +315,8 @@ def segment_max_csr(
 
     Raises:
       ValueError: decreasing concrete ``indptr``, shapes that do not broadcast, ``out`` shape.
-      TypeError: non-integer ``indptr``, bool ``src``, ``out`` dtype differs from ``src``'s.
+      TypeError: non-integer ``indptr``, bool ``src``, ``out`` dtype differs from ``src``'s,
+        complex ``src`` for a max/min (complex numbers have no order).
       IndexError: concrete ``indptr`` values outside ``[0, E]``.
 
     Example:

@@ -314,6 +314,8 @@ def run(
     extra: Any = None,
 ) -> Any:  # core's result
     p = _arguments.prepare(fn, src, index, dim, out, dim_size, mode, floating=floating)
+    if op in ("max", "min"):
+        _dtypes.check_ordered(fn, p.src.dtype, op)
     return _lowering.call(
         core,
         (p.src, p.index, p.out),

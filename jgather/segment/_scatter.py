@@ -264,7 +264,8 @@ def scatter_max(
       ``(values, argmax)``, both ``[..., dim_size, ...]``; values in ``src``'s dtype.
 
     Raises:
-      TypeError: non-integer index, bool src, ``out`` dtype differs, non-int ``dim_size``.
+      TypeError: non-integer index, bool src, ``out`` dtype differs, non-int ``dim_size``,
+        complex src for a max/min (complex numbers have no order).
       ValueError: index does not broadcast, ``out`` shape, traced index without ``dim_size``.
       IndexError: ``dim`` out of range; a concrete index value outside ``[0, dim_size)``.
 
@@ -314,7 +315,8 @@ def scatter_min(
       ``(values, argmin)``, both ``[..., dim_size, ...]``; values in ``src``'s dtype.
 
     Raises:
-      TypeError: non-integer index, bool src, ``out`` dtype differs, non-int ``dim_size``.
+      TypeError: non-integer index, bool src, ``out`` dtype differs, non-int ``dim_size``,
+        complex src for a max/min (complex numbers have no order).
       ValueError: index does not broadcast, ``out`` shape, traced index without ``dim_size``.
       IndexError: ``dim`` out of range; a concrete index value outside ``[0, dim_size)``.
 
@@ -487,7 +489,8 @@ def scatter(
       ``[..., dim_size, ...]`` in ``src``'s dtype.
 
     Raises:
-      TypeError: non-integer index, bool src, ``out`` dtype differs, non-int ``dim_size``.
+      TypeError: non-integer index, bool src, ``out`` dtype differs, non-int ``dim_size``,
+        complex src for a max/min (complex numbers have no order).
       ValueError: unknown ``reduce``, index does not broadcast, ``out`` shape, traced index
         without ``dim_size``.
       IndexError: ``dim`` out of range; a concrete index value outside ``[0, dim_size)``.
