@@ -172,16 +172,34 @@ def reduce_rows(
     return rows_scatter(KIND[op], region, keys, updates)
 
 
-def product_of_others(f: jax.Array, zeros: jax.Array, product: jax.Array) -> jax.Array:
+def product_of_others(
+    f: jax.Array, zeros: jax.Array, product: jax.Array, zero_sum: jax.Array
+) -> jax.Array:
     """The product of the factors other than ``f`` at ``f``'s position, without dividing by 0.
 
     ``zeros``: the number of zero factors at that position; ``product``: the product of its
-    non-zero factors. That is ``product / f`` when there is no zero, ``product`` for the one
+    non-zero factors; ``zero_sum``: the sum of its zero factors (0, but its tangent is the sum
+    of theirs). The value is ``product / f`` when there is no zero, ``product`` for the one
     zero factor, else 0 (torch's masking rule for the gradient of a product).
+
+    Differentiable twice when ``product``'s own derivative is the product rule of its (non-zero)
+    factors: where the value is 0 because of one zero factor ``z``, it is written as
+    ``z * (product / f)`` (``f`` non-zero, the only zero elsewhere) or ``z' * product`` (``f``
+    zero, one other zero ``z'``), whose derivative w.r.t. that factor is the product of the
+    rest, as it should be. Positions with more zeros have derivative 0, as the true one.
     """
-    one = jnp.ones((), f.dtype)
-    safe = jnp.where(f == 0, one, f)
-    return jnp.where(zeros == 0, product / safe, jnp.where((f == 0) & (zeros == 1), product, 0))
+    safe = jnp.where(f == 0, jnp.ones((), f.dtype), f)
+    rest = product / safe
+
+    def vanishing(zero: jax.Array, coefficient: jax.Array) -> jax.Array:
+        # ``zero * coefficient``: 0 in value even where the coefficient overflows.
+        return zero * jnp.where(jnp.isfinite(coefficient), coefficient, 0)
+
+    f_is_zero = jnp.where(
+        zeros == 1, product, jnp.where(zeros == 2, vanishing(zero_sum - f, product), 0)
+    )
+    f_is_not = jnp.where(zeros == 0, rest, jnp.where(zeros == 1, vanishing(zero_sum, rest), 0))
+    return jnp.where(f == 0, f_is_zero, f_is_not)
 
 
 # The per-element scatter of a large multi-dimensional index runs in chunks of about this many

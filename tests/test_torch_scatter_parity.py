@@ -140,6 +140,23 @@ def test_integer_csr_and_coo_means_truncate_as_torch_scatter():
             np.testing.assert_array_equal(np.asarray(got), want.numpy())
 
 
+def test_mul_second_derivative_matches_torch_scatter(x64_on):
+    """Double backward through torch_scatter's ScatterMul on non-zero values: segments 0 and
+    1 hold s = [2, 3, 4, 5] alone (d/ds sum(d/ds sum(y**3)) = [648, 468, 6600, 5520])."""
+    src = np.abs(RNG.normal(size=E)) + 0.5
+    src[:4] = [2.0, 3.0, 4.0, 5.0]
+    index = np.where(INDEX < 2, INDEX + 2, INDEX)
+    index[:4] = [0, 0, 1, 1]
+    ts = torch.tensor(src, requires_grad=True)
+    y = torch_scatter.scatter_mul(ts, torch.tensor(index), 0, dim_size=S)
+    (g,) = torch.autograd.grad((y**3).sum(), ts, create_graph=True)
+    (want,) = torch.autograd.grad(g.sum(), ts)
+    inner = lambda s: jnp.sum(seg.scatter_mul(s, index, 0, dim_size=S) ** 3)
+    got = jax.jit(jax.grad(lambda s: jnp.sum(jax.grad(inner)(s))))(src)
+    np.testing.assert_allclose(got, want.numpy(), rtol=1e-10)
+    np.testing.assert_allclose(got[:4], [648.0, 468.0, 6600.0, 5520.0], rtol=1e-12)
+
+
 @pytest.mark.parametrize("name", ["scatter_max", "scatter_min", "segment_max_csr"])
 def test_complex_max_and_min_raise_as_in_torch_scatter(name):
     """torch_scatter's max/min kernels have no complex dtypes; jgather raises TypeError."""

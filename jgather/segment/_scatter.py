@@ -187,9 +187,11 @@ def scatter_mul(
     """Multiplies ``src`` within segments along ``dim`` (into ones, or into ``out``).
 
     torch_scatter's ``scatter_mul``: empty segments are 1 (and every segment 0 when ``src``
-    is empty and there is no ``out``, as torch_scatter's kernel). One ``lax.scatter_mul``. Gradient
-    (floats): each factor gets the product of the *other* factors in its segment, computed
-    without dividing by zero (torch_scatter divides by ``src`` and gives NaN at zeros).
+    is empty and there is no ``out``, as torch_scatter's kernel). One ``lax.scatter_mul``.
+    Gradient (floats): each factor gets the product of the *other* factors in its segment,
+    computed without dividing by zero, and differentiable again (torch_scatter divides by
+    ``src`` and sets the ``0 / 0`` of a zero factor to 0; elsewhere the two agree, second
+    derivatives included).
 
     Args:
       src: the values, any shape ``[..., E, ...]`` with ``E`` at ``dim``.
