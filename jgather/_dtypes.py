@@ -89,17 +89,20 @@ def check_ordered(fn: str, dtype: Any, reduce: str) -> None:
         )
 
 
-def mean(total: jax.Array, count: jax.Array, dtype: Any, *, rounding: str = "floor") -> jax.Array:
+def mean(total: jax.Array, count: jax.Array, dtype: Any, *, kernel: bool = False) -> jax.Array:
     """``total / count`` in ``dtype``, with the division of torch and torch_scatter.
 
     Real floats divide (in the accumulation dtype, rounded once). Complex values are multiplied
     by the real reciprocal of ``count``, as torch's complex division by a real-valued complex
     count computes it (``total / count`` differs from it in the last bit). Integers divide in
     the dtype's own signedness at 32 or 64 bits (a uint32 sum above 2**31 is not read as
-    negative) and round as ``rounding`` says: ``'floor'`` towards -inf (torch's
-    ``scatter_reduce`` and torch_scatter's ``scatter_mean``), ``'trunc'`` towards zero
-    (torch_scatter's ``segment_csr``/``segment_coo`` CPU kernels, C++ division). ``count``
-    must be positive.
+    negative), rounding towards -inf (torch's ``scatter_reduce`` and torch_scatter's
+    ``scatter_mean``). ``count`` must be positive.
+
+    ``kernel=True``: the ``val / (scalar_t)count`` of torch_scatter's ``segment_csr`` /
+    ``segment_coo`` CPU kernels, in ``dtype`` itself: integers truncate towards zero (C++
+    division), and float16/bfloat16 round the sum and the count to ``dtype`` before dividing
+    (in float32, rounded again).
     """
     dtype = np.dtype(dtype)
     if jnp.issubdtype(dtype, jnp.complexfloating):
@@ -111,12 +114,17 @@ def mean(total: jax.Array, count: jax.Array, dtype: Any, *, rounding: str = "flo
         return jax.lax.complex((a + b * rat) * scale, (b - a * rat) * scale).astype(dtype)
     if jnp.issubdtype(dtype, jnp.inexact):
         acc = accumulation_dtype(dtype)
-        return (total.astype(acc) / count.astype(acc)).astype(dtype)
+        if kernel:  # c10::Half / c10::BFloat16 division: float32 of the rounded operands
+            total, count = total.astype(dtype), count.astype(dtype)
+        # A count broadcast in the division lets XLA divide by multiplying with its
+        # reciprocal, which differs in the last bit; the barrier keeps the true division.
+        count = jax.lax.optimization_barrier(jnp.broadcast_to(count.astype(acc), total.shape))
+        return (total.astype(acc) / count).astype(dtype)
     signed = jnp.issubdtype(dtype, jnp.signedinteger)
     bits = 64 if dtype.itemsize == 8 else 32
     wide = jnp.dtype(f"{'int' if signed else 'uint'}{bits}")
     total, count = total.astype(wide), count.astype(wide)
-    if rounding == "trunc":
+    if kernel:
         return jax.lax.div(total, count).astype(dtype)
     return jnp.floor_divide(total, count).astype(dtype)
 

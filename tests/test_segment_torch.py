@@ -258,3 +258,20 @@ def test_mul_second_derivative_matches_torch_scatters_rule(x64_on):
     got = jax.jit(jax.grad(lambda s: jnp.sum(jax.grad(inner)(s))))(src)
     np.testing.assert_allclose(got, want.numpy(), rtol=1e-10)
     np.testing.assert_allclose(got[:4], [648.0, 468.0, 6600.0, 5520.0], rtol=1e-12)
+
+
+def test_float_means_divide_as_torch_scatter_bit_for_bit():
+    """Means of F = 3 features divide each by its count (XLA would multiply by 1 / count,
+    last bit off) and, in the segment kernels, round a float16 sum to float16 before the
+    division (c10::Half's operator/), both re-stated in torch."""
+    rng = np.random.default_rng(2)
+    src = (rng.normal(size=(3000, F)) * 10).astype(np.float32)
+    index = np.sort(rng.integers(0, 500, size=3000))
+    ts, ti = torch.tensor(src), torch.tensor(index)
+    got = seg.scatter_mean(src, index, 0, dim_size=500)
+    np.testing.assert_array_equal(np.asarray(got), t_mean(ts, ti, 0, 500).numpy())
+    half = src.astype(np.float16)
+    total = t_sum(torch.tensor(half).float(), ti, 0, 500)  # float32 sums, in index order
+    count = t_sum(torch.ones(3000, F), ti, 0, 500).clamp(min=1)
+    want = (total.half().float() / count).half().numpy()
+    np.testing.assert_array_equal(np.asarray(seg.segment_mean_coo(half, index, dim_size=500)), want)

@@ -140,6 +140,32 @@ def test_integer_csr_and_coo_means_truncate_as_torch_scatter():
             np.testing.assert_array_equal(np.asarray(got), want.numpy())
 
 
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+def test_float_means_match_torch_scatter_bit_for_bit(dtype):
+    """F = 3 features: each mean divides by its count; the segment kernels round a
+    half-precision sum to its dtype before dividing."""
+    rng = np.random.default_rng(2)
+    t = (torch.tensor(rng.normal(size=(3000, F)).astype(np.float32)) * 10).to(getattr(torch, dtype))
+    src = jnp.asarray(t.float().numpy()).astype(dtype)
+    index = np.sort(rng.integers(0, 500, size=3000))
+    indptr = np.searchsorted(index, np.arange(501))
+    out = torch.tensor(rng.normal(size=(500, F)).astype(np.float32)).to(t.dtype)
+    ti = torch.tensor(index)
+    pairs = [
+        (seg.segment_csr(src, indptr, reduce="mean"), torch_scatter.segment_csr(t, torch.tensor(indptr), reduce="mean")),
+        (seg.segment_mean_coo(src, index, out=jnp.asarray(out.float().numpy()).astype(dtype)), torch_scatter.segment_mean_coo(t, ti, out.clone())),
+    ]  # fmt: skip
+    if dtype == "float32":  # scatter_mean of half precision sums in float32 (porting guide)
+        pairs.append(
+            (
+                seg.scatter_mean(src, index, 0, dim_size=500),
+                torch_scatter.scatter_mean(t, ti, 0, dim_size=500),
+            )
+        )
+    for got, want in pairs:
+        np.testing.assert_array_equal(np.asarray(got).astype(np.float32), want.float().numpy())
+
+
 def test_mul_second_derivative_matches_torch_scatter(x64_on):
     """Double backward through torch_scatter's ScatterMul on non-zero values: segments 0 and
     1 hold s = [2, 3, 4, 5] alone (d/ds sum(d/ds sum(y**3)) = [648, 468, 6600, 5520])."""

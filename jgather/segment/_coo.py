@@ -79,10 +79,9 @@ def _coo_core(
     if op == "sum":
         return _reductions.reduce_sum(src, idx, out, dim, size, mode, sorted=True)
     if op == "mean":
-        # torch_scatter's CPU kernel divides in C++: integer means truncate towards zero.
-        return _reductions.reduce_mean(
-            src, idx, out, dim, size, mode, sorted=True, rounding="trunc"
-        )
+        # torch_scatter's CPU kernel divides in the dtype (C++): integer means
+        # truncate towards zero, half-precision sums round before the division.
+        return _reductions.reduce_mean(src, idx, out, dim, size, mode, sorted=True, kernel=True)
     return _reductions.reduce_arg(op, src, idx, out, dim, size, mode, sorted=True)
 
 

@@ -94,10 +94,9 @@ def _csr_core(
     if op == "sum":
         return _reductions.reduce_sum(src, ids, None, dim, size, "drop", sorted=True)
     if op == "mean":
-        # torch_scatter's kernel divides in C++: integer means truncate towards zero.
-        return _reductions.reduce_mean(
-            src, ids, None, dim, size, "drop", sorted=True, rounding="trunc"
-        )
+        # torch_scatter's kernel divides in the dtype (C++): integer means
+        # truncate towards zero, half-precision sums round before the division.
+        return _reductions.reduce_mean(src, ids, None, dim, size, "drop", sorted=True, kernel=True)
     return _reductions.reduce_arg(op, src, ids, None, dim, size, "drop", sorted=True)
 
 

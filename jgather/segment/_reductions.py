@@ -56,14 +56,14 @@ def reduce_mean(
     size: int,
     mode: str | None,
     sorted: bool = False,
-    rounding: str = "floor",
+    kernel: bool = False,
 ) -> jax.Array:
-    """``(out + sum) / max(count, 1)``; integer means round as ``rounding`` says
-    (:func:`jgather._dtypes.mean`)."""
+    """``(out + sum) / max(count, 1)``, divided as torch_scatter's segment kernels do when
+    ``kernel`` (:func:`jgather._dtypes.mean`)."""
     total, idx = _accumulated_sum(src, idx, out, dim, size, mode, sorted)
     counted = total.dtype if jnp.issubdtype(total.dtype, jnp.inexact) else jnp.int32
     n = _lowering.count(idx, dim, size, src.shape[dim], counted, mode, sorted=sorted)
-    return _dtypes.mean(total, jnp.maximum(n, 1), src.dtype, rounding=rounding)
+    return _dtypes.mean(total, jnp.maximum(n, 1), src.dtype, kernel=kernel)
 
 
 def _product(
