@@ -73,21 +73,60 @@ def is_symbolic(*dims: Any) -> bool:
     return any(jax.export.is_symbolic_dim(d) for d in dims)
 
 
-def floor_mean(total: jax.Array, count: jax.Array, dtype: Any) -> jax.Array:
-    """``total / count`` in ``dtype``: true division for inexact dtypes, floor for integers.
+def check_ordered(fn: str, dtype: Any, reduce: str) -> None:
+    """A ``TypeError`` for a max/min reduction of complex values, which have no order.
 
-    Integer means round towards -inf (torch's and torch_scatter's rule) in the dtype's own
-    signedness at 32 or 64 bits, so a uint32 sum above 2**31 is not read as negative.
-    ``count`` must be positive.
+    torch raises for complex 'amax'/'amin' ("not implemented for 'ComplexFloat'"), and
+    torch_scatter's max/min kernels do not take complex dtypes; ``lax.scatter_max`` would
+    order them lexicographically, which is no answer either.
+    """
+    if jnp.issubdtype(np.dtype(dtype), jnp.complexfloating):
+        raise TypeError(
+            f"{fn}: reduce={reduce!r} needs ordered values, but the values are complex "
+            f"({np.dtype(dtype)}), which have no order (torch raises too); reduce their real "
+            "and imaginary parts separately (jnp.real / jnp.imag), or their magnitudes "
+            "(jnp.abs)."
+        )
+
+
+def mean(total: jax.Array, count: jax.Array, dtype: Any, *, kernel: bool = False) -> jax.Array:
+    """``total / count`` in ``dtype``, with the division of torch and torch_scatter.
+
+    Real floats divide (in the accumulation dtype, rounded once). Complex values are multiplied
+    by the real reciprocal of ``count``, as torch's complex division by a real-valued complex
+    count computes it (``total / count`` differs from it in the last bit). Integers divide in
+    the dtype's own signedness at 32 or 64 bits (a uint32 sum above 2**31 is not read as
+    negative), rounding towards -inf (torch's ``scatter_reduce`` and torch_scatter's
+    ``scatter_mean``). ``count`` must be positive.
+
+    ``kernel=True``: the ``val / (scalar_t)count`` of torch_scatter's ``segment_csr`` /
+    ``segment_coo`` CPU kernels, in ``dtype`` itself: integers truncate towards zero (C++
+    division), and float16/bfloat16 round the sum and the count to ``dtype`` before dividing
+    (in float32, rounded again).
     """
     dtype = np.dtype(dtype)
+    if jnp.issubdtype(dtype, jnp.complexfloating):
+        # c10::complex's division by c + 0i: rat = 0 / c, scale = 1 / c,
+        # ((a + b * rat) * scale, (b - a * rat) * scale).
+        c = jnp.real(count).astype(jnp.finfo(dtype).dtype)
+        rat, scale = 0 / c, 1 / c
+        a, b = total.real, total.imag
+        return jax.lax.complex((a + b * rat) * scale, (b - a * rat) * scale).astype(dtype)
     if jnp.issubdtype(dtype, jnp.inexact):
         acc = accumulation_dtype(dtype)
-        return (total.astype(acc) / count.astype(acc)).astype(dtype)
+        if kernel:  # c10::Half / c10::BFloat16 division: float32 of the rounded operands
+            total, count = total.astype(dtype), count.astype(dtype)
+        # A count broadcast in the division lets XLA divide by multiplying with its
+        # reciprocal, which differs in the last bit; the barrier keeps the true division.
+        count = jax.lax.optimization_barrier(jnp.broadcast_to(count.astype(acc), total.shape))
+        return (total.astype(acc) / count).astype(dtype)
     signed = jnp.issubdtype(dtype, jnp.signedinteger)
     bits = 64 if dtype.itemsize == 8 else 32
     wide = jnp.dtype(f"{'int' if signed else 'uint'}{bits}")
-    return jnp.floor_divide(total.astype(wide), count.astype(wide)).astype(dtype)
+    total, count = total.astype(wide), count.astype(wide)
+    if kernel:
+        return jax.lax.div(total, count).astype(dtype)
+    return jnp.floor_divide(total, count).astype(dtype)
 
 
 def gather_upcast_transpose(gather_fn: Any, operand: jax.Array, index: jax.Array) -> jax.Array:

@@ -149,7 +149,7 @@ def reduce_rows(
         count = per_row(take_rows(count, gid) + 1)
         sums = rows_scatter("add", region, keys, updates)
         total = take_rows(sums, jnp.clip(keys, 0, rows - 1))
-        return rows_scatter("set", sums, keys, _dtypes.floor_mean(total, count, dtype))
+        return rows_scatter("set", sums, keys, _dtypes.mean(total, count, dtype))
     if op == "mean" or (op == "sum" and acc != dtype):
         # Per-group totals in the accumulation dtype (float32 for reduced-precision floats;
         # integers in their own dtype, wrapping as torch does), rounded once. With
@@ -166,22 +166,40 @@ def reduce_rows(
             return write(total.astype(dtype))
         count = rows_scatter("add", jnp.zeros((m,), jnp.int32), gid, jnp.ones((m,), jnp.int32))
         count = per_row(take_rows(count, gid) + (1 if include_self else 0))
-        return write(_dtypes.floor_mean(total, count, dtype))
+        return write(_dtypes.mean(total, count, dtype))
     if not include_self:
         region = write(jnp.full(updates.shape, _dtypes.identity(dtype, op), dtype))
     return rows_scatter(KIND[op], region, keys, updates)
 
 
-def product_of_others(f: jax.Array, zeros: jax.Array, product: jax.Array) -> jax.Array:
+def product_of_others(
+    f: jax.Array, zeros: jax.Array, product: jax.Array, zero_sum: jax.Array
+) -> jax.Array:
     """The product of the factors other than ``f`` at ``f``'s position, without dividing by 0.
 
     ``zeros``: the number of zero factors at that position; ``product``: the product of its
-    non-zero factors. That is ``product / f`` when there is no zero, ``product`` for the one
+    non-zero factors; ``zero_sum``: the sum of its zero factors (0, but its tangent is the sum
+    of theirs). The value is ``product / f`` when there is no zero, ``product`` for the one
     zero factor, else 0 (torch's masking rule for the gradient of a product).
+
+    Differentiable twice when ``product``'s own derivative is the product rule of its (non-zero)
+    factors: where the value is 0 because of one zero factor ``z``, it is written as
+    ``z * (product / f)`` (``f`` non-zero, the only zero elsewhere) or ``z' * product`` (``f``
+    zero, one other zero ``z'``), whose derivative w.r.t. that factor is the product of the
+    rest, as it should be. Positions with more zeros have derivative 0, as the true one.
     """
-    one = jnp.ones((), f.dtype)
-    safe = jnp.where(f == 0, one, f)
-    return jnp.where(zeros == 0, product / safe, jnp.where((f == 0) & (zeros == 1), product, 0))
+    safe = jnp.where(f == 0, jnp.ones((), f.dtype), f)
+    rest = product / safe
+
+    def vanishing(zero: jax.Array, coefficient: jax.Array) -> jax.Array:
+        # ``zero * coefficient``: 0 in value even where the coefficient overflows.
+        return zero * jnp.where(jnp.isfinite(coefficient), coefficient, 0)
+
+    f_is_zero = jnp.where(
+        zeros == 1, product, jnp.where(zeros == 2, vanishing(zero_sum - f, product), 0)
+    )
+    f_is_not = jnp.where(zeros == 0, rest, jnp.where(zeros == 1, vanishing(zero_sum, rest), 0))
+    return jnp.where(f == 0, f_is_zero, f_is_not)
 
 
 # The per-element scatter of a large multi-dimensional index runs in chunks of about this many

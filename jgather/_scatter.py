@@ -259,7 +259,8 @@ def scatter_reduce(
 
     Raises:
       TypeError, IndexError, ValueError: as :func:`scatter`; also ``ValueError`` for an
-        unknown ``reduce`` and ``TypeError`` for bool 'mean'.
+        unknown ``reduce``, ``TypeError`` for bool 'mean' and for complex 'amax'/'amin'
+        (complex numbers have no order; torch raises too).
 
     Example:
       >>> import jax.numpy as jnp
@@ -283,6 +284,8 @@ def scatter_reduce(
     if not isinstance(include_self, bool):
         raise TypeError(f"{fn}: include_self must be a bool, got {include_self!r}.")
     input, dim, index, src, wide = _prepare(fn, input, dim, index, src, mode)
+    if reduce in ("amax", "amin"):
+        _dtypes.check_ordered(fn, input.dtype, reduce)
     if reduce == "mean" and input.dtype == jnp.bool_:
         raise TypeError(
             f"{fn}: reduce='mean' is not defined for bool arrays (torch does not implement it "

@@ -335,7 +335,7 @@ def batchable(
         inexact = jnp.issubdtype(x.dtype, jnp.inexact)
         if op == "prod" and inexact and any(k == 2 for k, _, _ in live):
             zero = lambda t, a: jnp.zeros_like(a) if _symbolic_zero(t) else t
-            out = impl(x, i, s)
+            out = scatter_fn(x, i, s)  # differentiable again by this rule (a second order)
             tangent = product_tangent(
                 x, i, s, zero(tx, x), zero(ts, s), dim, mode, include_self, trailing
             )
@@ -406,11 +406,18 @@ def product_tangent(
     zx = (x == 0).astype(jnp.int32) if include_self else jnp.zeros(x.shape, jnp.int32)
     zeros = scatter("sum", zx, (s == 0).astype(jnp.int32))
     safe_x = jnp.where(x == 0, one, x) if include_self else jnp.ones_like(x)
-    product = scatter("prod", safe_x, jnp.where(s == 0, one, s))
+    # The product of the non-zero factors, differentiable by this same rule (so the tangent
+    # has a derivative too), and the sum of the zero factors (see _rows.product_of_others).
+    product = batchable(dim, mode, "prod", include_self, trailing)(
+        safe_x, i, jnp.where(s == 0, one, s)
+    )
+    x_zeros = jnp.where(x == 0, x, 0) if include_self else jnp.zeros_like(x)
+    zero_sum = scatter("sum", x_zeros, jnp.where(s == 0, s, 0), True)
 
     if include_self:
-        tangent = _rows.product_of_others(x, zeros, product) * tx
+        tangent = _rows.product_of_others(x, zeros, product, zero_sum) * tx
     else:  # the input's tangent survives only where nothing was reduced in
         tangent = tx * scatter("prod", jnp.ones_like(x), jnp.zeros_like(s), False)
-    d_src = _rows.product_of_others(s, at_index(zeros), at_index(product)) * ts
+    at_src = [at_index(v) for v in (zeros, product, zero_sum)]
+    d_src = _rows.product_of_others(s, *at_src) * ts
     return scatter("sum", tangent, d_src, True)

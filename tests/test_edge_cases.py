@@ -150,6 +150,60 @@ def test_prod_gradients_are_the_product_of_the_other_factors_even_at_zeros(inclu
     assert np.isfinite(gs).all()
 
 
+def _product_hessian(factors_of, values, weights):
+    """Re-statement: the Hessian of sum_p weights[p] * prod(factors of p) over ``values``.
+
+    A product is linear in each factor, so d2 / (df dg) is the product of the factors other
+    than f and g (f != g at the same position) and 0 otherwise, zeros included.
+    """
+    h = np.zeros((len(values), len(values)))
+    for p, members in enumerate(factors_of):
+        for f in members:
+            for g in members:
+                if f != g:
+                    rest = [values[k] for k in members if k not in (f, g)]
+                    h[f, g] += weights[p] * np.prod(rest)
+    return h
+
+
+# Positions 0-5 hold no zero, one zero in the input, one in src, two (one without the
+# input), three (two without it); position 4 receives nothing.
+_HESSIAN_INDEX = np.array([0, 0, 1, 1, 1, 2, 2, 3, 3, 3, 5, 5])
+_HESSIAN_X = np.array([1.5, 0.0, 3.0, 0.0, -0.5, 0.0])
+_HESSIAN_SRC = np.array([2.0, -3.0, 4.0, 5.0, -0.5, 0.0, 1.5, 0.0, 2.5, -1.0, 0.0, 0.0])
+_HESSIAN_W = np.array([0.5, -1.25, 2.0, 0.75, 1.5, -0.5])
+
+
+@pytest.mark.usefixtures("x64_on")
+@pytest.mark.parametrize("face", ["scatter_reduce", "scatter_reduce_without_self", "scatter_mul"])
+def test_prod_second_derivatives_are_products_of_the_other_factors_even_at_zeros(face):
+    """d2 out[p] / (df dg) = the product of the factors but f and g, through the JVP rule
+    applied twice (XLA has no derivative of a scatter-multiply with repeated indices): a
+    Hessian-vector product (forward over reverse) against the re-stated Hessian."""
+    x, src, index, w = _HESSIAN_X, _HESSIAN_SRC, _HESSIAN_INDEX, _HESSIAN_W
+    n = len(x)
+    include_self = face != "scatter_reduce_without_self"
+    # Unknowns: [x..., src...]; position p's factors are x[p] (unless include_self=False;
+    # scatter_mul's out= values are factors) and the src reduced into it.
+    factors = [
+        ([p] if include_self else []) + [n + k for k in np.flatnonzero(index == p)]
+        for p in range(n)
+    ]
+    values = np.concatenate([x, src])
+    direction = np.random.default_rng(0).normal(size=len(values))
+    want = _product_hessian(factors, values, w) @ direction
+
+    def loss(v):
+        if face == "scatter_mul":
+            out = segment.scatter_mul(v[n:], index, 0, out=v[:n])
+        else:
+            out = jgather.scatter_reduce(v[:n], 0, index, v[n:], "prod", include_self=include_self)
+        return jnp.sum(out * w)
+
+    hvp = jax.jit(lambda v, u: jax.jvp(jax.grad(loss), (v,), (u,))[1])
+    np.testing.assert_allclose(hvp(values, direction), want, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("reduce", ["amax", "amin"])
 def test_a_nan_extremum_gives_nan_gradients_to_what_was_reduced_into_it(reduce):
     x = jnp.array([1.0, 2.0, 3.0])

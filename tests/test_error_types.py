@@ -197,3 +197,33 @@ def test_traced_where_static_is_a_type_error_naming_the_function():
         jax.jit(lambda k: jgather.apply_mask(T, T[..., 0] > 0, k))(2)
     with pytest.raises(TypeError, match=r"^random_masking: num_prefix fixes"):
         jax.jit(lambda p: jgather.random_masking(K, T, 0.5, num_prefix=p))(np.int32(1))
+
+
+_C = jnp.ones((4, 2), jnp.complex64)
+_COMPLEX_ORDER_CASES = [
+    ("scatter_reduce", lambda s, i: jgather.scatter_reduce(s, 0, i[:, None] * 0, s, "amax")),
+    ("scatter_reduce", lambda s, i: jgather.scatter_reduce(s, 0, i[:, None] * 0, s, "min")),
+    ("scatter_max", lambda s, i: seg.scatter_max(s, i, 0, dim_size=3)),
+    ("scatter_min", lambda s, i: seg.scatter_min(s, i, 0, dim_size=3)),
+    ("scatter", lambda s, i: seg.scatter(s, i, 0, dim_size=3, reduce="max")),
+    ("segment_coo", lambda s, i: seg.segment_coo(s, i, dim_size=3, reduce="min")),
+    ("segment_max_coo", lambda s, i: seg.segment_max_coo(s, i, dim_size=3)),
+    ("segment_min_coo", lambda s, i: seg.segment_min_coo(s, i, dim_size=3)),
+    ("segment_csr", lambda s, i: seg.segment_csr(s, i[:3], reduce="max")),
+    ("segment_max_csr", lambda s, i: seg.segment_max_csr(s, i[:3])),
+    ("segment_min_csr", lambda s, i: seg.segment_min_csr(s, i[:3])),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "call"),
+    _COMPLEX_ORDER_CASES,
+    ids=[f"{n}-{k}" for k, (n, _) in enumerate(_COMPLEX_ORDER_CASES)],
+)
+def test_complex_max_and_min_are_type_errors_at_trace_time(name, call):
+    """Complex numbers have no order: torch raises for complex amax/amin and torch_scatter's
+    max/min kernels take no complex dtype; jgather raises while tracing (under jit too)
+    instead of ordering them lexicographically, and says what to reduce instead."""
+    with pytest.raises(TypeError, match=rf"^{name}: reduce='\w+' needs ordered values") as info:
+        jax.jit(call)(_C, jnp.array([0, 0, 2, 2]))
+    assert "complex64" in str(info.value) and "jnp.abs" in str(info.value)

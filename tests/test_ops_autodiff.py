@@ -1,7 +1,7 @@
 """Autodiff through every op: numerical checks (check_grads) and exact hand-derived gradients.
 
 check_grads compares jax.jvp (mode 'fwd') and jax.vjp (mode 'rev') with finite differences,
-order 2 for gather, scatter_add and 'prod' w.r.t. input (every other op here is linear or piecewise linear
+order 2 for gather, scatter_add and 'prod' (w.r.t. input and src; every other op here is linear or piecewise linear
 in its float arguments, so order 1 says it all). It runs in float64 (conftest's x64_on fixture) so the finite differences are
 tight; the global config is restored afterwards.
 
@@ -21,6 +21,7 @@ from reference import scatter_add as ref_scatter_add
 from reference import scatter_targets
 
 import jgather
+from jgather import segment
 
 RNG = np.random.default_rng(0)
 X = RNG.normal(size=(3, 4))  # [3, 4], float64 (used inside enable_x64)
@@ -30,9 +31,9 @@ SRC = RNG.normal(size=(3, 3))
 W = RNG.normal(size=(3, 4))  # a cotangent with the input's shape
 
 
-def _check(f, args, order=1):
+def _check(f, args, order=1, modes=("fwd", "rev")):
     """jvp and vjp of jit(f) against finite differences (jit keeps the compile count low)."""
-    check_grads(jax.jit(f), args, order=order, modes=("fwd", "rev"), atol=1e-5, rtol=1e-5, eps=1e-4)
+    check_grads(jax.jit(f), args, order=order, modes=modes, atol=1e-5, rtol=1e-5, eps=1e-4)
 
 
 @pytest.mark.usefixtures("x64_on")
@@ -89,13 +90,19 @@ def test_check_grads_scatter_reduce_prod_wrt_input(include_self):
 @pytest.mark.usefixtures("x64_on")
 @pytest.mark.parametrize("include_self", [True, False])
 def test_check_grads_scatter_reduce_prod_wrt_input_and_src(include_self):
-    """First order in both arguments, with duplicate indices (the src tangent is jgather's
-    own product-of-the-others rule; XLA has none for repeated indices)."""
+    """Second order in both arguments, with duplicate indices: the src tangent is jgather's
+    own product-of-the-others rule (XLA has none for repeated indices), and that rule is
+    differentiable in turn. Order 2 runs forward over forward (reverse over reverse costs
+    twice the compiles; test_torch_parity.py compares jax.grad of jax.grad with torch);
+    torch_scatter's scatter_mul into out= uses the same rule. No zero factors here:
+    test_edge_cases.py checks the second derivatives at zeros."""
     idx = jnp.asarray(IDX)
-    _check(
-        lambda a, s: jgather.scatter_reduce(a, 1, idx, s, "prod", include_self=include_self),
-        (jnp.asarray(X), jnp.asarray(SRC)),
-    )
+    args = (jnp.asarray(X), jnp.asarray(SRC))
+    f = lambda a, s: jgather.scatter_reduce(a, 1, idx, s, "prod", include_self=include_self)
+    _check(f, args, order=2, modes=("fwd",))
+    _check(f, args, modes=("rev",))
+    if include_self:
+        _check(lambda a, s: segment.scatter_mul(s, idx, 1, out=a), args, order=2, modes=("fwd",))
 
 
 # --------------------------------------------------------------------------------------------

@@ -187,6 +187,38 @@ def test_integer_mean_floors_and_nan_propagates():
     assert v[0] == -np.inf and a[0] == 0
 
 
+def _c_mean(total, count):
+    """C++'s integer division of torch_scatter's segment kernels: truncate towards zero."""
+    q = abs(int(total)) // max(int(count), 1)
+    return q if total >= 0 else -q
+
+
+def test_integer_segment_means_truncate_as_torch_scatter_kernels():
+    """segment_csr/segment_coo (and their _mean_ forms) divide in torch_scatter's C++ kernel,
+    which truncates towards zero; scatter_mean divides with rounding_mode='floor'. With
+    out=, segment_coo adds out to the sum without counting it (-4 + -1 + -2 = -7, / 2: -3)."""
+    src = np.array([-1, -2, 5, 2, -7, 3, 0, -5, -4], np.int32)
+    index = np.array([0, 0, 1, 1, 2, 2, 2, 4, 4])  # segment 3 empty
+    indptr = np.array([0, 2, 4, 7, 7, 9])
+    out = np.array([-4, 0, 1, 9, -1], np.int32)
+    sums, counts = np.zeros(5, np.int64), np.zeros(5, np.int64)
+    np.add.at(sums, index, src)
+    np.add.at(counts, index, 1)
+    want = [_c_mean(t, c) for t, c in zip(sums, counts, strict=True)]
+    want_out = [_c_mean(t + o, c) for t, o, c in zip(sums, out, counts, strict=True)]
+    assert want[:2] == [-1, 3] and want_out[0] == -3  # floor would give -2 and -4
+    for got in (
+        seg.segment_csr(src, indptr, reduce="mean"),
+        seg.segment_mean_csr(src, indptr),
+        seg.segment_coo(src, index, reduce="mean", dim_size=5),
+        seg.segment_mean_coo(src, index, dim_size=5),
+    ):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(seg.segment_mean_coo(src, index, out=out), want_out)
+    floors = [t // max(c, 1) for t, c in zip(sums, counts, strict=True)]
+    np.testing.assert_array_equal(seg.scatter_mean(src, index, dim_size=5), floors)
+
+
 def test_out_is_the_initial_value_and_is_not_modified():
     out = jnp.array([10.0, 20.0])
     res = seg.scatter_sum(jnp.array([1.0, 2.0]), jnp.array([0, 0]), out=out)

@@ -202,3 +202,76 @@ def test_integer_mean_floors_as_torch():
     )
     want = torch.div(total, count.clamp(min=1), rounding_mode="floor")
     np.testing.assert_array_equal(np.asarray(got), want.numpy())
+
+
+def test_integer_csr_and_coo_means_truncate_as_the_kernel():
+    """torch_scatter's segment kernels end with ``val / count`` in C++ (towards zero);
+    re-stated with torch.div(rounding_mode='trunc'); coo's out= is added, not counted."""
+    src = RNG.integers(-9, 9, size=(E, F)).astype(np.int32)
+    index = np.sort(INDEX)
+    indptr = np.searchsorted(index, np.arange(S + 1)).astype(np.int64)
+    out = RNG.integers(-9, 9, size=(S, F)).astype(np.int32)
+    ts, ti = torch.tensor(src), torch.tensor(index)
+    total = t_sum(ts, ti, 0, S)
+    count = t_sum(torch.ones_like(ts), ti, 0, S).clamp(min=1)
+    want = torch.div(total, count, rounding_mode="trunc").numpy()
+    want_out = torch.div(total + torch.tensor(out), count, rounding_mode="trunc").numpy()
+    assert (want != torch.div(total, count, rounding_mode="floor").numpy()).any()
+    np.testing.assert_array_equal(seg.segment_csr(src, indptr, reduce="mean"), want)
+    np.testing.assert_array_equal(seg.segment_mean_coo(src, index, dim_size=S), want)
+    np.testing.assert_array_equal(seg.segment_mean_coo(src, index, out=out), want_out)
+
+
+class _ScatterMul(torch.autograd.Function):
+    """torch_scatter's ScatterMul (csrc/scatter.cpp): forward the product into ones; backward
+    ``gather(grad_out * out) / src`` with NaN set to 0, from saved src and out, so that a
+    double backward differentiates that formula (through this Function again for out)."""
+
+    @staticmethod
+    def forward(ctx, src, index):
+        out = torch.ones(S, dtype=src.dtype).scatter_reduce(0, index, src, "prod")
+        ctx.save_for_backward(src, index, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        src, index, out = ctx.saved_tensors
+        grad_in = (grad_out * out).gather(0, index) / src
+        return grad_in.masked_fill(grad_in.isnan(), 0), None
+
+
+def test_mul_second_derivative_matches_torch_scatters_rule(x64_on):
+    """jax.grad of jax.grad of scatter_mul against torch_scatter's autograd rule, re-stated,
+    on non-zero values with repeated indices (at zeros torch_scatter's first derivative is 0
+    and jgather's the product of the others, a documented difference). Segments 0 and 1
+    hold s = [2, 3, 4, 5] alone, where d/ds sum(d/ds sum(y**3)) is [648, 468, 6600, 5520]
+    (by hand: 9 y^3 / s_k * sum_j 1 / s_j - 3 y^3 / s_k^2 within a segment)."""
+    src = np.abs(RNG.normal(size=E)) + 0.5
+    src[:4] = [2.0, 3.0, 4.0, 5.0]
+    index = np.where(INDEX < 2, INDEX + 2, INDEX)
+    index[:4] = [0, 0, 1, 1]
+    ts = torch.tensor(src, requires_grad=True)
+    y = _ScatterMul.apply(ts, torch.tensor(index))
+    (g,) = torch.autograd.grad((y**3).sum(), ts, create_graph=True)
+    (want,) = torch.autograd.grad(g.sum(), ts)
+    inner = lambda s: jnp.sum(seg.scatter_mul(s, index, 0, dim_size=S) ** 3)
+    got = jax.jit(jax.grad(lambda s: jnp.sum(jax.grad(inner)(s))))(src)
+    np.testing.assert_allclose(got, want.numpy(), rtol=1e-10)
+    np.testing.assert_allclose(got[:4], [648.0, 468.0, 6600.0, 5520.0], rtol=1e-12)
+
+
+def test_float_means_divide_as_torch_scatter_bit_for_bit():
+    """Means of F = 3 features divide each by its count (XLA would multiply by 1 / count,
+    last bit off) and, in the segment kernels, round a float16 sum to float16 before the
+    division (c10::Half's operator/), both re-stated in torch."""
+    rng = np.random.default_rng(2)
+    src = (rng.normal(size=(3000, F)) * 10).astype(np.float32)
+    index = np.sort(rng.integers(0, 500, size=3000))
+    ts, ti = torch.tensor(src), torch.tensor(index)
+    got = seg.scatter_mean(src, index, 0, dim_size=500)
+    np.testing.assert_array_equal(np.asarray(got), t_mean(ts, ti, 0, 500).numpy())
+    half = src.astype(np.float16)
+    total = t_sum(torch.tensor(half).float(), ti, 0, 500)  # float32 sums, in index order
+    count = t_sum(torch.ones(3000, F), ti, 0, 500).clamp(min=1)
+    want = (total.half().float() / count).half().numpy()
+    np.testing.assert_array_equal(np.asarray(seg.segment_mean_coo(half, index, dim_size=500)), want)

@@ -398,6 +398,86 @@ def test_scatter_reduce_gradients_match_torch(reduce, include_self):
     )
 
 
+@pytest.mark.parametrize("name", ["complex64", "complex128"])
+def test_complex_mean_matches_torch_bit_for_bit(name, x64_on):
+    """torch divides a complex sum by its count as complex by complex (count + 0j), which
+    c10::complex computes as a multiplication by 1 / count (numpy's division too); dividing
+    each part by the count differs in the last bit (8 of 1870 elements in complex128 on the
+    shapes of torch's own test_scatter_reduce_mean). Duplicates on every row, special values
+    (signed zeros, infinities, NaN) in a few entries."""
+    rng = np.random.default_rng(3)
+    dtype = np.dtype(name)
+    shape, index_shape = (10, 11, 17), (10, 9, 17)
+    x = (rng.normal(size=shape) + 1j * rng.normal(size=shape)).astype(dtype) * 5
+    src = (rng.normal(size=index_shape) + 1j * rng.normal(size=index_shape)).astype(dtype) * 5
+    src.reshape(-1)[:6] = [complex(-0.0, -1.0), complex(np.inf, 1), complex(1, -np.inf), complex(np.nan, 0), complex(-0.0, -0.0), complex(0.0, -0.0)]  # fmt: skip
+    index = rng.integers(0, 5, size=index_shape)  # every row: 9 entries into 5 of 11 slots
+    for include_self in (True, False):
+        want = torch.from_numpy(x).scatter_reduce(
+            1, torch.from_numpy(index), torch.from_numpy(src), "mean", include_self=include_self
+        )
+        got = np.asarray(
+            jgather.scatter_reduce(x, 1, index, src, "mean", include_self=include_self)
+        )
+        assert got.dtype == dtype
+        for part in (np.real, np.imag):
+            g, w = part(got), part(want.numpy())
+            same = (g == w) & (np.signbit(g) == np.signbit(w)) | (np.isnan(g) & np.isnan(w))
+            assert same.all(), (include_self, np.flatnonzero(~same)[:8], g[~same][:4], w[~same][:4])
+
+
+_PROD_I = np.array([0, 0, 1, 1])
+
+
+def _torch_second_order(x, src, u, v, include_self):
+    """d/dx and d/dsrc of sum(u * d/dx sum(out**3)) + sum(v * d/dsrc sum(out**3)), torch."""
+    tx = torch.tensor(x, requires_grad=True)
+    ts = torch.tensor(src, requires_grad=True)
+    out = tx.scatter_reduce(0, torch.tensor(_PROD_I), ts, "prod", include_self=include_self)
+    gx, gs = torch.autograd.grad((out**3).sum(), (tx, ts), create_graph=True)
+    loss = (gx * torch.tensor(u)).sum() + (gs * torch.tensor(v)).sum()
+    return [g.numpy() for g in torch.autograd.grad(loss, (tx, ts))]
+
+
+@pytest.fixture(scope="module")
+def _prod_second_order():
+    """The jgather side of _torch_second_order (jax.grad of jax.grad), jitted once per
+    include_self."""
+
+    def build(include_self):
+        def inner(x, s):
+            out = jgather.scatter_reduce(x, 0, _PROD_I, s, "prod", include_self=include_self)
+            return jnp.sum(out**3)
+
+        def outer(x, s, u, v):
+            gx, gs = jax.grad(inner, (0, 1))(x, s)
+            return jnp.sum(gx * u) + jnp.sum(gs * v)
+
+        return jax.jit(jax.grad(outer, (0, 1)))
+
+    return {include_self: build(include_self) for include_self in (True, False)}
+
+
+def test_prod_second_derivative_matches_torch(_prod_second_order, x64_on):
+    """jax.grad of jax.grad through 'prod' w.r.t. src (repeated indices) equals torch's double
+    backward. For x = [1, 2, 3], s = [2, 3, 4, 5], i = [0, 0, 1, 1],
+    d/ds sum(d/ds sum(y**3)) is torch's [648, 468, 52800, 44160] (by hand:
+    9 y^3 / s_k * sum_j 1 / s_j - 3 y^3 / s_k^2 within a position). Then mixed x/src second
+    derivatives, also where a position holds one zero (torch rejects double backward with two
+    zeros at one position), with and without the input."""
+    x, src = np.array([1.0, 2.0, 3.0]), np.array([2.0, 3.0, 4.0, 5.0])
+    _, got = _prod_second_order[True](x, src, np.zeros(3), np.ones(4))
+    np.testing.assert_allclose(got, [648.0, 468.0, 52800.0, 44160.0], rtol=1e-12)
+    u, v = np.array([1.0, 1.5, 2.0]), np.array([-1.0, 0.5, 0.25, 1.0])
+    points = [(x, src), (np.array([1.0, 0.0, 3.0]), np.array([0.0, 3.0, 4.0, 5.0]))]
+    for include_self in (True, False):
+        for x, src in points:
+            want = _torch_second_order(x, src, u, v, include_self)
+            got = _prod_second_order[include_self](x, src, u, v)
+            for g, w in zip(got, want, strict=True):
+                np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-9)
+
+
 @pytest.mark.parametrize("reduce", ["amax", "amin"])
 def test_amax_amin_tie_gradients(reduce):
     """Ties share the gradient evenly. x = [1, 5], src = [5, 5, 2] (amax; amin negates)
@@ -472,6 +552,8 @@ _ERROR_CASES = {
     "scatter_reduce bool mean": (lambda t: t.scatter_reduce(t.zeros(3, 2, dtype=t.bool), 1, to_torch(_I), t.ones(3, 1, dtype=t.bool), "mean"), lambda j: j.scatter_reduce(np.zeros((3, 2), bool), 1, _I, np.ones((3, 1), bool), "mean")),
     "scatter_reduce oob": (lambda t: t.scatter_reduce(to_torch(_X), 1, to_torch(_I + 2), to_torch(_S), "amax"), lambda j: j.scatter_reduce(_X, 1, _I + 2, _S, "amax")),
     "scatter_reduce dim": (lambda t: t.scatter_reduce(to_torch(_X), -3, to_torch(_I), to_torch(_S), "sum"), lambda j: j.scatter_reduce(_X, -3, _I, _S, "sum")),
+    "scatter_reduce complex amax": (lambda t: t.scatter_reduce(t.zeros(3, 2, dtype=t.complex64), 1, to_torch(_I), t.ones(3, 1, dtype=t.complex64), "amax"), lambda j: j.scatter_reduce(np.zeros((3, 2), np.complex64), 1, _I, np.ones((3, 1), np.complex64), "amax")),
+    "scatter_reduce complex amin": (lambda t: t.scatter_reduce(t.zeros(3, 2, dtype=t.complex128), 1, to_torch(_I), t.ones(3, 1, dtype=t.complex128), "amin", include_self=False), lambda j: j.scatter_reduce(np.zeros((3, 2), np.complex128), 1, _I, np.ones((3, 1), np.complex128), "amin", include_self=False)),
     "take_along_dim rank": (lambda t: t.take_along_dim(to_torch(_X), to_torch(np.array([0, 1])), 1), lambda j: j.take_along_dim(_X, np.array([0, 1]), 1)),
     "take_along_dim float": (lambda t: t.take_along_dim(to_torch(_X), to_torch(_I * 1.0), 1), lambda j: j.take_along_dim(_X, _I * 1.0, 1)),
     "take_along_dim flat oob": (lambda t: t.take_along_dim(to_torch(_X), t.tensor([6])), lambda j: j.take_along_dim(_X, np.array([6]))),

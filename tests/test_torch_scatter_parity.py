@@ -115,6 +115,86 @@ def test_integer_mean_floors_as_torch_scatter():
     np.testing.assert_array_equal(np.asarray(got), want.numpy())
 
 
+def test_integer_csr_and_coo_means_truncate_as_torch_scatter():
+    """The segment kernels divide in C++ (towards zero); scatter_mean floors (above)."""
+    src = RNG.integers(-9, 9, size=(E, F)).astype(np.int64)
+    index = np.sort(INDEX)
+    indptr = np.searchsorted(index, np.arange(S + 1))
+    out = RNG.integers(-9, 9, size=(S, F)).astype(np.int64)
+    ts, ti = torch.tensor(src), torch.tensor(index)
+    with jax.enable_x64(True):
+        for got, want in (
+            (
+                seg.segment_csr(src, indptr, reduce="mean"),
+                torch_scatter.segment_csr(ts, torch.tensor(indptr), reduce="mean"),
+            ),
+            (
+                seg.segment_mean_coo(src, index, dim_size=S),
+                torch_scatter.segment_mean_coo(ts, ti, dim_size=S),
+            ),
+            (
+                seg.segment_mean_coo(src, index, out=out),
+                torch_scatter.segment_mean_coo(ts, ti, torch.tensor(out)),
+            ),
+        ):
+            np.testing.assert_array_equal(np.asarray(got), want.numpy())
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+def test_float_means_match_torch_scatter_bit_for_bit(dtype):
+    """F = 3 features: each mean divides by its count; the segment kernels round a
+    half-precision sum to its dtype before dividing."""
+    rng = np.random.default_rng(2)
+    t = (torch.tensor(rng.normal(size=(3000, F)).astype(np.float32)) * 10).to(getattr(torch, dtype))
+    src = jnp.asarray(t.float().numpy()).astype(dtype)
+    index = np.sort(rng.integers(0, 500, size=3000))
+    indptr = np.searchsorted(index, np.arange(501))
+    out = torch.tensor(rng.normal(size=(500, F)).astype(np.float32)).to(t.dtype)
+    ti = torch.tensor(index)
+    pairs = [
+        (seg.segment_csr(src, indptr, reduce="mean"), torch_scatter.segment_csr(t, torch.tensor(indptr), reduce="mean")),
+        (seg.segment_mean_coo(src, index, out=jnp.asarray(out.float().numpy()).astype(dtype)), torch_scatter.segment_mean_coo(t, ti, out.clone())),
+    ]  # fmt: skip
+    if dtype == "float32":  # scatter_mean of half precision sums in float32 (porting guide)
+        pairs.append(
+            (
+                seg.scatter_mean(src, index, 0, dim_size=500),
+                torch_scatter.scatter_mean(t, ti, 0, dim_size=500),
+            )
+        )
+    for got, want in pairs:
+        np.testing.assert_array_equal(np.asarray(got).astype(np.float32), want.float().numpy())
+
+
+def test_mul_second_derivative_matches_torch_scatter(x64_on):
+    """Double backward through torch_scatter's ScatterMul on non-zero values: segments 0 and
+    1 hold s = [2, 3, 4, 5] alone (d/ds sum(d/ds sum(y**3)) = [648, 468, 6600, 5520])."""
+    src = np.abs(RNG.normal(size=E)) + 0.5
+    src[:4] = [2.0, 3.0, 4.0, 5.0]
+    index = np.where(INDEX < 2, INDEX + 2, INDEX)
+    index[:4] = [0, 0, 1, 1]
+    ts = torch.tensor(src, requires_grad=True)
+    y = torch_scatter.scatter_mul(ts, torch.tensor(index), 0, dim_size=S)
+    (g,) = torch.autograd.grad((y**3).sum(), ts, create_graph=True)
+    (want,) = torch.autograd.grad(g.sum(), ts)
+    inner = lambda s: jnp.sum(seg.scatter_mul(s, index, 0, dim_size=S) ** 3)
+    got = jax.jit(jax.grad(lambda s: jnp.sum(jax.grad(inner)(s))))(src)
+    np.testing.assert_allclose(got, want.numpy(), rtol=1e-10)
+    np.testing.assert_allclose(got[:4], [648.0, 468.0, 6600.0, 5520.0], rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["scatter_max", "scatter_min", "segment_max_csr"])
+def test_complex_max_and_min_raise_as_in_torch_scatter(name):
+    """torch_scatter's max/min kernels have no complex dtypes; jgather raises TypeError."""
+    src = np.ones((4, 2), np.complex64)
+    args = (np.array([0, 2, 4]),) if name.endswith("csr") else (np.array([0, 0, 1, 1]), 0)
+    t_args = (torch.tensor(args[0]), *args[1:])
+    with pytest.raises(RuntimeError, match="not implemented for 'ComplexFloat'"):
+        getattr(torch_scatter, name)(torch.tensor(src), *t_args)
+    with pytest.raises(TypeError, match=f"^{name}: reduce="):
+        getattr(seg, name)(src, *args)
+
+
 @pytest.mark.parametrize("reduce", ["sum", "mean", "max", "min"])
 def test_csr_and_coo_match_torch_scatter(reduce):
     lengths = np.array([3, 5, 0, 7, 4, 21], np.int64)  # one empty segment

@@ -50,6 +50,8 @@ def _coo(
     mode: str | None,
 ) -> Any:  # an array, or (values, arg) for 'min' / 'max'
     src = _arguments.as_src(fn, src)
+    if op in ("min", "max"):
+        _dtypes.check_ordered(fn, src.dtype, op)
     _arguments.check_mode(fn, mode)
     idx, wide = _sorted.lead_index(fn, "index", index, src, whole=True)
     dim = _sorted.index_ndim(index) - 1
@@ -77,7 +79,9 @@ def _coo_core(
     if op == "sum":
         return _reductions.reduce_sum(src, idx, out, dim, size, mode, sorted=True)
     if op == "mean":
-        return _reductions.reduce_mean(src, idx, out, dim, size, mode, sorted=True)
+        # torch_scatter's CPU kernel divides in the dtype (C++): integer means
+        # truncate towards zero, half-precision sums round before the division.
+        return _reductions.reduce_mean(src, idx, out, dim, size, mode, sorted=True, kernel=True)
     return _reductions.reduce_arg(op, src, idx, out, dim, size, mode, sorted=True)
 
 
@@ -93,10 +97,11 @@ def segment_coo(
     """Reduces ``src`` over runs of a sorted ``index`` with ``reduce`` (sum/add, mean, min, max).
 
     torch_scatter's ``segment_coo``: :func:`jgather.segment.scatter` along axis
-    ``index.ndim - 1``, with its semantics (empty segments 0, or keep ``out``; integer means
-    floor; ``'min'``/``'max'`` give the values only). ``index`` must be sorted (non-decreasing)
-    along its last axis, as torch_scatter requires: a concrete index is checked
-    (``ValueError``); a traced unsorted index gives unspecified values (the scatter is marked
+    ``index.ndim - 1``, with its semantics (empty segments 0, or keep ``out``;
+    ``'min'``/``'max'`` give the values only), except that integer means truncate towards
+    zero, as torch_scatter's CPU kernel. ``index`` must be sorted (non-decreasing) along its
+    last axis, as torch_scatter requires: a concrete index is checked (``ValueError``); a
+    traced unsorted index gives unspecified values (the scatter is marked
     ``indices_are_sorted=True``, so XLA may assume the order).
 
     Args:
@@ -119,7 +124,8 @@ def segment_coo(
     Raises:
       ValueError: unknown ``reduce``, unsorted concrete index, shapes that do not broadcast,
         traced index without ``dim_size``.
-      TypeError: non-integer index, bool ``src``, ``out`` dtype differs, non-int ``dim_size``.
+      TypeError: non-integer index, bool ``src``, ``out`` dtype differs, non-int ``dim_size``,
+        complex ``src`` for a max/min (complex numbers have no order).
       IndexError: a concrete index value outside ``[0, dim_size)`` (``mode=None``).
 
     Example:
@@ -237,14 +243,15 @@ def segment_mean_coo(
     *,
     mode: ScatterMode = None,
 ) -> jax.Array:
-    """Means of ``src`` over runs of a sorted ``index`` (integer means floor).
+    """Means of ``src`` over runs of a sorted ``index`` (integer means truncate to zero).
 
     torch_scatter's ``segment_mean_coo``: :func:`jgather.segment.scatter_mean` along axis
     ``index.ndim - 1``: ``(out + sum) / max(count, 1)`` (``out`` is added, not counted); empty
-    segments are 0. ``index`` must be sorted (non-decreasing) along its last axis, as
-    torch_scatter requires: a concrete index is checked (``ValueError``); a traced unsorted
-    index gives unspecified values (the scatter is marked ``indices_are_sorted=True``, so XLA
-    may assume the order).
+    segments are 0. Integer means truncate towards zero, as torch_scatter's CPU kernel (its
+    CUDA kernel and ``scatter_mean`` floor). ``index`` must be sorted (non-decreasing) along
+    its last axis, as torch_scatter requires: a concrete index is checked (``ValueError``); a
+    traced unsorted index gives unspecified values (the scatter is marked
+    ``indices_are_sorted=True``, so XLA may assume the order).
 
     Args:
       src: values ``[..., E, ...]`` with ``E`` at axis ``index.ndim - 1``.
@@ -314,7 +321,8 @@ def segment_min_coo(
     Raises:
       ValueError: unsorted concrete index, shapes that do not broadcast, traced index without
         ``dim_size``.
-      TypeError: non-integer index, bool ``src``, ``out`` dtype differs, non-int ``dim_size``.
+      TypeError: non-integer index, bool ``src``, ``out`` dtype differs, non-int ``dim_size``,
+        complex ``src`` for a max/min (complex numbers have no order).
       IndexError: a concrete index value outside ``[0, dim_size)`` (``mode=None``).
 
     Example:
@@ -363,7 +371,8 @@ def segment_max_coo(
     Raises:
       ValueError: unsorted concrete index, shapes that do not broadcast, traced index without
         ``dim_size``.
-      TypeError: non-integer index, bool ``src``, ``out`` dtype differs, non-int ``dim_size``.
+      TypeError: non-integer index, bool ``src``, ``out`` dtype differs, non-int ``dim_size``,
+        complex ``src`` for a max/min (complex numbers have no order).
       IndexError: a concrete index value outside ``[0, dim_size)`` (``mode=None``).
 
     Example:

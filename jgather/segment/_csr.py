@@ -67,6 +67,8 @@ def _csr(
     fn: str, op: str, src: ArrayLike, indptr: ArrayLike, out: ArrayLike | None
 ) -> Any:  # an array, or (values, arg) for 'min' / 'max'
     src = _arguments.as_src(fn, src)
+    if op in ("min", "max"):
+        _dtypes.check_ordered(fn, src.dtype, op)
     ptr, wide = _sorted.lead_index(fn, "indptr", indptr, src, whole=False)
     dim = _sorted.index_ndim(indptr) - 1
     size = max(ptr.shape[dim] - 1, 0)
@@ -92,7 +94,9 @@ def _csr_core(
     if op == "sum":
         return _reductions.reduce_sum(src, ids, None, dim, size, "drop", sorted=True)
     if op == "mean":
-        return _reductions.reduce_mean(src, ids, None, dim, size, "drop", sorted=True)
+        # torch_scatter's kernel divides in the dtype (C++): integer means
+        # truncate towards zero, half-precision sums round before the division.
+        return _reductions.reduce_mean(src, ids, None, dim, size, "drop", sorted=True, kernel=True)
     return _reductions.reduce_arg(op, src, ids, None, dim, size, "drop", sorted=True)
 
 
@@ -106,10 +110,11 @@ def segment_csr(
 
     torch_scatter's ``segment_csr``: segment ``i`` is ``src[indptr[i]:indptr[i + 1]]`` along
     axis ``indptr.ndim - 1``, reduced with ``'sum'``/``'add'``, ``'mean'`` (integer means
-    floor), ``'min'`` or ``'max'`` (values only). Empty segments are 0. Entries before
-    ``indptr[0]`` or from ``indptr[-1]`` on belong to no segment. A concrete ``indptr`` is
-    checked; a traced one is not (its values are clamped into ``[0, E]``; a decreasing one gives
-    unspecified values). Lowered to segment ids and the sorted scatter path.
+    truncate towards zero, as torch_scatter's kernel), ``'min'`` or ``'max'`` (values only).
+    Empty segments are 0. Entries before ``indptr[0]`` or from ``indptr[-1]`` on belong to
+    no segment. A concrete ``indptr`` is checked; a traced one is not (its values are clamped
+    into ``[0, E]``; a decreasing one gives unspecified values). Lowered to segment ids and
+    the sorted scatter path.
 
     Args:
       src: values ``[..., E, ...]`` with ``E`` at axis ``indptr.ndim - 1``.
@@ -127,7 +132,8 @@ def segment_csr(
     Raises:
       ValueError: unknown ``reduce``, decreasing concrete ``indptr``, shapes that do not
         broadcast, ``out`` shape.
-      TypeError: non-integer ``indptr``, bool ``src``, ``out`` dtype differs from ``src``'s.
+      TypeError: non-integer ``indptr``, bool ``src``, ``out`` dtype differs from ``src``'s,
+        complex ``src`` for a max/min (complex numbers have no order).
       IndexError: concrete ``indptr`` values outside ``[0, E]``.
 
     Example:
@@ -211,13 +217,14 @@ def segment_add_csr(src: ArrayLike, indptr: ArrayLike, out: ArrayLike | None = N
 
 
 def segment_mean_csr(src: ArrayLike, indptr: ArrayLike, out: ArrayLike | None = None) -> jax.Array:
-    """Means of ``src`` over CSR ranges (integer means floor).
+    """Means of ``src`` over CSR ranges (integer means truncate towards zero).
 
     torch_scatter's ``segment_mean_csr``: segment ``i`` is ``src[indptr[i]:indptr[i + 1]]``
-    along axis ``indptr.ndim - 1``; its sum over its length, floored for integers (round
-    towards -inf); empty segments are 0. Entries before ``indptr[0]`` or from ``indptr[-1]`` on
-    belong to no segment. A concrete ``indptr`` is checked; a traced one is not (its values are
-    clamped into ``[0, E]``; a decreasing one gives unspecified values).
+    along axis ``indptr.ndim - 1``; its sum over its length, truncated towards zero for
+    integers (torch_scatter's kernel divides in C++; ``scatter_mean`` floors); empty
+    segments are 0. Entries before ``indptr[0]`` or from ``indptr[-1]`` on belong to no
+    segment. A concrete ``indptr`` is checked; a traced one is not (its values are clamped
+    into ``[0, E]``; a decreasing one gives unspecified values).
 
     Args:
       src: values ``[..., E, ...]`` with ``E`` at axis ``indptr.ndim - 1``.
@@ -269,7 +276,8 @@ def segment_min_csr(
 
     Raises:
       ValueError: decreasing concrete ``indptr``, shapes that do not broadcast, ``out`` shape.
-      TypeError: non-integer ``indptr``, bool ``src``, ``out`` dtype differs from ``src``'s.
+      TypeError: non-integer ``indptr``, bool ``src``, ``out`` dtype differs from ``src``'s,
+        complex ``src`` for a max/min (complex numbers have no order).
       IndexError: concrete ``indptr`` values outside ``[0, E]``.
 
     Example:
@@ -306,7 +314,8 @@ def segment_max_csr(
 
     Raises:
       ValueError: decreasing concrete ``indptr``, shapes that do not broadcast, ``out`` shape.
-      TypeError: non-integer ``indptr``, bool ``src``, ``out`` dtype differs from ``src``'s.
+      TypeError: non-integer ``indptr``, bool ``src``, ``out`` dtype differs from ``src``'s,
+        complex ``src`` for a max/min (complex numbers have no order).
       IndexError: concrete ``indptr`` values outside ``[0, E]``.
 
     Example:

@@ -56,11 +56,14 @@ def reduce_mean(
     size: int,
     mode: str | None,
     sorted: bool = False,
+    kernel: bool = False,
 ) -> jax.Array:
+    """``(out + sum) / max(count, 1)``, divided as torch_scatter's segment kernels do when
+    ``kernel`` (:func:`jgather._dtypes.mean`)."""
     total, idx = _accumulated_sum(src, idx, out, dim, size, mode, sorted)
     counted = total.dtype if jnp.issubdtype(total.dtype, jnp.inexact) else jnp.int32
     n = _lowering.count(idx, dim, size, src.shape[dim], counted, mode, sorted=sorted)
-    return _dtypes.floor_mean(total, jnp.maximum(n, 1), src.dtype)
+    return _dtypes.mean(total, jnp.maximum(n, 1), src.dtype, kernel=kernel)
 
 
 def _product(
@@ -84,28 +87,30 @@ def _float_product_jvp(
     primals: tuple[jax.Array, jax.Array, jax.Array],
     tangents: tuple[jax.Array, jax.Array, Any],
 ) -> tuple[jax.Array, jax.Array]:
-    # d prod = sum over factors f of (product of the others) * df. "The others" is computed
-    # without dividing by f where f == 0: with Z zeros among a segment's factors and P the
-    # product of its non-zero ones, others(f) = P / f if Z == 0, P if f == 0 and Z == 1,
-    # else 0. No NaN or inf from zeros (torch_scatter divides by src and gets NaN there).
+    # d prod = sum over factors f of (product of the others) * df, the others computed by
+    # _rows.product_of_others from each segment's zero count, the product of its non-zero
+    # factors (this function again, so the rule differentiates once more) and the sum of its
+    # zero factors. No NaN or inf from zeros (torch_scatter divides by src and masks the NaN).
     base, src, idx = primals
     dbase, dsrc, _ = tangents
-    zeros_src = (src == 0).astype(jnp.int32)
-    zeros = _lowering.scatter_into(
-        "add", (base == 0).astype(jnp.int32), zeros_src, idx, dim, mode, sorted=sorted
+
+    def per_segment(kind: str, from_base: jax.Array, from_src: jax.Array) -> jax.Array:
+        return _lowering.scatter_into(kind, from_base, from_src, idx, dim, mode, sorted=sorted)
+
+    zeros = per_segment("add", (base == 0).astype(jnp.int32), (src == 0).astype(jnp.int32))
+    one = jnp.ones((), base.dtype)
+    nz = _float_product(
+        jnp.where(base == 0, one, base), jnp.where(src == 0, one, src), idx, dim, mode, sorted
     )
-    nz = _product(
-        jnp.where(base == 0, 1, base), jnp.where(src == 0, 1, src), idx, dim, mode, sorted
-    )
+    zero_sum = per_segment("add", jnp.where(base == 0, base, 0), jnp.where(src == 0, src, 0))
     out = jnp.where(zeros > 0, 0, nz).astype(base.dtype)
 
-    z_g = _lowering.gather_back(zeros, idx, dim)
-    p_g = _lowering.gather_back(nz, idx, dim)
-    d_src = _rows.product_of_others(src, z_g, p_g) * dsrc
+    at_src = [_lowering.gather_back(v, idx, dim) for v in (zeros, nz, zero_sum)]
+    d_src = _rows.product_of_others(src, *at_src) * dsrc
     valid = _lowering.in_range(idx, base.shape[dim], mode)
     if valid is not None:
         d_src = jnp.where(valid, d_src, 0)
-    tangent = _rows.product_of_others(base, zeros, nz) * dbase
+    tangent = _rows.product_of_others(base, zeros, nz, zero_sum) * dbase
     tangent = _lowering.scatter_into("add", tangent, d_src, idx, dim, mode, sorted=sorted)
     return out, tangent
 
@@ -311,6 +316,8 @@ def run(
     extra: Any = None,
 ) -> Any:  # core's result
     p = _arguments.prepare(fn, src, index, dim, out, dim_size, mode, floating=floating)
+    if op in ("max", "min"):
+        _dtypes.check_ordered(fn, p.src.dtype, op)
     return _lowering.call(
         core,
         (p.src, p.index, p.out),

@@ -187,9 +187,11 @@ def scatter_mul(
     """Multiplies ``src`` within segments along ``dim`` (into ones, or into ``out``).
 
     torch_scatter's ``scatter_mul``: empty segments are 1 (and every segment 0 when ``src``
-    is empty and there is no ``out``, as torch_scatter's kernel). One ``lax.scatter_mul``. Gradient
-    (floats): each factor gets the product of the *other* factors in its segment, computed
-    without dividing by zero (torch_scatter divides by ``src`` and gives NaN at zeros).
+    is empty and there is no ``out``, as torch_scatter's kernel). One ``lax.scatter_mul``.
+    Gradient (floats): each factor gets the product of the *other* factors in its segment,
+    computed without dividing by zero, and differentiable again (torch_scatter divides by
+    ``src`` and sets the ``0 / 0`` of a zero factor to 0; elsewhere the two agree, second
+    derivatives included).
 
     Args:
       src: the values, any shape ``[..., E, ...]`` with ``E`` at ``dim``.
@@ -264,7 +266,8 @@ def scatter_max(
       ``(values, argmax)``, both ``[..., dim_size, ...]``; values in ``src``'s dtype.
 
     Raises:
-      TypeError: non-integer index, bool src, ``out`` dtype differs, non-int ``dim_size``.
+      TypeError: non-integer index, bool src, ``out`` dtype differs, non-int ``dim_size``,
+        complex src for a max/min (complex numbers have no order).
       ValueError: index does not broadcast, ``out`` shape, traced index without ``dim_size``.
       IndexError: ``dim`` out of range; a concrete index value outside ``[0, dim_size)``.
 
@@ -314,7 +317,8 @@ def scatter_min(
       ``(values, argmin)``, both ``[..., dim_size, ...]``; values in ``src``'s dtype.
 
     Raises:
-      TypeError: non-integer index, bool src, ``out`` dtype differs, non-int ``dim_size``.
+      TypeError: non-integer index, bool src, ``out`` dtype differs, non-int ``dim_size``,
+        complex src for a max/min (complex numbers have no order).
       ValueError: index does not broadcast, ``out`` shape, traced index without ``dim_size``.
       IndexError: ``dim`` out of range; a concrete index value outside ``[0, dim_size)``.
 
@@ -487,7 +491,8 @@ def scatter(
       ``[..., dim_size, ...]`` in ``src``'s dtype.
 
     Raises:
-      TypeError: non-integer index, bool src, ``out`` dtype differs, non-int ``dim_size``.
+      TypeError: non-integer index, bool src, ``out`` dtype differs, non-int ``dim_size``,
+        complex src for a max/min (complex numbers have no order).
       ValueError: unknown ``reduce``, index does not broadcast, ``out`` shape, traced index
         without ``dim_size``.
       IndexError: ``dim`` out of range; a concrete index value outside ``[0, dim_size)``.
