@@ -11,6 +11,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 
 def accumulation_dtype(dtype: Any) -> np.dtype:
@@ -83,7 +84,12 @@ def floor_mean(total: jax.Array, count: jax.Array, dtype: Any) -> jax.Array:
     dtype = np.dtype(dtype)
     if jnp.issubdtype(dtype, jnp.inexact):
         acc = accumulation_dtype(dtype)
-        return (total.astype(acc) / count.astype(acc)).astype(dtype)
+        total = total.astype(acc)
+        # XLA's simplifier turns a division by a broadcast (a per-row count of whole rows)
+        # into a multiplication by the broadcast reciprocal, which rounds differently from
+        # torch's division; the barrier keeps the division.
+        count = lax.optimization_barrier(jnp.broadcast_to(count.astype(acc), total.shape))
+        return (total / count).astype(dtype)
     signed = jnp.issubdtype(dtype, jnp.signedinteger)
     bits = 64 if dtype.itemsize == 8 else 32
     wide = jnp.dtype(f"{'int' if signed else 'uint'}{bits}")
