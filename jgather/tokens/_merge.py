@@ -483,6 +483,9 @@ def unmerge(m: Merge, x: jax.Array) -> jax.Array:
 
     ToMe's ``unmerge``: tokens that stayed get their own output value back, merged-away
     tokens get the value of the token they joined. Here it is one gather by ``m.slot``.
+    With ``distill_token=True`` it undoes ``merge``'s order (distillation token second);
+    ToMe's ``unmerge`` reads its input as ``[unmerged, dst]`` there, which its ``merge``
+    does not produce, so ToMe's result differs in that case only.
 
     Args:
       m: a :class:`Merge`.
