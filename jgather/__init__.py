@@ -6,6 +6,7 @@ The package is layered; imports only run downwards:
   ``_checks`` (the argument checks every public function shares)
 * on ops: ``masking/`` (``jgather.masking``: MAE, its family, patches, loss, keys) and
   ``segment/`` (``jgather.segment``: torch_scatter's API)
+* on masking: ``tokens/`` (``jgather.tokens``: token merging, pruning, score-guided masking)
 * exploration (on top): ``_explain`` (explain/infer), ``demo/`` (``python -m jgather demo``)
 
 Every public name of ``jgather.masking`` is also re-exported here, flat.
@@ -13,6 +14,7 @@ Every public name of ``jgather.masking`` is also re-exported here, flat.
 
 from jgather import masking as masking
 from jgather import segment as segment
+from jgather import tokens as tokens
 from jgather._explain import explain as explain
 from jgather._explain import infer_gather as infer_gather
 from jgather._gather import gather as gather

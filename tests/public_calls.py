@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import jgather
-from jgather import segment
+from jgather import segment, tokens
 
 
 class Call(NamedTuple):
@@ -272,6 +272,61 @@ def _masking() -> dict[str, Call]:
     }
 
 
+def _distinct(b: int, k: int, high: int) -> np.ndarray:  # [b, k] distinct positions per row
+    return np.argsort(_rng(b).random((b, high)), axis=1)[:, :k].astype(np.int32)
+
+
+def _tokens() -> dict[str, Call]:
+    metric = lambda b: (_x(b, 12, 4),)
+    with_x = lambda b: (_x(b, 12, 4), _x(b, 12, 3))
+    match = lambda mt: tokens.bipartite_soft_matching(mt, 3, class_token=True)
+    return {
+        "tokens.bipartite_soft_matching": Call(match, metric, (0,)),
+        "tokens.bipartite_soft_matching distill": Call(
+            lambda mt: tokens.bipartite_soft_matching(mt, 3, class_token=True, distill_token=True),
+            metric,
+            (0,),
+        ),
+        "tokens.kth_bipartite_soft_matching": Call(
+            lambda mt: tokens.kth_bipartite_soft_matching(mt, 3), metric, (0,)
+        ),
+        "tokens.random_bipartite_soft_matching": Call(
+            lambda k, mt: tokens.random_bipartite_soft_matching(k, mt, 3),
+            lambda b: (_key(b), _x(b, 12, 4)),
+            (1,),
+        ),
+        "tokens.merge": Call(lambda mt, x: tokens.merge(match(mt), x), with_x, (0, 1)),
+        "tokens.unmerge": Call(
+            lambda mt, x: tokens.unmerge(match(mt), tokens.merge(match(mt), x, "amax")),
+            with_x,
+            (0, 1),
+        ),
+        "tokens.merge_wavg": Call(lambda mt, x: tokens.merge_wavg(match(mt), x), with_x, (0, 1)),
+        "tokens.merge_source": Call(
+            lambda mt, x: tokens.merge_source(match(mt), x), with_x, (0, 1)
+        ),
+        "tokens.proportional_attention_bias": Call(
+            tokens.proportional_attention_bias, lambda b: (np.abs(_x(b, 12, 1)) + 1,), (0,)
+        ),
+        "tokens.keep_topk": Call(
+            lambda x, s: tokens.keep_topk(x, s, 4, fuse=True, num_prefix=1),
+            lambda b: (_x(b, 13, 4), _x(b, 12)),
+            (0, 1),
+        ),
+        "tokens.batch_index_select": Call(
+            tokens.batch_index_select, lambda b: (_x(b, 12, 4), _idx(b, 5, high=12)), (0, 1)
+        ),
+        "tokens.complement_idx": Call(
+            lambda i: tokens.complement_idx(i, 12), lambda b: (_distinct(b, 5, 12),), (0,)
+        ),
+        "tokens.score_masking": Call(
+            lambda k, x, s: tokens.score_masking(k, x, s, 0.5, gumbel=True, num_prefix=1),
+            lambda b: (_key(b), _x(b, 17, 4), _x(b, 16)),
+            (1, 2),
+        ),
+    }
+
+
 STATIC_BATCH = {
     "block_masking": lambda k: jgather.block_masking(k, 4),
     "simmim_masking": lambda k: jgather.simmim_masking(k, 4),
@@ -290,14 +345,17 @@ STATIC_BATCH = {
 
 # Exploration helpers: they print or search over concrete values, by design outside jit.
 NOT_CALLS = {"explain", "infer_gather"}
+# ToMe's per-layer schedule: Python ints that fix the model's shapes, computed before tracing.
+NOT_CALLS |= {"tokens.r_schedule"}
 
-CALLS: dict[str, Call] = {**_ops(), **_segment(), **_masking()}
+CALLS: dict[str, Call] = {**_ops(), **_segment(), **_masking(), **_tokens()}
 
 
 def public_functions() -> set[str]:
-    """Every public function name of ``jgather`` and ``jgather.segment`` (classes excluded)."""
+    """Every public function name of ``jgather``, ``jgather.segment`` and ``jgather.tokens``
+    (classes excluded)."""
     names = set()
-    for module, prefix in ((jgather, ""), (segment, "segment.")):
+    for module, prefix in ((jgather, ""), (segment, "segment."), (tokens, "tokens.")):
         for name in module.__all__:
             obj = getattr(module, name)
             if callable(obj) and not isinstance(obj, type) and not hasattr(obj, "__path__"):

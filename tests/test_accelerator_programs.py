@@ -19,7 +19,7 @@ import pytest
 from jax import export
 
 import jgather
-from jgather import segment
+from jgather import segment, tokens
 
 ACCELERATORS = ("cuda", "tpu")
 F32 = jnp.float32
@@ -283,8 +283,72 @@ MASKING = {
     "patchify": (lambda im: jgather.patchify(im, 16), (S((2, 224, 224, 3)),), {}),
 }
 
+# ToMe at ViT-B/16's token count (197 with the class token), r = 16.
+VIT, VIT_M = S((8, 197, 96)), S((8, 197, 64))
+MERGE = (S((8, 181), I32), S((8, 16), I32), S((8, 16), I32), S((8, 197), I32))  # Merge's arrays
+
+
+def _tome(mt):
+    return tokens.bipartite_soft_matching(mt, 16, class_token=True)
+
+
+TOKEN_REDUCTION = {
+    "bipartite_soft_matching": (_tome, (VIT_M,), {}),
+    "kth_bipartite_soft_matching": (
+        lambda mt: tokens.kth_bipartite_soft_matching(mt, 4),
+        (VIT_M,),
+        {},
+    ),
+    "random_bipartite_soft_matching": (
+        lambda k, mt: tokens.random_bipartite_soft_matching(k, mt, 16),
+        (KEY, VIT_M),
+        {},
+    ),
+    # merge_wavg's 'sum': one gather of the output tokens, one of the merged ones, one
+    # scatter of whole rows. ('mean' groups equal targets first, as torch's mean needs.)
+    "merge sum": (
+        lambda m, x: tokens.merge(tokens.Merge(*m, r=16, num_tokens=197), x, "sum"),
+        (MERGE, VIT),
+        {"scatter": 1, "gather": 2, "sort": 0},
+    ),
+    "merge mean": (
+        lambda m, x: tokens.merge(tokens.Merge(*m, r=16, num_tokens=197), x),
+        (MERGE, VIT),
+        {},
+    ),
+    "unmerge": (
+        lambda m, x: tokens.unmerge(tokens.Merge(*m, r=16, num_tokens=197), x),
+        (MERGE, S((8, 181, 96))),
+        {"gather": 1, "scatter": 0, "sort": 0},
+    ),
+    "merge_wavg": (lambda mt, x: tokens.merge_wavg(_tome(mt), x), (VIT_M, VIT), {}),
+    "merge_source": (lambda mt, x: tokens.merge_source(_tome(mt), x), (VIT_M, VIT), {}),
+    "proportional_attention_bias": (
+        tokens.proportional_attention_bias,
+        (S((8, 181, 1)),),
+        {"gather": 0, "scatter": 0},
+    ),
+    "keep_topk": (
+        lambda x, s: tokens.keep_topk(x, s, 98, fuse=True, num_prefix=1),
+        (VIT, S((8, 196))),
+        {},
+    ),
+    "batch_index_select": (
+        tokens.batch_index_select,
+        (VIT, S((8, 98), I32)),
+        {"scatter": 0},
+    ),
+    "complement_idx": (lambda i: tokens.complement_idx(i, 196), (S((8, 98), I32),), {}),
+    "score_masking": (
+        lambda k, x, s: tokens.score_masking(k, x, s, 0.75, gumbel=True),
+        (KEY, TOKENS, S((8, 196))),
+        {},
+    ),
+}
+
 CASES = {
     **{f"ops/{k}": v for k, v in OPS.items()},
+    **{f"tokens/{k}": v for k, v in TOKEN_REDUCTION.items()},
     **{f"segment/{k}": v for k, v in SEGMENT.items()},
     **{f"masking/{k}": v for k, v in MASKING.items()},
 }
@@ -314,6 +378,9 @@ def test_every_public_function_is_exported_for_the_accelerators():
     host_side = {"explain", "infer_gather", "example_keys", "mask_schedule", "unpatchify"}
     assert public - host_side <= covered, sorted(public - host_side - covered)
     assert set(segment.__all__) <= covered, sorted(set(segment.__all__) - covered)
+    # r_schedule is a Python list of ints (the model's shapes), computed before tracing.
+    functions = {n for n in tokens.__all__ if not isinstance(getattr(tokens, n), type)}
+    assert functions - {"r_schedule"} <= covered, sorted(functions - {"r_schedule"} - covered)
 
 
 @pytest.mark.parametrize("platform", ACCELERATORS)

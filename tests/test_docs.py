@@ -38,7 +38,7 @@ API_PAGES = sorted((DOCS / "api").glob("*.md"))
 PAGES = sorted(
     p for p in DOCS.rglob("*.md") if not p.relative_to(DOCS).parts[0].startswith(("_", "notebooks"))
 )
-NAMESPACES = (jgather, jgather.segment, jgather.masking)
+NAMESPACES = (jgather, jgather.segment, jgather.masking, jgather.tokens)
 
 _DIRECTIVE = re.compile(r"^\s*\.\. (currentmodule|module|autofunction|autoclass)::\s*(\S+)", re.M)
 

@@ -1,5 +1,5 @@
-"""Imports inside jgather run one way: ops at the bottom, masking and segment on ops, exploration
-on top (see jgather/__init__.py). Read from the source with ``ast``, so nothing is imported."""
+"""Imports inside jgather run one way: ops at the bottom, masking and segment on ops, tokens on
+masking, exploration on top (see jgather/__init__.py). Read from the source with ``ast``, so nothing is imported."""
 
 import ast
 import pathlib
@@ -11,7 +11,8 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent / "jgather"
 # Layer of each module, by its dotted name below ``jgather`` (a package's modules share its layer).
 OPS = 0
 ON_OPS = 1
-TOP = 2
+ON_MASKING = 2  # tokens: returns masking's MaskedTokens, reuses its keys and sorts
+TOP = 3
 
 
 def _layer(module: str) -> int:
@@ -33,6 +34,8 @@ def _layer(module: str) -> int:
         return OPS
     if first in ("masking", "segment"):
         return ON_OPS
+    if first == "tokens":
+        return ON_MASKING
     if first in ("_explain", "demo", "__main__", ""):
         return TOP  # "" is jgather/__init__.py, which re-exports everything
     raise AssertionError(f"jgather.{module} has no layer; add it to tests/test_layering.py")
@@ -93,3 +96,4 @@ def test_the_walk_sees_imports():
     assert "_gather" in set(_imports("masking._mae", MODULES["masking._mae"]))
     assert "masking" in set(_imports("", MODULES[""]))
     assert "_indexing" in set(_imports("segment._arguments", MODULES["segment._arguments"]))
+    assert "masking._mae" in set(_imports("tokens._select", MODULES["tokens._select"]))

@@ -47,6 +47,7 @@ def test_committed_notebook_matches_its_source(source):
 #: for a minute; here every cell runs with fewer steps.
 QUICK_PARAMETERS = {
     "04_mae_pretraining": "STEPS = 50\nSTEPS_PER_CALL, ROUNDS = 5, 2",
+    "07_token_merging": "DEPTH, WIDTH, HEADS = 2, 64, 2\nBATCH, ROUNDS = 2, 1\nR_VALUES = [0, 16]",
 }
 
 

@@ -415,3 +415,18 @@ def test_scatter_add_keeps_every_dtype():
         x = (np.arange(6).reshape(2, 3) % 2).astype(np_dtype(name))
         out = jgather.scatter_add(x, 1, index, x)
         assert_matches(out, ref_scatter_add(x, 1, index, x), exact=True, err_msg=name)
+
+
+def test_mean_of_whole_rows_divides_as_torch_does(x64_on):
+    """A 'mean' of whole rows (an ``index.expand`` index) divides each total by its count:
+    XLA would otherwise rewrite the division by the broadcast per-row count into a product
+    with its reciprocal, one rounding more than torch's division."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 7, 5))
+    src = rng.standard_normal((2, 40, 5))
+    rows = rng.integers(0, 7, (2, 40, 1))
+    want = ref_scatter_reduce(x, 1, np.broadcast_to(rows, src.shape), src, "mean", True)
+    f = jax.jit(
+        lambda x, r, s: jgather.scatter_reduce(x, 1, jnp.broadcast_to(r, s.shape), s, "mean")
+    )
+    assert_matches(f(x, rows, src), want, exact=True)
