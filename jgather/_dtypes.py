@@ -11,7 +11,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
 
 
 def accumulation_dtype(dtype: Any) -> np.dtype:
