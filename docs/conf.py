@@ -193,7 +193,12 @@ nitpick_ignore_regex = [
 ]
 
 # Every public object, by identity: the path it is documented at.
-_NAMESPACES = ("jgather.masking", "jgather.segment", "jgather.tokens", "jgather")
+_NAMESPACES = (
+    "jgather.masking",
+    "jgather.segment",
+    "jgather.tokens",
+    "jgather",
+)
 
 
 def _canonical_paths() -> dict[str, str]:

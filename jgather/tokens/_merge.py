@@ -560,7 +560,7 @@ def merge_wavg(
     x = apply(x * size, "sum")
     size = apply(size, "sum")
     # ``x / size`` as torch divides (XLA would multiply by the broadcast reciprocal).
-    return _dtypes.floor_mean(x, size, x.dtype), size
+    return _dtypes.mean(x, size, x.dtype), size
 
 
 def merge_source(
