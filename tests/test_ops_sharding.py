@@ -10,7 +10,8 @@ scatter.
 The jitted programs compile with ``xla_backend_optimization_level=0``: XLA's HLO passes, the
 SPMD partitioner among them, run as by default (tests/test_sharding.py checks that the HLO is
 the same), so the collectives counted are those users get; only LLVM's code generation is
-skipped. The eager runs compile jgather's own jitted functions with the defaults.
+skipped. The eager runs compile jgather's own jitted functions with the session's settings
+(tests/conftest.py).
 """
 
 from __future__ import annotations
