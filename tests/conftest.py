@@ -2,6 +2,12 @@
 
 * 8 host CPU devices, so the sharding tests can build a real 1-D mesh on a CPU-only machine.
   This must happen before JAX initialises its backend, hence at import time here.
+* XLA's CPU backend without LLVM optimisation (``--xla_backend_optimization_level=0``): most
+  of a compile's time on CPU, and the suite's time is mostly compiles. Every HLO pass still
+  runs as by default (fusion, layout, the SPMD partitioner), so the programs whose structure
+  the tests read are the ones users get (tests/test_sharding.py asserts the optimised HLO is
+  identical at both levels); only the machine code is unoptimised. An ``XLA_FLAGS`` that
+  already sets the level wins (``--xla_backend_optimization_level=3`` is XLA's default).
 * Strict NumPy semantics: implicit rank promotion raises (as equinox's test suite does).
 * A hypothesis profile sized for CI (2 cores, < 10 minutes for the whole suite).
 * Shared fixtures: ``x64`` (each test runs with jax_enable_x64 off, then on), ``x64_on`` (on),
@@ -12,9 +18,13 @@
 import contextlib
 import os
 
-_FLAG = "--xla_force_host_platform_device_count=8"
-if _FLAG not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + _FLAG).strip()
+_FLAGS = {
+    "--xla_force_host_platform_device_count": "8",
+    "--xla_backend_optimization_level": "0",
+}
+for _name, _value in _FLAGS.items():
+    if _name not in os.environ.get("XLA_FLAGS", ""):
+        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_name}={_value}".strip()
 
 import jax  # noqa: E402
 import pytest  # noqa: E402

@@ -1,5 +1,17 @@
-"""Imports inside jgather run one way: ops at the bottom, masking and segment on ops, tokens on
-masking, exploration on top (see jgather/__init__.py). Read from the source with ``ast``, so nothing is imported."""
+"""Imports inside jgather run one way, bottom to top (see jgather/__init__.py):
+
+* the engine (index preparation, lowerings, dtypes, sharding, platform and batching rules);
+* the faces over it: torch's ops (``_gather``, ``_scatter``) and torch_scatter's
+  (``segment``), which turn their arguments into one request to the engine and do not import
+  one another;
+* masking, built on the faces;
+* tokens (token merging and pruning), on masking: it returns masking's ``MaskedTokens`` and
+  reuses its keys and sorts;
+* exploration and the command line on top.
+
+An engine module that imports a face (``_gather``, ``_scatter`` or ``segment``) fails here, as
+does a face that imports masking. Read from the source with ``ast``, so nothing is imported.
+"""
 
 import ast
 import pathlib
@@ -9,31 +21,35 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parent.parent / "jgather"
 
 # Layer of each module, by its dotted name below ``jgather`` (a package's modules share its layer).
-OPS = 0
-ON_OPS = 1
-ON_MASKING = 2  # tokens: returns masking's MaskedTokens, reuses its keys and sorts
-TOP = 3
+ENGINE = 0
+FACES = 1
+MASKING = 2
+ON_MASKING = 3  # tokens
+TOP = 4
+
+_ENGINE = (
+    "_scatter_lowering",
+    "_rows",
+    "_indexing",
+    "_checks",
+    "_dtypes",
+    "_sharding",
+    "_platform",
+    "_jax_private",
+    "_batching",
+    "_permute",
+)
+_FACES = ("_gather", "_scatter", "segment")
 
 
 def _layer(module: str) -> int:
     first = module.split(".")[0]
-    if first in (
-        "_gather",
-        "_scatter",
-        "_scatter_lowering",
-        "_rows",
-        "_indexing",
-        "_checks",
-        "_dtypes",
-        "_sharding",
-        "_platform",
-        "_jax_private",
-        "_batching",
-        "_permute",
-    ):
-        return OPS
-    if first in ("masking", "segment"):
-        return ON_OPS
+    if first in _ENGINE:
+        return ENGINE
+    if first in _FACES:
+        return FACES
+    if first == "masking":
+        return MASKING
     if first == "tokens":
         return ON_MASKING
     if first in ("_explain", "demo", "__main__", ""):
@@ -49,10 +65,11 @@ def _modules():
         yield ".".join(parts), path
 
 
-def _imports(module: str, path: pathlib.Path):
-    """Every ``jgather`` module that ``module`` imports (as dotted names below ``jgather``)."""
-    package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
-    for node in ast.walk(ast.parse(path.read_text())):
+def _imports_in(source: str, module: str, is_package: bool):
+    """Every ``jgather`` module that ``source`` (the text of ``module``) imports."""
+    package = module.split(".") if is_package else module.split(".")[:-1]
+    package = [p for p in package if p]
+    for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -70,6 +87,24 @@ def _imports(module: str, path: pathlib.Path):
                 yield name.removeprefix("jgather").removeprefix(".")
 
 
+def _imports(module: str, path: pathlib.Path):
+    """Every ``jgather`` module that ``module`` imports (as dotted names below ``jgather``)."""
+    return _imports_in(path.read_text(), module, path.name == "__init__.py")
+
+
+def _violations(module: str, imported: list[str]) -> list[str]:
+    """What is wrong with ``module`` importing each of ``imported``."""
+    here, found = _layer(module), []
+    for name in imported:
+        there = _layer(name)
+        if there > here:
+            found.append(f"jgather.{module} (layer {here}) imports jgather.{name} ({there})")
+        elif here == FACES and there == FACES and name.split(".")[0] != module.split(".")[0]:
+            # The faces are siblings over the engine: none imports another.
+            found.append(f"jgather.{module} (a face) imports jgather.{name} (another face)")
+    return found
+
+
 MODULES = dict(_modules())
 
 
@@ -80,15 +115,27 @@ def test_every_module_has_a_layer():
 
 @pytest.mark.parametrize("module", sorted(MODULES))
 def test_no_upward_imports(module):
-    here = _layer(module)
-    for imported in _imports(module, MODULES[module]):
-        there = _layer(imported)
-        assert there <= here, (
-            f"jgather.{module} (layer {here}) imports jgather.{imported} ({there})"
-        )
-        if here == ON_OPS and there == ON_OPS:
-            # masking and segment are siblings: neither imports the other.
-            assert imported.split(".")[0] == module.split(".")[0], (module, imported)
+    assert _violations(module, list(_imports(module, MODULES[module]))) == []
+
+
+@pytest.mark.parametrize(
+    "module, source",
+    [
+        ("_scatter_lowering", "from jgather import _gather"),
+        ("_rows", "from jgather._scatter import scatter"),
+        ("_indexing", "import jgather.segment"),
+        ("_batching", "from jgather.segment import _lowering"),
+        ("_gather", "from jgather.masking import random_masking"),
+        ("segment._coo", "from jgather import _scatter"),
+        ("_scatter", "from jgather import _gather"),
+        ("segment._lowering", "from jgather import masking"),
+        ("masking._mae", "from jgather import _explain"),
+    ],
+)
+def test_the_rules_reject_a_wrong_import(module, source):
+    """The checker itself: each of these imports breaks the layering and must be reported."""
+    imported = list(_imports_in(source, module, is_package=False))
+    assert imported and _violations(module, imported), (module, source)
 
 
 def test_the_walk_sees_imports():
@@ -97,3 +144,6 @@ def test_the_walk_sees_imports():
     assert "masking" in set(_imports("", MODULES[""]))
     assert "_indexing" in set(_imports("segment._arguments", MODULES["segment._arguments"]))
     assert "masking._mae" in set(_imports("tokens._select", MODULES["tokens._select"]))
+    assert "_scatter_lowering" in set(_imports("_scatter", MODULES["_scatter"]))
+    # Masking above the faces: its modules may import them.
+    assert _violations("masking._apply_masks", ["_gather", "_scatter", "segment"]) == []

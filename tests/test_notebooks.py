@@ -7,6 +7,7 @@ percent-format source beside it, and a committed ``.ipynb`` whose cells differ f
 fails here (outputs are not compared).
 """
 
+import os
 from pathlib import Path
 
 import pytest
@@ -44,11 +45,21 @@ def test_committed_notebook_matches_its_source(source):
 
 #: Shorter runs for the suite: a cell run right after a notebook's cell tagged "parameters"
 #: (papermill's convention), so the notebook itself holds no test plumbing. Notebook 4 trains
-#: for a minute; here every cell runs with fewer steps.
+#: for a minute; here every cell runs with fewer steps of smaller batches (what is checked is
+#: that each cell runs, not what the training reaches).
 QUICK_PARAMETERS = {
-    "04_mae_pretraining": "STEPS = 50\nSTEPS_PER_CALL, ROUNDS = 5, 2",
+    "04_mae_pretraining": "STEPS, BATCH = 50, 32\nSTEPS_PER_CALL, ROUNDS = 5, 2",
     "07_token_merging": "DEPTH, WIDTH, HEADS = 2, 64, 2\nBATCH, ROUNDS = 2, 1\nR_VALUES = [0, 16]",
 }
+
+
+def _kernel_environment(monkeypatch):
+    """The kernel inherits the environment: drop the test session's 8 fake devices, so the
+    notebook sees the devices a reader sees, and keep the rest of its ``XLA_FLAGS`` (the
+    backend optimisation level of tests/conftest.py: compiles are most of a notebook's time)."""
+    flags = os.environ.get("XLA_FLAGS", "").split()
+    kept = [f for f in flags if not f.startswith("--xla_force_host_platform_device_count")]
+    monkeypatch.setenv("XLA_FLAGS", " ".join(kept))
 
 
 def _with_quick_parameters(nb, name: str):
@@ -65,9 +76,7 @@ def _with_quick_parameters(nb, name: str):
 @pytest.mark.slow
 @pytest.mark.parametrize("path", PATHS, ids=[p.stem for p in PATHS])
 def test_notebook_runs_top_to_bottom(path, monkeypatch):
-    # The kernel inherits the environment: drop the test session's 8 fake devices so the
-    # notebook sees what a reader sees.
-    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    _kernel_environment(monkeypatch)
     nb = _with_quick_parameters(nbformat.read(path, as_version=4), path.stem)
     client = nbclient.NotebookClient(
         nb,
@@ -129,7 +138,7 @@ def _synthetic_results(folder):
 def test_performance_notebook_plots_a_results_file(tmp_path, monkeypatch):
     """Runs notebook 3 on schema-shaped synthetic results, so its plotting cells are exercised."""
     _synthetic_results(tmp_path)
-    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    _kernel_environment(monkeypatch)
     nb = nbformat.read(NOTEBOOKS / "03_performance.ipynb", as_version=4)
     at = [i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])]
     assert len(at) == 1, "03_performance: expected one cell tagged 'parameters'"

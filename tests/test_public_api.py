@@ -3,15 +3,20 @@
 Each call of ``public_calls.CALLS`` (checked complete below) is jitted once as the reference,
 then, each against it:
 
-* under ``jax_numpy_dtype_promotion="strict"``, ``jax_numpy_rank_promotion="raise"``,
-  ``jax_debug_nans`` and ``jax_debug_infs`` together (a re-trace, so jgather's trace-time code
-  runs under them): no implicit promotion, no false NaN/inf alarm on clean input;
+* traced again under ``jax_numpy_dtype_promotion="strict"``, ``jax_numpy_rank_promotion="raise"``,
+  ``jax_debug_nans`` and ``jax_debug_infs`` together, so jgather's trace-time code runs under
+  them: no implicit promotion, no false NaN/inf alarm in what runs while tracing. The trace is
+  the reference's program (its jaxpr is compared), so the reference's executable, run under
+  ``jax_debug_nans`` and ``jax_debug_infs`` (which are not part of jit's cache key), checks its
+  outputs without a second compile of the same program;
 * under ``jax.transfer_guard("disallow")`` on device-resident arguments: no hidden transfer;
 * through ``jax.export`` with a symbolic batch dimension (``jax.export.symbolic_shape("b")`` on
   the leading axis of each batched argument), serialised and deserialised.
 
 Functions whose batch size is a static argument (``public_calls.STATIC_BATCH``) export with
-their fixed batch.
+their fixed batch. Every check here is of values and of tracing, so the two programs each call
+compiles (the reference and the deserialised export) are compiled without XLA's backend (LLVM)
+optimisations, which changes nothing in the HLO and most of the compile time.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from public_calls import CALLS, STATIC_BATCH, as_jax, covered, public_functions
 import jgather
 
 B = 4
+# Value checks only: no LLVM optimisation (the HLO passes still run).
+O0 = {"xla_backend_optimization_level": 0}
 
 
 @contextlib.contextmanager
@@ -59,37 +66,38 @@ def test_every_public_function_is_in_the_table():
     assert not missing, f"add these to tests/public_calls.py: {sorted(missing)}"
 
 
-@pytest.mark.parametrize("name", sorted(CALLS))
-def test_strict_flags_transfer_guard_and_symbolic_batch_export(name):
-    call = CALLS[name]
-    fn = _flat(call.fn)
-    args = as_jax(call.args(B))
-    jitted = jax.jit(fn)
+def _check(name, fn, args, avals):
+    """The strict-flag trace, the transfer guard and the round-tripped export of ``fn``."""
+    fn = _flat(fn)
+    jitted = jax.jit(fn, compiler_options=O0)
     want = jitted(*args)  # compiled outside the guard: tracing may read Python constants
     with jax.transfer_guard("disallow"):
         _equal(jitted(*args), want, name)
     with _strict():
-        _equal(jax.jit(fn)(*args), want, name)
+        strict = jax.jit(fn).trace(*args)
+    assert str(strict.jaxpr) == str(jitted.trace(*args).jaxpr), name
+    with jax.debug_nans(True), jax.debug_infs(True):
+        _equal(jitted(*args), want, name)
+    exported = _roundtrip(export.export(jax.jit(fn))(*avals))
+    _equal(jax.jit(exported.call, compiler_options=O0)(*args), want, f"{name}, exported")
+
+
+@pytest.mark.parametrize("name", sorted(CALLS))
+def test_strict_flags_transfer_guard_and_symbolic_batch_export(name):
+    call = CALLS[name]
+    args = as_jax(call.args(B))
     (b,) = export.symbolic_shape("b")
     avals = [
         jax.ShapeDtypeStruct((b, *a.shape[1:]) if k in call.batched else a.shape, a.dtype)
         for k, a in enumerate(args)
     ]
-    exported = _roundtrip(export.export(jax.jit(fn))(*avals))
-    _equal(exported.call(*args), want, f"{name}, exported with a symbolic batch")
+    _check(name, call.fn, args, avals)
 
 
 @pytest.mark.parametrize("name", sorted(STATIC_BATCH))
 def test_static_batch_functions_under_the_same_checks(name):
-    fn = _flat(STATIC_BATCH[name])
     key = jax.random.key(3)
-    jitted = jax.jit(fn)
-    want = jitted(key)
-    with jax.transfer_guard("disallow"):
-        _equal(jitted(key), want, name)
-    with _strict():
-        _equal(jax.jit(fn)(key), want, name)
-    _equal(_roundtrip(export.export(jax.jit(fn))(key)).call(key), want, f"{name}, exported")
+    _check(name, STATIC_BATCH[name], (key,), (key,))
 
 
 def test_per_sample_ratios_on_device_stay_there_eagerly():

@@ -6,10 +6,17 @@ Every case runs on both kinds of mesh: ``jax.make_mesh`` (explicit axes, JAX's d
 to be sharded alike, and ``Mesh(devices, names)`` (auto axes), where the compiler propagates
 them. Inputs are mixed on purpose: a sharded ``x`` with one (replicated) key, replicated
 ``noise``, a replicated ``mask``, as users pass them.
+
+The jitted programs compile with ``xla_backend_optimization_level=0``: XLA's HLO passes, the
+SPMD partitioner among them, run as by default, so the program whose collectives are counted
+is the one users get (``test_backend_optimisation_level_leaves_the_hlo_alone`` checks it);
+only LLVM's code generation is skipped, most of the compile time. The eager runs on sharded
+inputs compile jgather's own jitted functions with the session's settings (tests/conftest.py).
 """
 
 from __future__ import annotations
 
+import functools
 import re
 
 import chex
@@ -21,6 +28,9 @@ from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 import jgather
+
+# See the module docstring: the HLO is the default one, LLVM runs unoptimised.
+_jit = functools.partial(jax.jit, compiler_options={"xla_backend_optimization_level": 0})
 
 COLLECTIVES = re.compile(r"all-gather|all-reduce|all-to-all|collective-permute|reduce-scatter")
 
@@ -64,8 +74,8 @@ def assert_no_collectives(compiled, loop_test=False):
 
 def check(mesh, fn, unsharded, sharded, *, sharded_out=True, loop_test=False):
     """``fn`` on sharded inputs, eagerly and under jit, equals ``fn`` on plain arrays."""
-    expected = fn(*unsharded)
-    compiled = jax.jit(fn).lower(*sharded).compile()
+    expected = _jit(fn)(*unsharded)
+    compiled = _jit(fn).lower(*sharded).compile()
     for run in (fn, compiled):
         out = run(*sharded)
         chex.assert_trees_all_equal(out, expected)
@@ -187,7 +197,7 @@ def test_mae_loss(mesh):
         expected = fn(pred, X, mask)
         args = (shard(mesh, pred), shard(mesh, X), mask)
         np.testing.assert_allclose(fn(*args), expected, rtol=1e-6)
-        compiled = jax.jit(fn).lower(*args).compile()
+        compiled = _jit(fn).lower(*args).compile()
         np.testing.assert_allclose(compiled(*args), expected, rtol=1e-6)
         hlo = compiled.as_text()
         assert not re.findall(r"all-gather|all-to-all|collective-permute", hlo)
@@ -199,3 +209,19 @@ def test_under_set_mesh(mesh):
         pytest.skip("jax.set_mesh matters for explicit axes")
     with jax.set_mesh(mesh):
         check(mesh, masking, (KEY, X), (KEY, shard(mesh, X)))
+
+
+def _without_metadata(hlo):
+    return re.sub(r", metadata=\{[^}]*\}", "", hlo)
+
+
+def test_backend_optimisation_level_leaves_the_hlo_alone():
+    """The premise of ``_jit`` and of the session's ``--xla_backend_optimization_level=0``
+    (tests/conftest.py): the optimised HLO (collectives, loops) of a sharded program is the
+    same at XLA's default level (3) and at 0; only the machine code differs."""
+    mesh = jax.make_mesh((8,), ("batch",), devices=jax.devices()[:8])
+    lowered = jax.jit(STRATEGIES["block"]).lower(shard(mesh, KEYS))
+    default = lowered.compile({"xla_backend_optimization_level": 3}).as_text()
+    unoptimised = lowered.compile({"xla_backend_optimization_level": 0}).as_text()
+    assert COLLECTIVES.search(default)  # a partitioned program with its one all-reduce
+    assert _without_metadata(unoptimised) == _without_metadata(default)
