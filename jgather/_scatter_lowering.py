@@ -260,7 +260,7 @@ def _per_shard(
 def batchable(
     dim: int, mode: str | None, op: str, include_self: bool, trailing: tuple[int, ...] | None
 ) -> Callable[[jax.Array, jax.Array, jax.Array], jax.Array]:
-    """``_scatter_impl`` for fixed static arguments, batched by folding, not by lax's rule.
+    """``scatter_impl`` for fixed static arguments, batched by folding, not by lax's rule.
 
     ``jax.vmap``'s rule for a scatter with a batched index adds batching dimensions, which
     ``checkify``'s scatter rule (jax 0.10) cannot read (``IndexError: tuple index out of
@@ -268,7 +268,7 @@ def batchable(
     new leading axis and scatters along ``dim + 1`` -- the same flattened-key scatter as
     unbatched, nested ``vmap`` folding once per level. ``checkify`` does not look inside
     ``custom_vmap``; the caller's index is checked by the probe in ``scatter_core``.
-    Derivatives come from a ``custom_jvp`` whose rule is the JVP of ``_scatter_impl`` itself
+    Derivatives come from a ``custom_jvp`` whose rule is the JVP of ``scatter_impl`` itself
     (``custom_vmap`` alone has no transpose rule, so ``jax.grad`` needs this).
     """
 

@@ -135,11 +135,6 @@ def set_segment(values: jax.Array, dim: int, position: int, value: Any) -> jax.A
     return jnp.where(at == position, jnp.asarray(value, values.dtype), values)
 
 
-def drop_segment(values: jax.Array, dim: int) -> jax.Array:
-    """``values`` without its last segment along ``dim``."""
-    return lax.slice_in_dim(values, 0, values.shape[dim] - 1, axis=dim)
-
-
 def scatter_into(
     kind: str,
     operand: jax.Array,
