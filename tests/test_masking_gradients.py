@@ -239,7 +239,7 @@ def test_apply_masks_layouts_are_named_not_guessed():
 
 
 def test_apply_masks_takes_multiblock_masking_output_as_it_is():
-    masks = jgather.multiblock_masking(KEY, N, (8, 8), min_keep=2)
+    masks = jgather.multiblock_masking(KEY, N, (8, 8), preset=jgather.IJepaConfig(min_keep=2))
     x = RNG.standard_normal((N, 64, D)).astype(np.float32)
     got = jgather.apply_masks(x, masks.target_ids, layout="NMK", unique_indices=True)
     want = jgather.apply_masks(x, jnp.transpose(masks.target_ids, (1, 0, 2)))

@@ -47,7 +47,7 @@ def multiblock_masking(
     size_key: ArrayLike | None = None,
     per_sample_size: bool = False,
     truncate: Truncate | None = None,
-    **overrides: Any,
+    **overrides: object,
 ) -> MultiBlockMasks:
     """Multi-block context and target masks of I-JEPA (images) and V-JEPA (video).
 
