@@ -15,6 +15,7 @@ from jgather import _checks
 from jgather._gather import take_along_dim
 from jgather._scatter import scatter
 from jgather.masking._permutation import _inverse_permutations, _packed_argsort
+from jgather.tokens._scores import check_scores
 
 
 class KeptTokens(NamedTuple):
@@ -91,20 +92,8 @@ def keep_topk(
       ([0.0, 2.0, 4.0, 1.75], [1, 3])
     """
     fn = "keep_topk"
-    x = _checks.as_array(fn, "x", x, hint="pass tokens [N, P + L, C]")
-    if x.ndim != 3:
-        raise ValueError(f"{fn}: x must have shape [N, P + L, C] (3 dims), got {tuple(x.shape)}.")
-    n, total, _ = x.shape
-    num_prefix = _checks.num_prefix(fn, num_prefix, total)
-    length = total - num_prefix
-    scores = _checks.as_array(fn, "scores", scores, hint="pass [N, L] scores")
-    if scores.shape != (n, length):
-        raise ValueError(
-            f"{fn}: scores must have shape [N, L] = {(n, length)} (one per token after the "
-            f"{num_prefix} prefix tokens), got {tuple(scores.shape)}."
-        )
-    if not jnp.issubdtype(scores.dtype, jnp.floating):
-        raise TypeError(f"{fn}: scores must be floating, got {scores.dtype}.")
+    x, scores, num_prefix = check_scores(fn, x, scores, num_prefix, "C")
+    length = scores.shape[1]
     k = _checks.static_int(fn, "k", k, minimum=1, maximum=length, what="the number of tokens kept")
     fuse = _checks.static_bool(fn, "fuse", fuse)
     if fuse and not jnp.issubdtype(x.dtype, jnp.inexact):

@@ -17,6 +17,7 @@ from jgather.masking._mae import (
     _check_method,
     random_masking,
 )
+from jgather.tokens._scores import check_scores
 
 
 @jax.jit
@@ -89,20 +90,8 @@ def score_masking(
     A NaN score counts as the lowest (masked first); ``-0.0`` and ``0.0`` are equal.
     """
     fn = "score_masking"
-    x = _checks.as_array(fn, "x", x, hint="pass tokens [N, P + L, D]")
-    if x.ndim != 3:
-        raise ValueError(f"{fn}: x must have shape [N, P + L, D] (3 dims), got {tuple(x.shape)}.")
-    n, total, _ = x.shape
-    num_prefix = _checks.num_prefix(fn, num_prefix, total)
-    length = total - num_prefix
-    scores = _checks.as_array(fn, "scores", scores, hint="pass [N, L] scores")
-    if scores.shape != (n, length):
-        raise ValueError(
-            f"{fn}: scores must have shape [N, L] = {(n, length)} (one per token after the "
-            f"{num_prefix} prefix tokens), got {tuple(scores.shape)}."
-        )
-    if not jnp.issubdtype(scores.dtype, jnp.floating):
-        raise TypeError(f"{fn}: scores must be floating, got {scores.dtype}.")
+    x, scores, num_prefix = check_scores(fn, x, scores, num_prefix, "D")
+    n = scores.shape[0]
     _checks.static_ratio(fn, "mask_ratio", mask_ratio, what="the shape of x_masked")
     gumbel = _checks.static_bool(fn, "gumbel", gumbel)
     method = _check_method(fn, method)
