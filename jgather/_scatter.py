@@ -1,7 +1,7 @@
 """The scatter family with torch semantics: ``scatter``, ``scatter_add``, ``scatter_reduce``.
 
 Each public function checks its arguments at trace time (and a concrete index's values, with
-torch's ``IndexError``) and calls the jitted ``jgather._scatter_lowering.scatter_core``.
+torch's ``IndexError``) and hands the request to the scatter engine (``jgather._engine.scatter``).
 Out-of-range index values and the ``mode`` argument are described in the
 "Out-of-range indices under jit" guide.
 """
@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jgather import _checks, _dtypes, _indexing, _scatter_lowering, _sharding
+from jgather import _checks, _dtypes, _engine, _indexing
 
 __all__ = ["scatter", "scatter_add", "scatter_reduce"]
 
@@ -61,43 +61,6 @@ def _prepare(
         size = input.shape[dim] if input.ndim else 1
         _indexing.check_bounds_eagerly(fn, wide, dim, size, scatter=True)
     return input, dim, index, src, wide
-
-
-def _dispatch(
-    input: jax.Array,
-    dim: int,
-    index: jax.Array,
-    wide: Any,
-    src: jax.Array,
-    *,
-    mode: str | None,
-    op: str,
-    include_self: bool,
-) -> jax.Array:
-    """Calls the jitted core, choosing at trace time between sharded, whole-rows and generic."""
-    layout = _sharding.auto_layout(input) if index.ndim == input.ndim else None
-    sharded = layout is not None or (
-        input.ndim and index.size and _sharding.explicit_mesh(input, index, src) is not None
-    )
-    first = (
-        None
-        if sharded or not index.size
-        else _scatter_lowering.rows_source(index, wide, dim, input.shape)
-    )
-    if first is not None:
-        return _scatter_lowering.scatter_core(
-            input,
-            first,
-            src,
-            dim=dim,
-            mode=mode,
-            op=op,
-            include_self=include_self,
-            trailing=tuple(input.shape[dim + 1 :]),
-        )
-    return _scatter_lowering.scatter_core(
-        input, index, src, dim=dim, mode=mode, op=op, include_self=include_self, layout=layout
-    )
 
 
 def scatter(
@@ -163,7 +126,9 @@ def scatter(
         )
     input, dim, index, src, wide = _prepare(fn, input, dim, index, src, mode)
     op = _SCATTER_REDUCE[reduce]
-    return _dispatch(input, dim, index, wide, src, mode=mode, op=op, include_self=True)
+    return _engine.scatter(
+        input, index, src, dim=dim, op=op, mode=mode, include_self=True, wide=wide
+    )
 
 
 def scatter_add(
@@ -202,7 +167,9 @@ def scatter_add(
       Array([2., 0., 3.], dtype=float32)
     """
     input, dim, index, src, wide = _prepare("scatter_add", input, dim, index, src, mode)
-    return _dispatch(input, dim, index, wide, src, mode=mode, op="sum", include_self=True)
+    return _engine.scatter(
+        input, index, src, dim=dim, op="sum", mode=mode, include_self=True, wide=wide
+    )
 
 
 def scatter_reduce(
@@ -291,4 +258,6 @@ def scatter_reduce(
             f"{fn}: reduce='mean' is not defined for bool arrays (torch does not implement it "
             "either); cast input and src to an integer or float dtype first."
         )
-    return _dispatch(input, dim, index, wide, src, mode=mode, op=reduce, include_self=include_self)
+    return _engine.scatter(
+        input, index, src, dim=dim, op=reduce, mode=mode, include_self=include_self, wide=wide
+    )

@@ -20,7 +20,7 @@ import pytest
 from reference import scatter_reduce as ref_scatter_reduce
 
 import jgather
-from jgather import _scatter_lowering
+from jgather import _engine
 
 _INSTR = re.compile(r"^\s*(?:ROOT )?%([\w.\-]+) = (.*?) ([a-z][\w\-]*)\(", re.M)
 _ARRAY = re.compile(r"^\w+\[([\d,]*)\]\{([\d,]*)[^}]*\}$")
@@ -224,7 +224,7 @@ def test_expanded_index_inside_jit_is_found_at_trace_time():
     def fn(x, dst, s):
         index = jnp.broadcast_to(dst[:, None], s.shape)
         _, wide = jgather._indexing.as_index("t", "index", index)
-        seen.append(_scatter_lowering.rows_source(index, wide, 0, x.shape))
+        seen.append(_engine.rows_source(index, wide, 0, x.shape))
         return x
 
     jax.make_jaxpr(fn)(jnp.zeros((10, 4)), jnp.zeros(6, jnp.int32), jnp.zeros((6, 4)))

@@ -28,7 +28,7 @@ ON_MASKING = 3  # tokens
 TOP = 4
 
 _ENGINE = (
-    "_scatter_lowering",
+    "_engine",
     "_rows",
     "_indexing",
     "_checks",
@@ -39,7 +39,7 @@ _ENGINE = (
     "_batching",
     "_permute",
 )
-_FACES = ("_gather", "_scatter", "segment")
+_FACES = ("_gather", "_scatter", "segment", "_index", "_masked", "_view_scatter", "_embedding")
 
 
 def _layer(module: str) -> int:
@@ -121,7 +121,7 @@ def test_no_upward_imports(module):
 @pytest.mark.parametrize(
     "module, source",
     [
-        ("_scatter_lowering", "from jgather import _gather"),
+        ("_engine", "from jgather import _gather"),
         ("_rows", "from jgather._scatter import scatter"),
         ("_indexing", "import jgather.segment"),
         ("_batching", "from jgather.segment import _lowering"),
@@ -144,6 +144,6 @@ def test_the_walk_sees_imports():
     assert "masking" in set(_imports("", MODULES[""]))
     assert "_indexing" in set(_imports("segment._arguments", MODULES["segment._arguments"]))
     assert "masking._mae" in set(_imports("tokens._select", MODULES["tokens._select"]))
-    assert "_scatter_lowering" in set(_imports("_scatter", MODULES["_scatter"]))
+    assert "_engine" in set(_imports("_scatter", MODULES["_scatter"]))
     # Masking above the faces: its modules may import them.
     assert _violations("masking._apply_masks", ["_gather", "_scatter", "segment"]) == []

@@ -5,7 +5,7 @@ an in-range index.
 
 jax 0.10's checkify rule for scatters with batching dimensions (what vmap's scatter rule
 produces) fails with ``IndexError: tuple index out of range``; jgather batches its scatters by
-folding the batch axis instead (see ``_scatter_lowering.batchable``).
+folding the batch axis instead (see ``_engine.batchable``).
 """
 
 import jax

@@ -27,7 +27,7 @@ from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 import jgather
-from jgather import _scatter_lowering, _sharding, segment
+from jgather import _engine, _sharding, segment
 
 # See the module docstring: the HLO is the default one, LLVM runs unoptimised.
 O0 = {"xla_backend_optimization_level": 0}
@@ -145,7 +145,7 @@ def test_no_collectives_for_eager_scatters(mesh):
     layout = None if _explicit(mesh) else _sharding.auto_layout(x)
     assert _explicit(mesh) or layout is not None
     for op in ("set", "sum", "mean", "amax"):
-        lowered = _scatter_lowering.scatter_core.lower(
+        lowered = _engine.scatter_core.lower(
             x, i, s, dim=1, mode=None, op=op, include_self=op != "amax", layout=layout
         )
         assert _collectives(lowered.compile(O0)) == [], op

@@ -20,14 +20,14 @@ from jax.experimental import checkify
 from reference import scatter_reduce as ref_scatter_reduce
 
 import jgather
-from jgather import _rows, _scatter_lowering
+from jgather import _engine, _rows
 
 
 @pytest.fixture(autouse=True, scope="module")
 def small_thresholds():
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(_rows, "_CHUNK_ELEMENTS", 24)
-        patch.setattr(_scatter_lowering, "_RUNTIME_ROWS_MIN", 16)
+        patch.setattr(_engine, "_RUNTIME_ROWS_MIN", 16)
         jax.clear_caches()  # programs traced with the default thresholds must not be reused
         yield
     jax.clear_caches()  # nor these by later modules

@@ -1,8 +1,11 @@
-"""The lowering of one torch-style scatter: flat keys into the input, per platform.
+"""The scatter engine: one request (operand, index, updates, reduction), one lowering.
 
-``scatter_core`` is the jitted entry of ``jgather.scatter``, ``scatter_add`` and
-``scatter_reduce``; the design and its measurements are under "Internals" in
-``docs/development.md``.
+:func:`scatter` is the entry every scatter-shaped public function hands its validated
+request to (``jgather.scatter``, ``scatter_add``, ``scatter_reduce`` and the torch index
+family). It chooses between the sharded, whole-rows and per-element paths at trace time and
+calls the jitted ``scatter_core``, which owns index preparation, key building, the
+per-platform strategies, the batching rule and the derivative rules. The design and its
+measurements are under "Internals" in ``docs/development.md``.
 """
 
 from __future__ import annotations
@@ -190,6 +193,79 @@ def scatter_impl(
         return lax.cond(expanded, lambda: whole_rows(first, base), elementwise)
 
     return _platform.cpu_or_accelerator(on_cpu, one_piece)
+
+
+def scatter(
+    input: jax.Array,
+    index: jax.Array,
+    src: jax.Array,
+    *,
+    dim: int,
+    op: str,
+    mode: str | None,
+    include_self: bool = True,
+    wide: Any = None,
+    trailing: tuple[int, ...] | None = None,
+) -> jax.Array:
+    """``input`` with ``src`` reduced in at ``index`` along ``dim``: the one scatter request.
+
+    Args:
+      input: the operand, any shape (0-d acts as 1-D of size 1).
+      index: an integer array with ``input``'s rank, torch's scatter layout
+        (``index.shape[d] <= input.shape[d]`` off ``dim``); or, with ``trailing``, only its
+        axes up to ``dim`` of an index constant along the axes after ``dim``.
+      src: the updates: ``index``'s shape or larger (its leading part is read), or a 0-d
+        value broadcast over the index.
+      dim: the canonical (non-negative) axis.
+      op: 'set', 'sum', 'prod', 'mean', 'amax' or 'amin'.
+      mode: None (in range, checked by the caller and by ``checkify``), 'drop' or 'clip'.
+      include_self: whether ``input``'s values take part in the reduction.
+      wide: the index as the caller gave it (a NumPy array with zero strides is found to be
+        constant along the trailing axes without reading it); defaults to ``index``.
+      trailing: ``input.shape[dim + 1:]`` when ``index`` holds only its axes up to ``dim``.
+
+    Returns:
+      An array of ``input``'s shape and dtype.
+
+    The arguments are trusted: every public function checks them first.
+    """
+    if trailing is not None:
+        if _sharding.auto_layout(input) is None and (
+            _sharding.explicit_mesh(input, index, src) is None
+        ):
+            return scatter_core(
+                input,
+                index,
+                src,
+                dim=dim,
+                mode=mode,
+                op=op,
+                include_self=include_self,
+                trailing=trailing,
+            )
+        full = index.shape + trailing
+        index = jnp.broadcast_to(index.reshape(index.shape + (1,) * len(trailing)), full)
+        wide = None
+    wide = index if wide is None else wide
+    layout = _sharding.auto_layout(input) if index.ndim == input.ndim else None
+    sharded = layout is not None or (
+        input.ndim and index.size and _sharding.explicit_mesh(input, index, src) is not None
+    )
+    first = None if sharded or not index.size else rows_source(index, wide, dim, input.shape)
+    if first is not None:
+        return scatter_core(
+            input,
+            first,
+            src,
+            dim=dim,
+            mode=mode,
+            op=op,
+            include_self=include_self,
+            trailing=tuple(input.shape[dim + 1 :]),
+        )
+    return scatter_core(
+        input, index, src, dim=dim, mode=mode, op=op, include_self=include_self, layout=layout
+    )
 
 
 @functools.partial(
