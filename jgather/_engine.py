@@ -82,12 +82,7 @@ def scatter_impl(
         updates = jnp.broadcast_to(src.reshape((1,) * len(full_shape)), full_shape)
     else:
         updates = _indexing.slice_to(src, full_shape, None)
-    index = _indexing.widen_index(index)
-    if mode == "clip":
-        index = _indexing.clamp(index, size)
-    # Compared at full width, then narrowed: out-of-range values become -1 (a 64-bit
-    # 2**32 + 1 must not wrap into 1).
-    index = _indexing.narrow_index(index, size)
+    index = _indexing.prepare(index, size, mode)  # checkify's probe is scatter_core's
     # Keys address the input itself (its own strides; no slice of it is copied).
     # Python ints, or symbolic dimensions under a shape-polymorphic jax.export.
     strides = [math.prod(input.shape[d + 1 :]) for d in range(input.ndim)]
@@ -288,7 +283,7 @@ def scatter_core(
         if index.size and size and mode != "clip":
             # checkify.index_checks reports the caller's index value and axis size here (the
             # scatters below see flattened, narrowed keys).
-            _indexing.probe(_indexing.widen_index(index), size)
+            _indexing.probe(index, size)
         return batchable(dim, mode, op, include_self, trailing)(input, index, src)
 
     if trailing is not None:  # the caller passes it only off the sharded paths
@@ -470,9 +465,7 @@ def product_tangent(
             if trailing is None
             else jnp.broadcast_to(i.reshape(i.shape + (1,) * len(trailing)), full)
         )
-        idx = _indexing.clamp(
-            _indexing.narrow_index(_indexing.widen_index(idx), v.shape[dim]), v.shape[dim]
-        )
+        idx = _indexing.prepare(idx, v.shape[dim], "clip")
         operand = _indexing.slice_to(v, full, dim)
         return _indexing.batched_gather(operand, idx, dim, lax.GatherScatterMode.PROMISE_IN_BOUNDS)
 

@@ -122,11 +122,7 @@ def _gather_impl(
         value = _default_fill(input.dtype) if fill is None else fill
         return jnp.full(index.shape, value, input.dtype)
     operand = _indexing.slice_to(input, index.shape, dim)
-    if mode == "clip":
-        index = _indexing.clamp(index, size)
-    elif _indexing.narrows_lossily(index) and mode != "promise_in_bounds":
-        _indexing.probe(index, size)  # checkify reports the caller's full-width value
-    index = _indexing.narrow_index(index, size)
+    index = _indexing.prepare(index, size, mode, probe_lossy=True)
     if inverse is not None:
         inverse = _indexing.narrow_index(inverse, index.shape[dim])
 
@@ -254,11 +250,7 @@ def _index_select_impl(
     if size == 0:  # every index value is out of range
         value = _default_fill(input.dtype) if fill is None else fill
         return jnp.full(out_shape, value, input.dtype)
-    if mode == "clip":
-        index = _indexing.clamp(index, size)
-    elif _indexing.narrows_lossily(index) and mode != "promise_in_bounds":
-        _indexing.probe(index, size)  # checkify reports the caller's full-width value
-    index = _indexing.narrow_index(index, size)
+    index = _indexing.prepare(index, size, mode, probe_lossy=True)
     if inverse is not None:
         inverse = _indexing.narrow_index(inverse.reshape(-1), index.shape[0])
     # The axes before dim are batching dimensions (the index broadcast over them, which
@@ -424,11 +416,7 @@ def _take_along_dim_core(
         # gave them, so checkify reports -6 on size 5 as -6 (not as the wrapped -1)
         return jnp.where((i < 0) & (i >= -size), i + size, i)
 
-    if mode == "clip":  # clamp at full width, before narrowing
-        indices = _indexing.clamp(wrap(indices), size)
-    elif mode != "promise_in_bounds" and _indexing.narrows_lossily(indices):
-        _indexing.probe(wrap(indices), size)
-    indices = wrap(_indexing.narrow_index(indices, size, low=-size))
+    indices = _indexing.prepare(wrap(indices), size, mode, probe_lossy=True)
     if input.ndim:
         in_shape = _broadcast_off_dim("take_along_dim", input.shape, indices.shape, dim)
         idx_shape = in_shape[:dim] + indices.shape[dim : dim + 1] + in_shape[dim + 1 :]

@@ -262,14 +262,12 @@ def narrows_lossily(index: jax.Array) -> bool:
     return index.dtype.itemsize > 4 or index.dtype == jnp.uint32
 
 
-def narrow_index(index: jax.Array, size: int, low: int = 0) -> jax.Array:
+def narrow_index(index: jax.Array, size: int) -> jax.Array:
     """The index as int32 (int64 for axes over 2**31 - 1), out-of-range values made -1.
 
-    In-range means ``low <= index < size``. The comparison runs at the index's full width
+    In-range means ``0 <= index < size``. The comparison runs at the index's full width
     *before* narrowing, so a 64-bit ``2**32 + 1`` cannot wrap into ``1`` (XLA's own gather and
-    scatter also narrow indices to 32 bits for small operands, wrapping them). ``low`` is
-    ``-size`` for indices that are wrapped later (take_along_dim); pass such indices through
-    :func:`widen_index` first.
+    scatter also narrow indices to 32 bits for small operands, wrapping them).
     """
     index = widen_index(index)
     target = jnp.int32 if size <= np.iinfo(np.int32).max else jnp.int64
@@ -279,8 +277,27 @@ def narrow_index(index: jax.Array, size: int, low: int = 0) -> jax.Array:
         return index.astype(target)
     ok = index < size
     if jnp.issubdtype(index.dtype, jnp.signedinteger):
-        ok = ok & (index >= low)
-    return jnp.where(ok, index.astype(target), jnp.asarray(-1 - max(-low, 0), target))
+        ok = ok & (index >= 0)
+    return jnp.where(ok, index.astype(target), jnp.asarray(-1, target))
+
+
+def prepare(
+    index: jax.Array, size: int, mode: str | None, *, probe_lossy: bool = False
+) -> jax.Array:
+    """The caller's index ready for a lowering against an axis of ``size``.
+
+    Widened first (:func:`widen_index`: int8 arithmetic cannot overflow), clamped for
+    ``mode='clip'``, and narrowed (:func:`narrow_index`: int32, out-of-range values -1, compared
+    at full width). ``probe_lossy``: when narrowing may change a value, :func:`probe` shows
+    ``checkify`` the caller's full-width value first (callers that probe every index
+    themselves leave it False). Every gather and scatter prepares its index here.
+    """
+    index = widen_index(index)
+    if mode == "clip":
+        index = clamp(index, size)
+    elif probe_lossy and narrows_lossily(index) and mode != "promise_in_bounds":
+        probe(index, size)  # checkify reports the caller's full-width value
+    return narrow_index(index, size)
 
 
 def probe(index: jax.Array, size: int) -> None:
@@ -291,6 +308,7 @@ def probe(index: jax.Array, size: int) -> None:
     or flattened internal key). The dummy holds no elements, so the probe costs nothing even
     before XLA removes it.
     """
+    index = widen_index(index)
     if _sharding.explicit_mesh(index) is not None:
         # An explicitly sharded index cannot gather from an unsharded dummy without an
         # out_sharding; the op's own gather (or, for scatters, the per-shard probe inside

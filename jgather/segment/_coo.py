@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jgather import _checks, _dtypes
+from jgather import _checks, _dtypes, _indexing
 from jgather._indexing import ScatterMode
 from jgather.segment import _arguments, _lowering, _reductions, _sorted
 
@@ -390,7 +390,7 @@ def _gather_core(src: jax.Array, idx: jax.Array, *, dim: int, mode: str | None) 
     size = src.shape[dim]
     if size == 0:  # every entry is out of range (dropped: 0)
         return jnp.zeros(shape, src.dtype)
-    idx = _lowering.prepare_index(idx, size, mode)
+    idx = _indexing.prepare(idx, size, mode)
     out = _dtypes.gather_upcast_transpose(lambda x, i: _lowering.gather_back(x, i, dim), src, idx)
     valid = _lowering.in_range(idx, size, mode)
     if valid is not None:

@@ -43,16 +43,6 @@ def in_range(idx: jax.Array, size: int, mode: str | None) -> jax.Array | None:
     return (idx >= 0) & (idx < size)
 
 
-def prepare_index(idx: jax.Array, size: int, mode: str | None) -> jax.Array:
-    """The aligned index ready for the kernel: int32 (int64 for huge axes) in ``[0, size)``
-    or -1 (compared at full width, so a 64-bit ``2**32 + 1`` cannot wrap into range),
-    clamped for 'clip'. (The checkify probe is :func:`call`'s.)"""
-    idx = _indexing.widen_index(idx)
-    if mode == "clip":
-        idx = _indexing.clamp(idx, size)
-    return _indexing.narrow_index(idx, size)
-
-
 def call(
     core: Callable[..., Any],
     arrays: Sequence[jax.Array | None],
@@ -74,7 +64,7 @@ def call(
     idx = arrays[index]
     probed = statics.get("mode", "drop") is None and checked > 0
     if probed and idx is not None and idx.size and _checks.is_traced(idx):
-        _indexing.probe(_indexing.widen_index(idx), checked)
+        _indexing.probe(idx, checked)
     slots = tuple(k for k, a in enumerate(arrays) if a is not None)
     present = [a for a in arrays if a is not None]
     if not any(_checks.is_traced(a) for a in present):

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.typing import ArrayLike
 
-from jgather import _dtypes, _rows
+from jgather import _dtypes, _indexing, _rows
 from jgather.segment import _arguments, _lowering
 
 
@@ -30,7 +30,7 @@ def _accumulated_sum(
     acc = _dtypes.accumulation_dtype(src.dtype)
     shape = _lowering.out_shape(src.shape, dim, size)
     base = out.astype(acc) if out is not None else jnp.zeros(shape, acc)
-    idx = _lowering.prepare_index(idx, size, mode)
+    idx = _indexing.prepare(idx, size, mode)
     total = _lowering.scatter_into("add", base, src.astype(acc), idx, dim, mode, sorted=sorted)
     return total, idx
 
@@ -128,7 +128,7 @@ def reduce_mul(
     if out is None and src.size == 0:  # torch_scatter's kernel: an empty src gives zeros
         return jnp.zeros(shape, src.dtype)
     base = out if out is not None else jnp.ones(shape, src.dtype)
-    idx = _lowering.prepare_index(idx, size, mode)
+    idx = _indexing.prepare(idx, size, mode)
     if jnp.issubdtype(src.dtype, jnp.inexact):
         return _float_product(base, src, idx, dim, mode, sorted)
     return _product(base, src, idx, dim, mode, sorted)
@@ -153,7 +153,7 @@ def reduce_arg(
     """
     n = src.shape[dim]
     arg_dtype = idx.dtype  # the caller's index dtype (int64 with x64, as torch_scatter)
-    idx = _lowering.prepare_index(idx, size, mode)
+    idx = _indexing.prepare(idx, size, mode)
     shape = _lowering.out_shape(src.shape, dim, size)
     plain = lax.stop_gradient(src)
     init = (
@@ -214,7 +214,7 @@ def reduce_std(
 ) -> jax.Array:
     acc = _dtypes.accumulation_dtype(src.dtype)
     x = src.astype(acc)
-    idx = _lowering.prepare_index(idx, size, mode)
+    idx = _indexing.prepare(idx, size, mode)
     shape = _lowering.out_shape(src.shape, dim, size)
     n = _lowering.count(idx, dim, size, src.shape[dim], acc, mode, sorted=sorted)
     total = _lowering.scatter_into("add", jnp.zeros(shape, acc), x, idx, dim, mode, sorted=sorted)
@@ -259,7 +259,7 @@ def reduce_logsumexp(
 ) -> jax.Array:
     acc = _dtypes.accumulation_dtype(src.dtype)
     x = src.astype(acc)
-    idx = _lowering.prepare_index(idx, size, mode)
+    idx = _indexing.prepare(idx, size, mode)
     m, shift = segment_max_shift(x, idx, dim, size, mode, sorted)
     if out is not None:  # out takes part in the max too, so exp(out - shift) cannot overflow
         o = out.astype(acc)

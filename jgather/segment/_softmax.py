@@ -15,7 +15,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.typing import ArrayLike
 
-from jgather import _dtypes
+from jgather import _dtypes, _indexing
 from jgather._indexing import ScatterMode
 from jgather.segment import _arguments, _lowering
 
@@ -28,7 +28,7 @@ def _core(
 ) -> jax.Array:
     acc = _dtypes.accumulation_dtype(src.dtype)
     x = src.astype(acc)
-    idx = _lowering.prepare_index(idx, size, mode)
+    idx = _indexing.prepare(idx, size, mode)
     # Entries in no segment (dropped) go to an extra segment whose max starts at +inf and
     # whose sum starts at 1: softmax 0, log_softmax -inf, zero gradient. Setting them in the
     # scatters' initial buffers keeps the [E, ...] gathers plain (XLA fuses them).
