@@ -19,16 +19,24 @@ from jgather import _sharding
 
 
 def fold_batch(
-    make: Callable[[int], Callable[..., Any]], dim: int, broadcastable: Sequence[bool]
+    make: Callable[[int], Callable[..., Any]],
+    dim: int,
+    broadcastable: Sequence[bool],
+    *,
+    jvp: Callable[[int], Callable[..., Any]] | None = None,
 ) -> Callable[..., Any]:
     """``make(dim)``, batched under ``jax.vmap`` by folding the batch axis into its arrays.
 
     ``make(d)`` returns a function of equal-rank arrays that reduces along axis ``d`` and
     treats every other axis as independent (broadcast where an array has size 1 there, for
-    the arrays flagged ``broadcastable``). Under ``vmap`` an unbatched broadcastable array
-    gets a leading axis of size 1, any other unbatched array is broadcast to the batch, and
-    ``make(dim + 1)`` runs on the result (nested ``vmap`` folds once per level). Derivatives
-    are the JVP of ``make(dim)`` itself, only for the arguments with a non-zero tangent.
+    the arrays flagged ``broadcastable``; a smaller size in an unflagged array is a leading
+    part). Under ``vmap`` an unbatched broadcastable array gets a leading axis of size 1, any
+    other unbatched array is broadcast to the batch, and ``make(dim + 1)`` runs on the result
+    (nested ``vmap`` folds once per level), per shard on a mesh
+    (:func:`jgather._sharding.per_shard_off_axis`). Derivatives are the JVP of ``make(dim)``
+    itself, only for the arguments with a non-zero tangent, or ``jvp(dim)``'s rule when given:
+    a function of ``(primals, tangents)`` (tangents may be ``SymbolicZero``) returning
+    ``(out, tangent)``.
     """
     impl = make(dim)
     flags = tuple(broadcastable)
@@ -44,7 +52,8 @@ def fold_batch(
             for a, b, bc in zip(arrays, in_batched, flags, strict=True)
         ]
         # A batch sharded on a mesh (explicit axes) reduces per shard, as unbatched calls do.
-        out = _sharding.per_shard_off_axis(fold_batch(make, dim + 1, flags), batched, dim + 1)
+        inner = fold_batch(make, dim + 1, flags, jvp=jvp)
+        out = _sharding.per_shard_off_axis(inner, batched, dim + 1, broadcastable=flags)
         return out, jax.tree.map(lambda _: True, out)
 
     @jax.custom_jvp
@@ -60,6 +69,8 @@ def fold_batch(
         if not live:
             out = impl(*primals)
             return out, jax.tree.map(_zero_tangent, out)
+        if jvp is not None:
+            return jvp(dim)(primals, tangents)
 
         def on_live(*xs: jax.Array) -> Any:
             full = list(primals)

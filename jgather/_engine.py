@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jgather import _dtypes, _indexing, _jax_private, _platform, _rows, _sharding
+from jgather import _batching, _dtypes, _indexing, _jax_private, _platform, _rows, _sharding
 
 # An index of fewer elements than this never gets the run-time whole-rows test (XLA:CPU
 # only): its per-element scatter is cheap, and the two conditionals would cost more.
@@ -278,52 +278,33 @@ def scatter_core(
     layout: tuple[Any, tuple[Any, ...]] | None = None,
     trailing: tuple[int, ...] | None = None,
 ) -> jax.Array:
+    if input.ndim == 0:  # torch pairs a 0-d input with a 1-D index of size 1
+        out = scatter_core(
+            input[None],
+            index.reshape(index.shape or (1,)),
+            src.reshape(src.shape or (1,)),
+            dim=0,
+            mode=mode,
+            op=op,
+            include_self=include_self,
+        )
+        return out.reshape(())
+    if src.ndim == 0 and index.size:  # one value for every index element
+        full = index.shape if trailing is None else index.shape + trailing
+        src = jnp.broadcast_to(src.reshape((1,) * len(full)), full)
+
     def body(input: jax.Array, index: jax.Array, src: jax.Array) -> jax.Array:
-        size = input.shape[dim] if input.ndim else 1
+        size = input.shape[dim]
         if index.size and size and mode != "clip":
             # checkify.index_checks reports the caller's index value and axis size here (the
             # scatters below see flattened, narrowed keys).
             _indexing.probe(index, size)
         return batchable(dim, mode, op, include_self, trailing)(input, index, src)
 
-    if trailing is not None:  # the caller passes it only off the sharded paths
+    if trailing is not None or not index.size:  # the caller passes it only off the sharded paths
         return body(input, index, src)
-    if layout is not None and index.size:
-        return _per_shard(layout[0], body, input, index, src, dim, layout[1], explicit=False)
-    mesh = _sharding.explicit_mesh(input, index, src) if input.ndim and index.size else None
-    if mesh is not None and index.ndim == input.ndim:
-        spec = _sharding.spec_of(input)
-        return _per_shard(mesh, body, input, index, src, dim, spec, explicit=True)
-    return body(input, index, src)
-
-
-def _per_shard(
-    mesh: Any,
-    body: Callable[[jax.Array, jax.Array, jax.Array], jax.Array],
-    input: jax.Array,
-    index: jax.Array,
-    src: jax.Array,
-    dim: int,
-    spec: tuple[Any, ...],
-    *,
-    explicit: bool,
-) -> jax.Array:
-    """``body`` per shard: index and src take the input's layout off ``dim`` where they have
-    its size there (free when they already match it); other axes are replicated."""
-    ok = [
-        d != dim
-        and index.shape[d] == input.shape[d]
-        and (src.ndim == 0 or src.shape[d] == input.shape[d])
-        for d in range(input.ndim)
-    ]
-    return _sharding.per_shard(
-        mesh,
-        body,
-        (input, index, src),
-        (ok, ok, ok if src.ndim else []),
-        spec,
-        ok,
-        explicit=explicit,
+    return _sharding.per_shard_off_axis(
+        body, (input, index, src), dim, broadcastable=(False,) * 3, layout=layout, restore=True
     )
 
 
@@ -331,96 +312,65 @@ def _per_shard(
 def batchable(
     dim: int, mode: str | None, op: str, include_self: bool, trailing: tuple[int, ...] | None
 ) -> Callable[[jax.Array, jax.Array, jax.Array], jax.Array]:
-    """``scatter_impl`` for fixed static arguments, batched by folding, not by lax's rule.
+    """``scatter_impl`` for fixed static arguments, batched by folding
+    (:func:`jgather._batching.fold_batch`), with the scatter's derivative rules.
 
     ``jax.vmap``'s rule for a scatter with a batched index adds batching dimensions, which
-    ``checkify``'s scatter rule (jax 0.10) cannot read (``IndexError: tuple index out of
-    range``). Here a ``custom_vmap`` rule instead folds the batch axis into the arrays as a
-    new leading axis and scatters along ``dim + 1`` -- the same flattened-key scatter as
-    unbatched, nested ``vmap`` folding once per level. ``checkify`` does not look inside
-    ``custom_vmap``; the caller's index is checked by the probe in ``scatter_core``.
-    Derivatives come from a ``custom_jvp`` whose rule is the JVP of ``scatter_impl`` itself
-    (``custom_vmap`` alone has no transpose rule, so ``jax.grad`` needs this).
+    ``checkify``'s scatter rule (jax 0.10) cannot read; folding the batch into one more
+    leading axis keeps the flattened-key scatter. Operands have equal ranks (``scatter_core``
+    makes a 0-d input 1-D and broadcasts a 0-d ``src`` first). ``checkify`` does not look
+    inside the fold; the caller's index is checked by the probe in ``scatter_core``.
     """
 
-    def impl(x: jax.Array, i: jax.Array, s: jax.Array, primal: bool = True) -> jax.Array:
-        return scatter_impl(x, i, s, dim, mode, op, include_self, primal, trailing)
+    def make(d: int) -> Callable[[jax.Array, jax.Array, jax.Array], jax.Array]:
+        return lambda x, i, s: scatter_impl(x, i, s, d, mode, op, include_self, True, trailing)
 
-    @jax.custom_batching.custom_vmap
-    def folded(x: jax.Array, i: jax.Array, s: jax.Array) -> jax.Array:
-        return impl(x, i, s)
+    def jvp(d: int) -> Callable[..., tuple[jax.Array, jax.Array]]:
+        return functools.partial(_scatter_jvp, d, mode, op, include_self, trailing)
 
-    @folded.def_vmap
-    def fold_batch(
-        axis_size: int,
-        in_batched: Sequence[bool],
-        x: jax.Array,
-        i: jax.Array,
-        s: jax.Array,
-    ) -> tuple[jax.Array, bool]:
-        x, i, s = (
-            a if b else jnp.broadcast_to(a, (axis_size, *a.shape))
-            for a, b in zip((x, i, s), in_batched, strict=True)
+    return _batching.fold_batch(make, dim, (False, False, False), jvp=jvp)
+
+
+def _scatter_jvp(
+    dim: int,
+    mode: str | None,
+    op: str,
+    include_self: bool,
+    trailing: tuple[int, ...] | None,
+    primals: tuple[jax.Array, jax.Array, jax.Array],
+    tangents: tuple[Any, Any, Any],
+) -> tuple[jax.Array, jax.Array]:
+    """The scatter's JVP: that of ``scatter_impl`` itself (only for the arguments with a
+    non-zero tangent: JAX has no 'prod' derivative w.r.t. src with duplicates, which must
+    not be asked for by a zero), torch's rules for a floating 'prod' (:func:`product_tangent`)
+    and for NaN extrema."""
+    x, i, s = primals
+    tx, _, ts = tangents
+    live = [(k, a, t) for k, a, t in ((0, x, tx), (2, s, ts)) if not _symbolic_zero(t)]
+
+    def f(*args: jax.Array) -> jax.Array:
+        full = [x, i, s]
+        for (k, _, _), a in zip(live, args, strict=True):
+            full[k] = a
+        # Elementwise keys only (primal=False): the whole-rows lax.cond, batched and then
+        # differentiated, leaves a stop_gradient that jax 0.10 cannot transpose.
+        return scatter_impl(full[0], full[1], full[2], dim, mode, op, include_self, False, trailing)
+
+    inexact = jnp.issubdtype(x.dtype, jnp.inexact)
+    if op == "prod" and inexact and not _symbolic_zero(ts):
+        zero = lambda t, a: jnp.zeros_like(a) if _symbolic_zero(t) else t
+        # Differentiable again by this rule (a second order).
+        out = batchable(dim, mode, op, include_self, trailing)(x, i, s)
+        tangent = product_tangent(
+            x, i, s, zero(tx, x), zero(ts, s), dim, mode, include_self, trailing
         )
-        example_shape = x.shape[1:]
-        if x.ndim == 1:  # 0-d examples act as 1-D of size 1, as in the unbatched op
-            x = x[:, None]
-        if i.ndim == 1:
-            i = i[:, None]
-        if s.size == axis_size:  # one src value per example, broadcast over its index
-            full = i.shape if trailing is None else i.shape + trailing
-            s = jnp.broadcast_to(s.reshape((axis_size,) + (1,) * (len(full) - 1)), full)
-        inner = batchable(dim + 1, mode, op, include_self, trailing)
-        mesh = _sharding.explicit_mesh(x, i, s)
-        if mesh is not None and i.ndim == x.ndim:  # batch-sharded: per shard, as unbatched
-            spec = _sharding.spec_of(x)
-            out = _per_shard(mesh, inner, x, i, s, dim + 1, spec, explicit=True)
-        else:
-            out = inner(x, i, s)
-        return out.reshape((axis_size, *example_shape)), True
-
-    @jax.custom_jvp
-    def scatter_fn(x: jax.Array, i: jax.Array, s: jax.Array) -> jax.Array:
-        return folded(x, i, s)
-
-    def scatter_jvp(
-        primals: tuple[jax.Array, jax.Array, jax.Array], tangents: tuple[Any, Any, Any]
-    ) -> tuple[jax.Array, jax.Array]:
-        x, i, s = primals
-        tx, _, ts = tangents
-        # Only the arguments with a non-zero tangent are differentiated (JAX has no 'prod'
-        # derivative w.r.t. src with duplicates, which must not be asked for by a zero).
-        # Elementwise keys only: the whole-rows lax.cond, batched and then differentiated,
-        # leaves a stop_gradient that jax 0.10 cannot transpose.
-        live = [(k, a, t) for k, a, t in ((0, x, tx), (2, s, ts)) if not _symbolic_zero(t)]
-
-        def f(*args: jax.Array) -> jax.Array:
-            full = [x, i, s]
-            for (k, _, _), a in zip(live, args, strict=True):
-                full[k] = a
-            return impl(full[0], full[1], full[2], primal=False)
-
-        if not live:
-            out = impl(x, i, s)
-            return out, jnp.zeros_like(out)
-        inexact = jnp.issubdtype(x.dtype, jnp.inexact)
-        if op == "prod" and inexact and any(k == 2 for k, _, _ in live):
-            zero = lambda t, a: jnp.zeros_like(a) if _symbolic_zero(t) else t
-            out = scatter_fn(x, i, s)  # differentiable again by this rule (a second order)
-            tangent = product_tangent(
-                x, i, s, zero(tx, x), zero(ts, s), dim, mode, include_self, trailing
-            )
-            return out, tangent
-        out, tangent = jax.jvp(f, tuple(a for _, a, _ in live), tuple(t for _, _, t in live))
-        if op in ("amax", "amin") and inexact:
-            # torch divides the cotangent among the entries equal to the result; a NaN result
-            # has none, and its 0/0 share is NaN for every entry reduced into it.
-            tangent = tangent * jnp.where(jnp.isnan(out), jnp.nan, 1).astype(out.dtype)
         return out, tangent
-
-    scatter_fn.defjvp(scatter_jvp, symbolic_zeros=True)
-
-    return scatter_fn
+    out, tangent = jax.jvp(f, tuple(a for _, a, _ in live), tuple(t for _, _, t in live))
+    if op in ("amax", "amin") and inexact:
+        # torch divides the cotangent among the entries equal to the result; a NaN result
+        # has none, and its 0/0 share is NaN for every entry reduced into it.
+        tangent = tangent * jnp.where(jnp.isnan(out), jnp.nan, 1).astype(out.dtype)
+    return out, tangent
 
 
 def _symbolic_zero(t: Any) -> bool:

@@ -96,16 +96,31 @@ def per_shard(
     return jax.tree.map(lambda o: place(o, P(*spec)), out)
 
 
-def per_shard_off_axis(fn: Callable[..., Any], arrays: Sequence[jax.Array | None], dim: int) -> Any:
+def per_shard_off_axis(
+    fn: Callable[..., Any],
+    arrays: Sequence[jax.Array | None],
+    dim: int,
+    *,
+    broadcastable: Sequence[bool] | None = None,
+    layout: tuple[Any, tuple[Any, ...]] | None = None,
+    restore: bool = False,
+) -> Any:
     """``fn(*arrays)``, per shard when the arrays are sharded off axis ``dim``.
 
-    For reductions along ``dim`` of arrays with equal ranks whose other axes are the first
-    array's size or 1 (broadcast): each shard reduces its own block with no communication.
-    The layout is the first sharded array's, ``dim`` replicated; size-1 axes are replicated.
-    ``None`` entries are passed through. Without a mesh (or eagerly on an unsharded auto
-    mesh) this is ``fn(*arrays)``.
+    The one per-shard rule of every reduction along ``dim``: each shard reduces its own block
+    with no communication. The arrays have equal ranks (or are 0-d, replicated); an axis other
+    than ``dim`` is split when the layout shards it and every array has the first array's
+    size there, or size 1 where ``broadcastable`` flags the array (its size-1 axes broadcast;
+    unflagged, a smaller size is a leading part, as a torch scatter's index, and keeps the
+    axis whole). ``broadcastable`` defaults to every array. The layout is the first sharded
+    array's on a mesh with explicit axes, else ``layout`` (``(mesh, spec)`` of an auto mesh,
+    found eagerly by :func:`auto_layout`) or the first concrete auto-sharded array's.
+    ``None`` entries are passed through; without a mesh this is ``fn(*arrays)``. ``restore``
+    puts the result back on the whole layout (``dim`` included).
     """
+    slots = [k for k, a in enumerate(arrays) if a is not None]
     present = [a for a in arrays if a is not None]
+    flags = [True] * len(arrays) if broadcastable is None else list(broadcastable)
     mesh = explicit_mesh(*present)
     explicit = mesh is not None
     if mesh is not None:
@@ -114,16 +129,19 @@ def per_shard_off_axis(fn: Callable[..., Any], arrays: Sequence[jax.Array | None
         if not _checks.is_traced(sharded[0]):  # eager: the concrete mesh
             mesh = sharded[0].sharding.mesh  # type: ignore[attr-defined]
     else:
-        found = next((lay for a in present if (lay := auto_layout(a)) is not None), None)
+        found = layout or next((lay for a in present if (lay := auto_layout(a)) is not None), None)
         if found is None:
             return fn(*arrays)
         mesh, spec = found
     ref = present[0]
+
+    def fits(k: int, a: Any, d: int) -> bool:
+        return a.ndim == 0 or a.shape[d] == ref.shape[d] or (flags[k] and a.shape[d] == 1)
+
     split = [
-        d != dim and spec[d] is not None and all(a.shape[d] in (ref.shape[d], 1) for a in present)
+        d != dim and spec[d] is not None and all(fits(k, arrays[k], d) for k in slots)
         for d in range(ref.ndim)
     ]
-    slots = [k for k, a in enumerate(arrays) if a is not None]
 
     def body(*blocks: jax.Array) -> Any:
         full: list[jax.Array | None] = list(arrays)
@@ -132,6 +150,9 @@ def per_shard_off_axis(fn: Callable[..., Any], arrays: Sequence[jax.Array | None
         return fn(*full)
 
     splittable = [
-        [ok and a.shape[d] == ref.shape[d] for d, ok in enumerate(split)] for a in present
+        [ok and a.shape[d] == ref.shape[d] for d, ok in enumerate(split)] if a.ndim else []
+        for a in present
     ]
-    return per_shard(mesh, body, present, splittable, spec, split, explicit=explicit, restore=False)
+    return per_shard(
+        mesh, body, present, splittable, spec, split, explicit=explicit, restore=restore
+    )
