@@ -388,26 +388,12 @@ def product_tangent(
     include_self: bool,
     trailing: tuple[int, ...] | None,
 ) -> jax.Array:
-    """The tangent of a floating 'prod' scatter: each factor's tangent times the product of
-    the other factors of its position, computed without dividing by a zero factor.
-
-    With ``Z`` zeros among a position's factors and ``P`` the product of its non-zero ones,
-    the other factors of ``f`` multiply to ``P / f`` when ``Z == 0``, ``P`` when ``f == 0``
-    and ``Z == 1``, else 0 (torch's gradient, which also masks the zeros out). XLA has no
-    derivative of a scatter-multiply w.r.t. its updates when indices repeat.
-    """
-    if x.ndim == 0:
-        flat = (x[None], i.reshape(i.shape or (1,)), s.reshape(s.shape or (1,)))
-        out = product_tangent(
-            *flat, tx[None], ts.reshape(flat[2].shape), 0, mode, include_self, None
-        )
-        return out.reshape(())
+    """The tangent of a floating 'prod' scatter (:func:`jgather._rows.product_tangent` on
+    this layout): XLA has no derivative of a scatter-multiply w.r.t. its updates when
+    indices repeat."""
     full = i.shape if trailing is None else i.shape + trailing
     if i.size == 0 or x.shape[dim] == 0:
         return tx
-
-    def scatter(op: str, base: jax.Array, src: jax.Array, self_: bool = include_self) -> jax.Array:
-        return scatter_impl(base, i, src, dim, mode, op, self_, False, trailing)
 
     def at_index(v: jax.Array) -> jax.Array:  # v [input's shape] read at the index: [full]
         idx = (
@@ -421,22 +407,14 @@ def product_tangent(
 
     s = jnp.broadcast_to(s, full) if s.size == 1 else _indexing.slice_to(s, full, None)
     ts = jnp.broadcast_to(ts, full) if ts.size == 1 else _indexing.slice_to(ts, full, None)
-    one = jnp.ones((), x.dtype)
-    zx = (x == 0).astype(jnp.int32) if include_self else jnp.zeros(x.shape, jnp.int32)
-    zeros = scatter("sum", zx, (s == 0).astype(jnp.int32))
-    safe_x = jnp.where(x == 0, one, x) if include_self else jnp.ones_like(x)
-    # The product of the non-zero factors, differentiable by this same rule (so the tangent
-    # has a derivative too), and the sum of the zero factors (see _rows.product_of_others).
-    product = batchable(dim, mode, "prod", include_self, trailing)(
-        safe_x, i, jnp.where(s == 0, one, s)
+    tangent, _, _ = _rows.product_tangent(
+        lambda base, v: scatter_impl(base, i, v, dim, mode, "sum", True, False, trailing),
+        lambda base, v: batchable(dim, mode, "prod", include_self, trailing)(base, i, v),
+        at_index,
+        x,
+        s,
+        tx,
+        ts,
+        include_self=include_self,
     )
-    x_zeros = jnp.where(x == 0, x, 0) if include_self else jnp.zeros_like(x)
-    zero_sum = scatter("sum", x_zeros, jnp.where(s == 0, s, 0), True)
-
-    if include_self:
-        tangent = _rows.product_of_others(x, zeros, product, zero_sum) * tx
-    else:  # the input's tangent survives only where nothing was reduced in
-        tangent = tx * scatter("prod", jnp.ones_like(x), jnp.zeros_like(s), False)
-    at_src = [at_index(v) for v in (zeros, product, zero_sum)]
-    d_src = _rows.product_of_others(s, *at_src) * ts
-    return scatter("sum", tangent, d_src, True)
+    return tangent

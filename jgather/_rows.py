@@ -202,6 +202,52 @@ def product_of_others(
     return jnp.where(f == 0, f_is_zero, f_is_not)
 
 
+def product_tangent(
+    scatter_sum: Callable[[jax.Array, jax.Array], jax.Array],
+    product: Callable[[jax.Array, jax.Array], jax.Array],
+    at_index: Callable[[jax.Array], jax.Array],
+    x: jax.Array,
+    s: jax.Array,
+    tx: jax.Array,
+    ts: jax.Array,
+    *,
+    include_self: bool = True,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """The tangent of a floating product reduction, torch's rule, for any index layout.
+
+    The reduction multiplies the factors ``s`` (one per index entry) into the positions of
+    ``x`` (whose own values are factors too when ``include_self``). Each factor's tangent
+    is multiplied by the product of the other factors of its position
+    (:func:`product_of_others`: no division by a zero factor). The caller's layout comes in
+    three functions: ``scatter_sum(base, v)`` adds ``v`` (one per entry) into ``base`` at the
+    index, dropping out-of-range entries; ``product(base, v)`` multiplies them in, with
+    ``include_self``'s meaning, and is differentiable by this same rule (so the tangent has a
+    derivative too); ``at_index(p)`` reads a per-position array at every entry.
+
+    Returns:
+      ``(tangent, zeros, product)``: the tangent at ``x``'s positions, and per position the
+      number of zero factors and the product of the non-zero ones (the value is 0 where
+      ``zeros > 0``, else that product).
+    """
+    one = jnp.ones((), x.dtype)
+    zero_src = (s == 0).astype(jnp.int32)
+    safe_s = jnp.where(s == 0, one, s)
+    if include_self:
+        zeros = scatter_sum((x == 0).astype(jnp.int32), zero_src)
+        nonzero = product(jnp.where(x == 0, one, x), safe_s)
+        zero_sum = scatter_sum(jnp.where(x == 0, x, 0), jnp.where(s == 0, s, 0))
+        tangent = product_of_others(x, zeros, nonzero, zero_sum) * tx
+    else:  # the input's tangent survives only where nothing was reduced in
+        zeros = scatter_sum(jnp.zeros(x.shape, jnp.int32), zero_src)
+        nonzero = product(jnp.ones_like(x), safe_s)
+        zero_sum = scatter_sum(jnp.zeros_like(x), jnp.where(s == 0, s, 0))
+        hits = scatter_sum(jnp.zeros(x.shape, jnp.int32), jnp.ones(s.shape, jnp.int32))
+        tangent = tx * (hits == 0).astype(tx.dtype)
+    at_src = [at_index(v) for v in (zeros, nonzero, zero_sum)]
+    d_src = product_of_others(s, *at_src) * ts
+    return scatter_sum(tangent, d_src), zeros, nonzero
+
+
 # The per-element scatter of a large multi-dimensional index runs in chunks of about this many
 # index elements (whole rows of its leading axis): each chunk's keys and updates stay in cache
 # between being computed and being scattered. In one piece, XLA's CPU backend writes all the

@@ -87,32 +87,20 @@ def _float_product_jvp(
     primals: tuple[jax.Array, jax.Array, jax.Array],
     tangents: tuple[jax.Array, jax.Array, Any],
 ) -> tuple[jax.Array, jax.Array]:
-    # d prod = sum over factors f of (product of the others) * df, the others computed by
-    # _rows.product_of_others from each segment's zero count, the product of its non-zero
-    # factors (this function again, so the rule differentiates once more) and the sum of its
-    # zero factors. No NaN or inf from zeros (torch_scatter divides by src and masks the NaN).
+    # d prod = sum over factors f of (product of the others) * df (_rows.product_tangent: no
+    # NaN or inf from zeros, where torch_scatter divides by src and masks the NaN).
     base, src, idx = primals
     dbase, dsrc, _ = tangents
-
-    def per_segment(kind: str, from_base: jax.Array, from_src: jax.Array) -> jax.Array:
-        return _lowering.scatter_into(kind, from_base, from_src, idx, dim, mode, sorted=sorted)
-
-    zeros = per_segment("add", (base == 0).astype(jnp.int32), (src == 0).astype(jnp.int32))
-    one = jnp.ones((), base.dtype)
-    nz = _float_product(
-        jnp.where(base == 0, one, base), jnp.where(src == 0, one, src), idx, dim, mode, sorted
+    tangent, zeros, nonzero = _rows.product_tangent(
+        lambda b, v: _lowering.scatter_into("add", b, v, idx, dim, mode, sorted=sorted),
+        lambda b, v: _float_product(b, v, idx, dim, mode, sorted),
+        lambda p: _lowering.gather_back(p, idx, dim),
+        base,
+        src,
+        dbase,
+        dsrc,
     )
-    zero_sum = per_segment("add", jnp.where(base == 0, base, 0), jnp.where(src == 0, src, 0))
-    out = jnp.where(zeros > 0, 0, nz).astype(base.dtype)
-
-    at_src = [_lowering.gather_back(v, idx, dim) for v in (zeros, nz, zero_sum)]
-    d_src = _rows.product_of_others(src, *at_src) * dsrc
-    valid = _lowering.in_range(idx, base.shape[dim], mode)
-    if valid is not None:
-        d_src = jnp.where(valid, d_src, 0)
-    tangent = _rows.product_of_others(base, zeros, nz, zero_sum) * dbase
-    tangent = _lowering.scatter_into("add", tangent, d_src, idx, dim, mode, sorted=sorted)
-    return out, tangent
+    return jnp.where(zeros > 0, 0, nonzero).astype(base.dtype), tangent
 
 
 def reduce_mul(
