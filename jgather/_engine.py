@@ -115,20 +115,25 @@ def scatter_impl(
         # ``first`` [..., K] (axes up to dim): the index, constant along every axis after dim
         # (torch's ``index.expand`` idiom) and spanning the input's trailing axes. Whole
         # trailing slices move, one key per (leading position, index value).
-        keys = first.astype(key_dtype)
-        for d in range(dim):  # plus the row offset of the leading position
-            row_stride = strides[d] // trail_in
-            keys = keys + lax.broadcasted_iota(key_dtype, first.shape, d) * row_stride
-        keys = drop_out_of_range(keys, first, False).reshape(-1)
-        rows = (lead_in * size, trail_in)
-        k = keys.shape[0]
-        region = input.reshape(rows)
-        if base is not None:
-            base = base.reshape(k, trail_in)
-        elif needs_base:
-            base = _rows.take_rows(region, jnp.clip(keys, 0, rows[0] - 1))
-        out = _rows.reduce_rows(region, keys, updates.reshape(k, trail_in), op, include_self, base)
-        return out.reshape(input.shape)
+        idx = first.reshape(first.shape + (1,) * (input.ndim - dim - 1))
+
+        def reduce(
+            region: jax.Array, keys: jax.Array, values: jax.Array, *, axis: int, plain: bool
+        ) -> jax.Array:
+            # [rows, width] views; along dim only when every axis before it has size 1 (an
+            # axis of the index's size 1 where the input has more is keyed, not a window)
+            rows, shape = region.shape[axis], region.shape
+            region = region.reshape(rows, -1)
+            values = values.reshape(keys.shape[0], -1)
+            b = base
+            if b is not None:
+                b = b.reshape(values.shape)
+            elif needs_base:
+                b = _rows.take_rows(region, jnp.clip(keys, 0, rows - 1))
+            return _rows.reduce_rows(region, keys, values, op, include_self, b).reshape(shape)
+
+        drop = mode != "clip"
+        return _rows.into_rows(reduce, input, updates, idx, dim, drop=drop, fn="scatter")
 
     if trailing is not None:  # known at trace time: whole rows, no conditional
         return whole_rows(index, None)

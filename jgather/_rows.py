@@ -58,6 +58,58 @@ def rows_scatter(
     )
 
 
+def into_rows(
+    reduce: Callable[..., jax.Array],
+    operand: jax.Array,
+    updates: jax.Array,
+    idx: jax.Array,
+    dim: int,
+    *,
+    drop: bool,
+    fn: str,
+) -> jax.Array:
+    """``reduce(region, keys, values, axis=..., plain=...)`` on the rows view of a request.
+
+    The one key layout of every scatter: ``idx`` has ``updates``' rank and, on each axis other
+    than ``dim``, ``updates``' size, or size 1 where ``updates`` spans ``operand`` (a window:
+    whole slices move with one key). ``dim`` and the index's other axes become one flat row
+    key, in the index's row-major order; the windows stay whole. ``plain``: only ``dim`` is
+    keyed, the keys are the index values in their order and ``reduce`` runs along ``dim`` of
+    the arrays as they are; otherwise along axis 0 of ``[rows, width]`` views (a transpose
+    only when a window precedes a keyed axis). ``drop``: out-of-range index values must be
+    dropped; a key that folds in other axes then gets the out-of-range row ``rows``, as it
+    could alias another row. Returns ``reduce``'s result in ``operand``'s layout.
+    """
+    n = updates.ndim
+    size = operand.shape[dim]
+    window = [
+        d
+        for d in range(n)
+        if d != dim and idx.shape[d] == 1 and updates.shape[d] == operand.shape[d]
+    ]
+    keyed = [d for d in range(n) if d not in window]
+    if keyed == [dim]:
+        return reduce(operand, idx.reshape(-1), updates, axis=dim, plain=True)
+    perm = keyed + window
+    rows = math.prod(operand.shape[d] for d in keyed)
+    key_dtype = _dtypes.key_dtype_for(fn, rows)
+    key = jnp.zeros(idx.shape, key_dtype)
+    stride = 1
+    for d in reversed(keyed):
+        coord = idx.astype(key_dtype) if d == dim else lax.broadcasted_iota(key_dtype, idx.shape, d)
+        key = key + coord * stride
+        stride *= operand.shape[d]
+    if drop:
+        key = jnp.where((idx >= 0) & (idx < size), key, rows)
+    key = jnp.transpose(key, perm).reshape(-1)
+    width = math.prod(updates.shape[d] for d in window)
+    values = jnp.transpose(updates, perm).reshape(key.shape[0], width)
+    region = jnp.transpose(operand, perm)
+    out = reduce(region.reshape(rows, width), key, values, axis=0, plain=False)
+    out = out.reshape(region.shape)
+    return jnp.transpose(out, tuple(int(d) for d in np.argsort(perm)))
+
+
 def take_rows(x: jax.Array, rows: jax.Array) -> jax.Array:
     """``x[rows]`` along axis 0 for in-range ``rows`` (one gather)."""
     dnums = lax.GatherDimensionNumbers(

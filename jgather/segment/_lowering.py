@@ -9,16 +9,14 @@ An *aligned* index has ``src.ndim`` axes, each of ``src``'s size or 1 (torch_sca
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
 
-from jgather import _batching, _checks, _dtypes, _indexing, _rows, _sharding
+from jgather import _batching, _checks, _indexing, _rows, _sharding
 
 _DROP = lax.GatherScatterMode.FILL_OR_DROP
 _PROMISE = lax.GatherScatterMode.PROMISE_IN_BOUNDS
@@ -140,39 +138,21 @@ def scatter_into(
     ``idx`` is aligned (``updates.ndim`` axes, each ``updates``' size or 1) and already
     clamped for mode 'clip'. ``operand`` has ``updates``' shape except on ``dim``.
     """
-    n = updates.ndim
-    size = operand.shape[dim]
     if updates.size == 0 or operand.size == 0:
         return operand
     idx = along_dim(idx, updates.shape[dim], dim)
     lmode = _PROMISE if mode in ("clip", "promise_in_bounds") else _DROP
-    if windowed(idx, dim):
+
+    def reduce(
+        region: jax.Array, keys: jax.Array, values: jax.Array, *, axis: int, plain: bool
+    ) -> jax.Array:
         return _rows.rows_scatter(
-            kind, operand, idx.reshape(-1), updates, dim, sorted=sorted, mode=lmode
+            kind, region, keys, values, axis, sorted=sorted and plain, mode=lmode
         )
-    # General: the index's own axes (dim and every axis where it is not broadcast) become one
-    # flat row key; the broadcast axes stay a window.
-    keyed = [d for d in range(n) if d == dim or idx.shape[d] != 1]
-    window = [d for d in range(n) if d not in keyed]
-    perm = keyed + window
-    rows = math.prod(operand.shape[d] for d in keyed)
-    key_dtype = _dtypes.key_dtype_for("jgather.segment", rows)
-    key = jnp.zeros(idx.shape, key_dtype)
-    stride = 1
-    for d in reversed(keyed):
-        coord = idx.astype(key_dtype) if d == dim else lax.broadcasted_iota(key_dtype, idx.shape, d)
-        key = key + coord * stride
-        stride *= operand.shape[d]
-    if lmode == _DROP:  # a flat key can alias another row: drop out-of-range values by hand
-        key = jnp.where((idx >= 0) & (idx < size), key, rows)
-    key = jnp.transpose(key, perm).reshape(-1)
-    up = jnp.transpose(updates, perm)
-    width = math.prod(updates.shape[d] for d in window)
-    up = up.reshape(key.shape[0], width)
-    op_t = jnp.transpose(operand, perm)
-    op = op_t.reshape(rows, width)
-    res = _rows.rows_scatter(kind, op, key, up, 0, mode=lmode).reshape(op_t.shape)
-    return jnp.transpose(res, tuple(int(d) for d in np.argsort(perm)))
+
+    return _rows.into_rows(
+        reduce, operand, updates, idx, dim, drop=lmode == _DROP, fn="jgather.segment"
+    )
 
 
 def gather_back(
