@@ -7,10 +7,10 @@ an out-of-range dim or index is an ``IndexError`` (``_indexing.canonical_dim`` a
 message starts with the public function's name, says what came and what to do.
 
 The same concept is checked by one function everywhere: ``num_prefix`` by :func:`num_prefix`,
-a mask ratio or probability by :func:`static_ratio`, a shape-fixing count by
-:func:`static_int`, a token grid by :func:`static_grid`, an array argument by :func:`as_array`.
-Argument names are written into messages as the caller spells them (some callers quote them
-in backticks).
+a mask ratio or probability by :func:`static_ratio`, a choice among names (a mode, a reduction)
+by :func:`one_of`, a shape-fixing count by :func:`static_int`, a token grid by
+:func:`static_grid`, an array argument by :func:`as_array`. Argument names are written
+into messages as the caller spells them (some callers quote them in backticks).
 """
 
 from __future__ import annotations
@@ -57,6 +57,25 @@ def as_array(fn: str, name: str, value: Any, *, hint: str | None = None) -> jax.
         return jnp.asarray(value)
     except (TypeError, ValueError) as e:
         raise TypeError(f"{fn}: {name} must be an array, got {type(value).__name__}{tail}") from e
+
+
+def one_of(
+    fn: str, name: str, value: Any, allowed: tuple[Any, ...], *, hint: str | None = None
+) -> None:
+    """Checks that ``value`` is one of ``allowed`` (a mode, a reduction, a layout...).
+
+    Raises:
+      ValueError: ``value`` is not one of them (the message lists them, then ``hint``).
+    """
+    # Names compare as strings (a NumPy str too); anything else only by identity (None), so
+    # an array, which compares elementwise, is never a choice.
+    ok = any(value is a or (isinstance(value, str) and value == a) for a in allowed)
+    if not ok:
+        tail = f" {hint}" if hint else ""
+        raise ValueError(
+            f"{fn}: unknown {name} {value!r}; expected one of "
+            f"{', '.join(map(repr, allowed))}.{tail}"
+        )
 
 
 def _is_int(value: Any) -> bool:

@@ -219,7 +219,7 @@ def gather(
     index, wide = _indexing.as_index(fn, "index", index)
     _indexing.check_index_dtype(fn, index)
     dim = _indexing.canonical_dim(fn, dim, input.ndim)
-    _indexing.check_mode(fn, mode, _indexing.GATHER_MODES)
+    _checks.one_of(fn, "mode", mode, _indexing.GATHER_MODES)
     _indexing.check_gather_shapes(fn, input.shape, index.shape, dim)
     fill = _fill_scalar(fn, mode, fill_value, input.dtype)
     size = input.shape[dim] if input.ndim else 1
@@ -352,7 +352,7 @@ def index_select(
     index, wide = _indexing.as_index(fn, "index", index)
     _indexing.check_index_dtype(fn, index)
     dim = _indexing.canonical_dim(fn, dim, input.ndim)
-    _indexing.check_mode(fn, mode, _indexing.GATHER_MODES)
+    _checks.one_of(fn, "mode", mode, _indexing.GATHER_MODES)
     if index.ndim > 1:
         raise ValueError(
             f"{fn}: index must be 1-D (or 0-d), got shape {index.shape}; flatten it with "
@@ -489,7 +489,7 @@ def take_along_dim(
     input = _checks.as_array(fn, "input", input)
     indices, wide = _indexing.as_index(fn, "indices", indices)
     _indexing.check_index_dtype(fn, indices, "indices")
-    _indexing.check_mode(fn, mode, _indexing.GATHER_MODES)
+    _checks.one_of(fn, "mode", mode, _indexing.GATHER_MODES)
     if dim is None:
         size, check_dim = input.size, 0
     else:

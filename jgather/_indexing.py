@@ -76,13 +76,6 @@ def check_index_dtype(fn: str, index: jax.Array, name: str = "index") -> None:
         )
 
 
-def check_mode(fn: str, mode: Any, allowed: tuple[Any, ...]) -> None:
-    if mode not in allowed:
-        raise ValueError(
-            f"{fn}: unknown mode {mode!r}; expected one of {', '.join(map(repr, allowed))}."
-        )
-
-
 def check_same_ndim(fn: str, input_shape: tuple[int, ...], index_shape: tuple[int, ...]) -> None:
     """Equal ranks, where (as in torch) a 0-d array counts as 1-D of size 1."""
     if max(len(index_shape), 1) != max(len(input_shape), 1):

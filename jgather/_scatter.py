@@ -40,7 +40,7 @@ def _prepare(
     index, wide = _indexing.as_index(fn, "index", index)
     _indexing.check_index_dtype(fn, index)
     dim = _indexing.canonical_dim(fn, dim, input.ndim)
-    _indexing.check_mode(fn, mode, _indexing.SCATTER_MODES)
+    _checks.one_of(fn, "mode", mode, _indexing.SCATTER_MODES)
     if _is_scalar(src):
         src_shape = None
         _indexing.check_scalar_fits(fn, "src", src, input.dtype)
@@ -119,11 +119,13 @@ def scatter(
              [0, 0, 3, 0, 0]], dtype=int32)
     """
     fn = "scatter"
-    if reduce not in _SCATTER_REDUCE:
-        raise ValueError(
-            f"{fn}: reduce must be None, 'add' or 'multiply', got {reduce!r}; for 'mean', "
-            "'amax', 'amin' use scatter_reduce."
-        )
+    _checks.one_of(
+        fn,
+        "reduce",
+        reduce,
+        tuple(_SCATTER_REDUCE),
+        hint="For 'mean', 'amax', 'amin' use scatter_reduce.",
+    )
     input, dim, index, src, wide = _prepare(fn, input, dim, index, src, mode)
     op = _SCATTER_REDUCE[reduce]
     return _engine.scatter(
@@ -243,13 +245,14 @@ def scatter_reduce(
     fn = "scatter_reduce"
     if isinstance(reduce, str):
         reduce = _REDUCE_ALIASES.get(reduce, reduce)  # type: ignore[assignment]
-    if reduce not in _REDUCTIONS:
-        raise ValueError(
-            f"{fn}: reduce must be one of 'sum', 'prod', 'mean', 'amax' or 'amin' ('max' and "
-            f"'min' are accepted for 'amax' and 'amin', as in torch), got {reduce!r}."
-        )
-    if not isinstance(include_self, bool):
-        raise TypeError(f"{fn}: include_self must be a bool, got {include_self!r}.")
+    _checks.one_of(
+        fn,
+        "reduce",
+        reduce,
+        _REDUCTIONS,
+        hint="('max' and 'min' are accepted for 'amax' and 'amin', as in torch.)",
+    )
+    _checks.static_bool(fn, "include_self", include_self)
     input, dim, index, src, wide = _prepare(fn, input, dim, index, src, mode)
     if reduce in ("amax", "amin"):
         _dtypes.check_ordered(fn, input.dtype, reduce)

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jgather import _checks
 from jgather.masking import (
     apply_mask,
     block_masking,
@@ -78,7 +79,7 @@ def _strategy_mask(
             model_patch_size=patch_size,
             mask_ratio=ratio,
         )
-    raise ValueError(f"mask_image: unknown strategy {name!r}; use one of {STRATEGIES}.")
+    raise AssertionError(name)  # mask_image checked it
 
 
 def _as_uint8(a: object) -> np.ndarray:
@@ -116,8 +117,7 @@ def mask_image(
       >>> row.mask.shape, int(row.mask.sum()), row.visible.shape
       ((14, 14), 147, (49, 16, 16, 3))
     """
-    if strategy not in STRATEGIES:
-        raise ValueError(f"mask_image: unknown strategy {strategy!r}; use one of {STRATEGIES}.")
+    _checks.one_of("mask_image", "strategy", strategy, tuple(STRATEGIES))
     height, width, _ = image.shape
     pixels = jnp.asarray(image[None].astype(np.float32) / 255.0)  # [1, H, W, 3]
     tokens = patchify(pixels, patch_size)  # [1, L, p*p*3]; raises if p does not divide H, W

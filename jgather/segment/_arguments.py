@@ -109,17 +109,6 @@ def check_out(fn: str, out: Any, src: jax.Array, dim: int) -> jax.Array:
     return out
 
 
-def check_reduce(fn: str, reduce: Any, allowed: tuple[str, ...]) -> None:
-    if reduce not in allowed:
-        raise ValueError(
-            f"{fn}: unknown reduce {reduce!r}; expected one of {', '.join(map(repr, allowed))}."
-        )
-
-
-def check_mode(fn: str, mode: Any) -> None:
-    _indexing.check_mode(fn, mode, _indexing.SCATTER_MODES)
-
-
 def resolve_dim_size(fn: str, wide: Any, dim_size: Any, out: jax.Array | None, dim: int) -> int:
     """``out.shape[dim]``, else ``dim_size``, else ``index.max() + 1`` read eagerly from the
     index's full-width values ``wide``."""
@@ -175,7 +164,7 @@ def prepare(
     src = as_src(fn, src, floating=floating)
     index, wide = as_index(fn, index)
     dim = _indexing.canonical_dim(fn, dim, src.ndim)
-    check_mode(fn, mode)
+    _checks.one_of(fn, "mode", mode, _indexing.SCATTER_MODES)
     aligned = align(fn, index, src.shape, dim)
     if out is not None:
         out = check_out(fn, out, src, dim)

@@ -52,7 +52,7 @@ def _coo(
     src = _arguments.as_src(fn, src)
     if op in ("min", "max"):
         _dtypes.check_ordered(fn, src.dtype, op)
-    _arguments.check_mode(fn, mode)
+    _checks.one_of(fn, "mode", mode, _indexing.SCATTER_MODES)
     idx, wide = _sorted.lead_index(fn, "index", index, src, whole=True)
     dim = _sorted.index_ndim(index) - 1
     if out is not None:
@@ -135,7 +135,7 @@ def segment_coo(
       Array([1., 9., 0., 5.], dtype=float32)
     """
     fn = "segment_coo"
-    _arguments.check_reduce(fn, reduce, _sorted.REDUCES)
+    _checks.one_of(fn, "reduce", reduce, _sorted.REDUCES)
     op = {"add": "sum"}.get(reduce, reduce)
     res = _coo(fn, op, src, index, out, dim_size, mode)
     return res[0] if op in ("min", "max") else res
@@ -444,7 +444,7 @@ def gather_coo(
     """
     fn = "gather_coo"
     src = _arguments.as_src(fn, src)
-    _arguments.check_mode(fn, mode)
+    _checks.one_of(fn, "mode", mode, _indexing.SCATTER_MODES)
     idx, wide = _sorted.lead_index(fn, "index", index, src, whole=False)
     dim = _sorted.index_ndim(index) - 1
     _arguments.check_bounds(fn, wide, dim, src.shape[dim], mode)

@@ -143,7 +143,7 @@ def segment_csr(
       Array([0.5, 3. , 0. , 5. ], dtype=float32)
     """
     fn = "segment_csr"
-    _arguments.check_reduce(fn, reduce, _sorted.REDUCES)
+    _checks.one_of(fn, "reduce", reduce, _sorted.REDUCES)
     op = {"add": "sum"}.get(reduce, reduce)
     res = _csr(fn, op, src, indptr, out)
     return res[0] if op in ("min", "max") else res

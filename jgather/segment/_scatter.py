@@ -12,8 +12,9 @@ from typing import Literal
 import jax
 from jax.typing import ArrayLike
 
+from jgather import _checks
 from jgather._indexing import ScatterMode
-from jgather.segment import _arguments, _reductions
+from jgather.segment import _reductions
 
 __all__ = [
     "scatter",
@@ -506,7 +507,7 @@ def scatter(
       (2, 3, 4)
     """
     fn = "scatter"
-    _arguments.check_reduce(fn, reduce, _REDUCES)
+    _checks.one_of(fn, "reduce", reduce, _REDUCES)
     op = {"add": "sum"}.get(reduce, reduce)
     res = _reductions.run(fn, op, src, index, dim, out, dim_size, mode)
     return res[0] if op in ("min", "max") else res
