@@ -7,10 +7,11 @@ jitted core in ``_reductions`` with static ``dim``, ``dim_size`` and ``mode``.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import jax
 from jax.typing import ArrayLike
 
-from jgather._indexing import ScatterMode
 from jgather.segment import _reductions
 
 __all__ = ["scatter_logsumexp", "scatter_std"]
@@ -24,7 +25,7 @@ def scatter_std(
     dim_size: int | None = None,
     unbiased: bool = True,
     *,
-    mode: ScatterMode = None,
+    mode: Literal["clip", "drop", "promise_in_bounds"] | None = None,
 ) -> jax.Array:
     """Standard deviation within segments along ``dim``.
 
@@ -80,7 +81,7 @@ def scatter_logsumexp(
     dim_size: int | None = None,
     eps: float = 1e-12,
     *,
-    mode: ScatterMode = None,
+    mode: Literal["clip", "drop", "promise_in_bounds"] | None = None,
 ) -> jax.Array:
     """``log(sum(exp(src)))`` within segments along ``dim``, shifted by the segment max.
 
@@ -89,10 +90,6 @@ def scatter_logsumexp(
     the logsumexp of ``out`` together with the segment, and ``out`` takes part in the shift,
     so nothing overflows (torch_scatter shifts by the ``src`` max only and falls back to
     ``out`` where that overflows). Gradient: the segment softmax (no gradient through ``m``).
-
-    Differences from torch_scatter (which ends with ``nan_to_num_(neginf=0)``): a segment of
-    only ``-inf`` gives ``-inf`` (torch_scatter: 0), one holding ``+inf`` gives ``+inf``
-    (torch_scatter: the largest finite float), and NaN propagates (torch_scatter skips it).
 
     Args:
       src: floating values, any shape ``[..., E, ...]`` with ``E`` at ``dim``.
@@ -123,6 +120,10 @@ def scatter_logsumexp(
       >>> from jgather.segment import scatter_logsumexp
       >>> scatter_logsumexp(jnp.array([0.0, 0.0, 5.0]), jnp.array([0, 0, 2]))
       Array([0.6931472, 0.       , 5.       ], dtype=float32)
+
+    Differences from torch_scatter (which ends with ``nan_to_num_(neginf=0)``): a segment of
+    only ``-inf`` gives ``-inf`` (torch_scatter: 0), one holding ``+inf`` gives ``+inf``
+    (torch_scatter: the largest finite float), and NaN propagates (torch_scatter skips it).
     """
     if isinstance(eps, bool) or not isinstance(eps, int | float):
         raise TypeError(f"scatter_logsumexp: eps must be a Python float, got {eps!r}.")

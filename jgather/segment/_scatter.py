@@ -12,7 +12,6 @@ from typing import Literal
 import jax
 from jax.typing import ArrayLike
 
-from jgather._indexing import ScatterMode
 from jgather.segment import _arguments, _reductions
 
 __all__ = [
@@ -35,7 +34,7 @@ def scatter_sum(
     out: ArrayLike | None = None,
     dim_size: int | None = None,
     *,
-    mode: ScatterMode = None,
+    mode: Literal["clip", "drop", "promise_in_bounds"] | None = None,
 ) -> jax.Array:
     """Sums ``src`` into segments along ``dim``: ``out[..., i, ...] += sum of src[..., j, ...]
     over index[j] == i``.
@@ -85,7 +84,7 @@ def scatter_add(
     out: ArrayLike | None = None,
     dim_size: int | None = None,
     *,
-    mode: ScatterMode = None,
+    mode: Literal["clip", "drop", "promise_in_bounds"] | None = None,
 ) -> jax.Array:
     """Sums ``src`` into segments along ``dim``: torch_scatter's ``scatter_add``.
 
@@ -131,7 +130,7 @@ def scatter_mean(
     out: ArrayLike | None = None,
     dim_size: int | None = None,
     *,
-    mode: ScatterMode = None,
+    mode: Literal["clip", "drop", "promise_in_bounds"] | None = None,
 ) -> jax.Array:
     """Averages ``src`` within segments along ``dim``.
 
@@ -180,7 +179,7 @@ def scatter_mul(
     out: ArrayLike | None = None,
     dim_size: int | None = None,
     *,
-    mode: ScatterMode = None,
+    mode: Literal["clip", "drop", "promise_in_bounds"] | None = None,
 ) -> jax.Array:
     """Multiplies ``src`` within segments along ``dim`` (into ones, or into ``out``).
 
@@ -229,7 +228,7 @@ def scatter_max(
     out: ArrayLike | None = None,
     dim_size: int | None = None,
     *,
-    mode: ScatterMode = None,
+    mode: Literal["clip", "drop", "promise_in_bounds"] | None = None,
 ) -> tuple[jax.Array, jax.Array]:
     """Maximum within segments along ``dim``, with its position: ``(values, argmax)``.
 
@@ -239,12 +238,6 @@ def scatter_max(
     sentinel, and ``out`` wins ties). Gradient: the whole cotangent goes to the argmax element
     (torch_scatter's rule; ``jax.ops.segment_max`` and ``scatter_reduce('amax')`` split it
     among ties), none to empty segments.
-
-    Differences from torch_scatter's CPU kernel, which compares with ``>`` from an initial
-    ``lowest()``: NaN propagates here (the first NaN wins; torch_scatter skips NaN), and a
-    segment of only ``-inf`` gives ``-inf`` at its first position (torch_scatter gives 0 and
-    the sentinel). argmax has the index's integer dtype (int32 without x64; torch_scatter:
-    int64).
 
     Args:
       src: the values, any shape ``[..., E, ...]`` with ``E`` at ``dim``.
@@ -275,6 +268,12 @@ def scatter_max(
       >>> values, arg = scatter_max(jnp.array([1.0, 5.0, 5.0, 2.0]), jnp.array([0, 0, 0, 2]))
       >>> values, arg
       (Array([5., 0., 2.], dtype=float32), Array([1, 4, 3], dtype=int32))
+
+    Differences from torch_scatter's CPU kernel, which compares with ``>`` from an initial
+    ``lowest()``: NaN propagates here (the first NaN wins; torch_scatter skips NaN), and a
+    segment of only ``-inf`` gives ``-inf`` at its first position (torch_scatter gives 0 and
+    the sentinel). argmax has the index's integer dtype (int32 without x64; torch_scatter:
+    int64).
     """
     return _reductions.run("scatter_max", "max", src, index, dim, out, dim_size, mode)
 
@@ -286,7 +285,7 @@ def scatter_min(
     out: ArrayLike | None = None,
     dim_size: int | None = None,
     *,
-    mode: ScatterMode = None,
+    mode: Literal["clip", "drop", "promise_in_bounds"] | None = None,
 ) -> tuple[jax.Array, jax.Array]:
     """Minimum within segments along ``dim``, with its position: ``(values, argmin)``.
 
@@ -337,7 +336,7 @@ def scatter(
     dim_size: int | None = None,
     reduce: Literal["sum", "add", "mean", "mul", "min", "max"] = "sum",
     *,
-    mode: ScatterMode = None,
+    mode: Literal["clip", "drop", "promise_in_bounds"] | None = None,
 ) -> jax.Array:
     """Reduces ``src`` into segments along ``dim`` with ``reduce``.
 

@@ -173,14 +173,9 @@ def bipartite_soft_matching(
 ) -> Merge:
     """ToMe's bipartite soft matching: which ``r`` tokens to merge, and into which.
 
-    Re-states ToMe's ``bipartite_soft_matching`` (``tome/merge.py``): the tokens are split
-    alternately into ``A`` (even positions) and ``B`` (odd positions); each ``A`` token's best
-    match in ``B`` is its largest cosine similarity of ``metric``; the ``r`` ``A`` tokens with
-    the largest best similarity are merged into their matches. The matching is computed
-    without gradient (``metric`` is wrapped in ``jax.lax.stop_gradient``, as ToMe's
-    ``torch.no_grad()``); gradients flow through the merged values. The result is a
-    :class:`Merge` (a pytree of indices: see there why not closures); ``merge, unmerge =
-    bipartite_soft_matching(metric, r)`` unpacks it like ToMe's pair.
+    Re-states ToMe's ``bipartite_soft_matching``: the ``r`` even-position tokens most similar to an
+    odd-position token are merged into it. ``merge, unmerge = bipartite_soft_matching(metric, r)``
+    unpacks the :class:`Merge` like ToMe's pair.
 
     Args:
       metric: [N, T, C] floating, the similarity features (ToMe uses the keys averaged over
@@ -211,6 +206,15 @@ def bipartite_soft_matching(
               [0.95, 0.55]]], dtype=float32)
       >>> tokens.unmerge(m, tokens.merge(m, x)).shape
       (1, 4, 2)
+
+    Re-states ToMe's ``bipartite_soft_matching`` (``tome/merge.py``): the tokens are split
+    alternately into ``A`` (even positions) and ``B`` (odd positions); each ``A`` token's best
+    match in ``B`` is its largest cosine similarity of ``metric``; the ``r`` ``A`` tokens with
+    the largest best similarity are merged into their matches. The matching is computed
+    without gradient (``metric`` is wrapped in ``jax.lax.stop_gradient``, as ToMe's
+    ``torch.no_grad()``); gradients flow through the merged values. The result is a
+    :class:`Merge` (a pytree of indices: see there why not closures); ``merge, unmerge =
+    bipartite_soft_matching(metric, r)`` unpacks it like ToMe's pair.
 
     Output order (ToMe's): the unmerged ``A`` tokens, in descending order of their best
     similarity (in position order with ``class_token``), then the ``B`` tokens in position

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
@@ -38,10 +38,6 @@ class Merge:
     ``merge(m, x)`` and ``unmerge(m, x)`` apply it; ``m.merge`` and ``m.unmerge`` are the
     same functions, and ``merge, unmerge = m`` unpacks it like ToMe's pair.
 
-    The fields are built by the matching functions; every position in them is in range by
-    construction, and ``merge`` / ``unmerge`` rely on it (a hand-built ``Merge`` with
-    out-of-range positions gives unspecified values).
-
     Attributes:
       keep: [N, T_out] int32, the position in ``x`` of each output token (ToMe's order).
       src: [N, r] int32, the positions in ``x`` of the tokens merged away.
@@ -52,6 +48,10 @@ class Merge:
       r: static number of tokens merged away (after ToMe's clamp), ``T_out = num_tokens - r``
         (the kth matching: ``T_un - r``).
       num_tokens: static number of input tokens ``T`` that ``merge`` accepts.
+
+    The fields are built by the matching functions; every position in them is in range by
+    construction, and ``merge`` / ``unmerge`` rely on it (a hand-built ``Merge`` with
+    out-of-range positions gives unspecified values).
     """
 
     keep: jax.Array
@@ -61,7 +61,11 @@ class Merge:
     r: int
     num_tokens: int
 
-    def merge(self, x: jax.Array, mode: Reduction = "mean") -> jax.Array:
+    def merge(
+        self,
+        x: jax.Array,
+        mode: Literal["sum", "prod", "mean", "amax", "amin", "max", "min"] = "mean",
+    ) -> jax.Array:
         """``merge(self, x, mode)``; see :func:`merge`."""
         return merge(self, x, mode)
 
@@ -126,7 +130,11 @@ def _check_applied(fn: str, m: Merge, x: Any, want: int, what: str) -> jax.Array
     return x
 
 
-def merge(m: Merge, x: jax.Array, mode: Reduction = "mean") -> jax.Array:
+def merge(
+    m: Merge,
+    x: jax.Array,
+    mode: Literal["sum", "prod", "mean", "amax", "amin", "max", "min"] = "mean",
+) -> jax.Array:
     """Applies a matching: merges the tokens of ``x`` as ``m`` says (ToMe's ``merge``).
 
     ToMe's merge is ``dst.scatter_reduce(-2, dst_idx.expand(n, r, c), src, reduce=mode)``
