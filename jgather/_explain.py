@@ -147,11 +147,6 @@ def infer_gather(input: npt.ArrayLike, output: npt.ArrayLike) -> list[tuple[int,
     occurs more than once in its fibre, the first (smallest) position is returned. Values
     compare with ``==`` after NumPy type promotion, except that NaN matches NaN.
 
-    The search is vectorised: a few sampled cells rule out most wrong ``dim`` at once, and
-    each remaining candidate costs one row-wise sort of every fibre merged with its queries,
-    so arrays of a million elements take well under a second. It runs on the host and cannot
-    be jit-compiled.
-
     Args:
       input: array of any rank >= 1 (NumPy, JAX or anything ``np.asarray`` accepts).
       output: array with ``input``'s rank, at most ``input``'s size along every dimension
@@ -174,6 +169,11 @@ def infer_gather(input: npt.ArrayLike, output: npt.ArrayLike) -> list[tuple[int,
       >>> out = np.array([[[0, 1, 2, 3], [8, 9, 10, 11]], [[12, 13, 14, 15], [20, 21, 22, 23]]])
       >>> [(dim, index[0, :, 0].tolist()) for dim, index in jgather.infer_gather(x, out)]
       [(1, [0, 2])]
+
+    The search is vectorised: a few sampled cells rule out most wrong ``dim`` at once, and
+    each remaining candidate costs one row-wise sort of every fibre merged with its queries,
+    so arrays of a million elements take well under a second. It runs on the host and cannot
+    be jit-compiled.
     """
     fn = "infer_gather"
     x = _concrete(fn, "input", input)

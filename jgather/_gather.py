@@ -8,7 +8,7 @@ dimensions for every axis but ``dim``; no iota index grid).
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
@@ -155,7 +155,7 @@ def gather(
     dim: int,
     index: ArrayLike,
     *,
-    mode: _indexing.GatherMode = None,
+    mode: Literal["clip", "fill", "promise_in_bounds"] | None = None,
     fill_value: ArrayLike | None = None,
     unique_indices: bool = False,
     inverse: ArrayLike | None = None,
@@ -297,7 +297,7 @@ def index_select(
     dim: int,
     index: ArrayLike,
     *,
-    mode: _indexing.GatherMode = None,
+    mode: Literal["clip", "fill", "promise_in_bounds"] | None = None,
     fill_value: ArrayLike | None = None,
     unique_indices: bool = False,
     inverse: ArrayLike | None = None,
@@ -432,7 +432,7 @@ def take_along_dim(
     indices: ArrayLike,
     dim: int | None = None,
     *,
-    mode: _indexing.GatherMode = None,
+    mode: Literal["clip", "fill", "promise_in_bounds"] | None = None,
     fill_value: ArrayLike | None = None,
     unique_indices: bool = False,
     inverse: ArrayLike | None = None,

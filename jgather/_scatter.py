@@ -70,7 +70,7 @@ def scatter(
     src: ArrayLike,
     *,
     reduce: Literal["add", "multiply"] | None = None,
-    mode: _indexing.ScatterMode = None,
+    mode: Literal["clip", "drop", "promise_in_bounds"] | None = None,
 ) -> jax.Array:
     """Writes ``src`` into a copy of ``input`` at ``index``: ``out[index[i][j]][j] = src[i][j]``.
 
@@ -79,15 +79,6 @@ def scatter(
     src.ndim``; ``index.shape[d] <= input.shape[d]`` for ``d != dim`` and ``index.shape[d] <=
     src.shape[d]`` for every ``d`` (only the leading part of ``src`` is read). ``src`` may be a
     Python scalar (cast to ``input``'s dtype, as torch's ``value=`` form).
-
-    Duplicate indices: torch leaves the winner unspecified; here the *last* one along ``dim``
-    wins (largest position in ``index`` along ``dim``), on every backend. ``reduce='add'`` /
-    ``'multiply'`` equal ``scatter_reduce(..., 'sum' / 'prod')`` with ``include_self=True``.
-
-    Gradient: w.r.t. ``input``, the cotangent with overwritten positions zeroed (as torch);
-    w.r.t. ``src``, the cotangent gathered at ``index`` for the winning entries and zero for
-    the overwritten duplicates (torch gives every duplicate the gradient; jgather gives the
-    true derivative of what it computed).
 
     Args:
       input: array ``[..., N, ...]`` with ``N`` at ``dim``; any dtype.
@@ -117,6 +108,15 @@ def scatter(
       Array([[1, 0, 0, 4, 0],
              [0, 2, 0, 0, 0],
              [0, 0, 3, 0, 0]], dtype=int32)
+
+    Duplicate indices: torch leaves the winner unspecified; here the *last* one along ``dim``
+    wins (largest position in ``index`` along ``dim``), on every backend. ``reduce='add'`` /
+    ``'multiply'`` equal ``scatter_reduce(..., 'sum' / 'prod')`` with ``include_self=True``.
+
+    Gradient: w.r.t. ``input``, the cotangent with overwritten positions zeroed (as torch);
+    w.r.t. ``src``, the cotangent gathered at ``index`` for the winning entries and zero for
+    the overwritten duplicates (torch gives every duplicate the gradient; jgather gives the
+    true derivative of what it computed).
     """
     fn = "scatter"
     _checks.one_of(
@@ -139,7 +139,7 @@ def scatter_add(
     index: ArrayLike,
     src: ArrayLike,
     *,
-    mode: _indexing.ScatterMode = None,
+    mode: Literal["clip", "drop", "promise_in_bounds"] | None = None,
 ) -> jax.Array:
     """Adds ``src`` into a copy of ``input`` at ``index``: ``out[index[i][j]][j] += src[i][j]``.
 
@@ -179,39 +179,15 @@ def scatter_reduce(
     dim: int,
     index: ArrayLike,
     src: ArrayLike,
-    reduce: Reduction,
+    reduce: Literal["sum", "prod", "mean", "amax", "amin", "max", "min"],
     *,
     include_self: bool = True,
-    mode: _indexing.ScatterMode = None,
+    mode: Literal["clip", "drop", "promise_in_bounds"] | None = None,
 ) -> jax.Array:
     """Reduces ``src`` into a copy of ``input`` at ``index`` with 'sum', 'prod', 'mean', 'amax'
     or 'amin'.
 
-    Mirrors ``torch.Tensor.scatter_reduce(dim, index, src, reduce, include_self=True)``: each
-    output position is the reduction of every ``src`` value scattered to it, together with
-    the ``input`` value when ``include_self`` is True. With ``include_self=False`` positions
-    that receive nothing keep ``input``. ``'mean'`` divides by the number of contributions
-    (counting ``input`` when included); integer means are floored (towards -inf) as in torch,
-    from the sum in the input's dtype (which wraps, as torch's does). Sums and means of bf16,
-    fp16 and float8 accumulate in float32 and round once.
-    ``'amax'``/``'amin'`` propagate NaN. For bool, 'sum'/'amax' are "or" and 'prod'/'amin'
-    are "and"; bool 'mean' raises ``TypeError`` (torch does not implement it).
-
-    Gradients (floating dtypes): 'sum' and 'mean' as torch (the cotangent, divided by the
-    count for 'mean', gathered at ``index`` for ``src``; zero for ``input`` where excluded).
-    'amax'/'amin' split the cotangent evenly among all tied maxima/minima, ``input``
-    included when ``include_self`` (torch's rule). With ``include_self=False`` jgather does
-    not count the excluded ``input`` among the ties (torch does, so its ``src`` gradients
-    then sum to less than one). A NaN result gives NaN gradients to every entry reduced into
-    it, as torch's 0/0 share does. 'prod': each factor gets the cotangent times the product
-    of the other factors of its position, computed without dividing by zeros (torch's
-    masking), so a single zero factor gets the product of the rest.
-
-    Signed zeros: 'amax' orders ``-0.0 < +0.0`` and 'amin' the same, on every backend, so a
-    tie between the two gives ``+0.0`` for 'amax' and ``-0.0`` for 'amin' whatever the order
-    of the entries. torch's CPU kernel keeps whichever of the tied zeros comes first (the
-    input, then ``src`` in index order) and its CUDA kernel whichever its atomics see first;
-    the values compare equal either way.
+    Mirrors ``torch.Tensor.scatter_reduce(dim, index, src, reduce, include_self=True)``.
 
     Args:
       input: array ``[..., N, ...]``; any dtype.
@@ -241,6 +217,31 @@ def scatter_reduce(
       >>> scatter_reduce(jnp.array([1.0, 2.0, 3.0, 4.0]), 0, index, src, "amax",
       ...                include_self=False)
       Array([3., 6., 5., 4.], dtype=float32)
+
+    Each output position is the reduction of every ``src`` value scattered to it, together with
+    the ``input`` value when ``include_self`` is True. With ``include_self=False`` positions
+    that receive nothing keep ``input``. ``'mean'`` divides by the number of contributions
+    (counting ``input`` when included); integer means are floored (towards -inf) as in torch,
+    from the sum in the input's dtype (which wraps, as torch's does). Sums and means of bf16,
+    fp16 and float8 accumulate in float32 and round once.
+    ``'amax'``/``'amin'`` propagate NaN. For bool, 'sum'/'amax' are "or" and 'prod'/'amin'
+    are "and"; bool 'mean' raises ``TypeError`` (torch does not implement it).
+
+    Gradients (floating dtypes): 'sum' and 'mean' as torch (the cotangent, divided by the
+    count for 'mean', gathered at ``index`` for ``src``; zero for ``input`` where excluded).
+    'amax'/'amin' split the cotangent evenly among all tied maxima/minima, ``input``
+    included when ``include_self`` (torch's rule). With ``include_self=False`` jgather does
+    not count the excluded ``input`` among the ties (torch does, so its ``src`` gradients
+    then sum to less than one). A NaN result gives NaN gradients to every entry reduced into
+    it, as torch's 0/0 share does. 'prod': each factor gets the cotangent times the product
+    of the other factors of its position, computed without dividing by zeros (torch's
+    masking), so a single zero factor gets the product of the rest.
+
+    Signed zeros: 'amax' orders ``-0.0 < +0.0`` and 'amin' the same, on every backend, so a
+    tie between the two gives ``+0.0`` for 'amax' and ``-0.0`` for 'amin' whatever the order
+    of the entries. torch's CPU kernel keeps whichever of the tied zeros comes first (the
+    input, then ``src`` in index order) and its CUDA kernel whichever its atomics see first;
+    the values compare equal either way.
     """
     fn = "scatter_reduce"
     if isinstance(reduce, str):

@@ -96,7 +96,11 @@ def _apply_masks(x: jax.Array, ids: jax.Array, *, unique: bool) -> jax.Array:
 
 
 def apply_masks(
-    x: ArrayLike, ids: ArrayLike, *, layout: Layout = "MNK", unique_indices: bool = False
+    x: ArrayLike,
+    ids: ArrayLike,
+    *,
+    layout: Literal["MNK", "NMK"] = "MNK",
+    unique_indices: bool = False,
 ) -> jax.Array:
     """Gathers the tokens of ``M`` index sets, concatenated mask-major: JEPA's ``apply_masks``.
 
@@ -105,25 +109,6 @@ def apply_masks(
     results concatenated along the batch axis, so row ``m * N + n`` holds set ``m`` of sample
     ``n``. Here each row is one ``jgather.index_select`` of whole token rows (no ``[N, K, D]``
     index is built). Not to be confused with :func:`apply_mask`, MAE's triple from one mask.
-
-    ``multiblock_masking``'s index sets go in as they are: ``apply_masks(x, out.context_ids)``
-    ([N, K], one set) and ``apply_masks(x, out.target_ids, layout="NMK")``. A 3-D ``ids`` is
-    read in the layout named, never guessed from its shape (``N`` may equal ``M``).
-
-    The gradient with respect to ``x`` adds each set's cotangent at its tokens: a scatter-add.
-    With ``unique_indices=True`` (no row of a set repeats a token, as in
-    ``multiblock_masking``'s sets) it is a gather per set by the set's inverse and a sum over
-    the sets, with no scatter on ``x``'s values (the inverse is one ``int32`` scatter of slot
-    numbers); float32 sums for reduced-precision ``x``, as the scatter-add.
-
-    Out-of-range indices follow ``jgather.gather``: ``IndexError`` for concrete ``ids``; under
-    ``jax.jit`` the position is filled (NaN for floats) and ``checkify`` reports it.
-
-    On a batch-sharded mesh the gathers stay local, but the mask-major layout itself mixes the
-    shards (rows ``m * N + n`` of every ``m`` come from every device), so the final flatten
-    moves rows between devices; on an explicit-axis mesh the result is split over its rows like
-    the batch. To keep everything local, gather per set instead (an [N, K] ``ids`` gives
-    ``[N, K, D]``, sharded like ``x``).
 
     Args:
       x: [N, L, D...] tokens.
@@ -156,6 +141,25 @@ def apply_masks(
       True
       >>> jgather.apply_masks(x, ids[0]).shape  # one [N, K] set
       (2, 2, 1)
+
+    ``multiblock_masking``'s index sets go in as they are: ``apply_masks(x, out.context_ids)``
+    ([N, K], one set) and ``apply_masks(x, out.target_ids, layout="NMK")``. A 3-D ``ids`` is
+    read in the layout named, never guessed from its shape (``N`` may equal ``M``).
+
+    The gradient with respect to ``x`` adds each set's cotangent at its tokens: a scatter-add.
+    With ``unique_indices=True`` (no row of a set repeats a token, as in
+    ``multiblock_masking``'s sets) it is a gather per set by the set's inverse and a sum over
+    the sets, with no scatter on ``x``'s values (the inverse is one ``int32`` scatter of slot
+    numbers); float32 sums for reduced-precision ``x``, as the scatter-add.
+
+    Out-of-range indices follow ``jgather.gather``: ``IndexError`` for concrete ``ids``; under
+    ``jax.jit`` the position is filled (NaN for floats) and ``checkify`` reports it.
+
+    On a batch-sharded mesh the gathers stay local, but the mask-major layout itself mixes the
+    shards (rows ``m * N + n`` of every ``m`` come from every device), so the final flatten
+    moves rows between devices; on an explicit-axis mesh the result is split over its rows like
+    the batch. To keep everything local, gather per set instead (an [N, K] ``ids`` gives
+    ``[N, K, D]``, sharded like ``x``).
 
     References:
       Assran et al., "Self-Supervised Learning from Images with a Joint-Embedding
@@ -208,20 +212,12 @@ def unapply_masks(
     length: int,
     *,
     valid: ArrayLike | None = None,
-    layout: Layout = "MNK",
+    layout: Literal["MNK", "NMK"] = "MNK",
 ) -> jax.Array:
     """The inverse of :func:`apply_masks`: puts ``[M * N, K, D]`` rows back at their tokens.
 
-    Row ``m * N + n`` of ``y`` (e.g. the predictor's output for target ``m`` of sample ``n``)
-    is written at token positions ``ids[m, n]`` of an all-zero ``[L, D]`` sequence:
-    ``out[m * N + n, ids[m, n, j]] = y[m * N + n, j]``. ``unapply_masks(apply_masks(x, ids),
-    ids, L)`` equals ``x`` on the indexed tokens and 0 elsewhere. Slots with ``valid`` False
-    (the padding of ``multiblock_masking``'s index sets) are not written. Where a row repeats
-    a token, its last slot is written (and receives the gradient). ``ids`` and ``valid`` take
-    the layouts of :func:`apply_masks`. Each row is a gather of ``y``'s rows by each token's
-    slot (found by one ``int32`` scatter of slot numbers), and so is the gradient: no scatter
-    of ``y``'s values. On a batch-sharded mesh, ``ids`` is put in ``y``'s mask-major row
-    order first (rows move between devices, as in :func:`apply_masks`).
+    Row ``m * N + n`` of ``y`` is written at tokens ``ids[m, n]`` of a zero ``[L, D]`` sequence, so
+    ``unapply_masks(apply_masks(x, ids), ids, L)`` equals ``x`` on the indexed tokens.
 
     Args:
       y: [M * N, K, D...] rows, mask-major as ``apply_masks`` returns them.
@@ -248,6 +244,17 @@ def unapply_masks(
       >>> valid = jnp.array([[[True, False]]])
       >>> jgather.unapply_masks(y, ids, 4, valid=valid)[0, :, 0].tolist()
       [0.0, 0.0, 0.0, 1.0]
+
+    Row ``m * N + n`` of ``y`` (e.g. the predictor's output for target ``m`` of sample ``n``)
+    is written at token positions ``ids[m, n]`` of an all-zero ``[L, D]`` sequence:
+    ``out[m * N + n, ids[m, n, j]] = y[m * N + n, j]``. ``unapply_masks(apply_masks(x, ids),
+    ids, L)`` equals ``x`` on the indexed tokens and 0 elsewhere. Slots with ``valid`` False
+    (the padding of ``multiblock_masking``'s index sets) are not written. Where a row repeats
+    a token, its last slot is written (and receives the gradient). ``ids`` and ``valid`` take
+    the layouts of :func:`apply_masks`. Each row is a gather of ``y``'s rows by each token's
+    slot (found by one ``int32`` scatter of slot numbers), and so is the gradient: no scatter
+    of ``y``'s values. On a batch-sharded mesh, ``ids`` is put in ``y``'s mask-major row
+    order first (rows move between devices, as in :func:`apply_masks`).
     """
     fn = "unapply_masks"
     y = _checks.as_array(fn, "y", y, hint="pass rows [M * N, K, D]")

@@ -193,27 +193,7 @@ def block_masking(
     """BEiT block-wise masking: random rectangles added until a target count is reached.
 
     Mirrors BEiT's ``MaskingGenerator`` (BEiT pre-training: 14 x 14 grid, 75 masked patches,
-    ``min_num_patches=16``, aspect ratio in ``[0.3, 1/0.3]``). The algorithm, re-stated:
-
-    1. ``count = 0``. While ``count < num_masking_patches``, add one block:
-    2. ``cap = min(num_masking_patches - count, max_num_patches)``;
-    3. up to 10 attempts: draw a target area ``uniform(min_num_patches, cap)`` and an aspect
-       ratio ``exp(uniform(log(min_aspect), log(max_aspect)))`` (log-uniform);
-       ``h = round(sqrt(area * aspect))``, ``w = round(sqrt(area / aspect))`` (half to even, as
-       Python's ``round``); if ``h < H`` and ``w < W`` (strictly), place the rectangle at a
-       uniform ``top in [0, H - h]``, ``left in [0, W - w]``; it is accepted iff it adds
-       between 1 and ``cap`` new tokens (overlap with earlier blocks is allowed);
-    4. the first accepted attempt ends the block; if all 10 fail, the generator stops.
-
-    So the mask is a union of axis-aligned rectangles, ``count <= num_masking_patches``
-    always, and the mask may stop short of the target (as BEiT's does) when 10 attempts in a row
-    find no fitting rectangle; on a 14 x 14 grid with the defaults it usually reaches the
-    target or falls just short. The two loops run as one ``lax.while_loop`` bounded by
-    ``10 * (num_masking_patches + 1)`` attempts, a bound the algorithm can never exceed, so the
-    function is jit-able with static shapes and no Python loop over data.
-
-    Token order is row-major over ``(h, w)``. Written for one image, ``jax.vmap``-ed over the
-    batch (the loop runs until the slowest sample of the batch is done).
+    ``min_num_patches=16``, aspect ratio in ``[0.3, 1/0.3]``).
 
     Args:
       key: one PRNG key (split into ``batch_size`` keys) or a batch of ``batch_size`` keys.
@@ -243,6 +223,28 @@ def block_masking(
       (8, 196)
       >>> bool((mask.sum(-1) <= 75).all())
       True
+
+    The algorithm, re-stated:
+
+    1. ``count = 0``. While ``count < num_masking_patches``, add one block:
+    2. ``cap = min(num_masking_patches - count, max_num_patches)``;
+    3. up to 10 attempts: draw a target area ``uniform(min_num_patches, cap)`` and an aspect
+       ratio ``exp(uniform(log(min_aspect), log(max_aspect)))`` (log-uniform);
+       ``h = round(sqrt(area * aspect))``, ``w = round(sqrt(area / aspect))`` (half to even, as
+       Python's ``round``); if ``h < H`` and ``w < W`` (strictly), place the rectangle at a
+       uniform ``top in [0, H - h]``, ``left in [0, W - w]``; it is accepted iff it adds
+       between 1 and ``cap`` new tokens (overlap with earlier blocks is allowed);
+    4. the first accepted attempt ends the block; if all 10 fail, the generator stops.
+
+    So the mask is a union of axis-aligned rectangles, ``count <= num_masking_patches``
+    always, and the mask may stop short of the target (as BEiT's does) when 10 attempts in a row
+    find no fitting rectangle; on a 14 x 14 grid with the defaults it usually reaches the
+    target or falls just short. The two loops run as one ``lax.while_loop`` bounded by
+    ``10 * (num_masking_patches + 1)`` attempts, a bound the algorithm can never exceed, so the
+    function is jit-able with static shapes and no Python loop over data.
+
+    Token order is row-major over ``(h, w)``. Written for one image, ``jax.vmap``-ed over the
+    batch (the loop runs until the slowest sample of the batch is done).
 
     References:
       Bao et al., "BEiT: BERT Pre-Training of Image Transformers",

@@ -49,23 +49,8 @@ def _box_masks_core(boxes: jax.Array, grid: tuple[int, ...]) -> jax.Array:
 def box_masks(boxes: ArrayLike, grid: int | tuple[int, ...]) -> jax.Array:
     """Boolean token masks of axis-aligned boxes on a token grid (deterministic).
 
-    The construction the multi-block samplers of I-JEPA and V-JEPA use, separated from the
-    sampling: box ``(top, left, height, width)`` on an ``(H, W)`` grid is exactly NumPy's or
-    torch's ``mask[top:top + height, left:left + width] = 1`` on an ``[H, W]`` array, flattened
-    row-major; on a ``(T, H, W)`` grid, box ``(start, top, left, duration, height, width)`` is
-    ``mask[start:start + duration, top:top + height, left:left + width] = 1``. As with slicing,
-    a box that reaches past the grid's end is cut at the edge and an extent of 0 is empty.
-    Corners and extents must be non-negative (slicing would read a negative corner from the
-    end): concrete boxes are checked; traced ones are read as coordinates (a negative corner
-    covers the cells from 0 to ``corner + extent``).
-
-    Positions are counted in int32 (int64 for grids past ``2**31 - 1`` tokens, with
-    ``jax_enable_x64``), whatever the boxes' integer dtype: int8 or uint16 boxes on a grid
-    longer than their range mask as wide boxes do.
-
-    Token order is row-major: token ``l = h * W + w`` (``(t * H + h) * W + w`` for video),
-    that of ``patchify`` and of the references. Combine the boxes of one mask with
-    ``.any(axis=-2)``.
+    A box covers the tokens NumPy slicing would (``mask[top:top + height, left:left + width]``, with
+    a time axis first for video): the construction of I-JEPA's and V-JEPA's samplers.
 
     Args:
       boxes: [..., 4] integer ``(top, left, height, width)`` for a 2-D grid, or [..., 6]
@@ -89,6 +74,24 @@ def box_masks(boxes: ArrayLike, grid: int | tuple[int, ...]) -> jax.Array:
       [[0, 0, 0, 0, 0], [0, 0, 1, 1, 1], [0, 0, 1, 1, 1], [0, 0, 0, 0, 0]]
       >>> m.reshape(2, 4, 5).astype(int)[1].tolist()  # cut at the bottom edge, as slicing
       [[0, 0, 0, 0, 0], [0, 0, 0, 0, 0], [1, 0, 0, 0, 0], [1, 0, 0, 0, 0]]
+
+    The construction the multi-block samplers of I-JEPA and V-JEPA use, separated from the
+    sampling: box ``(top, left, height, width)`` on an ``(H, W)`` grid is exactly NumPy's or
+    torch's ``mask[top:top + height, left:left + width] = 1`` on an ``[H, W]`` array, flattened
+    row-major; on a ``(T, H, W)`` grid, box ``(start, top, left, duration, height, width)`` is
+    ``mask[start:start + duration, top:top + height, left:left + width] = 1``. As with slicing,
+    a box that reaches past the grid's end is cut at the edge and an extent of 0 is empty.
+    Corners and extents must be non-negative (slicing would read a negative corner from the
+    end): concrete boxes are checked; traced ones are read as coordinates (a negative corner
+    covers the cells from 0 to ``corner + extent``).
+
+    Positions are counted in int32 (int64 for grids past ``2**31 - 1`` tokens, with
+    ``jax_enable_x64``), whatever the boxes' integer dtype: int8 or uint16 boxes on a grid
+    longer than their range mask as wide boxes do.
+
+    Token order is row-major: token ``l = h * W + w`` (``(t * H + h) * W + w`` for video),
+    that of ``patchify`` and of the references. Combine the boxes of one mask with
+    ``.any(axis=-2)``.
     """
     fn = "box_masks"
     boxes = _checks.as_array(fn, "boxes", boxes, hint="pass [..., 4] or [..., 6] integer boxes")

@@ -23,8 +23,6 @@ from jgather.masking._keys import uniform_int
 # complement from the acceptable region.
 _TIMEOUT = 20
 
-Range = float | tuple[float, float]
-
 
 @dataclasses.dataclass(frozen=True)
 class IJepaConfig:
@@ -64,9 +62,9 @@ class IJepaConfig:
     """
 
     num_targets: int = 4
-    target_scale: Range = (0.15, 0.2)
-    aspect_ratio: Range = (0.75, 1.5)
-    context_scale: Range = (0.85, 1.0)
+    target_scale: float | tuple[float, float] = (0.15, 0.2)
+    aspect_ratio: float | tuple[float, float] = (0.75, 1.5)
+    context_scale: float | tuple[float, float] = (0.85, 1.0)
     min_keep: int = 10
     num_contexts: int = 1
     allow_overlap: bool = False

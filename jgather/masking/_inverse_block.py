@@ -115,6 +115,45 @@ def inverse_block_masking(
     Mirrors fairseq's ``compute_block_mask_2d`` as data2vec 2.0 calls it for images
     (``mask_length=3``, ``inverse_mask=True``, ``require_same_masks=True``; ``mask_prob=0.8``
     and ``mask_prob_adjust=0.07`` for ViT-B, the defaults here; 0.75 and 0.1 for ViT-L/H).
+
+    Args:
+      key: one PRNG key (split into ``batch_size`` keys) or a batch of ``batch_size`` keys
+        (sample ``i``'s masks then depend on ``key[i]`` alone).
+      batch_size: number of samples ``N`` (static).
+      grid: the token grid ``(H, W)``, or an int for a square grid (static).
+      mask_ratio: the fraction of tokens masked, in ``[0, 1]`` (static); data2vec 2.0's
+        ``mask_prob`` (0.8 for ViT-B, 0.75 for ViT-L/H).
+      num_masks: ``M``, independent masks per sample, at least 1 (static).
+      mask_length: the side of the square blocks, at least 2 (static).
+      mask_prob_adjust: added to ``p`` when counting the block centres (static; 0.07 for
+        ViT-B, 0.1 for ViT-L/H).
+      require_same_masks: make every mask's count exact (static bool).
+      inverse: the blocks stay visible (static bool); ``False`` masks the blocks instead.
+
+    Returns:
+      A boolean mask of shape [N * M, H * W], True = masked, sample-major (see below). With
+      ``require_same_masks`` every row keeps exactly ``num_keep = int(L * (1 - mask_ratio))``
+      (``inverse``) or ``L - int(L * mask_ratio)`` tokens, so it feeds
+      ``apply_mask(jnp.repeat(x, M, axis=0), mask, num_keep)``.
+
+    Raises:
+      TypeError: for traced or non-numeric static arguments, non-bool flags, or a bad key.
+      ValueError: for a ratio outside ``[0, 1]``, ``num_masks < 1``, ``mask_length < 2``, a
+        ``mask_prob_adjust`` that makes the number of centres negative, or a key batch whose
+        length is not ``batch_size``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, jgather
+      >>> mask = jgather.inverse_block_masking(jax.random.key(0), 2, (14, 14), 0.8, num_masks=4)
+      >>> mask.shape, mask.dtype
+      ((8, 196), dtype('bool'))
+      >>> (~mask).sum(-1).tolist()  # int(196 * (1 - 0.8)) = 39 visible tokens in every mask
+      [39, 39, 39, 39, 39, 39, 39, 39]
+      >>> x = jnp.ones((2, 196, 16))  # two samples, each cloned 4 times
+      >>> out = jgather.apply_mask(jnp.repeat(x, 4, axis=0), mask, int(196 * (1 - 0.8)))
+      >>> out.x_masked.shape
+      (8, 39, 16)
+
     The facts it follows, with ``p = 1 - mask_ratio`` (``inverse=True``) or ``p = mask_ratio``
     (``inverse=False``), both in Python floats as the reference computes them:
 
@@ -158,44 +197,6 @@ def inverse_block_masking(
 
     Token order is row-major over ``(h, w)``. The mask of one sample is written for one mask,
     ``jax.vmap``-ed over the ``M`` masks and the batch; no loop, static shapes.
-
-    Args:
-      key: one PRNG key (split into ``batch_size`` keys) or a batch of ``batch_size`` keys
-        (sample ``i``'s masks then depend on ``key[i]`` alone).
-      batch_size: number of samples ``N`` (static).
-      grid: the token grid ``(H, W)``, or an int for a square grid (static).
-      mask_ratio: the fraction of tokens masked, in ``[0, 1]`` (static); data2vec 2.0's
-        ``mask_prob`` (0.8 for ViT-B, 0.75 for ViT-L/H).
-      num_masks: ``M``, independent masks per sample, at least 1 (static).
-      mask_length: the side of the square blocks, at least 2 (static).
-      mask_prob_adjust: added to ``p`` when counting the block centres (static; 0.07 for
-        ViT-B, 0.1 for ViT-L/H).
-      require_same_masks: make every mask's count exact (static bool).
-      inverse: the blocks stay visible (static bool); ``False`` masks the blocks instead.
-
-    Returns:
-      A boolean mask of shape [N * M, H * W], True = masked, sample-major (see above). With
-      ``require_same_masks`` every row keeps exactly ``num_keep = int(L * (1 - mask_ratio))``
-      (``inverse``) or ``L - int(L * mask_ratio)`` tokens, so it feeds
-      ``apply_mask(jnp.repeat(x, M, axis=0), mask, num_keep)``.
-
-    Raises:
-      TypeError: for traced or non-numeric static arguments, non-bool flags, or a bad key.
-      ValueError: for a ratio outside ``[0, 1]``, ``num_masks < 1``, ``mask_length < 2``, a
-        ``mask_prob_adjust`` that makes the number of centres negative, or a key batch whose
-        length is not ``batch_size``.
-
-    Example:
-      >>> import jax, jax.numpy as jnp, jgather
-      >>> mask = jgather.inverse_block_masking(jax.random.key(0), 2, (14, 14), 0.8, num_masks=4)
-      >>> mask.shape, mask.dtype
-      ((8, 196), dtype('bool'))
-      >>> (~mask).sum(-1).tolist()  # int(196 * (1 - 0.8)) = 39 visible tokens in every mask
-      [39, 39, 39, 39, 39, 39, 39, 39]
-      >>> x = jnp.ones((2, 196, 16))  # two samples, each cloned 4 times
-      >>> out = jgather.apply_mask(jnp.repeat(x, 4, axis=0), mask, int(196 * (1 - 0.8)))
-      >>> out.x_masked.shape
-      (8, 39, 16)
 
     References:
       Baevski et al., "Efficient Self-supervised Learning with Contextualized Target

@@ -145,16 +145,8 @@ def per_sample_keys(key: jax.Array, n: int, sharding: NamedSharding | None = Non
 def example_keys(base_key: ArrayLike, example_ids: ArrayLike) -> jax.Array:
     """One PRNG key per example, derived from the example's id: masks that follow the example.
 
-    ``keys[i] = jax.random.fold_in(base_key, example_ids[i])``, ``jax.vmap``-ed over the ids.
-    Pass the result as the ``key`` of ``random_masking``, ``random_masking_per_sample`` or any
-    strategy of the family: each of them masks sample ``i`` from ``keys[i]`` alone, so an
-    example gets the same mask whatever the batch size, its position in the batch, or the
-    number of devices the batch is sharded over (tested on 1, 2, 4 and 8 devices). One key
-    split inside the function (``jax.random.split(key, N)``) instead ties the mask to the
-    slot: it changes when the batch is reordered or resized. Random values that change with
-    the batch layout or the sharding are a known source of confusion (jax-ml/jax #20381,
-    #40232); keys derived from what identifies the data avoid it. Use a fresh ``base_key``
-    per epoch (``jax.random.fold_in(key, epoch)``) for new masks each epoch.
+    ``keys[i] = jax.random.fold_in(base_key, example_ids[i])``: passed as the ``key`` of a masking
+    function, example ``i``'s mask does not depend on the batch size, its position or the sharding.
 
     Args:
       base_key: one PRNG key, ``jax.random.key(seed)`` or legacy ``jax.random.PRNGKey(seed)``.
@@ -180,6 +172,17 @@ def example_keys(base_key: ArrayLike, example_ids: ArrayLike) -> jax.Array:
       >>> m_b = jgather.random_masking(b, x[:2], 0.75).mask
       >>> bool((m_a[2] == m_b[0]).all())  # example 9's mask in either batch
       True
+
+    ``keys[i] = jax.random.fold_in(base_key, example_ids[i])``, ``jax.vmap``-ed over the ids.
+    Pass the result as the ``key`` of ``random_masking``, ``random_masking_per_sample`` or any
+    strategy of the family: each of them masks sample ``i`` from ``keys[i]`` alone, so an
+    example gets the same mask whatever the batch size, its position in the batch, or the
+    number of devices the batch is sharded over (tested on 1, 2, 4 and 8 devices). One key
+    split inside the function (``jax.random.split(key, N)``) instead ties the mask to the
+    slot: it changes when the batch is reordered or resized. Random values that change with
+    the batch layout or the sharding are a known source of confusion (jax-ml/jax #20381,
+    #40232); keys derived from what identifies the data avoid it. Use a fresh ``base_key``
+    per epoch (``jax.random.fold_in(key, epoch)``) for new masks each epoch.
     """
     fn = "example_keys"
     shape = np.shape(base_key)

@@ -76,35 +76,6 @@ def mae_loss(
     squared error is averaged over each patch's values, then over the patches where ``mask``
     is 1.
 
-    Predictions for the removed tokens only (VideoMAE's decoder): a ``pred`` of ``[N, K, P]``
-    with ``K`` smaller than the target's ``L`` is compared with ``target``'s removed tokens in
-    original order (VideoMAE's ``labels = patches[mask]``, ``take_masked``) and the loss is
-    the mean over all of them (VideoMAE's ``MSELoss``), the same value as the full-prediction
-    form when every sample removes ``K`` tokens. Each row of a concrete ``mask`` must then
-    remove exactly ``K`` tokens (``ValueError``); under ``jax.jit`` this cannot be checked,
-    and a row that removes fewer is compared with its first kept tokens as well.
-
-    Target normalisation (``norm_pix_loss``), a choice between the two references:
-
-    * ``True`` or ``"mae"`` (MAE): each target patch by its own mean and unbiased variance,
-      ``(target - mean) / sqrt(var + 1e-6)``.
-    * ``"videomae"`` (VideoMAE, with ``channels=C``): each channel of each patch by its own
-      mean and unbiased variance over the patch's (tubelet's) ``P / C`` pixels,
-      ``(target - mean) / (sqrt(var) + 1e-6)``, reading the patch vector as ``(u, p, q, c)``
-      with the channel fastest, as ``patchify`` lays it out (VideoMAE's ``(p0 p1 p2) c``).
-      VideoMAE normalises the un-normalised clip (``videos * std + mean``): patchify that.
-    * ``False`` (default): the targets as given.
-
-    On a clip whose channels differ in scale the two normalisations differ; pick the one of
-    the recipe being followed.
-
-    Every argument is keyword-only: MAE's ``forward_loss(imgs, pred, mask)`` puts the target
-    first, and a swapped ``pred``/``target`` is silent (equal without ``norm_pix_loss``, wrong
-    with it), so a positional call is a ``TypeError`` that shows the keyword form.
-
-    Computed in float32 at least (in the promoted dtype of ``pred`` and ``target`` if wider).
-    A mask with no removed patch gives NaN (0 / 0), as the reference does.
-
     Args:
       pred: [N, L, P] predicted patches (the decoder output), or [N, K, P] predictions for the
         ``K`` removed tokens of each sample in original order; keyword-only.
@@ -138,6 +109,35 @@ def mae_loss(
       ...                         norm_pix_loss="videomae", channels=2)
       >>> round(float(loss), 4)  # each channel's 3 values [0, 2, 4] become [-1, 0, 1]
       0.6667
+
+    Predictions for the removed tokens only (VideoMAE's decoder): a ``pred`` of ``[N, K, P]``
+    with ``K`` smaller than the target's ``L`` is compared with ``target``'s removed tokens in
+    original order (VideoMAE's ``labels = patches[mask]``, ``take_masked``) and the loss is
+    the mean over all of them (VideoMAE's ``MSELoss``), the same value as the full-prediction
+    form when every sample removes ``K`` tokens. Each row of a concrete ``mask`` must then
+    remove exactly ``K`` tokens (``ValueError``); under ``jax.jit`` this cannot be checked,
+    and a row that removes fewer is compared with its first kept tokens as well.
+
+    Target normalisation (``norm_pix_loss``), a choice between the two references:
+
+    * ``True`` or ``"mae"`` (MAE): each target patch by its own mean and unbiased variance,
+      ``(target - mean) / sqrt(var + 1e-6)``.
+    * ``"videomae"`` (VideoMAE, with ``channels=C``): each channel of each patch by its own
+      mean and unbiased variance over the patch's (tubelet's) ``P / C`` pixels,
+      ``(target - mean) / (sqrt(var) + 1e-6)``, reading the patch vector as ``(u, p, q, c)``
+      with the channel fastest, as ``patchify`` lays it out (VideoMAE's ``(p0 p1 p2) c``).
+      VideoMAE normalises the un-normalised clip (``videos * std + mean``): patchify that.
+    * ``False`` (default): the targets as given.
+
+    On a clip whose channels differ in scale the two normalisations differ; pick the one of
+    the recipe being followed.
+
+    Every argument is keyword-only: MAE's ``forward_loss(imgs, pred, mask)`` puts the target
+    first, and a swapped ``pred``/``target`` is silent (equal without ``norm_pix_loss``, wrong
+    with it), so a positional call is a ``TypeError`` that shows the keyword form.
+
+    Computed in float32 at least (in the promoted dtype of ``pred`` and ``target`` if wider).
+    A mask with no removed patch gives NaN (0 / 0), as the reference does.
 
     References:
       He et al., "Masked Autoencoders Are Scalable Vision Learners",

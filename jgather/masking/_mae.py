@@ -303,40 +303,13 @@ def random_masking(
     *,
     noise: jax.Array | None = None,
     num_prefix: int = 0,
-    method: Method = None,
+    method: Literal["gather", "onehot"] | None = None,
     mask_dtype: DTypeLike = jnp.float32,
 ) -> MaskedTokens:
     """Per-sample random masking by per-sample shuffling, as in MAE's ``random_masking``.
 
-    Mirrors MAE (He et al., 2021): ``len_keep = int(L * (1 - mask_ratio))``; each sample's
-    ``L`` tokens are shuffled by the ascending order of per-sample noise, the first
-    ``len_keep`` are kept (``x_masked``, in shuffled order), and ``mask`` / ``ids_restore``
-    describe the shuffle in original order. With ``noise=`` the three outputs equal MAE's for
-    that noise, with ties ordered as ``torch.argsort(noise, dim=1, stable=True)`` (equal noise:
-    lower index first). Without it, the shuffle is a uniformly random permutation up to a
-    total-variation distance of ``tie_probability_bound(L)`` (3e-13 at L=196, 1e-10 at
-    L=1568): each sample's order sorts 64-bit keys of random bits and token position, and only
-    a tie between two keys' random bits departs from uniform.
-
-    The core masks one sample and is ``jax.vmap``-ed over the batch, so sample ``i`` depends on
-    ``x[i]`` and its own key or noise only: with a batch of keys its mask does not change when
-    the batch grows, shrinks or is sharded, and a batch-sharded input stays sharded with no
-    collective communication.
-
-    Prefix tokens: with ``num_prefix=P``, ``x`` is ``[N, P + L, D]`` (e.g. a cls token first,
-    as in timm/DeiT layouts), the first ``P`` tokens are always kept and lead ``x_masked``, and
-    ``mask``, ``ids_restore`` and ``noise`` cover the ``L`` patch tokens only, so that
-    ``unshuffle(x, masked, mask_token)`` and ``mae_loss`` take them unchanged. (MAE itself
-    masks before adding its cls token; ``num_prefix=0`` there, and ``num_prefix=1`` for
-    ``unshuffle`` after the cls token is prepended.)
-
-    Where MAE's formula keeps no token (``mask_ratio=1.0``, or ``L=16`` at 0.95), ``x_masked``
-    is the ``P`` prefix tokens only, ``mask`` is all ones and ``ids_restore`` is MAE's, as MAE
-    returns them; ``unshuffle`` then gives all mask tokens.
-
-    The key comes first (as in ``jax.random``); MAE's ``random_masking(x, mask_ratio)`` order
-    is a ``TypeError`` that names ``random_masking(key, x, mask_ratio)`` and the
-    ``random_masking(None, x, mask_ratio, noise=noise)`` form.
+    Keeps ``len_keep = int(L * (1 - mask_ratio))`` tokens of each sample, as MAE does, and returns
+    MAE's ``(x_masked, mask, ids_restore)`` (a :class:`MaskedTokens`).
 
     Args:
       key: a ``jax.random.key`` or legacy ``jax.random.PRNGKey``, split into one key per sample
@@ -381,6 +354,36 @@ def random_masking(
       (1, 4, 4)
       >>> jgather.random_masking(jax.random.key(0), x, 1.0).x_masked.shape  # as MAE: none kept
       (1, 0, 4)
+
+    Mirrors MAE (He et al., 2021): ``len_keep = int(L * (1 - mask_ratio))``; each sample's
+    ``L`` tokens are shuffled by the ascending order of per-sample noise, the first
+    ``len_keep`` are kept (``x_masked``, in shuffled order), and ``mask`` / ``ids_restore``
+    describe the shuffle in original order. With ``noise=`` the three outputs equal MAE's for
+    that noise, with ties ordered as ``torch.argsort(noise, dim=1, stable=True)`` (equal noise:
+    lower index first). Without it, the shuffle is a uniformly random permutation up to a
+    total-variation distance of ``tie_probability_bound(L)`` (3e-13 at L=196, 1e-10 at
+    L=1568): each sample's order sorts 64-bit keys of random bits and token position, and only
+    a tie between two keys' random bits departs from uniform.
+
+    The core masks one sample and is ``jax.vmap``-ed over the batch, so sample ``i`` depends on
+    ``x[i]`` and its own key or noise only: with a batch of keys its mask does not change when
+    the batch grows, shrinks or is sharded, and a batch-sharded input stays sharded with no
+    collective communication.
+
+    Prefix tokens: with ``num_prefix=P``, ``x`` is ``[N, P + L, D]`` (e.g. a cls token first,
+    as in timm/DeiT layouts), the first ``P`` tokens are always kept and lead ``x_masked``, and
+    ``mask``, ``ids_restore`` and ``noise`` cover the ``L`` patch tokens only, so that
+    ``unshuffle(x, masked, mask_token)`` and ``mae_loss`` take them unchanged. (MAE itself
+    masks before adding its cls token; ``num_prefix=0`` there, and ``num_prefix=1`` for
+    ``unshuffle`` after the cls token is prepended.)
+
+    Where MAE's formula keeps no token (``mask_ratio=1.0``, or ``L=16`` at 0.95), ``x_masked``
+    is the ``P`` prefix tokens only, ``mask`` is all ones and ``ids_restore`` is MAE's, as MAE
+    returns them; ``unshuffle`` then gives all mask tokens.
+
+    The key comes first (as in ``jax.random``); MAE's ``random_masking(x, mask_ratio)`` order
+    is a ``TypeError`` that names ``random_masking(key, x, mask_ratio)`` and the
+    ``random_masking(None, x, mask_ratio, noise=noise)`` form.
 
     References:
       He et al., "Masked Autoencoders Are Scalable Vision Learners",
@@ -430,7 +433,7 @@ def apply_mask(
     num_keep: int,
     *,
     num_prefix: int = 0,
-    method: Method = None,
+    method: Literal["gather", "onehot"] | None = None,
     mask_dtype: DTypeLike = jnp.float32,
 ) -> MaskedTokens:
     """Turns a fixed-count mask into the ``(x_masked, mask, ids_restore)`` triple.

@@ -10,7 +10,7 @@ token order. With a fixed count of removed tokens per sample that is a static sh
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
@@ -18,7 +18,7 @@ from jax import lax
 
 from jgather import _checks
 from jgather.masking._keys import batch_sharding, to_batch_sharding
-from jgather.masking._mae import MaskedTokens, Method, _check_method, _check_x, _take_rows
+from jgather.masking._mae import MaskedTokens, _check_method, _check_x, _take_rows
 from jgather.masking._permutation import _packed_argsort
 
 
@@ -73,15 +73,8 @@ def _masked_ids(ids_restore: jax.Array, *, len_keep: int) -> jax.Array:
 def masked_ids(masked: MaskedTokens) -> jax.Array:
     """The ids of each sample's removed tokens, in original (ascending) order.
 
-    VideoMAE's ``patches[mask]`` lists the masked tokens of each sample in token order; these
-    are their ids: ``masked_ids(out)[i]`` is ``np.flatnonzero(out.mask[i])``, for the
-    ``MaskedTokens`` of ``random_masking`` or ``apply_mask`` (which remove the same number
-    of tokens from every sample, so the shape is static). It is what one would write by hand
-    as ``jnp.sort(jnp.argsort(ids_restore)[:, len_keep:])``, without the two sorts. Use it for
-    the decoder's positions, e.g. ``jnp.take(pos_embed, masked_ids(out), axis=0)`` for a
-    shared ``[L, D]`` table (VideoMAE's ``pos[mask]``); ``take_masked`` gathers the rows of a
-    per-sample array. Written for one sample and ``jax.vmap``-ed over the batch, so a
-    batch-sharded input stays sharded without collectives.
+    ``masked_ids(out)[i]`` is ``np.flatnonzero(out.mask[i])`` (the positions of VideoMAE's
+    ``patches[mask]``), in a static shape.
 
     Args:
       masked: the ``MaskedTokens`` of ``random_masking`` / ``apply_mask`` (its
@@ -100,6 +93,16 @@ def masked_ids(masked: MaskedTokens) -> jax.Array:
       >>> out = jgather.apply_mask(x, jnp.array([[False, True, False, True, True, False]]), 3)
       >>> jgather.masked_ids(out).tolist()
       [[1, 3, 4]]
+
+    VideoMAE's ``patches[mask]`` lists the masked tokens of each sample in token order; these
+    are their ids: ``masked_ids(out)[i]`` is ``np.flatnonzero(out.mask[i])``, for the
+    ``MaskedTokens`` of ``random_masking`` or ``apply_mask`` (which remove the same number
+    of tokens from every sample, so the shape is static). It is what one would write by hand
+    as ``jnp.sort(jnp.argsort(ids_restore)[:, len_keep:])``, without the two sorts. Use it for
+    the decoder's positions, e.g. ``jnp.take(pos_embed, masked_ids(out), axis=0)`` for a
+    shared ``[L, D]`` table (VideoMAE's ``pos[mask]``); ``take_masked`` gathers the rows of a
+    per-sample array. Written for one sample and ``jax.vmap``-ed over the batch, so a
+    batch-sharded input stays sharded without collectives.
     """
     fn = "masked_ids"
     ids_restore, len_keep = _check_masked(fn, masked)
@@ -121,17 +124,13 @@ def _take_masked(
     return jax.vmap(one)(x, ids_restore)
 
 
-def take_masked(x: jax.Array, masked: MaskedTokens, *, method: Method = None) -> jax.Array:
+def take_masked(
+    x: jax.Array, masked: MaskedTokens, *, method: Literal["gather", "onehot"] | None = None
+) -> jax.Array:
     """The rows of ``x`` at each sample's removed tokens, in original order: ``x[mask]``.
 
-    VideoMAE's targets for a decoder that predicts the masked tokens only: ``labels =
-    patches[mask].reshape(N, -1, D)``, the masked tokens of each sample in ascending token
-    order, here in a static shape from the ``MaskedTokens`` of ``random_masking`` or
-    ``apply_mask``: ``take_masked(patches, out)``. ``x`` holds the ``L`` maskable tokens
-    (no prefix tokens: take ``x[:, P:]`` first). The rows are ``masked_ids(out)``, gathered
-    per sample (written for one sample and ``jax.vmap``-ed; a batch-sharded input stays
-    sharded). ``mae_loss`` takes such targets' predictions directly (a ``pred`` of ``L -
-    len_keep`` tokens).
+    VideoMAE's ``patches[mask].reshape(N, -1, D)`` in a static shape, for the :class:`MaskedTokens`
+    of ``random_masking`` or ``apply_mask``.
 
     Args:
       x: [N, L, D], e.g. ``patchify(videos, p, tubelet_size=2)``.
@@ -152,6 +151,15 @@ def take_masked(x: jax.Array, masked: MaskedTokens, *, method: Method = None) ->
       >>> out = jgather.apply_mask(x, jnp.array([[False, True, False, True, True, False]]), 3)
       >>> jgather.take_masked(x, out)[0].tolist()  # tokens 1, 3 and 4
       [[2.0, 3.0], [6.0, 7.0], [8.0, 9.0]]
+
+    VideoMAE's targets for a decoder that predicts the masked tokens only: ``labels =
+    patches[mask].reshape(N, -1, D)``, the masked tokens of each sample in ascending token
+    order, here in a static shape from the ``MaskedTokens`` of ``random_masking`` or
+    ``apply_mask``: ``take_masked(patches, out)``. ``x`` holds the ``L`` maskable tokens
+    (no prefix tokens: take ``x[:, P:]`` first). The rows are ``masked_ids(out)``, gathered
+    per sample (written for one sample and ``jax.vmap``-ed; a batch-sharded input stays
+    sharded). ``mae_loss`` takes such targets' predictions directly (a ``pred`` of ``L -
+    len_keep`` tokens).
 
     References:
       Tong et al., "VideoMAE: Masked Autoencoders are Data-Efficient Learners for

@@ -43,10 +43,10 @@ def multiblock_masking(
     batch_size: int,
     grid: int | tuple[int, ...],
     *,
-    preset: Preset | IJepaConfig | VJepaConfig = "ijepa",
+    preset: Literal["ijepa", "vjepa", "vjepa_long"] | IJepaConfig | VJepaConfig = "ijepa",
     size_key: ArrayLike | None = None,
     per_sample_size: bool = False,
-    truncate: Truncate | None = None,
+    truncate: Literal["batch_min", "batch_min_valid"] | None = None,
     **overrides: object,
 ) -> MultiBlockMasks:
     """Multi-block context and target masks of I-JEPA (images) and V-JEPA (video).

@@ -80,17 +80,8 @@ def patch_dropout(
 ) -> PatchDropoutOutput:
     """Patch dropout: keep the prefix tokens and a random subset of the others (timm, FLIP).
 
-    Mirrors timm's ``PatchDropout`` (with ``return_indices``), the token dropping of
-    "PatchDropout" (arXiv 2208.07220) and FLIP (arXiv 2212.00794). The first
-    ``num_prefix`` tokens (cls / register tokens) are always kept, in place, first. Of
-    the ``L_body = L - num_prefix`` others, exactly ``num_keep = max(1, int(L_body *
-    (1.0 - prob)))`` are kept (timm's formula: the float ``1 - prob`` times ``L_body``, truncated,
-    at least one), chosen uniformly at random per sample. With ``ordered=False`` they come in
-    random order (as timm's ``argsort(randn)[:num_keep]``); with ``ordered=True`` in increasing
-    original position. As in timm, ``prob == 0`` returns ``x`` unchanged (all tokens, in order).
-
-    The gather is :func:`jgather.index_select` on each sample, ``jax.vmap``-ed over the batch;
-    gradients flow to the kept tokens of ``x``.
+    Mirrors timm's ``PatchDropout``: the first ``num_prefix`` tokens stay, and ``max(1, int(L_body *
+    (1 - prob)))`` of the others are kept, chosen uniformly per sample.
 
     Args:
       key: one PRNG key (split into ``N`` keys) or a batch of ``N`` keys.
@@ -121,6 +112,18 @@ def patch_dropout(
       [0, 0]
       >>> bool((jnp.diff(out.indices, axis=1) > 0).all())
       True
+
+    Mirrors timm's ``PatchDropout`` (with ``return_indices``), the token dropping of
+    "PatchDropout" (arXiv 2208.07220) and FLIP (arXiv 2212.00794). The first
+    ``num_prefix`` tokens (cls / register tokens) are always kept, in place, first. Of
+    the ``L_body = L - num_prefix`` others, exactly ``num_keep = max(1, int(L_body *
+    (1.0 - prob)))`` are kept (timm's formula: the float ``1 - prob`` times ``L_body``, truncated,
+    at least one), chosen uniformly at random per sample. With ``ordered=False`` they come in
+    random order (as timm's ``argsort(randn)[:num_keep]``); with ``ordered=True`` in increasing
+    original position. As in timm, ``prob == 0`` returns ``x`` unchanged (all tokens, in order).
+
+    The gather is :func:`jgather.index_select` on each sample, ``jax.vmap``-ed over the batch;
+    gradients flow to the kept tokens of ``x``.
 
     References:
       Li et al., "Scaling Language-Image Pre-training via Masking" (FLIP),

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any
+from typing import Any, Literal
 
 import chex  # type: ignore[import-untyped]  # chex ships no py.typed marker
 import jax
@@ -39,7 +39,6 @@ from jax.typing import ArrayLike, DTypeLike
 from jgather import _checks
 from jgather.masking._keys import batch_sharding, check_key, per_sample_keys, to_batch_sharding
 from jgather.masking._mae import (
-    Method,
     _check_key_first,
     _check_mask_dtype,
     _check_method,
@@ -276,39 +275,13 @@ def random_masking_per_sample(
     capacity: int,
     noise: jax.Array | None = None,
     num_prefix: int = 0,
-    method: Method = None,
+    method: Literal["gather", "onehot"] | None = None,
     mask_dtype: DTypeLike = jnp.float32,
 ) -> PaddedMaskedTokens:
     """MAE random masking with one mask ratio per sample, in shapes fixed by ``capacity``.
 
-    Mirrors MAE's ``random_masking`` per sample: sample ``i`` keeps ``k_i = int(L * (1 -
-    r_i))`` tokens, the first ``k_i`` of its shuffle (``random_masking``'s shuffle: the same
-    keys or ``noise=`` order, ties lower index first). ``x_masked`` has the static length
-    ``P + capacity``: the kept tokens fill the first ``k_i`` slots, the rest are zeros marked
-    invalid in ``valid`` (pass ``valid`` as the encoder's attention key mask). ``mask`` and
-    ``ids_restore`` are such that ``unshuffle(x_masked, out, mask_token)`` (the result in
-    place of ``ids_restore``) puts ``mask_token`` at every removed token and ``mae_loss``
-    averages over exactly the removed ones. With every ratio equal and ``capacity`` equal to its
-    ``len_keep``, ``x_masked``, ``mask`` and ``ids_restore`` equal ``random_masking``'s bit
-    for bit (both masks are float32 by default).
-
-    More kept tokens than slots: when ``mask_ratio`` is concrete, a sample with ``k_i >
-    capacity`` is a ``ValueError`` (as are ratios outside ``[0, 1]``). Under ``jax.jit``
-    (traced ratios) it cannot raise: ``k_i`` is clipped to ``capacity`` (ratios into ``[0,
-    1]`` first, NaN to 1), and the outputs describe the tokens actually kept: ``len_keep``
-    holds the clipped count and ``mask`` marks the tokens that did not fit as removed, so
-    ``unshuffle`` and ``mae_loss`` stay consistent. Choose ``capacity = int(L * (1 -
-    min_ratio))`` for ratios of at least ``min_ratio`` (``sample_mask_ratios``'s ``low``) and
-    nothing is ever clipped. A ratio of 1 keeps no token (``len_keep`` 0, every slot invalid).
-
-    The count is MAE's formula on the ratio's own value, in float64: a Python float ``0.9``
-    at ``L=20`` keeps ``int(1.9999999999999996) = 1`` token (as ``random_masking``), while a
-    float32 ratio holds ``0.89999998`` and keeps ``int(2.0000005) = 2``, traced or not.
-
-    The core masks one sample and is ``jax.vmap``-ed over the batch, so with a batch of keys
-    (e.g. ``example_keys``) sample ``i`` depends on its key, ratio and ``x[i]`` only, and a
-    batch-sharded input stays sharded without collectives. Gradients flow to the kept tokens
-    of ``x`` through ``x_masked``.
+    Sample ``i`` keeps ``int(L * (1 - mask_ratio[i]))`` tokens, the first of ``random_masking``'s
+    shuffle, in ``P + capacity`` slots; ``valid`` marks the filled ones.
 
     Args:
       key: one PRNG key (split into ``N``) or a batch of ``N`` keys, as ``random_masking``;
@@ -348,6 +321,35 @@ def random_masking_per_sample(
       >>> full = jgather.unshuffle(out.x_masked, out, jnp.full((1,), -1.0))
       >>> full[1, :, 0].tolist()
       [-1.0, -1.0, -1.0, -1.0, -1.0, -1.0, 14.0, 15.0]
+
+    Mirrors MAE's ``random_masking`` per sample: sample ``i`` keeps ``k_i = int(L * (1 -
+    r_i))`` tokens, the first ``k_i`` of its shuffle (``random_masking``'s shuffle: the same
+    keys or ``noise=`` order, ties lower index first). ``x_masked`` has the static length
+    ``P + capacity``: the kept tokens fill the first ``k_i`` slots, the rest are zeros marked
+    invalid in ``valid`` (pass ``valid`` as the encoder's attention key mask). ``mask`` and
+    ``ids_restore`` are such that ``unshuffle(x_masked, out, mask_token)`` (the result in
+    place of ``ids_restore``) puts ``mask_token`` at every removed token and ``mae_loss``
+    averages over exactly the removed ones. With every ratio equal and ``capacity`` equal to its
+    ``len_keep``, ``x_masked``, ``mask`` and ``ids_restore`` equal ``random_masking``'s bit
+    for bit (both masks are float32 by default).
+
+    More kept tokens than slots: when ``mask_ratio`` is concrete, a sample with ``k_i >
+    capacity`` is a ``ValueError`` (as are ratios outside ``[0, 1]``). Under ``jax.jit``
+    (traced ratios) it cannot raise: ``k_i`` is clipped to ``capacity`` (ratios into ``[0,
+    1]`` first, NaN to 1), and the outputs describe the tokens actually kept: ``len_keep``
+    holds the clipped count and ``mask`` marks the tokens that did not fit as removed, so
+    ``unshuffle`` and ``mae_loss`` stay consistent. Choose ``capacity = int(L * (1 -
+    min_ratio))`` for ratios of at least ``min_ratio`` (``sample_mask_ratios``'s ``low``) and
+    nothing is ever clipped. A ratio of 1 keeps no token (``len_keep`` 0, every slot invalid).
+
+    The count is MAE's formula on the ratio's own value, in float64: a Python float ``0.9``
+    at ``L=20`` keeps ``int(1.9999999999999996) = 1`` token (as ``random_masking``), while a
+    float32 ratio holds ``0.89999998`` and keeps ``int(2.0000005) = 2``, traced or not.
+
+    The core masks one sample and is ``jax.vmap``-ed over the batch, so with a batch of keys
+    (e.g. ``example_keys``) sample ``i`` depends on its key, ratio and ``x[i]`` only, and a
+    batch-sharded input stays sharded without collectives. Gradients flow to the kept tokens
+    of ``x`` through ``x_masked``.
     """
     fn = "random_masking_per_sample"
     _check_key_first(fn, key, "mask_ratio, capacity=K")
@@ -405,19 +407,8 @@ def sample_mask_ratios(
 ) -> jax.Array:
     """Draws one mask ratio per sample: uniform in ``[low, high]`` (MAR) or a MaskGIT schedule.
 
-    Without ``schedule``: ``r_i = low + (high - low) * u_i``, ``u_i ~ U[0, 1)`` (MAR draws its
-    ratio from ``[0.7, 1.0]``, the defaults). With ``schedule``: ``r_i = mask_schedule(
-    schedule, u_i)`` (MaskGIT training; ``low``/``high`` must then be left unset). Each sample
-    draws from its own key (one key is split into ``batch_size``), so with a batch of keys
-    sample ``i``'s ratio depends on ``key[i]`` alone. For ``random_masking_per_sample``,
-    ``capacity = int(L * (1 - low))`` keeps every draw (MaskGIT's schedules reach down to
-    ``1e-6``: ``capacity = L``). Draw the ratios from other keys than the masks (e.g.
-    ``example_keys(jax.random.fold_in(base, 1), ids)``): one key used for both correlates the
-    ratio with the shuffle.
-
-    Note: MaskGIT masks ``ceil(gamma * L)`` tokens; MAE's rule used by
-    ``random_masking_per_sample`` keeps ``int(L * (1 - gamma))``, the same count in exact
-    arithmetic (float rounding can differ by one at exact multiples of ``1 / L``).
+    ``low + (high - low) * u`` (MAR) or ``mask_schedule(schedule, u)`` (MaskGIT), ``u`` uniform from
+    each sample's own key; the ratios feed ``random_masking_per_sample``.
 
     Args:
       key: one PRNG key or a batch of ``batch_size`` keys.
@@ -443,6 +434,20 @@ def sample_mask_ratios(
       >>> r = jgather.sample_mask_ratios(jax.random.key(0), 4, schedule="cosine")
       >>> bool(((r > 0) & (r <= 1)).all())
       True
+
+    Without ``schedule``: ``r_i = low + (high - low) * u_i``, ``u_i ~ U[0, 1)`` (MAR draws its
+    ratio from ``[0.7, 1.0]``, the defaults). With ``schedule``: ``r_i = mask_schedule(
+    schedule, u_i)`` (MaskGIT training; ``low``/``high`` must then be left unset). Each sample
+    draws from its own key (one key is split into ``batch_size``), so with a batch of keys
+    sample ``i``'s ratio depends on ``key[i]`` alone. For ``random_masking_per_sample``,
+    ``capacity = int(L * (1 - low))`` keeps every draw (MaskGIT's schedules reach down to
+    ``1e-6``: ``capacity = L``). Draw the ratios from other keys than the masks (e.g.
+    ``example_keys(jax.random.fold_in(base, 1), ids)``): one key used for both correlates the
+    ratio with the shuffle.
+
+    Note: MaskGIT masks ``ceil(gamma * L)`` tokens; MAE's rule used by
+    ``random_masking_per_sample`` keeps ``int(L * (1 - gamma))``, the same count in exact
+    arithmetic (float rounding can differ by one at exact multiples of ``1 / L``).
     """
     fn = "sample_mask_ratios"
     batch_size = _checks.static_int(fn, "batch_size", batch_size, minimum=1)

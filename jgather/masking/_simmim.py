@@ -43,18 +43,8 @@ def simmim_masking(
 ) -> jax.Array:
     """SimMIM masking: a random mask on a coarse grid, upsampled to the model's patch grid.
 
-    Mirrors SimMIM's ``MaskGenerator`` (defaults are SimMIM's: 192 px images, 32 px mask
-    patches, 4 px model patches for Swin, ratio 0.6). The image is cut into coarse cells of
-    ``mask_patch_size`` pixels, a grid of ``(H / mask_patch_size) x (W / mask_patch_size)``
-    cells; exactly ``mask_count = ceil(coarse_count * mask_ratio)`` cells (NumPy's ceil of the
-    float64 product, as the reference) are masked at uniformly random positions; each cell is
-    then repeated ``scale = mask_patch_size // model_patch_size`` times along both axes, so the
-    mask lives on the model's ``(H / model_patch_size) x (W / model_patch_size)`` token grid
-    and is constant on every ``scale x scale`` block.
-
-    Token order is row-major over the model's token grid ``(h, w)``. Written for one image,
-    ``jax.vmap``-ed over the batch. SimMIM replaces masked tokens by a learned mask token
-    rather than dropping them, so any ratio in ``[0, 1]`` is allowed.
+    Mirrors SimMIM's ``MaskGenerator``: ``ceil(coarse_count * mask_ratio)`` cells of
+    ``mask_patch_size`` pixels are masked, then repeated onto the model's token grid.
 
     Args:
       key: one PRNG key (split into ``batch_size`` keys) or a batch of ``batch_size`` keys.
@@ -84,6 +74,19 @@ def simmim_masking(
       (8, 2304)
       >>> (mask.sum(-1) // 64).tolist()  # ceil(36 * 0.6) = 22 coarse cells of 8 x 8 tokens
       [22, 22, 22, 22, 22, 22, 22, 22]
+
+    Mirrors SimMIM's ``MaskGenerator`` (defaults are SimMIM's: 192 px images, 32 px mask
+    patches, 4 px model patches for Swin, ratio 0.6). The image is cut into coarse cells of
+    ``mask_patch_size`` pixels, a grid of ``(H / mask_patch_size) x (W / mask_patch_size)``
+    cells; exactly ``mask_count = ceil(coarse_count * mask_ratio)`` cells (NumPy's ceil of the
+    float64 product, as the reference) are masked at uniformly random positions; each cell is
+    then repeated ``scale = mask_patch_size // model_patch_size`` times along both axes, so the
+    mask lives on the model's ``(H / model_patch_size) x (W / model_patch_size)`` token grid
+    and is constant on every ``scale x scale`` block.
+
+    Token order is row-major over the model's token grid ``(h, w)``. Written for one image,
+    ``jax.vmap``-ed over the batch. SimMIM replaces masked tokens by a learned mask token
+    rather than dropping them, so any ratio in ``[0, 1]`` is allowed.
 
     References:
       Xie et al., "SimMIM: A Simple Framework for Masked Image Modeling",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING, Literal
 
 import jax
 import jax.numpy as jnp
@@ -11,8 +12,12 @@ from jax import lax
 
 from jgather import _checks, _permute, _platform
 from jgather.masking._keys import batch_sharding, to_batch_sharding
-from jgather.masking._mae import Method, _check_method, _check_x, _take_rows, _TokenTuple
+from jgather.masking._mae import _check_method, _check_x, _take_rows, _TokenTuple
 from jgather.masking._permutation import _slots_inverse
+
+if TYPE_CHECKING:  # the result types that unshuffle reads, named in its signature
+    from jgather.masking._mae import MaskedTokens
+    from jgather.masking._per_sample import PaddedMaskedTokens
 
 __all__ = ["unshuffle"]
 
@@ -66,11 +71,11 @@ def _unshuffle(
 
 def unshuffle(
     x_masked: jax.Array,
-    ids_restore: jax.Array | _TokenTuple,
+    ids_restore: jax.Array | MaskedTokens | PaddedMaskedTokens,
     mask_token: jax.Array,
     *,
     num_prefix: int | None = None,
-    method: Method = None,
+    method: Literal["gather", "onehot"] | None = None,
 ) -> jax.Array:
     """Appends mask tokens and undoes the shuffle: MAE's decoder input.
 
@@ -79,19 +84,6 @@ def unshuffle(
     Written without building the concatenation: output token ``j`` is kept token
     ``ids_restore[j]`` when that is below ``len_keep`` and ``mask_token`` otherwise, for one
     sample, ``jax.vmap``-ed over the batch.
-
-    The prefix count cannot be read from an ``ids_restore`` array, and a wrong one is silent in
-    MAE (a cls token lands among the kept tokens, the last kept token is dropped). So pass the
-    masking's result itself in place of ``ids_restore`` (``unshuffle(x, masked, token)``): it
-    records ``num_prefix`` and the kept count, and ``x_masked`` must then hold exactly
-    ``num_prefix + len_keep`` tokens (``num_prefix=`` overrides the recorded count, e.g. after
-    prepending a cls token to MAE-style ``num_prefix=0`` masking); with a raw array,
-    ``num_prefix`` is required.
-
-    No two tokens may read the same kept slot (``ids_restore`` below ``len_keep`` is unique
-    per row, as every masking returns it): the gradient gathers each kept slot's cotangent at
-    the one token that reads it (no scatter), so a repeat would lose one. A concrete
-    ``ids_restore`` is checked (``ValueError``); under ``jax.jit`` it is taken as given.
 
     Args:
       x_masked: [N, P + len_keep, D] (e.g. the encoder output after the decoder embedding;
@@ -129,6 +121,19 @@ def unshuffle(
       (1, 7, 2)
       >>> jgather.unshuffle(with_cls, out.ids_restore, jnp.full((2,), -1.0), num_prefix=1).shape
       (1, 7, 2)
+
+    The prefix count cannot be read from an ``ids_restore`` array, and a wrong one is silent in
+    MAE (a cls token lands among the kept tokens, the last kept token is dropped). So pass the
+    masking's result itself in place of ``ids_restore`` (``unshuffle(x, masked, token)``): it
+    records ``num_prefix`` and the kept count, and ``x_masked`` must then hold exactly
+    ``num_prefix + len_keep`` tokens (``num_prefix=`` overrides the recorded count, e.g. after
+    prepending a cls token to MAE-style ``num_prefix=0`` masking); with a raw array,
+    ``num_prefix`` is required.
+
+    No two tokens may read the same kept slot (``ids_restore`` below ``len_keep`` is unique
+    per row, as every masking returns it): the gradient gathers each kept slot's cotangent at
+    the one token that reads it (no scatter), so a repeat would lose one. A concrete
+    ``ids_restore`` is checked (``ValueError``); under ``jax.jit`` it is taken as given.
     """
     fn = "unshuffle"
     x_masked = _check_x(fn, x_masked, "x_masked")

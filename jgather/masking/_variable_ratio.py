@@ -76,23 +76,12 @@ def _schedule(name: str, r: jax.Array, num_tokens: int | None) -> jax.Array:
 def mask_schedule(name: str, ratio: ArrayLike, *, num_tokens: int | None = None) -> jax.Array:
     """MaskGIT's mask-ratio schedules: map ``r`` in ``[0, 1]`` to the fraction of tokens masked.
 
-    Mirrors MaskGIT's ``schedule`` (``maskgit/libml/mask_schedule.py``; the paper's study of
-    mask scheduling functions). All are non-increasing in ``r``, equal 1 at ``r = 0``
-    (``exp``: ``1 - 1/L``) and reach the floor at ``r = 1``; like MaskGIT the result is
-    clamped into ``[1e-6, 1]``:
-
-    * ``cosine``: ``cos(pi/2 * r)`` (MaskGIT's choice);
-    * ``linear`` (MaskGIT's ``uniform``): ``1 - r``;
-    * ``square``: ``1 - r**2``; ``cubic``: ``1 - r**3``; ``sqrt``: ``1 - r**0.5``;
-      ``pow<e>`` (e.g. ``pow2.5``): ``1 - r**e``;
-    * ``log``: ``-log2(r) / log2(L)``; ``exp``: ``1 - 2**(-log2(L) * (1 - r))``, where ``L`` is
-      ``num_tokens`` (MaskGIT's ``total_unknown``).
-
-    In training ``r`` is drawn uniformly from ``[0, 1)`` (see :func:`variable_ratio_masking`); in
-    iterative decoding it is ``t / T``.
+    Mirrors MaskGIT's ``schedule`` (``maskgit/libml/mask_schedule.py``); the formulas follow
+    the example.
 
     Args:
-      name: schedule name, one of the above.
+      name: ``'cosine'`` (MaskGIT's choice), ``'linear'``, ``'square'``, ``'cubic'``,
+        ``'sqrt'``, ``'pow<e>'`` (e.g. ``'pow2.5'``), ``'log'`` or ``'exp'``.
       ratio: ``r``, a float or array of floats in ``[0, 1]``.
       num_tokens: ``L``, required by ``log`` and ``exp`` (at least 2).
 
@@ -109,6 +98,20 @@ def mask_schedule(name: str, ratio: ArrayLike, *, num_tokens: int | None = None)
       [1.0, 0.7071, 0.0]
       >>> float(mask_schedule("square", 0.5))
       0.75
+
+    The schedules (the paper's study of mask scheduling functions) are non-increasing in
+    ``r``, equal 1 at ``r = 0`` (``exp``: ``1 - 1/L``) and reach the floor at ``r = 1``; like
+    MaskGIT the result is clamped into ``[1e-6, 1]``:
+
+    * ``cosine``: ``cos(pi/2 * r)`` (MaskGIT's choice);
+    * ``linear`` (MaskGIT's ``uniform``): ``1 - r``;
+    * ``square``: ``1 - r**2``; ``cubic``: ``1 - r**3``; ``sqrt``: ``1 - r**0.5``;
+      ``pow<e>`` (e.g. ``pow2.5``): ``1 - r**e``;
+    * ``log``: ``-log2(r) / log2(L)``; ``exp``: ``1 - 2**(-log2(L) * (1 - r))``, where ``L`` is
+      ``num_tokens`` (MaskGIT's ``total_unknown``).
+
+    In training ``r`` is drawn uniformly from ``[0, 1)`` (see :func:`variable_ratio_masking`); in
+    iterative decoding it is ``t / T``.
 
     References:
       Chang et al., "MaskGIT: Masked Generative Image Transformer",
@@ -180,9 +183,6 @@ def variable_ratio_masking(
     guard: the schedule is clamped into ``[1e-6, 1]``, so the ceiling is already in range. The mask
     has a fixed shape [N, L]; only the count varies per sample, so it jit-compiles once.
 
-    Token order is whatever order the caller's ``L`` tokens have (row-major ``(h, w)`` for
-    image tokens). Written for one sample, ``jax.vmap``-ed over the batch.
-
     Args:
       key: one PRNG key (split into ``batch_size`` keys) or a batch of ``batch_size`` keys.
       batch_size: number of samples ``N`` (static).
@@ -215,6 +215,9 @@ def variable_ratio_masking(
       >>> r = jax.numpy.array([0.0, 1.0])  # cos(0) = 1 -> all 10; cos(pi/2) -> clipped to 1
       >>> variable_ratio_masking(jax.random.key(0), 2, 10, r=r).num_masked.tolist()
       [10, 1]
+
+    Token order is whatever order the caller's ``L`` tokens have (row-major ``(h, w)`` for
+    image tokens). Written for one sample, ``jax.vmap``-ed over the batch.
 
     References:
       Chang et al., "MaskGIT: Masked Generative Image Transformer",

@@ -43,9 +43,6 @@ def tube_masking(
     patch cannot be copied from a neighbouring frame. VideoMAE uses ``mask_ratio=0.9``;
     ``mask_ratio=1.0`` masks every token, as the reference allows.
 
-    Token order is row-major over ``(t, h, w)``: token ``l = (t * H + h) * W + w``. Written for
-    one clip and ``jax.vmap``-ed over the batch.
-
     Args:
       key: one PRNG key (split into ``batch_size`` keys) or a batch of ``batch_size`` keys
         (sample ``i`` depends on ``key[i]`` alone).
@@ -74,6 +71,9 @@ def tube_masking(
       [176, 176, 176, 176, 176, 176, 176, 176]
       >>> bool((mask.reshape(2, 8, 196) == mask.reshape(2, 8, 196)[:, :1]).all())
       True
+
+    Token order is row-major over ``(t, h, w)``: token ``l = (t * H + h) * W + w``. Written for
+    one clip and ``jax.vmap``-ed over the batch.
 
     References:
       Tong et al., "VideoMAE: Masked Autoencoders are Data-Efficient Learners for
@@ -126,29 +126,8 @@ def running_cell_masking(
 ) -> jax.Array:
     """VideoMAE V2 running-cell masking: a periodic cell pattern that shifts by one each frame.
 
-    Mirrors VideoMAE V2's ``RunningCellMaskingGenerator`` (which VideoMAE V2 uses for its decoder
-    mask in dual masking, ratio 0.5). The ``H x W`` token grid is tiled by cells of ``cell =
-    (ch, cw)`` tokens (2 x 2 in VideoMAE V2). Each cell holds ``m = int(ch * cw * mask_ratio)``
-    masked positions (``int(4 * mask_ratio)`` in the reference: 2 of 4 at ratio 0.5, 3 of 4 at
-    0.75), and ``0 < m < ch * cw`` is required, as the reference asserts. Number the positions of
-    a cell ``j = (h % ch) * cw + (w % cw)`` (row-major inside the cell). With a per-clip random
-    phase ``p``, uniform in ``{0, ..., ch*cw - 1}`` and drawn from the key, token ``(t, h, w)``
-    is masked iff::
-
-        (j + t + p) % (ch * cw) < m
-
-    which is the reference's queue ``[1] * m + [0] * (ch*cw - m)`` read from a pointer that
-    advances by one every frame (its random start pointer plus one is our ``p``). Facts:
-
-    * every cell of every frame has exactly ``m`` masked tokens, so every frame has exactly
-      ``m * (H // ch) * (W // cw) = (m / (ch*cw)) * H * W`` masked tokens;
-    * frame ``t + 1`` is frame ``t`` shifted by one position along the cell order:
-      ``mask[t + 1, j] == mask[t, (j + 1) % (ch*cw)]``, so the visible positions move every frame;
-    * over any ``ch * cw`` consecutive frames each token is masked exactly ``m`` times;
-    * all cells of a frame are identical; the only randomness is the phase ``p``.
-
-    Token order is row-major over ``(t, h, w)``. Written for one clip, ``jax.vmap``-ed over the
-    batch.
+    Mirrors VideoMAE V2's ``RunningCellMaskingGenerator``: each cell of ``ch x cw`` tokens masks
+    ``int(ch * cw * mask_ratio)`` of its positions, and the pattern moves by one position per frame.
 
     Args:
       key: one PRNG key (split into ``batch_size`` keys) or a batch of ``batch_size`` keys.
@@ -178,6 +157,30 @@ def running_cell_masking(
       >>> m = mask.reshape(8, 5, 4, 4)  # [N, T, H, W]
       >>> bool((m[:, 1:, 0, 0] == m[:, :-1, 0, 1]).all())  # the pattern runs one step per frame
       True
+
+    Mirrors VideoMAE V2's ``RunningCellMaskingGenerator`` (which VideoMAE V2 uses for its decoder
+    mask in dual masking, ratio 0.5). The ``H x W`` token grid is tiled by cells of ``cell =
+    (ch, cw)`` tokens (2 x 2 in VideoMAE V2). Each cell holds ``m = int(ch * cw * mask_ratio)``
+    masked positions (``int(4 * mask_ratio)`` in the reference: 2 of 4 at ratio 0.5, 3 of 4 at
+    0.75), and ``0 < m < ch * cw`` is required, as the reference asserts. Number the positions of
+    a cell ``j = (h % ch) * cw + (w % cw)`` (row-major inside the cell). With a per-clip random
+    phase ``p``, uniform in ``{0, ..., ch*cw - 1}`` and drawn from the key, token ``(t, h, w)``
+    is masked iff::
+
+        (j + t + p) % (ch * cw) < m
+
+    which is the reference's queue ``[1] * m + [0] * (ch*cw - m)`` read from a pointer that
+    advances by one every frame (its random start pointer plus one is our ``p``). Facts:
+
+    * every cell of every frame has exactly ``m`` masked tokens, so every frame has exactly
+      ``m * (H // ch) * (W // cw) = (m / (ch*cw)) * H * W`` masked tokens;
+    * frame ``t + 1`` is frame ``t`` shifted by one position along the cell order:
+      ``mask[t + 1, j] == mask[t, (j + 1) % (ch*cw)]``, so the visible positions move every frame;
+    * over any ``ch * cw`` consecutive frames each token is masked exactly ``m`` times;
+    * all cells of a frame are identical; the only randomness is the phase ``p``.
+
+    Token order is row-major over ``(t, h, w)``. Written for one clip, ``jax.vmap``-ed over the
+    batch.
 
     References:
       Wang et al., "VideoMAE V2: Scaling Video Masked Autoencoders with Dual Masking",

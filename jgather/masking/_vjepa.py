@@ -23,8 +23,6 @@ from jgather.masking._keys import uniform_int
 # rounds is drawn at once (see VJepaConfig's docstring for the chance of running out).
 _ROUNDS = 10
 
-Range = float | tuple[float, float]
-
 
 @dataclasses.dataclass(frozen=True)
 class VJepaConfig:
@@ -66,9 +64,9 @@ class VJepaConfig:
     """
 
     num_blocks: int = 8
-    spatial_scale: Range = 0.15
-    temporal_scale: Range = 1.0
-    aspect_ratio: Range = (0.75, 1.5)
+    spatial_scale: float | tuple[float, float] = 0.15
+    temporal_scale: float | tuple[float, float] = 1.0
+    aspect_ratio: float | tuple[float, float] = (0.75, 1.5)
     max_temporal_keep: float = 1.0
     max_keep: int | None = None
 

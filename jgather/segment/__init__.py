@@ -11,6 +11,8 @@ This namespace is separate from the top-level torch-style ``jgather.scatter`` /
 ``jgather.scatter_add`` (``torch.Tensor.scatter*``: input, dim, index, src).
 """
 
+from jgather.segment._composite import scatter_logsumexp as scatter_logsumexp
+from jgather.segment._composite import scatter_std as scatter_std
 from jgather.segment._coo import gather_coo as gather_coo
 from jgather.segment._coo import segment_add_coo as segment_add_coo
 from jgather.segment._coo import segment_coo as segment_coo
@@ -27,12 +29,10 @@ from jgather.segment._csr import segment_min_csr as segment_min_csr
 from jgather.segment._csr import segment_sum_csr as segment_sum_csr
 from jgather.segment._scatter import scatter as scatter
 from jgather.segment._scatter import scatter_add as scatter_add
-from jgather.segment._scatter import scatter_logsumexp as scatter_logsumexp
 from jgather.segment._scatter import scatter_max as scatter_max
 from jgather.segment._scatter import scatter_mean as scatter_mean
 from jgather.segment._scatter import scatter_min as scatter_min
 from jgather.segment._scatter import scatter_mul as scatter_mul
-from jgather.segment._scatter import scatter_std as scatter_std
 from jgather.segment._scatter import scatter_sum as scatter_sum
 from jgather.segment._softmax import scatter_log_softmax as scatter_log_softmax
 from jgather.segment._softmax import scatter_softmax as scatter_softmax

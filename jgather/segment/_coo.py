@@ -16,7 +16,6 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jgather import _checks, _dtypes, _indexing
-from jgather._indexing import ScatterMode
 from jgather.segment import _arguments, _lowering, _reductions, _sorted
 
 __all__ = [
@@ -92,7 +91,7 @@ def segment_coo(
     dim_size: int | None = None,
     reduce: Literal["sum", "add", "mean", "min", "max"] = "sum",
     *,
-    mode: ScatterMode = None,
+    mode: Literal["clip", "drop", "promise_in_bounds"] | None = None,
 ) -> jax.Array:
     """Reduces ``src`` over runs of a sorted ``index`` with ``reduce`` (sum/add, mean, min, max).
 
@@ -147,7 +146,7 @@ def segment_sum_coo(
     out: ArrayLike | None = None,
     dim_size: int | None = None,
     *,
-    mode: ScatterMode = None,
+    mode: Literal["clip", "drop", "promise_in_bounds"] | None = None,
 ) -> jax.Array:
     """Sums ``src`` over runs of a sorted ``index``.
 
@@ -194,7 +193,7 @@ def segment_add_coo(
     out: ArrayLike | None = None,
     dim_size: int | None = None,
     *,
-    mode: ScatterMode = None,
+    mode: Literal["clip", "drop", "promise_in_bounds"] | None = None,
 ) -> jax.Array:
     """Sums ``src`` over runs of a sorted ``index``: torch_scatter's ``segment_add_coo``.
 
@@ -241,7 +240,7 @@ def segment_mean_coo(
     out: ArrayLike | None = None,
     dim_size: int | None = None,
     *,
-    mode: ScatterMode = None,
+    mode: Literal["clip", "drop", "promise_in_bounds"] | None = None,
 ) -> jax.Array:
     """Means of ``src`` over runs of a sorted ``index`` (integer means truncate to zero).
 
@@ -290,7 +289,7 @@ def segment_min_coo(
     out: ArrayLike | None = None,
     dim_size: int | None = None,
     *,
-    mode: ScatterMode = None,
+    mode: Literal["clip", "drop", "promise_in_bounds"] | None = None,
 ) -> tuple[jax.Array, jax.Array]:
     """Minimum and argmin over runs of a sorted ``index``.
 
@@ -340,7 +339,7 @@ def segment_max_coo(
     out: ArrayLike | None = None,
     dim_size: int | None = None,
     *,
-    mode: ScatterMode = None,
+    mode: Literal["clip", "drop", "promise_in_bounds"] | None = None,
 ) -> tuple[jax.Array, jax.Array]:
     """Maximum and argmax over runs of a sorted ``index``.
 
@@ -408,7 +407,11 @@ def _check_gather_out(fn: str, out: ArrayLike, result: jax.Array) -> None:
 
 
 def gather_coo(
-    src: ArrayLike, index: ArrayLike, out: ArrayLike | None = None, *, mode: ScatterMode = None
+    src: ArrayLike,
+    index: ArrayLike,
+    out: ArrayLike | None = None,
+    *,
+    mode: Literal["clip", "drop", "promise_in_bounds"] | None = None,
 ) -> jax.Array:
     """Reads each entry's segment value: ``out[..., e, ...] = src[..., index[..., e], ...]``.
 

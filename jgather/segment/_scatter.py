@@ -1,5 +1,5 @@
-"""torch_scatter's scatter family: ``scatter`` and ``scatter_{sum,add,mean,mul,min,max,std,
-logsumexp}``, with torch_scatter 2.1's semantics (``scatter.py``, ``composite/``) on JAX.
+"""torch_scatter's scatter family: ``scatter`` and ``scatter_{sum,add,mean,mul,min,max}``,
+with torch_scatter 2.1's semantics (its ``scatter.py``) on JAX.
 
 Each public function checks its arguments at trace time (``_arguments.prepare``) and calls one
 jitted core in ``_reductions`` with static ``dim``, ``dim_size`` and ``mode``.
@@ -13,18 +13,15 @@ import jax
 from jax.typing import ArrayLike
 
 from jgather import _checks
-from jgather._indexing import ScatterMode
 from jgather.segment import _reductions
 
 __all__ = [
     "scatter",
     "scatter_add",
-    "scatter_logsumexp",
     "scatter_max",
     "scatter_mean",
     "scatter_min",
     "scatter_mul",
-    "scatter_std",
     "scatter_sum",
 ]
 
@@ -38,7 +35,7 @@ def scatter_sum(
     out: ArrayLike | None = None,
     dim_size: int | None = None,
     *,
-    mode: ScatterMode = None,
+    mode: Literal["clip", "drop", "promise_in_bounds"] | None = None,
 ) -> jax.Array:
     """Sums ``src`` into segments along ``dim``: ``out[..., i, ...] += sum of src[..., j, ...]
     over index[j] == i``.
@@ -88,7 +85,7 @@ def scatter_add(
     out: ArrayLike | None = None,
     dim_size: int | None = None,
     *,
-    mode: ScatterMode = None,
+    mode: Literal["clip", "drop", "promise_in_bounds"] | None = None,
 ) -> jax.Array:
     """Sums ``src`` into segments along ``dim``: torch_scatter's ``scatter_add``.
 
@@ -134,7 +131,7 @@ def scatter_mean(
     out: ArrayLike | None = None,
     dim_size: int | None = None,
     *,
-    mode: ScatterMode = None,
+    mode: Literal["clip", "drop", "promise_in_bounds"] | None = None,
 ) -> jax.Array:
     """Averages ``src`` within segments along ``dim``.
 
@@ -183,7 +180,7 @@ def scatter_mul(
     out: ArrayLike | None = None,
     dim_size: int | None = None,
     *,
-    mode: ScatterMode = None,
+    mode: Literal["clip", "drop", "promise_in_bounds"] | None = None,
 ) -> jax.Array:
     """Multiplies ``src`` within segments along ``dim`` (into ones, or into ``out``).
 
@@ -232,7 +229,7 @@ def scatter_max(
     out: ArrayLike | None = None,
     dim_size: int | None = None,
     *,
-    mode: ScatterMode = None,
+    mode: Literal["clip", "drop", "promise_in_bounds"] | None = None,
 ) -> tuple[jax.Array, jax.Array]:
     """Maximum within segments along ``dim``, with its position: ``(values, argmax)``.
 
@@ -242,12 +239,6 @@ def scatter_max(
     sentinel, and ``out`` wins ties). Gradient: the whole cotangent goes to the argmax element
     (torch_scatter's rule; ``jax.ops.segment_max`` and ``scatter_reduce('amax')`` split it
     among ties), none to empty segments.
-
-    Differences from torch_scatter's CPU kernel, which compares with ``>`` from an initial
-    ``lowest()``: NaN propagates here (the first NaN wins; torch_scatter skips NaN), and a
-    segment of only ``-inf`` gives ``-inf`` at its first position (torch_scatter gives 0 and
-    the sentinel). argmax has the index's integer dtype (int32 without x64; torch_scatter:
-    int64).
 
     Args:
       src: the values, any shape ``[..., E, ...]`` with ``E`` at ``dim``.
@@ -278,6 +269,12 @@ def scatter_max(
       >>> values, arg = scatter_max(jnp.array([1.0, 5.0, 5.0, 2.0]), jnp.array([0, 0, 0, 2]))
       >>> values, arg
       (Array([5., 0., 2.], dtype=float32), Array([1, 4, 3], dtype=int32))
+
+    Differences from torch_scatter's CPU kernel, which compares with ``>`` from an initial
+    ``lowest()``: NaN propagates here (the first NaN wins; torch_scatter skips NaN), and a
+    segment of only ``-inf`` gives ``-inf`` at its first position (torch_scatter gives 0 and
+    the sentinel). argmax has the index's integer dtype (int32 without x64; torch_scatter:
+    int64).
     """
     return _reductions.run("scatter_max", "max", src, index, dim, out, dim_size, mode)
 
@@ -289,7 +286,7 @@ def scatter_min(
     out: ArrayLike | None = None,
     dim_size: int | None = None,
     *,
-    mode: ScatterMode = None,
+    mode: Literal["clip", "drop", "promise_in_bounds"] | None = None,
 ) -> tuple[jax.Array, jax.Array]:
     """Minimum within segments along ``dim``, with its position: ``(values, argmin)``.
 
@@ -332,130 +329,6 @@ def scatter_min(
     return _reductions.run("scatter_min", "min", src, index, dim, out, dim_size, mode)
 
 
-def scatter_std(
-    src: ArrayLike,
-    index: ArrayLike,
-    dim: int = -1,
-    out: ArrayLike | None = None,
-    dim_size: int | None = None,
-    unbiased: bool = True,
-    *,
-    mode: ScatterMode = None,
-) -> jax.Array:
-    """Standard deviation within segments along ``dim``.
-
-    torch_scatter's ``scatter_std``: ``sqrt((out + sum (src - mean)^2) / (d + 1e-6))`` with
-    ``d = max(count - 1, 1)`` when ``unbiased`` else ``max(count, 1)`` (so a one-element
-    segment is 0, not NaN; ``out``, when given, is added to the squared deviations; the
-    ``1e-6`` is torch_scatter's). Empty
-    segments are 0. float16/bfloat16 compute in float32. Gradient: zero where the deviation is
-    zero (torch_scatter gives NaN there, from sqrt at 0).
-
-    Args:
-      src: floating values, any shape ``[..., E, ...]`` with ``E`` at ``dim``.
-      index: integer array broadcastable to ``src`` by torch_scatter's rule (a 1-D index of
-        length ``E`` is lined up with ``dim``; a longer one with the leading axes).
-      dim: the axis of ``src`` to reduce along (default -1, as torch_scatter). Static.
-      out: optional initial array, ``src``'s shape with ``dim`` -> ``dim_size``. It is reduced
-        into and the result returned; JAX arrays are immutable, so ``out`` itself is never
-        written (torch_scatter updates it in place).
-      dim_size: the number of segments (output size on ``dim``). None: ``out.shape[dim]``, or
-        ``index.max() + 1`` read from a concrete index; required (static) under jit/vmap/grad.
-      unbiased: divide by ``count - 1`` (default, as torch_scatter) instead of ``count``.
-      mode: index values outside ``[0, dim_size)``: None raises ``IndexError`` for a concrete
-        index and drops them when traced (``checkify.index_checks`` reports them); ``'drop'``
-        drops, ``'clip'`` clamps, ``'promise_in_bounds'`` promises none (else unspecified). Static.
-
-    Returns:
-      ``[..., dim_size, ...]`` in ``src``'s dtype.
-
-    Raises:
-      TypeError: non-bool ``unbiased``, non-integer index, ``out`` dtype, non-int ``dim_size``.
-      ValueError: integer ``src`` (as torch_scatter), index does not broadcast, ``out`` shape,
-        traced index without ``dim_size``.
-      IndexError: ``dim`` out of range; a concrete index value outside ``[0, dim_size)``.
-
-    Example:
-      >>> import jax.numpy as jnp
-      >>> from jgather.segment import scatter_std
-      >>> scatter_std(jnp.array([1.0, 3.0, 7.0]), jnp.array([0, 0, 1]))
-      Array([1.414213, 0.      ], dtype=float32)
-    """
-    if not isinstance(unbiased, bool):
-        raise TypeError(f"scatter_std: unbiased must be a bool, got {unbiased!r}.")
-    return _reductions.run(
-        "scatter_std", "std", src, index, dim, out, dim_size, mode, floating=True, extra=unbiased
-    )
-
-
-def scatter_logsumexp(
-    src: ArrayLike,
-    index: ArrayLike,
-    dim: int = -1,
-    out: ArrayLike | None = None,
-    dim_size: int | None = None,
-    eps: float = 1e-12,
-    *,
-    mode: ScatterMode = None,
-) -> jax.Array:
-    """``log(sum(exp(src)))`` within segments along ``dim``, shifted by the segment max.
-
-    torch_scatter's ``scatter_logsumexp``: ``log(sum exp(src - m) + eps) + m`` with ``m`` the
-    segment max; empty segments give 0 (with ``out=``: ``out``). With ``out=`` the result is
-    the logsumexp of ``out`` together with the segment, and ``out`` takes part in the shift,
-    so nothing overflows (torch_scatter shifts by the ``src`` max only and falls back to
-    ``out`` where that overflows). Gradient: the segment softmax (no gradient through ``m``).
-
-    Differences from torch_scatter (which ends with ``nan_to_num_(neginf=0)``): a segment of
-    only ``-inf`` gives ``-inf`` (torch_scatter: 0), one holding ``+inf`` gives ``+inf``
-    (torch_scatter: the largest finite float), and NaN propagates (torch_scatter skips it).
-
-    Args:
-      src: floating values, any shape ``[..., E, ...]`` with ``E`` at ``dim``.
-      index: integer array broadcastable to ``src`` by torch_scatter's rule (a 1-D index of
-        length ``E`` is lined up with ``dim``; a longer one with the leading axes).
-      dim: the axis of ``src`` to reduce along (default -1, as torch_scatter). Static.
-      out: optional initial array, ``src``'s shape with ``dim`` -> ``dim_size``. It is reduced
-        into and the result returned; JAX arrays are immutable, so ``out`` itself is never
-        written (torch_scatter updates it in place).
-      dim_size: the number of segments (output size on ``dim``). None: ``out.shape[dim]``, or
-        ``index.max() + 1`` read from a concrete index; required (static) under jit/vmap/grad.
-      eps: added to the sum before the log (default 1e-12, as torch_scatter).
-      mode: index values outside ``[0, dim_size)``: None raises ``IndexError`` for a concrete
-        index and drops them when traced (``checkify.index_checks`` reports them); ``'drop'``
-        drops, ``'clip'`` clamps, ``'promise_in_bounds'`` promises none (else unspecified). Static.
-
-    Returns:
-      ``[..., dim_size, ...]`` in ``src``'s dtype.
-
-    Raises:
-      TypeError: non-float ``eps``, non-integer index, ``out`` dtype, non-int ``dim_size``.
-      ValueError: integer ``src`` (as torch_scatter), index does not broadcast, ``out`` shape,
-        traced index without ``dim_size``.
-      IndexError: ``dim`` out of range; a concrete index value outside ``[0, dim_size)``.
-
-    Example:
-      >>> import jax.numpy as jnp
-      >>> from jgather.segment import scatter_logsumexp
-      >>> scatter_logsumexp(jnp.array([0.0, 0.0, 5.0]), jnp.array([0, 0, 2]))
-      Array([0.6931472, 0.       , 5.       ], dtype=float32)
-    """
-    if isinstance(eps, bool) or not isinstance(eps, int | float):
-        raise TypeError(f"scatter_logsumexp: eps must be a Python float, got {eps!r}.")
-    return _reductions.run(
-        "scatter_logsumexp",
-        "logsumexp",
-        src,
-        index,
-        dim,
-        out,
-        dim_size,
-        mode,
-        floating=True,
-        extra=float(eps),
-    )
-
-
 def scatter(
     src: ArrayLike,
     index: ArrayLike,
@@ -464,7 +337,7 @@ def scatter(
     dim_size: int | None = None,
     reduce: Literal["sum", "add", "mean", "mul", "min", "max"] = "sum",
     *,
-    mode: ScatterMode = None,
+    mode: Literal["clip", "drop", "promise_in_bounds"] | None = None,
 ) -> jax.Array:
     """Reduces ``src`` into segments along ``dim`` with ``reduce``.
 

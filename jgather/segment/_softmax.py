@@ -9,6 +9,7 @@ per-segment buffers (under jit it must be given, as for every ``jgather.segment`
 from __future__ import annotations
 
 import functools
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
@@ -16,7 +17,6 @@ from jax import lax
 from jax.typing import ArrayLike
 
 from jgather import _dtypes, _indexing
-from jgather._indexing import ScatterMode
 from jgather.segment import _arguments, _lowering
 
 __all__ = ["scatter_log_softmax", "scatter_softmax"]
@@ -83,7 +83,7 @@ def scatter_softmax(
     dim: int = -1,
     dim_size: int | None = None,
     *,
-    mode: ScatterMode = None,
+    mode: Literal["clip", "drop", "promise_in_bounds"] | None = None,
 ) -> jax.Array:
     """Softmax of ``src`` within each segment along ``dim``.
 
@@ -124,7 +124,7 @@ def scatter_log_softmax(
     eps: float = 1e-12,
     dim_size: int | None = None,
     *,
-    mode: ScatterMode = None,
+    mode: Literal["clip", "drop", "promise_in_bounds"] | None = None,
 ) -> jax.Array:
     """Log-softmax of ``src`` within each segment along ``dim``.
 

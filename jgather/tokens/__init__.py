@@ -16,27 +16,29 @@ Counts that fix shapes (``r``, ``k``, ``mask_ratio``) are static Python values: 
 is a ``TypeError``. Every function is jit-compiled, works under ``jax.vmap``, and keeps a
 batch-sharded input sharded without collectives. Random functions take an explicit key, first.
 
-Layout: ``_merge`` (ToMe), ``_prune`` (EViT, DynamicViT), ``_select`` (score masking); the
+Layout: ``_merge`` (ToMe's ``Merge``, ``merge``, ``unmerge``), ``_matching`` (its
+matchings), ``_sizes`` (``merge_wavg``, ``merge_source``, the size term), ``_schedule``
+(``r_schedule``), ``_prune`` (EViT, DynamicViT), ``_select`` (score masking); the
 package sits on ``masking`` (it returns ``MaskedTokens`` and reuses its keys and sorts).
 """
 
-from jgather.tokens._merge import Merge as Merge
-from jgather.tokens._merge import bipartite_soft_matching as bipartite_soft_matching
-from jgather.tokens._merge import kth_bipartite_soft_matching as kth_bipartite_soft_matching
-from jgather.tokens._merge import merge as merge
-from jgather.tokens._merge import merge_source as merge_source
-from jgather.tokens._merge import merge_wavg as merge_wavg
-from jgather.tokens._merge import proportional_attention_bias as proportional_attention_bias
-from jgather.tokens._merge import r_schedule as r_schedule
-from jgather.tokens._merge import (
+from jgather.tokens._matching import bipartite_soft_matching as bipartite_soft_matching
+from jgather.tokens._matching import kth_bipartite_soft_matching as kth_bipartite_soft_matching
+from jgather.tokens._matching import (
     random_bipartite_soft_matching as random_bipartite_soft_matching,
 )
+from jgather.tokens._merge import Merge as Merge
+from jgather.tokens._merge import merge as merge
 from jgather.tokens._merge import unmerge as unmerge
 from jgather.tokens._prune import KeptTokens as KeptTokens
 from jgather.tokens._prune import batch_index_select as batch_index_select
 from jgather.tokens._prune import complement_idx as complement_idx
 from jgather.tokens._prune import keep_topk as keep_topk
+from jgather.tokens._schedule import r_schedule as r_schedule
 from jgather.tokens._select import score_masking as score_masking
+from jgather.tokens._sizes import merge_source as merge_source
+from jgather.tokens._sizes import merge_wavg as merge_wavg
+from jgather.tokens._sizes import proportional_attention_bias as proportional_attention_bias
 
 __all__ = [
     "KeptTokens",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
@@ -12,7 +12,6 @@ from jgather import _checks
 from jgather.masking._keys import batch_sharding, check_key, per_sample_keys, to_batch_sharding
 from jgather.masking._mae import (
     MaskedTokens,
-    Method,
     _check_mask_dtype,
     _check_method,
     random_masking,
@@ -39,7 +38,7 @@ def score_masking(
     *,
     gumbel: bool = False,
     num_prefix: int = 0,
-    method: Method = None,
+    method: Literal["gather", "onehot"] | None = None,
     mask_dtype: DTypeLike = jnp.float32,
 ) -> MaskedTokens:
     """Masks the tokens with the lowest scores: ``random_masking`` with the shuffle set by a score.
@@ -50,13 +49,6 @@ def score_masking(
     ``random_masking`` (it is ``random_masking(None, x, mask_ratio, noise=-scores)``), so
     ``unshuffle`` and ``mae_loss`` take it unchanged. For AttMask's "mask the most attended
     tokens" pass ``-attention`` as ``scores``.
-
-    With ``gumbel=True`` the scores are perturbed with Gumbel(0, 1) noise from ``key``
-    before the top-k: the kept tokens are then a sample without replacement from
-    ``softmax(scores)`` (the Gumbel-top-k trick, Kool et al., 2019), as AdaMAE draws its
-    visible tokens from the categorical distribution of its sampling network (pass the log
-    probabilities). The noise is drawn per sample (one key split, or a batch of ``N``
-    keys), in float32 (float64 for float64 scores).
 
     Args:
       key: a PRNG key or a batch of ``N`` keys; used only with ``gumbel`` (may be ``None``
@@ -86,6 +78,13 @@ def score_masking(
       >>> out = tokens.score_masking(None, x, jnp.array([[0.1, 0.9, 0.5, 0.2]]), 0.5)
       >>> out.x_masked[0, :, 0].tolist(), out.mask[0].tolist()
       ([1.0, 2.0], [1.0, 0.0, 0.0, 1.0])
+
+    With ``gumbel=True`` the scores are perturbed with Gumbel(0, 1) noise from ``key``
+    before the top-k: the kept tokens are then a sample without replacement from
+    ``softmax(scores)`` (the Gumbel-top-k trick, Kool et al., 2019), as AdaMAE draws its
+    visible tokens from the categorical distribution of its sampling network (pass the log
+    probabilities). The noise is drawn per sample (one key split, or a batch of ``N``
+    keys), in float32 (float64 for float64 scores).
 
     A NaN score counts as the lowest (masked first); ``-0.0`` and ``0.0`` are equal.
     """
