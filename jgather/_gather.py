@@ -8,7 +8,7 @@ dimensions for every axis but ``dim``; no iota index grid).
 from __future__ import annotations
 
 import functools
-from typing import Any, Literal
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
@@ -19,77 +19,6 @@ from jax.typing import ArrayLike
 from jgather import _checks, _indexing, _permute
 
 __all__ = ["gather", "index_select", "take_along_dim"]
-
-
-def _default_fill(dtype: Any) -> Any:
-    """lax's FILL_OR_DROP default: NaN, signed min, unsigned max, True."""
-    dtype = np.dtype(dtype)
-    if jnp.issubdtype(dtype, jnp.inexact):
-        return np.nan
-    if dtype == np.bool_:
-        return True
-    if jnp.issubdtype(dtype, jnp.signedinteger):
-        return jnp.iinfo(dtype).min
-    return jnp.iinfo(dtype).max
-
-
-def _fill_scalar(fn: str, mode: Any, fill_value: Any, dtype: Any) -> jax.Array | None:
-    """Checks ``fill_value`` against ``mode`` and returns it as a 0-d array of ``dtype``."""
-    if fill_value is None:
-        return None
-    if mode not in (None, "fill"):
-        raise ValueError(
-            f"{fn}: fill_value={fill_value!r} has no effect with mode={mode!r}; "
-            "pass mode='fill' (or leave mode=None) to fill out-of-range positions."
-        )
-    if not _checks.is_traced(fill_value):
-        value = np.asarray(fill_value)
-        if value.ndim != 0:
-            raise ValueError(f"{fn}: fill_value must be a scalar, got shape {value.shape}.")
-        _indexing.check_scalar_fits(fn, "fill_value", fill_value, dtype)
-        if (
-            jnp.issubdtype(dtype, jnp.integer)
-            and np.issubdtype(value.dtype, np.inexact)
-            and not (np.isfinite(value) and float(value).is_integer())
-        ):
-            raise ValueError(
-                f"{fn}: fill_value={fill_value!r} cannot be represented in the input dtype "
-                f"{np.dtype(dtype)}; pass an integer fill_value."
-            )
-    if not _checks.is_traced(fill_value):
-        return _indexing.scalar_as(fill_value, dtype)
-    return jnp.asarray(fill_value).astype(dtype)
-
-
-def _promise(
-    fn: str,
-    unique_indices: Any,
-    inverse: Any,
-    wide: Any,
-    inverse_shape: tuple[int, ...],
-    dim: int,
-    size: int,
-) -> tuple[bool, jax.Array | None]:
-    """Checks the ``unique_indices`` / ``inverse`` options; returns ``(unique, inverse)``.
-
-    Concrete indices are checked here (distinct along ``dim``; ``inverse`` their inverse); a
-    traced index is taken at its word.
-    """
-    unique = _checks.static_bool(fn, "unique_indices", unique_indices)
-    if inverse is None:
-        if unique and not _checks.is_traced(wide):
-            _permute.check_unique(fn, wide, dim)
-        return unique, None
-    inverse, inverse_wide = _indexing.as_index(fn, "inverse", inverse)
-    _indexing.check_index_dtype(fn, inverse, "inverse")
-    if tuple(inverse.shape) != tuple(inverse_shape):
-        raise ValueError(
-            f"{fn}: inverse must have shape {tuple(inverse_shape)} (the gathered input's shape: "
-            f"one slot per position along dim {dim}), got {tuple(inverse.shape)}."
-        )
-    if not _checks.is_traced(wide) and not _checks.is_traced(inverse_wide):
-        _permute.check_inverse(fn, wide, inverse_wide, dim, size)
-    return True, inverse
 
 
 def _gather_impl(
@@ -119,7 +48,7 @@ def _gather_impl(
         return out.reshape(index.shape)
     size = input.shape[dim]
     if size == 0:  # every index value is out of range
-        value = _default_fill(input.dtype) if fill is None else fill
+        value = _indexing.default_fill(input.dtype) if fill is None else fill
         return jnp.full(index.shape, value, input.dtype)
     operand = _indexing.slice_to(input, index.shape, dim)
     index = _indexing.prepare(index, size, mode, probe_lossy=True)
@@ -221,12 +150,14 @@ def gather(
     dim = _indexing.canonical_dim(fn, dim, input.ndim)
     _checks.one_of(fn, "mode", mode, _indexing.GATHER_MODES)
     _indexing.check_gather_shapes(fn, input.shape, index.shape, dim)
-    fill = _fill_scalar(fn, mode, fill_value, input.dtype)
+    fill = _indexing.fill_scalar(fn, mode, fill_value, input.dtype)
     size = input.shape[dim] if input.ndim else 1
     if mode is None:
         _indexing.check_bounds_eagerly(fn, wide, dim, size)
     shape = (*index.shape[:dim], size, *index.shape[dim + 1 :]) if index.ndim else (size,)
-    unique, inv = _promise(fn, unique_indices, inverse, wide, shape, dim if index.ndim else 0, size)
+    unique, inv = _permute.check_promise(
+        fn, unique_indices, inverse, wide, shape, dim if index.ndim else 0, size
+    )
     return _gather_core(input, index, fill, inv, dim=dim, mode=mode, unique=unique)
 
 
@@ -248,7 +179,7 @@ def _index_select_impl(
     if index.size == 0 or 0 in out_shape:
         return jnp.zeros(out_shape, input.dtype)
     if size == 0:  # every index value is out of range
-        value = _default_fill(input.dtype) if fill is None else fill
+        value = _indexing.default_fill(input.dtype) if fill is None else fill
         return jnp.full(out_shape, value, input.dtype)
     index = _indexing.prepare(index, size, mode, probe_lossy=True)
     if inverse is not None:
@@ -362,12 +293,12 @@ def index_select(
         raise ValueError(
             f"{fn}: a 0-d input needs an index with exactly one value, got shape {index.shape}."
         )
-    fill = _fill_scalar(fn, mode, fill_value, input.dtype)
+    fill = _indexing.fill_scalar(fn, mode, fill_value, input.dtype)
     size = input.shape[dim] if input.ndim else 1
     if mode is None:
         _indexing.check_bounds_eagerly(fn, wide, dim, size)
     flat = wide if _checks.is_traced(wide) else np.asarray(wide).reshape(-1)
-    unique, inv = _promise(fn, unique_indices, inverse, flat, (size,), 0, size)
+    unique, inv = _permute.check_promise(fn, unique_indices, inverse, flat, (size,), 0, size)
     return _index_select_core(input, index, fill, inv, dim=dim, mode=mode, unique=unique)
 
 
@@ -508,7 +439,7 @@ def take_along_dim(
         if input.ndim:
             _broadcast_off_dim(fn, input.shape, indices.shape, dim)
         size, check_dim = (input.shape[dim] if input.ndim else 1), dim
-    fill = _fill_scalar(fn, mode, fill_value, input.dtype)
+    fill = _indexing.fill_scalar(fn, mode, fill_value, input.dtype)
     if mode is None:
         _indexing.check_bounds_eagerly(fn, wide, check_dim, size, wrap=dim is not None)
     shape: tuple[int, ...] = (size,)
@@ -523,5 +454,5 @@ def take_along_dim(
         else:
             lines = np.where(lines < 0, lines + size, lines)
             lines = np.broadcast_to(lines, (*shape[:dim], lines.shape[dim], *shape[dim + 1 :]))
-    unique, inv = _promise(fn, unique_indices, inverse, lines, shape, check_dim, size)
+    unique, inv = _permute.check_promise(fn, unique_indices, inverse, lines, shape, check_dim, size)
     return _take_along_dim_core(input, indices, fill, inv, dim=dim, mode=mode, unique=unique)

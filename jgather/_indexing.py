@@ -373,3 +373,43 @@ def batched_gather(
         fill_value=fill_value,
         unique_indices=unique_indices,
     )
+
+
+def default_fill(dtype: Any) -> Any:
+    """lax's FILL_OR_DROP default: NaN, signed min, unsigned max, True."""
+    dtype = np.dtype(dtype)
+    if jnp.issubdtype(dtype, jnp.inexact):
+        return np.nan
+    if dtype == np.bool_:
+        return True
+    if jnp.issubdtype(dtype, jnp.signedinteger):
+        return jnp.iinfo(dtype).min
+    return jnp.iinfo(dtype).max
+
+
+def fill_scalar(fn: str, mode: Any, fill_value: Any, dtype: Any) -> jax.Array | None:
+    """Checks ``fill_value`` against ``mode`` and returns it as a 0-d array of ``dtype``."""
+    if fill_value is None:
+        return None
+    if mode not in (None, "fill"):
+        raise ValueError(
+            f"{fn}: fill_value={fill_value!r} has no effect with mode={mode!r}; "
+            "pass mode='fill' (or leave mode=None) to fill out-of-range positions."
+        )
+    if not _checks.is_traced(fill_value):
+        value = np.asarray(fill_value)
+        if value.ndim != 0:
+            raise ValueError(f"{fn}: fill_value must be a scalar, got shape {value.shape}.")
+        check_scalar_fits(fn, "fill_value", fill_value, dtype)
+        if (
+            jnp.issubdtype(dtype, jnp.integer)
+            and np.issubdtype(value.dtype, np.inexact)
+            and not (np.isfinite(value) and float(value).is_integer())
+        ):
+            raise ValueError(
+                f"{fn}: fill_value={fill_value!r} cannot be represented in the input dtype "
+                f"{np.dtype(dtype)}; pass an integer fill_value."
+            )
+    if not _checks.is_traced(fill_value):
+        return scalar_as(fill_value, dtype)
+    return jnp.asarray(fill_value).astype(dtype)

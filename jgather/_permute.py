@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jgather import _dtypes
+from jgather import _checks, _dtypes, _indexing
 
 # take(operand, index, mode, unique) -> the gather of ``operand`` at ``index`` along one axis,
 # shape-generic along it (the same function reads the cotangent back by the inverse).
@@ -129,3 +129,34 @@ def check_inverse(fn: str, index: Any, inverse: Any, axis: int, size: int) -> No
             "positions that index does not read); compute it with jnp.argsort(index) for a "
             "full permutation, or leave inverse=None."
         )
+
+
+def check_promise(
+    fn: str,
+    unique_indices: Any,
+    inverse: Any,
+    wide: Any,
+    inverse_shape: tuple[int, ...],
+    dim: int,
+    size: int,
+) -> tuple[bool, jax.Array | None]:
+    """Checks the ``unique_indices`` / ``inverse`` options; returns ``(unique, inverse)``.
+
+    Concrete indices are checked here (distinct along ``dim``; ``inverse`` their inverse); a
+    traced index is taken at its word.
+    """
+    unique = _checks.static_bool(fn, "unique_indices", unique_indices)
+    if inverse is None:
+        if unique and not _checks.is_traced(wide):
+            check_unique(fn, wide, dim)
+        return unique, None
+    inverse, inverse_wide = _indexing.as_index(fn, "inverse", inverse)
+    _indexing.check_index_dtype(fn, inverse, "inverse")
+    if tuple(inverse.shape) != tuple(inverse_shape):
+        raise ValueError(
+            f"{fn}: inverse must have shape {tuple(inverse_shape)} (the gathered input's shape: "
+            f"one slot per position along dim {dim}), got {tuple(inverse.shape)}."
+        )
+    if not _checks.is_traced(wide) and not _checks.is_traced(inverse_wide):
+        check_inverse(fn, wide, inverse_wide, dim, size)
+    return True, inverse
