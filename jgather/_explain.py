@@ -83,21 +83,12 @@ def explain(
     fn = "explain"
     x = _concrete(fn, "input", input)
     idx = _concrete(fn, "index", index)
-    if not np.issubdtype(idx.dtype, np.integer):
-        raise TypeError(f"{fn}: index must be an integer array, got dtype {idx.dtype}.")
-    if idx.ndim != x.ndim:
-        raise ValueError(
-            f"{fn}: index must have the same number of dimensions as input "
-            f"(torch.gather's rule), got input.ndim={x.ndim} and index.ndim={idx.ndim}."
-        )
+    _indexing.check_index_dtype(fn, idx)
+    _indexing.check_same_ndim(fn, x.shape, idx.shape)
+    if idx.ndim != x.ndim:  # as in torch, a 0-d array pairs with a 1-D one of size 1
+        x, idx = x.reshape(-1), idx.reshape(-1)
     d = _indexing.canonical_dim(fn, dim, x.ndim)
-    for ax in range(x.ndim):
-        if ax != d and idx.shape[ax] > x.shape[ax]:
-            raise ValueError(
-                f"{fn}: index.shape[{ax}]={idx.shape[ax]} exceeds input.shape[{ax}]="
-                f"{x.shape[ax]}; torch.gather requires index.size(d) <= input.size(d) for "
-                f"every d != dim (here dim={d})."
-            )
+    _indexing.check_gather_shapes(fn, x.shape, idx.shape, d)
     if isinstance(position, (int, np.integer)):
         position = (position,)
     try:

@@ -67,7 +67,7 @@ def as_index(fn: str, name: str, x: Any) -> tuple[jax.Array, Any]:
     return _checks.as_array(fn, name, wide), wide
 
 
-def check_index_dtype(fn: str, index: jax.Array, name: str = "index") -> None:
+def check_index_dtype(fn: str, index: jax.Array | np.ndarray, name: str = "index") -> None:
     """Raises ``TypeError`` unless ``index`` has an integer (not bool) dtype."""
     if not jnp.issubdtype(index.dtype, jnp.integer):
         raise TypeError(
