@@ -12,6 +12,7 @@ from typing import Literal
 import jax
 from jax.typing import ArrayLike
 
+from jgather import _checks
 from jgather.segment import _reductions
 
 __all__ = ["scatter_logsumexp", "scatter_std"]
@@ -66,8 +67,7 @@ def scatter_std(
       >>> scatter_std(jnp.array([1.0, 3.0, 7.0]), jnp.array([0, 0, 1]))
       Array([1.414213, 0.      ], dtype=float32)
     """
-    if not isinstance(unbiased, bool):
-        raise TypeError(f"scatter_std: unbiased must be a bool, got {unbiased!r}.")
+    unbiased = _checks.static_bool("scatter_std", "unbiased", unbiased)
     return _reductions.run(
         "scatter_std", "std", src, index, dim, out, dim_size, mode, floating=True, extra=unbiased
     )
@@ -125,8 +125,7 @@ def scatter_logsumexp(
     only ``-inf`` gives ``-inf`` (torch_scatter: 0), one holding ``+inf`` gives ``+inf``
     (torch_scatter: the largest finite float), and NaN propagates (torch_scatter skips it).
     """
-    if isinstance(eps, bool) or not isinstance(eps, int | float):
-        raise TypeError(f"scatter_logsumexp: eps must be a Python float, got {eps!r}.")
+    eps = _checks.static_float("scatter_logsumexp", "eps", eps, what="the program (a constant)")
     return _reductions.run(
         "scatter_logsumexp",
         "logsumexp",
@@ -137,5 +136,5 @@ def scatter_logsumexp(
         dim_size,
         mode,
         floating=True,
-        extra=float(eps),
+        extra=eps,
     )
