@@ -1,0 +1,789 @@
+"""torch's ``index_*`` family, ``take`` and ``put``, with torch semantics.
+
+``index_add``, ``index_copy``, ``index_fill`` and ``index_reduce`` move whole slices along one
+axis; ``index_put`` and ``put`` write into the input addressed by several index arrays or by
+flat positions. Each checks its arguments at trace time (and a concrete index's values, with
+torch's ``IndexError``) and hands one request to the scatter engine
+(``jgather._engine.scatter``); ``take`` is one ``lax.gather`` of the flattened input.
+Out-of-range values under jit and the ``mode`` argument are described in the "Out-of-range
+indices under jit" guide.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jax.typing import ArrayLike
+
+from jgather import _checks, _dtypes, _engine, _indexing, _permute
+
+__all__ = ["index_add", "index_copy", "index_fill", "index_put", "index_reduce", "put", "take"]
+
+IndexReduction = Literal["prod", "mean", "amax", "amin"]
+_INDEX_REDUCTIONS = ("prod", "mean", "amax", "amin")
+
+
+# ----------------------------------------------------------------------------------------------
+# Shared checks.
+
+
+def _is_scalar(x: Any) -> bool:
+    return isinstance(x, bool | int | float | complex | np.generic)
+
+
+def _same_dtype(fn: str, name: str, value: jax.Array, dtype: Any) -> None:
+    if value.dtype != dtype:
+        raise TypeError(
+            f"{fn}: {name} dtype {value.dtype} differs from input dtype {np.dtype(dtype)} "
+            f"(torch raises too); cast {name} with {name}.astype({np.dtype(dtype)})."
+        )
+
+
+def _vector_index(fn: str, index: Any) -> tuple[jax.Array, Any]:
+    """A 0-d or 1-D integer index (torch's 'index is supposed to be a vector')."""
+    index, wide = _indexing.as_index(fn, "index", index)
+    _indexing.check_index_dtype(fn, index)
+    if index.ndim > 1:
+        raise ValueError(
+            f"{fn}: index must be 1-D (or 0-d), got shape {index.shape}; flatten it with "
+            "index.reshape(-1) (and the source's axis dim with it)."
+        )
+    return index, wide
+
+
+def _along_dim(
+    fn: str, input: Any, dim: Any, index: Any, source: Any, mode: Any, *, wrap: bool = False
+) -> tuple[jax.Array, int, jax.Array, Any, Any]:
+    """Checks of the slice-moving ops; returns (input, dim, index, source, wide index).
+
+    ``source`` None (index_fill) skips the source checks. ``wrap``: negative values in
+    ``[-size, 0)`` count from the end (torch's index_fill).
+    """
+    input = _checks.as_array(fn, "input", input)
+    dim = _indexing.canonical_dim(fn, dim, input.ndim)
+    index, wide = _vector_index(fn, index)
+    _indexing.check_mode(fn, mode, _indexing.SCATTER_MODES)
+    size = input.shape[dim] if input.ndim else 1
+    k = index.size
+    out_source = None
+    if source is not None:
+        source = _checks.as_array(fn, "source", source)
+        _same_dtype(fn, "source", source, input.dtype)
+        if input.ndim == 0:
+            want: tuple[int, ...] = ()
+            if k != 1:
+                raise ValueError(
+                    f"{fn}: a 0-d input takes an index of exactly one value, got shape "
+                    f"{index.shape}."
+                )
+        else:
+            want = (*input.shape[:dim], k, *input.shape[dim + 1 :])
+        if source.shape != want:
+            raise ValueError(
+                f"{fn}: source shape {source.shape} must be input's shape {input.shape} with "
+                f"dimension {dim} replaced by the number of indices ({k}): expected {want}."
+            )
+        out_source = source
+    if k:
+        _dtypes.key_dtype_for(fn, math.prod(input.shape))
+    if mode is None:
+        _indexing.check_bounds_eagerly(fn, wide, dim, size, scatter=True, wrap=wrap)
+    return input, dim, index, out_source, wide
+
+
+def _wrap(index: jax.Array, size: int) -> jax.Array:
+    """Negative values in ``[-size, 0)`` plus ``size`` (full width); others as they are, so
+    checkify reports a value below ``-size`` as the caller wrote it."""
+    index = _indexing.widen_index(index)
+    if not jnp.issubdtype(index.dtype, jnp.signedinteger):
+        return index
+    return jnp.where((index < 0) & (index >= -size), index + size, index)
+
+
+def _rows(
+    input: jax.Array,
+    dim: int,
+    index: jax.Array,
+    src: jax.Array,
+    op: str,
+    mode: str | None,
+    include_self: bool = True,
+) -> jax.Array:
+    """The engine request of the slice-moving ops: slice ``k`` of ``src`` along ``dim`` is
+    reduced into slice ``index[k]`` of ``input``."""
+    if input.ndim == 0:
+        out = _rows(input[None], 0, index.reshape(-1), src.reshape(-1), op, mode, include_self)
+        return out.reshape(())
+    index = index.reshape(-1)
+    lead = input.shape[:dim]
+    index = jnp.broadcast_to(index, (*lead, index.shape[0]))
+    return _engine.scatter(
+        input,
+        index,
+        src,
+        dim=dim,
+        op=op,
+        mode=mode,
+        include_self=include_self,
+        trailing=tuple(input.shape[dim + 1 :]),
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Slices along one axis.
+
+
+def _alpha_as(fn: str, alpha: Any, dtype: Any) -> Any:
+    """``alpha`` checked against ``input``'s dtype: None for 1 (nothing to multiply)."""
+    if _checks.is_traced(alpha) or isinstance(alpha, jax.Array):
+        a = jnp.asarray(alpha)
+        if a.ndim != 0:
+            raise ValueError(f"{fn}: alpha must be a scalar, got shape {a.shape}.")
+        if jnp.issubdtype(a.dtype, jnp.inexact) and not jnp.issubdtype(dtype, jnp.inexact):
+            raise TypeError(
+                f"{fn}: alpha of dtype {a.dtype} cannot scale an input of dtype "
+                f"{np.dtype(dtype)}; pass an integer alpha."
+            )
+        if jnp.issubdtype(a.dtype, jnp.complexfloating) and not jnp.issubdtype(
+            dtype, jnp.complexfloating
+        ):
+            raise TypeError(f"{fn}: a complex alpha needs a complex input, got {np.dtype(dtype)}.")
+        return a.astype(dtype)
+    if not _is_scalar(alpha):
+        raise TypeError(f"{fn}: alpha must be a number, got {type(alpha).__name__} {alpha!r}.")
+    if np.dtype(dtype) == np.bool_:
+        if not isinstance(alpha, bool | int | np.bool_ | np.integer):
+            raise TypeError(
+                f"{fn}: alpha must be a bool or an int for a bool input, got {alpha!r}."
+            )
+        return None if bool(alpha) else jnp.asarray(False)
+    if not jnp.issubdtype(dtype, jnp.inexact) and not isinstance(
+        alpha, bool | int | np.bool_ | np.integer
+    ):
+        raise TypeError(
+            f"{fn}: alpha={alpha!r} is not an integer but input is {np.dtype(dtype)}; pass an "
+            "integer alpha (torch truncates a fractional one), or cast input to a float dtype."
+        )
+    if isinstance(alpha, complex | np.complexfloating) and not jnp.issubdtype(
+        dtype, jnp.complexfloating
+    ):
+        raise TypeError(f"{fn}: a complex alpha needs a complex input, got {np.dtype(dtype)}.")
+    if alpha == 1 and not isinstance(alpha, complex | np.complexfloating):
+        return None
+    _indexing.check_scalar_fits(fn, "alpha", alpha, dtype)
+    return _indexing.scalar_as(alpha, dtype)
+
+
+def index_add(
+    input: ArrayLike,
+    dim: int,
+    index: ArrayLike,
+    source: ArrayLike,
+    *,
+    alpha: ArrayLike = 1,
+    mode: _indexing.ScatterMode = None,
+) -> jax.Array:
+    """Adds slices of ``source`` into a copy of ``input`` at ``index`` along ``dim``.
+
+    Mirrors ``torch.index_add(input, dim, index, source, alpha=1)`` (``Tensor.index_add_``
+    returns the array here): slice ``k`` of ``source`` along ``dim``, times ``alpha``, is added
+    to slice ``index[k]`` of ``input``; duplicate indices accumulate. Sums of bf16, fp16 and
+    float8 accumulate in float32 and round once (torch's CPU kernel adds in the input's
+    dtype: 512 bf16 ones added into one element give 256 there, 512 here). Gradients are
+    torch's: the cotangent w.r.t. ``input`` and ``alpha`` times the cotangent's slices at
+    ``index`` w.r.t. ``source``.
+
+    Args:
+      input: array ``[..., N, ...]`` with ``N`` at ``dim``; any dtype (bool adds as "or").
+      dim: the axis; negative values count from the end. Static.
+      index: integer array ``[K]`` (or 0-d, one index) of values in ``[0, N)``.
+      source: array of ``input``'s dtype and shape with ``K`` at ``dim``.
+      alpha: scale of ``source``: a number (an integer for integer and bool inputs) or a
+        0-d array.
+      mode: what an out-of-range index value does: None (default: ``IndexError`` for a
+        concrete index; under jit the slice is dropped and checkify reports it),
+        ``'drop'``, ``'clip'`` or ``'promise_in_bounds'``. Static.
+
+    Returns:
+      Array with ``input``'s shape and dtype.
+
+    Raises:
+      TypeError: non-integer ``index``, ``source`` dtype differs from ``input``'s, or an
+        ``alpha`` the dtype cannot hold as an integer.
+      ValueError: ``index`` with more than one dimension, a ``source`` of the wrong shape,
+        an unknown ``mode``.
+      IndexError: ``dim`` out of range, or (mode None) a concrete index value outside
+        ``[0, N)`` (negative values do not wrap, as in torch).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jgather import index_add
+      >>> index_add(jnp.zeros((3, 2)), 0, jnp.array([0, 2, 0]), jnp.ones((3, 2)), alpha=2)
+      Array([[4., 4.],
+             [0., 0.],
+             [2., 2.]], dtype=float32)
+    """
+    fn = "index_add"
+    input, dim, index, source, _ = _along_dim(fn, input, dim, index, source, mode)
+    scale = _alpha_as(fn, alpha, input.dtype)
+    if scale is not None:
+        source = source & scale if input.dtype == jnp.bool_ else source * scale
+    return _rows(input, dim, index, source, "sum", mode)
+
+
+def index_copy(
+    input: ArrayLike,
+    dim: int,
+    index: ArrayLike,
+    source: ArrayLike,
+    *,
+    mode: _indexing.ScatterMode = None,
+) -> jax.Array:
+    """Copies slices of ``source`` into a copy of ``input`` at ``index`` along ``dim``.
+
+    Mirrors ``torch.index_copy(input, dim, index, source)``: slice ``k`` of ``source`` along
+    ``dim`` replaces slice ``index[k]`` of ``input``. Duplicate indices: the **last** ``k``
+    wins, on every backend (torch's CPU result; torch leaves it unspecified), and only the
+    winning slice gets a gradient (torch gives every duplicate the cotangent). Otherwise
+    gradients are torch's: the cotangent with the copied slices zeroed w.r.t. ``input``, its
+    slices at ``index`` w.r.t. ``source``.
+
+    Args:
+      input: array ``[..., N, ...]`` with ``N`` at ``dim``; any dtype.
+      dim: the axis; negative values count from the end. Static.
+      index: integer array ``[K]`` (or 0-d) of values in ``[0, N)``.
+      source: array of ``input``'s dtype and shape with ``K`` at ``dim``.
+      mode: out-of-range behaviour, as in :func:`index_add`. Static.
+
+    Returns:
+      Array with ``input``'s shape and dtype.
+
+    Raises:
+      TypeError, ValueError, IndexError: as :func:`index_add`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jgather import index_copy
+      >>> index_copy(jnp.zeros(3), 0, jnp.array([1, 1, 2]), jnp.array([1.0, 2.0, 3.0]))
+      Array([0., 2., 3.], dtype=float32)
+    """
+    fn = "index_copy"
+    input, dim, index, source, _ = _along_dim(fn, input, dim, index, source, mode)
+    return _rows(input, dim, index, source, "set", mode)
+
+
+def index_fill(
+    input: ArrayLike,
+    dim: int,
+    index: ArrayLike,
+    value: ArrayLike,
+    *,
+    mode: _indexing.ScatterMode = None,
+) -> jax.Array:
+    """Fills the slices of a copy of ``input`` at ``index`` along ``dim`` with ``value``.
+
+    Mirrors ``torch.index_fill(input, dim, index, value)``: negative index values in
+    ``[-N, 0)`` count from the end, as in torch. ``value`` is a number or a 0-d array of any
+    dtype, cast to ``input``'s (a fractional value into an integer input truncates, as in
+    torch). Gradients are torch's: the cotangent with the filled slices zeroed w.r.t.
+    ``input``, and its sum over the filled slices (each once) w.r.t. ``value``.
+
+    Args:
+      input: array ``[..., N, ...]`` with ``N`` at ``dim``; any dtype.
+      dim: the axis; negative values count from the end. Static.
+      index: integer array ``[K]`` (or 0-d) of values in ``[-N, N)``.
+      value: a number or a 0-d array.
+      mode: out-of-range behaviour, as in :func:`index_add`. Static.
+
+    Returns:
+      Array with ``input``'s shape and dtype.
+
+    Raises:
+      TypeError: non-integer ``index``; a complex array ``value`` for a real input.
+      ValueError: ``index`` with more than one dimension, a ``value`` that is not 0-d or
+        that the dtype cannot hold, an unknown ``mode``.
+      IndexError: ``dim`` out of range, or (mode None) a concrete index value outside
+        ``[-N, N)``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jgather import index_fill
+      >>> index_fill(jnp.zeros((2, 3)), 1, jnp.array([0, -1]), 7.0)
+      Array([[7., 0., 7.],
+             [7., 0., 7.]], dtype=float32)
+    """
+    fn = "index_fill"
+    input, dim, index, _, _ = _along_dim(fn, input, dim, index, None, mode, wrap=True)
+    fill = _fill_value(fn, value, input.dtype)
+    size = input.shape[dim] if input.ndim else 1
+    return _rows(input, dim, _wrap(index, size), fill, "set", mode)
+
+
+def _fill_value(fn: str, value: Any, dtype: Any) -> jax.Array:
+    """A number or 0-d array cast to ``dtype`` (checked when concrete)."""
+    if _is_scalar(value):
+        _indexing.check_scalar_fits(fn, "value", value, dtype)
+        return _indexing.scalar_as(value, dtype)
+    value = _checks.as_array(fn, "value", value)
+    if value.ndim != 0:
+        raise ValueError(
+            f"{fn}: value must be a number or a 0-d array, got shape {value.shape} (torch "
+            "takes only a 0-dimensional value tensor); for per-slice values use index_copy."
+        )
+    if jnp.issubdtype(value.dtype, jnp.complexfloating) and not jnp.issubdtype(
+        dtype, jnp.complexfloating
+    ):
+        raise TypeError(
+            f"{fn}: a complex value ({value.dtype}) cannot fill an input of dtype "
+            f"{np.dtype(dtype)}; pass its real part."
+        )
+    if not _checks.is_traced(value):
+        _indexing.check_scalar_fits(fn, "value", np.asarray(value).item(), dtype)
+    return value.astype(dtype)
+
+
+def index_reduce(
+    input: ArrayLike,
+    dim: int,
+    index: ArrayLike,
+    source: ArrayLike,
+    reduce: IndexReduction,
+    *,
+    include_self: bool = True,
+    mode: _indexing.ScatterMode = None,
+) -> jax.Array:
+    """Reduces slices of ``source`` into a copy of ``input`` at ``index`` along ``dim``.
+
+    Mirrors ``torch.index_reduce(input, dim, index, source, reduce, include_self=True)``:
+    each slice of the output is the ``'prod'``, ``'mean'``, ``'amax'`` or ``'amin'`` of the
+    slices of ``source`` sent to it, with ``input``'s own slice when ``include_self``; slices
+    that receive nothing keep ``input``. Integer means floor, as in torch; means of bf16,
+    fp16 and float8 accumulate in float32 and round once. Values, NaN handling and
+    gradients are those of ``jgather.scatter_reduce`` with the same ``reduce`` (whose
+    docstring gives them): 'prod' gradients are finite at zeros, 'amax'/'amin' split the
+    cotangent among ties.
+
+    Args:
+      input: array ``[..., N, ...]`` with ``N`` at ``dim``; integer or floating dtype.
+      dim: the axis; negative values count from the end. Static.
+      index: integer array ``[K]`` (or 0-d) of values in ``[0, N)``.
+      source: array of ``input``'s dtype and shape with ``K`` at ``dim``.
+      reduce: ``'prod'``, ``'mean'``, ``'amax'`` or ``'amin'``. Static.
+      include_self: whether ``input``'s slices take part. Static.
+      mode: out-of-range behaviour, as in :func:`index_add`. Static.
+
+    Returns:
+      Array with ``input``'s shape and dtype.
+
+    Raises:
+      TypeError: as :func:`index_add`; also a bool or complex input (torch implements
+        neither) and a non-bool ``include_self``.
+      ValueError: as :func:`index_add`; also an unknown ``reduce`` (torch's index_reduce
+        has no 'sum': use :func:`index_add`).
+      IndexError: as :func:`index_add`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jgather import index_reduce
+      >>> x = jnp.array([1.0, 2.0, 3.0])
+      >>> index_reduce(x, 0, jnp.array([0, 0, 2]), jnp.array([4.0, 5.0, 6.0]), "amax")
+      Array([5., 2., 6.], dtype=float32)
+      >>> index_reduce(x, 0, jnp.array([0, 0]), jnp.array([4.0, 5.0]), "mean",
+      ...              include_self=False)
+      Array([4.5, 2. , 3. ], dtype=float32)
+    """
+    fn = "index_reduce"
+    if reduce not in _INDEX_REDUCTIONS:
+        raise ValueError(
+            f"{fn}: reduce must be one of 'prod', 'mean', 'amax' or 'amin' (as torch's), got "
+            f"{reduce!r}; for sums use index_add."
+        )
+    if not isinstance(include_self, bool):
+        raise TypeError(f"{fn}: include_self must be a bool, got {include_self!r}.")
+    input, dim, index, source, _ = _along_dim(fn, input, dim, index, source, mode)
+    if input.dtype == jnp.bool_ or jnp.issubdtype(input.dtype, jnp.complexfloating):
+        raise TypeError(
+            f"{fn}: not defined for {input.dtype} inputs (torch: not implemented); cast input "
+            "and source to an integer or float dtype."
+        )
+    return _rows(input, dim, index, source, reduce, mode, include_self)
+
+
+# ----------------------------------------------------------------------------------------------
+# Positions addressed by several index arrays, or by flat positions.
+
+
+def _flat_keys(
+    indices: Sequence[jax.Array], sizes: Sequence[int], mode: str | None, key_dtype: Any
+) -> jax.Array:
+    """Row-major keys of the positions ``indices`` (broadcast, equal shapes) name in an
+    array of ``sizes``; -1 where a value is out of range (dropped by the engine)."""
+    key = jnp.zeros(indices[0].shape, key_dtype)
+    valid = jnp.ones(indices[0].shape, jnp.bool_)
+    for d, (idx, n) in enumerate(zip(indices, sizes, strict=True)):
+        w = _wrap(idx, n)
+        if mode == "clip":
+            w = _indexing.clamp(w, n)
+        elif mode != "promise_in_bounds":
+            _indexing.probe(w, n)  # checkify reports the caller's value against its axis
+        ok = (w >= 0) & (w < n)
+        stride = math.prod(sizes[d + 1 :])
+        key = key + jnp.where(ok, w, 0).astype(key_dtype) * stride
+        valid = valid & ok
+    return jnp.where(valid, key, -1)
+
+
+def _put_rows(
+    input: jax.Array,
+    keys: jax.Array,
+    values: jax.Array,
+    k: int,
+    accumulate: bool,
+    mode: str | None,
+) -> jax.Array:
+    """``values`` [M, *rest] written (or added) at rows ``keys`` [M] of ``input`` viewed as
+    [prod(shape[:k]), *rest]."""
+    rest = input.shape[k:]
+    region = input.reshape((math.prod(input.shape[:k]), *rest))
+    out = _engine.scatter(
+        region,
+        keys,
+        values,
+        dim=0,
+        op="sum" if accumulate else "set",
+        mode=mode,  # keys of out-of-range positions are already -1 (dropped); clip clamped
+        trailing=tuple(rest),
+    )
+    return out.reshape(input.shape)
+
+
+@functools.partial(jax.jit, static_argnames=("k", "accumulate", "mode"))
+def _index_put_core(
+    input: jax.Array,
+    indices: tuple[jax.Array, ...],
+    values: jax.Array,
+    *,
+    k: int,
+    accumulate: bool,
+    mode: str | None,
+) -> jax.Array:
+    shape = jnp.broadcast_shapes(*(i.shape for i in indices))
+    indices = tuple(jnp.broadcast_to(i, shape).reshape(-1) for i in indices)
+    m = math.prod(shape)
+    rest = input.shape[k:]
+    values = jnp.broadcast_to(values, (*shape, *rest)).reshape((m, *rest))
+    key_dtype = _dtypes.key_dtype_for("index_put", math.prod(input.shape[:k]))
+    keys = _flat_keys(indices, input.shape[:k], mode, key_dtype)
+    return _put_rows(input, keys, values, k, accumulate, mode)
+
+
+def _mask_error(fn: str, d: int) -> TypeError:
+    return TypeError(
+        f"{fn}: indices[{d}] is a traced bool mask, whose number of True values (and so the "
+        "number of positions written) is not known at trace time. Turn it into integer "
+        "indices of a static size: jnp.nonzero(mask, size=n, fill_value=mask.shape) with "
+        "mode='drop' (the padding entries then write nothing), and pass values for n "
+        "positions; or, for one value everywhere, use jnp.where(mask, value, input)."
+    )
+
+
+def _put_indices(fn: str, input: jax.Array, indices: Any) -> tuple[list[jax.Array], list[Any]]:
+    """The index arrays, bool masks turned into their nonzero positions (concrete only)."""
+    if not isinstance(indices, tuple | list):
+        raise TypeError(
+            f"{fn}: indices must be a tuple of index arrays (torch's index_put takes a tuple), "
+            f"got {type(indices).__name__}; wrap a single array as (index,)."
+        )
+    if not indices:
+        raise ValueError(f"{fn}: indices is empty; pass at least one index array.")
+    arrays: list[jax.Array] = []
+    wides: list[Any] = []
+    for d, raw in enumerate(indices):
+        if raw is None or isinstance(raw, slice):
+            raise TypeError(
+                f"{fn}: indices[{d}] is {raw!r}; torch's index_put takes only arrays. Index a "
+                "later axis by moving it first (jnp.moveaxis), or pass jnp.arange(n) here."
+            )
+        name = f"indices[{d}]"
+        is_bool = (isinstance(raw, jax.Array) and raw.dtype == jnp.bool_) or (
+            not isinstance(raw, jax.Array) and np.asarray(raw).dtype == np.bool_
+        )
+        if is_bool:
+            if _checks.is_traced(raw):
+                raise _mask_error(fn, d)
+            mask = np.asarray(raw)
+            at = len(arrays)  # the axes named so far, one per array
+            if mask.ndim == 0:
+                raise ValueError(
+                    f"{fn}: {name} is a 0-d bool mask; pass a mask with the shape of the "
+                    "axes it selects."
+                )
+            want = input.shape[at : at + mask.ndim]
+            if mask.shape != want:
+                raise ValueError(
+                    f"{fn}: the bool mask {name} has shape {mask.shape}, but the input's "
+                    f"axes {at}..{at + mask.ndim - 1} it indexes have shape {want}."
+                )
+            for nz in np.nonzero(mask):
+                nz = nz.astype(np.int32 if mask.size < 2**31 else np.int64)
+                arrays.append(jnp.asarray(nz))
+                wides.append(nz)
+            continue
+        index, wide = _indexing.as_index(fn, name, raw)
+        _indexing.check_index_dtype(fn, index, name)
+        if index.dtype == jnp.uint8:
+            raise TypeError(
+                f"{fn}: {name} is uint8, which torch reads as a (deprecated) bool mask; pass "
+                f"{name}.astype(bool) for a mask or {name}.astype(jnp.int32) for indices."
+            )
+        arrays.append(index)
+        wides.append(wide)
+    if len(arrays) > max(input.ndim, 0):
+        raise IndexError(
+            f"{fn}: too many indices for an input of {input.ndim} dimensions (got "
+            f"{len(arrays)}, counting each dimension of a bool mask)."
+        )
+    return arrays, wides
+
+
+def index_put(
+    input: ArrayLike,
+    indices: Sequence[ArrayLike],
+    values: ArrayLike,
+    accumulate: bool = False,
+    *,
+    mode: _indexing.ScatterMode = None,
+) -> jax.Array:
+    """Writes (or adds) ``values`` into a copy of ``input`` at ``input[indices]``.
+
+    Mirrors ``torch.index_put(input, indices, values, accumulate=False)``: the ``k`` arrays of
+    ``indices`` index ``input``'s first ``k`` axes and broadcast together (NumPy's rules) to
+    a shape ``B``; ``values`` broadcasts to ``B + input.shape[k:]``. Negative values in
+    ``[-n, 0)`` count from the end. A bool mask indexes as many axes as it has (its shape must
+    equal theirs) and stands for its ``nonzero()`` arrays, as in torch; it must be concrete
+    (eager): under jit its number of True values is unknown, and a ``TypeError`` says how to
+    pass ``jnp.nonzero(mask, size=n, fill_value=mask.shape)`` with ``mode='drop'`` instead.
+
+    With ``accumulate=True`` duplicates add (bf16, fp16 and float8 in float32, rounded once;
+    torch's CPU kernel adds in the input's dtype). Without it, duplicates: the **last** one
+    in row-major order of ``B`` wins, on every backend (torch's CPU result; torch leaves it
+    unspecified), and only the winner gets a gradient (torch gives each the cotangent).
+    Gradients are otherwise torch's.
+
+    Args:
+      input: array with ``ndim >= k``; any dtype.
+      indices: a tuple (or list) of ``k`` integer arrays or bool masks.
+      values: array of ``input``'s dtype (or a number) that broadcasts to
+        ``B + input.shape[k:]``.
+      accumulate: add instead of write. Static.
+      mode: out-of-range behaviour, as in :func:`index_add` (``'clip'`` clamps each index
+        array into its axis). Static.
+
+    Returns:
+      Array with ``input``'s shape and dtype.
+
+    Raises:
+      TypeError: an index array that is not integer or bool (or is uint8, which torch reads
+        as a mask), ``None`` or a slice in ``indices``, a traced bool mask, ``values`` of
+        another dtype.
+      ValueError: empty ``indices``, index arrays that do not broadcast together, a mask of
+        the wrong shape, ``values`` that do not broadcast, an unknown ``mode``.
+      IndexError: more index arrays than ``input`` has axes, or (mode None) a concrete
+        index value outside ``[-n, n)``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jgather import index_put
+      >>> x = jnp.zeros((2, 3))
+      >>> index_put(x, (jnp.array([0, 1, 1]), jnp.array([2, 0, 0])), jnp.ones(3), True)
+      Array([[0., 0., 1.],
+             [2., 0., 0.]], dtype=float32)
+      >>> index_put(x, (jnp.array([True, False]),), jnp.array([1.0, 2.0, 3.0]))
+      Array([[1., 2., 3.],
+             [0., 0., 0.]], dtype=float32)
+    """
+    fn = "index_put"
+    input = _checks.as_array(fn, "input", input)
+    _indexing.check_mode(fn, mode, _indexing.SCATTER_MODES)
+    accumulate = _checks.static_bool(fn, "accumulate", accumulate)
+    arrays, wides = _put_indices(fn, input, indices)
+    k = len(arrays)
+    try:
+        shape = np.broadcast_shapes(*(a.shape for a in arrays))
+    except ValueError:
+        shapes = ", ".join(str(tuple(a.shape)) for a in arrays)
+        raise ValueError(
+            f"{fn}: the index arrays do not broadcast together (shapes {shapes}); give them "
+            "shapes that broadcast (equal, or 1, on each axis from the right)."
+        ) from None
+    target = (*shape, *input.shape[k:])
+    if _is_scalar(values):
+        _indexing.check_scalar_fits(fn, "values", values, input.dtype)
+        values = _indexing.scalar_as(values, input.dtype)
+    else:
+        values = _checks.as_array(fn, "values", values)
+        _same_dtype(fn, "values", values, input.dtype)
+    try:
+        if np.broadcast_shapes(values.shape, target) != target:
+            raise ValueError
+    except ValueError:
+        raise ValueError(
+            f"{fn}: values of shape {values.shape} cannot be broadcast to the indexed shape "
+            f"{target} (the index arrays' broadcast shape, then input's remaining axes)."
+        ) from None
+    if math.prod(shape) == 0:
+        return input
+    _dtypes.key_dtype_for(fn, math.prod(input.shape))
+    if mode is None:
+        for d, wide in enumerate(wides):
+            _indexing.check_bounds_eagerly(fn, wide, d, input.shape[d], scatter=True, wrap=True)
+    return _index_put_core(input, tuple(arrays), values, k=k, accumulate=accumulate, mode=mode)
+
+
+def put(
+    input: ArrayLike,
+    index: ArrayLike,
+    source: ArrayLike,
+    accumulate: bool = False,
+    *,
+    mode: _indexing.ScatterMode = None,
+) -> jax.Array:
+    """Writes (or adds) ``source`` into a copy of ``input`` at flat positions ``index``.
+
+    Mirrors ``torch.put(input, index, source, accumulate=False)`` (``Tensor.put_``): ``input``
+    is read as if flattened (row-major); ``index`` and ``source`` may have any shapes with
+    the same number of elements, and negative values in ``[-input.size, 0)`` count from the
+    end. Duplicates and low precision as :func:`index_put`: with ``accumulate=True`` they add
+    (bf16/fp16/float8 in float32), else the **last** in row-major order of ``index`` wins
+    (torch's CPU result) and alone gets a gradient.
+
+    Args:
+      input: array of any shape and dtype.
+      index: integer array of any shape.
+      source: array of ``input``'s dtype with ``index.size`` elements.
+      accumulate: add instead of write. Static.
+      mode: out-of-range behaviour, as in :func:`index_add`. Static.
+
+    Returns:
+      Array with ``input``'s shape and dtype.
+
+    Raises:
+      TypeError: non-integer ``index``, ``source`` of another dtype.
+      ValueError: ``source.size != index.size``, an unknown ``mode``.
+      IndexError: (mode None) a concrete index value outside ``[-input.size, input.size)``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jgather import put
+      >>> put(jnp.zeros((2, 2)), jnp.array([0, -1, 0]), jnp.array([1.0, 2.0, 3.0]), True)
+      Array([[4., 0.],
+             [0., 2.]], dtype=float32)
+    """
+    fn = "put"
+    input = _checks.as_array(fn, "input", input)
+    index, wide = _indexing.as_index(fn, "index", index)
+    _indexing.check_index_dtype(fn, index)
+    _indexing.check_mode(fn, mode, _indexing.SCATTER_MODES)
+    accumulate = _checks.static_bool(fn, "accumulate", accumulate)
+    source = _checks.as_array(fn, "source", source)
+    _same_dtype(fn, "source", source, input.dtype)
+    if source.size != index.size:
+        raise ValueError(
+            f"{fn}: source has {source.size} elements but index has {index.size}; they must "
+            "have the same number of elements (their shapes may differ)."
+        )
+    if index.size == 0:
+        return input
+    _dtypes.key_dtype_for(fn, input.size)
+    if mode is None:
+        _indexing.check_bounds_eagerly(fn, wide, 0, input.size, scatter=True, wrap=True)
+    return _put_core(input, index, source, accumulate=accumulate, mode=mode)
+
+
+@functools.partial(jax.jit, static_argnames=("accumulate", "mode"))
+def _put_core(
+    input: jax.Array, index: jax.Array, source: jax.Array, *, accumulate: bool, mode: str | None
+) -> jax.Array:
+    flat = input.reshape(-1)
+    index = _wrap(index.reshape(-1), flat.shape[0])
+    if mode == "clip":
+        index = _indexing.clamp(index, flat.shape[0])
+    out = _engine.scatter(
+        flat,
+        index,
+        source.reshape(-1),
+        dim=0,
+        op="sum" if accumulate else "set",
+        mode=mode,
+    )
+    return out.reshape(input.shape)
+
+
+def take(input: ArrayLike, index: ArrayLike, *, mode: _indexing.GatherMode = None) -> jax.Array:
+    """Reads ``input`` as if flattened at ``index``: ``out = input.reshape(-1)[index]``.
+
+    Mirrors ``torch.take(input, index)``: the result has ``index``'s shape; negative values in
+    ``[-input.size, 0)`` count from the end. One ``lax.gather``; the gradient is a scatter-add
+    (accumulated in float32 for bf16/fp16/float8).
+
+    Args:
+      input: array of any shape and dtype.
+      index: integer array of any shape.
+      mode: what an out-of-range value does: None (default: ``IndexError`` for a concrete
+        index; under jit lax's fill value and a checkify report), ``'fill'`` (lax's fill:
+        NaN, the integer minimum or ``True``), ``'clip'`` or ``'promise_in_bounds'``. Static.
+
+    Returns:
+      Array of ``index``'s shape and ``input``'s dtype.
+
+    Raises:
+      TypeError: non-integer ``index``.
+      ValueError: an unknown ``mode``.
+      IndexError: (mode None) a concrete index value outside ``[-input.size, input.size)``
+        (so any value when ``input`` is empty).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jgather import take
+      >>> take(jnp.array([[4, 3, 5], [6, 7, 8]]), jnp.array([[0, 2], [5, -1]]))
+      Array([[4, 5],
+             [8, 8]], dtype=int32)
+    """
+    fn = "take"
+    input = _checks.as_array(fn, "input", input)
+    index, wide = _indexing.as_index(fn, "index", index)
+    _indexing.check_index_dtype(fn, index)
+    _indexing.check_mode(fn, mode, _indexing.GATHER_MODES)
+    if mode is None:
+        _indexing.check_bounds_eagerly(fn, wide, 0, input.size, wrap=True)
+    return _take_core(input, index, mode=mode)
+
+
+@functools.partial(jax.jit, static_argnames=("mode",))
+def _take_core(input: jax.Array, index: jax.Array, *, mode: str | None) -> jax.Array:
+    if index.size == 0:
+        return jnp.zeros(index.shape, input.dtype)
+    flat = input.reshape(-1)
+    size = flat.shape[0]
+    idx = _wrap(index.reshape(-1), size)
+    if size == 0:  # nothing is in range: every position gets lax's fill value
+        flat, idx = jnp.zeros((1,), input.dtype), jnp.full(idx.shape, -1, jnp.int32)
+        size = 1
+    elif mode == "clip":
+        idx = _indexing.clamp(idx, size)
+    elif mode != "promise_in_bounds" and _indexing.narrows_lossily(idx):
+        _indexing.probe(idx, size)  # checkify reports the caller's full-width value
+    idx = _indexing.narrow_index(idx, size)
+
+    def gather(x: jax.Array, i: jax.Array, m: lax.GatherScatterMode, u: bool) -> jax.Array:
+        return _indexing.batched_gather(x, i, 0, m, unique_indices=u)
+
+    out = _permute.take(gather, flat, idx, _indexing.lax_mode(mode))
+    return out.reshape(index.shape)
