@@ -231,11 +231,11 @@ def index_add(
              [2., 2.]], dtype=float32)
     """
     fn = "index_add"
-    input, dim, index, source, _ = _along_dim(fn, input, dim, index, source, mode)
+    input, dim, index, src, _ = _along_dim(fn, input, dim, index, source, mode)
     scale = _alpha_as(fn, alpha, input.dtype)
     if scale is not None:
-        source = source & scale if input.dtype == jnp.bool_ else source * scale
-    return _rows(input, dim, index, source, "sum", mode)
+        src = src & scale if input.dtype == jnp.bool_ else src * scale
+    return _rows(input, dim, index, src, "sum", mode)
 
 
 def index_copy(
@@ -275,8 +275,8 @@ def index_copy(
       Array([0., 2., 3.], dtype=float32)
     """
     fn = "index_copy"
-    input, dim, index, source, _ = _along_dim(fn, input, dim, index, source, mode)
-    return _rows(input, dim, index, source, "set", mode)
+    input, dim, index, src, _ = _along_dim(fn, input, dim, index, source, mode)
+    return _rows(input, dim, index, src, "set", mode)
 
 
 def index_fill(
@@ -407,13 +407,13 @@ def index_reduce(
         )
     if not isinstance(include_self, bool):
         raise TypeError(f"{fn}: include_self must be a bool, got {include_self!r}.")
-    input, dim, index, source, _ = _along_dim(fn, input, dim, index, source, mode)
+    input, dim, index, src, _ = _along_dim(fn, input, dim, index, source, mode)
     if input.dtype == jnp.bool_ or jnp.issubdtype(input.dtype, jnp.complexfloating):
         raise TypeError(
             f"{fn}: not defined for {input.dtype} inputs (torch: not implemented); cast input "
             "and source to an integer or float dtype."
         )
-    return _rows(input, dim, index, source, reduce, mode, include_self)
+    return _rows(input, dim, index, src, reduce, mode, include_self)
 
 
 # ----------------------------------------------------------------------------------------------
