@@ -616,7 +616,7 @@ def index_put(
     arrays, wides = _put_indices(fn, input, indices)
     k = len(arrays)
     try:
-        shape = np.broadcast_shapes(*(a.shape for a in arrays))
+        shape = jnp.broadcast_shapes(*(a.shape for a in arrays))
     except ValueError:
         shapes = ", ".join(str(tuple(a.shape)) for a in arrays)
         raise ValueError(
@@ -631,7 +631,7 @@ def index_put(
         values = _checks.as_array(fn, "values", values)
         _same_dtype(fn, "values", values, input.dtype)
     try:
-        if np.broadcast_shapes(values.shape, target) != target:
+        if jnp.broadcast_shapes(values.shape, target) != target:
             raise ValueError
     except ValueError:
         raise ValueError(
