@@ -418,17 +418,12 @@ def _take_along_dim_core(
     size = input.shape[dim] if input.ndim else 1
     indices = _indexing.widen_index(indices)  # int8 -1 + 300 must not overflow
 
-    def wrap(
-        i: jax.Array,
-    ) -> jax.Array:  # torch >= 2.8 wraps [-size, 0); values below -size stay as the caller
-        # gave them, so checkify reports -6 on size 5 as -6 (not as the wrapped -1)
-        return jnp.where((i < 0) & (i >= -size), i + size, i)
-
+    # torch >= 2.8 wraps [-size, 0)
     if mode == "clip":  # clamp at full width, before narrowing
-        indices = _indexing.clamp(wrap(indices), size)
+        indices = _indexing.clamp(_indexing.wrap(indices, size), size)
     elif mode != "promise_in_bounds" and _indexing.narrows_lossily(indices):
-        _indexing.probe(wrap(indices), size)
-    indices = wrap(_indexing.narrow_index(indices, size, low=-size))
+        _indexing.probe(_indexing.wrap(indices, size), size)
+    indices = _indexing.wrap(_indexing.narrow_index(indices, size, low=-size), size)
     if input.ndim:
         in_shape = _broadcast_off_dim("take_along_dim", input.shape, indices.shape, dim)
         idx_shape = in_shape[:dim] + indices.shape[dim : dim + 1] + in_shape[dim + 1 :]

@@ -98,15 +98,6 @@ def _along_dim(
     return input, dim, index, out_source, wide
 
 
-def _wrap(index: jax.Array, size: int) -> jax.Array:
-    """Negative values in ``[-size, 0)`` plus ``size`` (full width); others as they are, so
-    checkify reports a value below ``-size`` as the caller wrote it."""
-    index = _indexing.widen_index(index)
-    if not jnp.issubdtype(index.dtype, jnp.signedinteger):
-        return index
-    return jnp.where((index < 0) & (index >= -size), index + size, index)
-
-
 def _rows(
     input: jax.Array,
     dim: int,
@@ -323,7 +314,7 @@ def index_fill(
     input, dim, index, _, _ = _along_dim(fn, input, dim, index, None, mode, wrap=True)
     fill = _fill_value(fn, value, input.dtype)
     size = input.shape[dim] if input.ndim else 1
-    return _rows(input, dim, _wrap(index, size), fill, "set", mode)
+    return _rows(input, dim, _indexing.wrap(index, size), fill, "set", mode)
 
 
 def _fill_value(fn: str, value: Any, dtype: Any) -> jax.Array:
@@ -428,7 +419,7 @@ def _flat_keys(
     key = jnp.zeros(indices[0].shape, key_dtype)
     valid = jnp.ones(indices[0].shape, jnp.bool_)
     for d, (idx, n) in enumerate(zip(indices, sizes, strict=True)):
-        w = _wrap(idx, n)
+        w = _indexing.wrap(idx, n)
         if mode == "clip":
             w = _indexing.clamp(w, n)
         elif mode != "promise_in_bounds":
@@ -712,7 +703,7 @@ def _put_core(
     input: jax.Array, index: jax.Array, source: jax.Array, *, accumulate: bool, mode: str | None
 ) -> jax.Array:
     flat = input.reshape(-1)
-    index = _wrap(index.reshape(-1), flat.shape[0])
+    index = _indexing.wrap(index.reshape(-1), flat.shape[0])
     if mode == "clip":
         index = _indexing.clamp(index, flat.shape[0])
     out = _engine.scatter(
@@ -772,7 +763,7 @@ def _take_core(input: jax.Array, index: jax.Array, *, mode: str | None) -> jax.A
         return jnp.zeros(index.shape, input.dtype)
     flat = input.reshape(-1)
     size = flat.shape[0]
-    idx = _wrap(index.reshape(-1), size)
+    idx = _indexing.wrap(index.reshape(-1), size)
     if size == 0:  # nothing is in range: every position gets lax's fill value
         flat, idx = jnp.zeros((1,), input.dtype), jnp.full(idx.shape, -1, jnp.int32)
         size = 1
