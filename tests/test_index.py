@@ -179,7 +179,9 @@ def test_bool_masks_as_torch_and_the_static_size_form_under_jit():
     }
     for name, (indices, v) in cases.items():
         for acc in (False, True):
-            want = torch.index_put(_t(X), tuple(map(_t, indices)), torch.tensor(v, dtype=torch.float64), acc)
+            want = torch.index_put(
+                _t(X), tuple(map(_t, indices)), torch.tensor(v, dtype=torch.float64), acc
+            )
             got = jgather.index_put(X, indices, v, acc)
             _assert_same(got, want, f"{name} accumulate={acc}")
     # Under jit a traced mask cannot give a shape: the error names the static-size form...
@@ -347,3 +349,21 @@ def test_modes_drop_and_clip_under_jit():
     np.testing.assert_array_equal(got, [5.0, 5.0, 0.0])  # -1 wraps; the rest clamp
     got = jax.jit(lambda i: jgather.take(flat, i))(np.array([-6, 6]))
     np.testing.assert_array_equal(got, [0.0, np.nan])
+
+
+def test_deliberate_differences_next_to_torch():
+    """The porting guide's items: a fractional alpha for an integer input (torch truncates
+    it) and a uint8 index (torch reads it as a bool mask) are errors here."""
+    x, i, s = np.zeros(3, np.int64), np.array([1]), np.ones(1, np.int64)
+    want = torch.index_add(_t(x), 0, _t(i), _t(s), alpha=1.5)
+    np.testing.assert_array_equal(want.numpy(), [0, 1, 0])  # truncated to alpha=1
+    with pytest.raises(TypeError, match=r"index_add: alpha=1\.5 is not an integer"):
+        jgather.index_add(x, 0, i, s, alpha=1.5)
+    positions = np.array([0, 2], np.uint8)  # meant as positions, read by torch as a mask
+    with pytest.raises(IndexError, match="shape of the mask"):
+        torch.index_put(torch.zeros(3), (_t(positions),), torch.tensor(1.0))
+    with pytest.raises(TypeError, match=r"index_put: indices\[0\] is uint8"):
+        jgather.index_put(np.zeros(3), (positions,), 1.0)
+    np.testing.assert_array_equal(
+        jgather.index_put(np.zeros(3), (positions.astype(np.int32),), 1.0), [1.0, 0.0, 1.0]
+    )
