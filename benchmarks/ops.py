@@ -372,6 +372,52 @@ def _scatter_case(
     )
 
 
+def _index_add_case(
+    bench: Bench, name: str, x: np.ndarray, idx: np.ndarray, src: np.ndarray
+) -> None:
+    """``index_add`` of whole rows (dim 0) into an existing array; JAX's ``x.at[idx].add``."""
+    jx, ji, js = jnp.asarray(x), jnp.asarray(idx, jnp.int32), jnp.asarray(src)
+    jg = jax.jit(lambda a, i, s: jgather.index_add(a, 0, i, s))
+    jp = jax.jit(lambda a, i, s: jgather.index_add(a, 0, i, s, mode=PIB))
+    at_add = jax.jit(lambda a, i, s: a.at[i].add(s))
+    fns = {
+        "jgather": ready(lambda: jg(jx, ji, js)),
+        "jgather_pib": ready(lambda: jp(jx, ji, js)),
+        "at_add": ready(lambda: at_add(jx, ji, js)),
+    }
+    if torch is not None:
+        tx, ts = bench.target.to_torch(x), bench.target.to_torch(src)
+        ti = bench.target.to_torch(idx.astype(np.int64))
+        fns["torch"] = lambda: torch.index_add(tx, 0, ti, ts)
+    shape = f"x{list(x.shape)} index[{idx.size}] source{list(src.shape)}"
+    bench.run("index_add", name, shape, fns, idiomatic=("at_add",),
+              out_bytes=x.nbytes, check=_close)  # fmt: skip
+
+
+def _index_put_case(
+    bench: Bench, name: str, x: np.ndarray, rows: np.ndarray, cols: np.ndarray, v: np.ndarray
+) -> None:
+    """``index_put(..., accumulate=True)`` with two index arrays; JAX's ``x.at[r, c].add``."""
+    jx, jv = jnp.asarray(x), jnp.asarray(v)
+    jr, jc = jnp.asarray(rows, jnp.int32), jnp.asarray(cols, jnp.int32)
+    jg = jax.jit(lambda a, r, c, v: jgather.index_put(a, (r, c), v, True))
+    jp = jax.jit(lambda a, r, c, v: jgather.index_put(a, (r, c), v, True, mode=PIB))
+    at_add = jax.jit(lambda a, r, c, v: a.at[r, c].add(v))
+    fns = {
+        "jgather": ready(lambda: jg(jx, jr, jc, jv)),
+        "jgather_pib": ready(lambda: jp(jx, jr, jc, jv)),
+        "at_add": ready(lambda: at_add(jx, jr, jc, jv)),
+    }
+    if torch is not None:
+        tx, tv = bench.target.to_torch(x), bench.target.to_torch(v)
+        tr = bench.target.to_torch(rows.astype(np.int64))
+        tc = bench.target.to_torch(cols.astype(np.int64))
+        fns["torch"] = lambda: torch.index_put(tx, (tr, tc), tv, accumulate=True)
+    shape = f"x{list(x.shape)} indices 2 x [{rows.size}]"
+    bench.run("index_put", name, shape, fns, idiomatic=("at_add",),
+              out_bytes=x.nbytes, check=_close)  # fmt: skip
+
+
 def main(argv: list[str] | None = None, target: Target | None = None) -> dict[str, Any]:
     """Runs the cases and returns the results (also written to JSON unless ``--no-write``).
 
@@ -465,9 +511,20 @@ def main(argv: list[str] | None = None, target: Target | None = None) -> dict[st
         _scatter_case(bench, "tiny_scatter", (64, 64), rng.integers(0, 64, (64, 64)),
                       normal(64, 64), 0, tiny=True)  # fmt: skip
 
+    # -- torch's index family -------------------------------------------------------------
+    if want("index_add_rows"):  # 400k rows of 64 into 100k rows
+        n_rows, n_upd = (10_000, 40_000) if q else (100_000, 400_000)
+        _index_add_case(bench, "index_add_rows", normal(n_rows, f),
+                        rng.integers(0, n_rows, n_upd), normal(n_upd, f))  # fmt: skip
+    if want("index_put_accumulate"):  # 1M updates into 1000 x 1000
+        n_upd = 100_000 if q else 1_000_000
+        _index_put_case(bench, "index_put_accumulate", normal(1000, 1000),
+                        rng.integers(0, 1000, n_upd), rng.integers(0, 1000, n_upd),
+                        normal(n_upd))  # fmt: skip
+
     cases = bench.cases
     summary: dict[str, Any] = {}
-    for op in ("gather", "scatter_add"):
+    for op in ("gather", "scatter_add", "index_add", "index_put"):
         full = [c for c in cases if c["op"] == op and not c["tiny"]]
         if not full:
             continue

@@ -20,6 +20,13 @@ from jgather._explain import infer_gather as infer_gather
 from jgather._gather import gather as gather
 from jgather._gather import index_select as index_select
 from jgather._gather import take_along_dim as take_along_dim
+from jgather._index import index_add as index_add
+from jgather._index import index_copy as index_copy
+from jgather._index import index_fill as index_fill
+from jgather._index import index_reduce as index_reduce
+from jgather._index_put import index_put as index_put
+from jgather._index_put import put as put
+from jgather._index_put import take as take
 from jgather._scatter import scatter as scatter
 from jgather._scatter import scatter_add as scatter_add
 from jgather._scatter import scatter_reduce as scatter_reduce
@@ -71,6 +78,11 @@ __all__ = [
     "example_keys",
     "explain",
     "gather",
+    "index_add",
+    "index_copy",
+    "index_fill",
+    "index_put",
+    "index_reduce",
     "index_select",
     "infer_gather",
     "inverse_block_masking",
@@ -80,6 +92,7 @@ __all__ = [
     "multiblock_masking",
     "patch_dropout",
     "patchify",
+    "put",
     "random_masking",
     "random_masking_per_sample",
     "running_cell_masking",
@@ -88,6 +101,7 @@ __all__ = [
     "scatter_add",
     "scatter_reduce",
     "simmim_masking",
+    "take",
     "take_along_dim",
     "take_masked",
     "tube_masking",

@@ -246,3 +246,17 @@ def dtype(fn: str, name: str, value: Any, *, hint: str) -> np.dtype:
         return jnp.dtype(value)
     except TypeError as e:
         raise TypeError(f"{fn}: {name} must be a dtype ({hint}), got {value!r}.") from e
+
+
+def is_scalar(x: Any) -> bool:
+    """True for a Python or NumPy scalar (torch's ``Scalar`` arguments: a value, a fill)."""
+    return isinstance(x, bool | int | float | complex | np.generic)
+
+
+def same_dtype(fn: str, name: str, value: jax.Array, dtype: Any) -> None:
+    """Raises ``TypeError`` unless ``value`` has ``dtype`` (torch's same-dtype rule)."""
+    if value.dtype != dtype:
+        raise TypeError(
+            f"{fn}: {name} dtype {value.dtype} differs from input dtype {np.dtype(dtype)} "
+            f"(torch raises too); cast {name} with {name}.astype({np.dtype(dtype)})."
+        )

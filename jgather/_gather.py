@@ -341,13 +341,7 @@ def _take_along_dim_core(
     size = input.shape[dim] if input.ndim else 1
     indices = _indexing.widen_index(indices)  # int8 -1 + 300 must not overflow
 
-    def wrap(
-        i: jax.Array,
-    ) -> jax.Array:  # torch >= 2.8 wraps [-size, 0); values below -size stay as the caller
-        # gave them, so checkify reports -6 on size 5 as -6 (not as the wrapped -1)
-        return jnp.where((i < 0) & (i >= -size), i + size, i)
-
-    indices = _indexing.prepare(wrap(indices), size, mode, probe_lossy=True)
+    indices = _indexing.prepare(_indexing.wrap(indices, size), size, mode, probe_lossy=True)
     if input.ndim:
         in_shape = _broadcast_off_dim("take_along_dim", input.shape, indices.shape, dim)
         idx_shape = in_shape[:dim] + indices.shape[dim : dim + 1] + in_shape[dim + 1 :]

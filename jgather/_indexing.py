@@ -250,6 +250,19 @@ def widen_index(index: jax.Array) -> jax.Array:
     return index
 
 
+def wrap(index: jax.Array, size: Any) -> jax.Array:
+    """torch's negative indices: values in ``[-size, 0)`` plus ``size``, at full width.
+
+    Values below ``-size`` stay as they are, so checkify reports ``-6`` on size 5 as ``-6``
+    (not as a wrapped ``-1``); unsigned indices have no negatives. Narrow indices are widened
+    first (int8 ``-1 + 300`` must not overflow).
+    """
+    index = widen_index(index)
+    if not jnp.issubdtype(index.dtype, jnp.signedinteger):
+        return index
+    return jnp.where((index < 0) & (index >= -size), index + size, index)
+
+
 def narrows_lossily(index: jax.Array) -> bool:
     """True when :func:`narrow_index` may change an out-of-range value (64-bit or uint32)."""
     return index.dtype.itemsize > 4 or index.dtype == jnp.uint32

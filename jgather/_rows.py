@@ -132,7 +132,9 @@ def group_ids(keys: jax.Array, rows: int) -> jax.Array:
     """
     m = keys.shape[0]
     ordinal = lax.iota(jnp.int32, m)
-    if rows <= _DENSE_GROUPING_RATIO * m:
+    # A symbolic count (jax.export) compared with a fixed one is undecidable: sort then.
+    comparable = _dtypes.is_symbolic(rows) == _dtypes.is_symbolic(m)
+    if comparable and rows <= _DENSE_GROUPING_RATIO * m:
         # The id of a key is the ordinal of its first occurrence. An out-of-range key keeps
         # its own ordinal, which no in-range key has as a first occurrence.
         first = rows_scatter("min", jnp.full((rows,), m, jnp.int32), keys, ordinal)

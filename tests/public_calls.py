@@ -99,6 +99,49 @@ def _ops() -> dict[str, Call]:
             (0, 1, 2),
         ),
     }
+    cols = lambda b: np.array([5, 0, 5, 2], np.int32)
+    calls["index_add"] = Call(
+        lambda x, i, s: jgather.index_add(x, 1, i, s, alpha=2.0),
+        lambda b: (_x(b, 6, 3), cols(b), _x(b, 4, 3)),
+        (0, 2),
+    )
+    calls["index_copy"] = Call(
+        lambda x, i, s: jgather.index_copy(x, 1, i, s),
+        lambda b: (_x(b, 6, 3), cols(b), _x(b, 4, 3)),
+        (0, 2),
+    )
+    calls["index_fill"] = Call(
+        lambda x, i: jgather.index_fill(x, 1, i, -1.0),
+        lambda b: (_x(b, 6, 3), np.array([5, -1, 0], np.int32)),
+        (0,),
+    )
+    for reduce, include_self in (("prod", True), ("mean", False), ("amax", False)):
+        calls[f"index_reduce {reduce} include_self={include_self}"] = Call(
+            lambda x, i, s, r=reduce, inc=include_self: jgather.index_reduce(
+                x, 1, i, s, r, include_self=inc
+            ),
+            lambda b: (_x(b, 6, 3), cols(b), _x(b, 4, 3)),
+            (0, 2),
+        )
+    # The flat positions of index_put, put and take address the whole input, so the batch
+    # is on the indices and values (a symbolic batch in the input would make the scattered
+    # axis symbolic).
+    for accumulate in (False, True):
+        calls[f"index_put accumulate={accumulate}"] = Call(
+            lambda x, r, c, v, a=accumulate: jgather.index_put(x, (r, c), v, a),
+            lambda b: (_x(1, 6, 3)[0], _idx(b, 4, high=6), _idx(b, 1, high=3), _x(b, 4)),
+            (1, 2, 3),
+        )
+        calls[f"put accumulate={accumulate}"] = Call(
+            lambda x, i, s, a=accumulate: jgather.put(x, i, s, a),
+            lambda b: (_x(1, 6, 3)[0], _idx(b, 5, high=18), _x(b, 5)),
+            (1, 2),
+        )
+    calls["take"] = Call(
+        lambda x, i: jgather.take(x, i),
+        lambda b: (_x(1, 6, 3)[0], _idx(b, 4, high=18)),
+        (1,),
+    )
     for reduce in ("sum", "prod", "mean", "amax", "amin"):
         for include_self in (True, False):
             calls[f"scatter_reduce {reduce} include_self={include_self}"] = Call(

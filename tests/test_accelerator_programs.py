@@ -121,6 +121,30 @@ OPS = {
         {},
     ),
     "scatter": (lambda x, i, s: jgather.scatter(x, 0, i, s), (X, IDX, SRC), {}),
+    # torch's index family: whole rows, or positions flattened into one scatter.
+    "index_add": (
+        lambda x, i, s: jgather.index_add(x, 0, i, s),
+        (X, S((200000,), I32), SRC),
+        ONE,
+    ),
+    "index_copy": (lambda x, i, s: jgather.index_copy(x, 0, i, s), (X, S((200000,), I32), SRC), {}),
+    "index_fill": (lambda x, i: jgather.index_fill(x, 1, i, 0.0), (X, S((9,), I32)), {}),
+    "index_reduce amax": (
+        lambda x, i, s: jgather.index_reduce(x, 0, i, s, "amax"),
+        (X, S((200000,), I32), SRC),
+        ONE,
+    ),
+    "index_put accumulate": (
+        lambda x, i, j, v: jgather.index_put(x, (i, j), v, True),
+        (SQ, S((1 << 20,), I32), S((1 << 20,), I32), S((1 << 20,))),
+        ONE,
+    ),
+    "put accumulate": (
+        lambda x, i, s: jgather.put(x, i, s, True),
+        (X, S((200000,), I32), S((200000,))),
+        ONE,
+    ),
+    "take": (lambda x, i: jgather.take(x, i), (S((64, 128)), S((64, 32), I32)), {}),
     "scatter bf16 add": (
         lambda x, i, s: jgather.scatter_add(x, 0, i, s),
         (S((64, 8), jnp.bfloat16), S((128, 8), I32), S((128, 8), jnp.bfloat16)),

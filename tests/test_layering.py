@@ -39,7 +39,16 @@ _ENGINE = (
     "_batching",
     "_permute",
 )
-_FACES = ("_gather", "_scatter", "segment", "_index", "_masked", "_view_scatter", "_embedding")
+_FACES = (
+    "_gather",
+    "_scatter",
+    "segment",
+    "_index",
+    "_index_put",
+    "_masked",
+    "_view_scatter",
+    "_embedding",
+)
 
 
 def _layer(module: str) -> int:

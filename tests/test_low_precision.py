@@ -52,6 +52,14 @@ def _cases(dtype):
         "segment.scatter_mean": lambda b, k, v: segment.scatter_mean(v, k, dim=0, out=b),
         "segment.segment_sum_coo": lambda b, k, v: _sorted(segment.segment_sum_coo, b, k, v),
         "segment.segment_mean_coo": lambda b, k, v: _sorted(segment.segment_mean_coo, b, k, v),
+        # torch's index family: its CPU kernels add in the input's dtype; jgather does not.
+        "index_add": lambda b, k, v: jgather.index_add(b, 0, k, v),
+        "index_reduce_mean": lambda b, k, v: jgather.index_reduce(b, 0, k, v, "mean"),
+        "index_reduce_mean_excl": lambda b, k, v: jgather.index_reduce(
+            b, 0, k, v, "mean", include_self=False
+        ),
+        "index_put_accumulate": lambda b, k, v: jgather.index_put(b, (k,), v, True),
+        "put_accumulate": lambda b, k, v: jgather.put(b, k, v, True),
     }
 
 
@@ -71,6 +79,11 @@ _REF_KW = {
     "segment.scatter_mean": {"mean": True, "count_self": False},
     "segment.segment_sum_coo": {},
     "segment.segment_mean_coo": {"mean": True, "count_self": False},
+    "index_add": {},
+    "index_reduce_mean": {"mean": True},
+    "index_reduce_mean_excl": {"mean": True, "include_self": False},
+    "index_put_accumulate": {},
+    "put_accumulate": {},
 }
 
 
@@ -89,6 +102,8 @@ def test_thousands_of_ones(dtype):
     expected_of = {
         "mean": float(np.float32(N / (N + 1)).astype(dtype)),  # the zero of input counts
         "mean_excl": 1.0,
+        "index_reduce_mean": float(np.float32(N / (N + 1)).astype(dtype)),
+        "index_reduce_mean_excl": 1.0,
         "segment.scatter_mean": 1.0,  # out= is added, not counted
         "segment.segment_mean_coo": 1.0,
     }
@@ -165,6 +180,7 @@ def test_gather_family_gradients_accumulate_in_float32(dtype):
         "take_along_dim": lambda x: jgather.take_along_dim(x, idx, 0),
         "index_select": lambda x: jgather.index_select(x, 0, idx),
         "segment.gather_coo": lambda x: segment.gather_coo(x, idx),
+        "take": lambda x: jgather.take(x, idx),
         "segment.gather_csr": lambda x: segment.gather_csr(x, np.array([0, reads, reads, reads])),
     }
 
@@ -218,3 +234,30 @@ def test_float8_sums_accumulate_in_float32_in_both_apis(dtype):
     }
     for name, got in results.items():
         np.testing.assert_array_equal(np.asarray(got, np.float32), [64.0], err_msg=name)
+
+
+@pytest.mark.parametrize("dtype", LOW, ids=lambda d: np.dtype(d).name)
+def test_index_family_sums_differ_from_torch_on_purpose(dtype):
+    """The porting guide's deliberate difference: torch's CPU index_add, index_put and put
+    (accumulate=True) add ones in the input's dtype and stop where one more no longer
+    rounds up (256 for bf16, 2048 for fp16); jgather adds in float32 and gets N (rounded
+    once to the dtype)."""
+    torch = pytest.importorskip("torch")
+    tdtype = {np.dtype(jnp.bfloat16): torch.bfloat16, np.dtype(jnp.float16): torch.float16}[
+        np.dtype(dtype)
+    ]
+    stop = 256 if dtype == jnp.bfloat16 else 2048  # 1 + 2**-8 / 1 + 2**-11 round back
+    tz, tk = torch.zeros(1, dtype=tdtype), torch.zeros(N, dtype=torch.long)
+    tones = torch.ones(N, dtype=tdtype)
+    torch_sums = {
+        "index_add": torch.index_add(tz, 0, tk, tones),
+        "index_put_accumulate": torch.index_put(tz, (tk,), tones, accumulate=True),
+        "put_accumulate": torch.put(tz, tk, tones, accumulate=True),
+    }
+    base, keys, ones = jnp.zeros(1, dtype), jnp.zeros(N, jnp.int32), jnp.ones(N, dtype)
+    cases = _cases(dtype)
+    for name, want in torch_sums.items():
+        assert want.float().item() == stop, name  # torch's rounding, as documented
+        got = cases[name](base, keys, ones)
+        expected = [float(np.asarray(N, dtype))]
+        np.testing.assert_array_equal(np.asarray(got, np.float32), expected, err_msg=name)

@@ -34,6 +34,14 @@ OPS = {
     "scatter_reduce_amax": lambda x, i: jgather.scatter_reduce(
         x, 0, i, SRC, "amax", include_self=False
     ),
+    "index_add": lambda x, i: jgather.index_add(x, 0, i, SRC),
+    "index_copy": lambda x, i: jgather.index_copy(x, 0, i, SRC),
+    "index_fill": lambda x, i: jgather.index_fill(x, 0, i, 2.0),
+    "index_reduce_prod": lambda x, i: jgather.index_reduce(x, 0, i, SRC, "prod"),
+    "index_put": lambda x, i: jgather.index_put(x, (i,), SRC),
+    "index_put_accumulate": lambda x, i: jgather.index_put(x, (i,), SRC, True),
+    "take": lambda x, i: jgather.take(x, i),
+    "put": lambda x, i: jgather.put(x, i, SRC, True),
     # jgather.segment shares the probe: the same report, the caller's value and axis size.
     "segment.scatter_sum": lambda x, i: segment.scatter_sum(SRC, i, 0, out=x),
     "segment.scatter_max": lambda x, i: segment.scatter_max(SRC, i, 0, out=x)[0],

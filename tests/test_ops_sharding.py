@@ -44,6 +44,7 @@ X = RNG.standard_normal((16, 6)).astype(np.float32)
 IDX = RNG.integers(0, 6, (16, 3)).astype(np.int32)
 S = RNG.standard_normal((16, 3)).astype(np.float32)
 SEL = np.array([0, 5, 2, 5], np.int32)
+COLS = np.array([5, 0, 5], np.int32)  # one column index per column of S
 
 GATHERS = {
     "gather": lambda x, i, s: jgather.gather(x, 1, i),
@@ -57,6 +58,13 @@ SCATTERS = {
     "scatter_reduce_mean": lambda x, i, s: jgather.scatter_reduce(x, 1, i, s, "mean"),
     "scatter_reduce_amax": lambda x, i, s: jgather.scatter_reduce(
         x, 1, i, s, "amax", include_self=False
+    ),
+    # torch's index family moves whole columns here (one index for every row).
+    "index_add": lambda x, i, s: jgather.index_add(x, 1, COLS, s, alpha=2.0),
+    "index_copy": lambda x, i, s: jgather.index_copy(x, 1, COLS, s),
+    "index_fill": lambda x, i, s: jgather.index_fill(x, 1, COLS, -1.0),
+    "index_reduce_amax": lambda x, i, s: jgather.index_reduce(
+        x, 1, COLS, s, "amax", include_self=False
     ),
 }
 SORTED = np.sort(IDX, axis=1)

@@ -34,6 +34,18 @@ def _ops(mode_gather, mode_scatter):
         "scatter_reduce": lambda x, i: jgather.scatter_reduce(
             x, 0, i, jnp.ones(i.shape, x.dtype), "mean", include_self=False, mode=mode_scatter
         ),
+        "take": lambda x, i: jgather.take(x, i, mode=mode_gather),
+        "index_add": lambda x, i: jgather.index_add(
+            x, 0, i, jnp.ones(i.shape, x.dtype), mode=mode_scatter
+        ),
+        "index_copy": lambda x, i: jgather.index_copy(
+            x, 0, i, jnp.ones(i.shape, x.dtype), mode=mode_scatter
+        ),
+        "index_fill": lambda x, i: jgather.index_fill(x, 0, i, 1.0, mode=mode_scatter),
+        "index_put": lambda x, i: jgather.index_put(
+            x, (i,), jnp.ones(i.shape, x.dtype), mode=mode_scatter
+        ),
+        "put": lambda x, i: jgather.put(x, i, jnp.ones(i.shape, x.dtype), True, mode=mode_scatter),
         # jgather.segment shares the index handling: the same values, the same results.
         "segment.scatter_sum": lambda x, i: segment.scatter_sum(
             jnp.ones(i.shape, x.dtype), i, dim=0, out=x, mode=mode_scatter
@@ -46,12 +58,13 @@ def _expected(name, value, clip=False):
     """What an out-of-range value does: fill NaN / drop, or with clip the clamped position."""
     if clip:
         pos = 0 if value < 0 else 3
-        if name in ("gather", "take_along_dim", "index_select", "segment.gather_coo"):
+        if name in ("gather", "take_along_dim", "index_select", "take", "segment.gather_coo"):
             return X[[pos]]
         out = X.copy()
-        out[pos] = {"scatter": 1.0, "scatter_reduce": 1.0}.get(name, X[pos] + 1)
+        writes = ("scatter", "scatter_reduce", "index_copy", "index_fill", "index_put")
+        out[pos] = 1.0 if name in writes else X[pos] + 1
         return out
-    if name in ("gather", "take_along_dim", "index_select"):
+    if name in ("gather", "take_along_dim", "index_select", "take"):
         return np.array([np.nan], np.float32)
     if name == "segment.gather_coo":  # torch_scatter's gathers read 0 where nothing is
         return np.zeros(1, np.float32)
