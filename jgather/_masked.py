@@ -24,22 +24,41 @@ __all__ = ["masked_fill", "masked_scatter", "masked_select"]
 
 MaskedScatterMode = Literal["drop"] | None
 
-_KINDS = "biufc"  # bool < integer < float < complex, as JAX's promotion lattice
+_KINDS = "biufc"  # NumPy's kinds of bool, integers, floats and complex
+
+
+def _kind(dtype: Any) -> int:
+    """0 bool, 1 integer, 2 floating (bfloat16 and float8 included), 3 complex: the order of
+    the kinds in JAX's promotion lattice."""
+    kinds = (jnp.bool_, jnp.integer, jnp.floating, jnp.complexfloating)
+    return next(k for k, kind in enumerate(kinds) if jnp.issubdtype(dtype, kind))
 
 
 def _is_scalar(x: Any) -> bool:
     return isinstance(x, bool | int | float | complex | np.generic)
 
 
-def _mask(fn: str, mask: Any) -> jax.Array:
-    """The mask as a JAX array; ``TypeError`` unless its dtype is bool (torch's rule)."""
+def _mask(fn: str, mask: Any) -> tuple[jax.Array, Any]:
+    """The mask as a JAX array, and its values when they are known now (else None).
+
+    A NumPy mask is known even under ``jax.jit``, where its JAX copy is traced; a tracer is
+    not. ``TypeError`` unless the dtype is bool (torch's rule).
+    """
+    known: Any = None
+    if not isinstance(mask, jax.Array):
+        try:
+            known = np.asarray(mask)
+        except (TypeError, ValueError):
+            known = None
+    elif not _checks.is_traced(mask):
+        known = mask
     mask = _checks.as_array(fn, "mask", mask)
     if mask.dtype != jnp.bool_:
         raise TypeError(
             f"{fn}: mask must be a bool array (torch only supports boolean masks), got "
             f"{mask.dtype}; pass mask != 0 or mask.astype(bool)."
         )
-    return mask
+    return mask, known
 
 
 def _broadcast(fn: str, input_shape: tuple[int, ...], mask_shape: tuple[int, ...]) -> Any:
@@ -66,15 +85,15 @@ def _value(fn: str, name: str, value: Any, dtype: Any) -> jax.Array:
     if _is_scalar(value):
         _indexing.check_scalar_fits(fn, name, value, dtype)
         return _indexing.scalar_as(value, dtype)
-    value = _checks.as_array(fn, name, value)
+    raw, value = value, _checks.as_array(fn, name, value)
     if value.ndim != 0:
         raise ValueError(
             f"{fn}: {name} must be a scalar or a 0-d array (torch only supports a "
             f"0-dimensional value tensor), got shape {value.shape}; pass one element, "
             f"e.g. {name}[0], or use masked_scatter to write an array."
         )
-    if not _checks.is_traced(value):
-        host = np.asarray(jax.device_get(value))
+    if not _checks.is_traced(raw):  # a NumPy value is known even where its copy is traced
+        host = np.asarray(jax.device_get(raw))
         if host.dtype.kind not in _KINDS:  # bfloat16 and float8: exact in float64
             host = host.astype(np.float64)
         item = host.item()
@@ -83,9 +102,12 @@ def _value(fn: str, name: str, value: Any, dtype: Any) -> jax.Array:
     dtype = np.dtype(dtype)
     if value.dtype == dtype:
         return value
-    weak = jax.dtypes.is_weakly_typed(value)
-    kind, target = _KINDS.index(value.dtype.kind), _KINDS.index(dtype.kind)
-    promotes = kind <= target if weak else jnp.promote_types(value.dtype, dtype) == dtype
+    weak = jax.typeof(value).weak_type
+    promotes = (
+        _kind(value.dtype) <= _kind(dtype)
+        if weak
+        else jnp.promote_types(value.dtype, dtype) == dtype
+    )
     if not promotes:
         raise TypeError(
             f"{fn}: a traced {name} of dtype {value.dtype} does not promote to the input's "
@@ -104,10 +126,11 @@ def _value(fn: str, name: str, value: Any, dtype: Any) -> jax.Array:
 def _masked_fill_core(
     input: jax.Array, mask: jax.Array, value: jax.Array, *, shape: tuple[int, ...]
 ) -> jax.Array:
+    # Gradients summed over broadcast axes (all of them for value) add in float32.
     return jnp.where(
         jnp.broadcast_to(mask, shape),
-        jnp.broadcast_to(value, shape),
-        jnp.broadcast_to(input, shape),
+        _dtypes.broadcast_upcast_transpose(value, shape),
+        _dtypes.broadcast_upcast_transpose(input, shape),
     )
 
 
@@ -151,7 +174,7 @@ def masked_fill(input: ArrayLike, mask: ArrayLike, value: ArrayLike) -> jax.Arra
     """
     fn = "masked_fill"
     input = _checks.as_array(fn, "input", input)
-    mask = _mask(fn, mask)
+    mask, _ = _mask(fn, mask)
     shape = _broadcast(fn, input.shape, mask.shape)
     value = _value(fn, "value", value, input.dtype)
     return _masked_fill_core(input, mask, value, shape=shape)
@@ -176,7 +199,7 @@ def _masked_scatter_core(
     shape: tuple[int, ...],
     mode: str | None,
 ) -> jax.Array:
-    x = jnp.broadcast_to(input, shape).reshape(-1)
+    x = _dtypes.broadcast_upcast_transpose(input, shape).reshape(-1)
     m = jnp.broadcast_to(mask, shape).reshape(-1)
     n = source.size
     if x.size == 0 or n == 0:  # nothing can be read: True positions keep the input
@@ -187,7 +210,9 @@ def _masked_scatter_core(
     rank = jnp.cumsum(m, dtype=_dtypes.key_dtype_for("masked_scatter", x.size)) - 1
     if mode is None:
         _indexing.probe(jnp.where(m, rank, 0), n)
-    values = jnp.take(source.reshape(-1), rank, mode="clip")
+    # Clamped explicitly (not by the gather's mode): checkify's gather rule checks clamping
+    # gathers too, and only the probe above should report.
+    values = jnp.take(source.reshape(-1), jnp.clip(rank, 0, n - 1), mode="clip")
     return jnp.where(m & (rank < n), values, x).reshape(shape)
 
 
@@ -243,7 +268,7 @@ def masked_scatter(
     fn = "masked_scatter"
     _indexing.check_mode(fn, mode, (None, "drop"))
     input = _checks.as_array(fn, "input", input)
-    mask = _mask(fn, mask)
+    mask, known = _mask(fn, mask)
     if _is_scalar(source):
         raise TypeError(
             f"{fn}: source must be an array, got {type(source).__name__} {source!r} (torch "
@@ -258,8 +283,8 @@ def masked_scatter(
         )
     shape = _broadcast(fn, input.shape, mask.shape)
     _dtypes.key_dtype_for(fn, math.prod(shape))
-    if mode is None and not _checks.is_traced(mask):
-        count = _count(mask, shape)
+    if mode is None and known is not None:
+        count = _count(known, shape)
         if count > source.size:
             raise ValueError(
                 f"{fn}: source has {source.size} elements but the mask (broadcast to "
@@ -283,7 +308,7 @@ def _masked_select_core(
     shape: tuple[int, ...],
     size: int,
 ) -> jax.Array:
-    x = jnp.broadcast_to(input, shape).reshape(-1)
+    x = _dtypes.broadcast_upcast_transpose(input, shape).reshape(-1)
     m = jnp.broadcast_to(mask, shape).reshape(-1)
     if size == 0:
         return jnp.zeros((0,), input.dtype)
@@ -343,11 +368,11 @@ def masked_select(
     """
     fn = "masked_select"
     input = _checks.as_array(fn, "input", input)
-    mask = _mask(fn, mask)
+    mask, known = _mask(fn, mask)
     shape = _broadcast(fn, input.shape, mask.shape)
     if size is not None:
         size = _checks.static_int(fn, "size", size, minimum=0, what="the result's length")
-    if _checks.is_traced(mask):
+    if known is None:
         if size is None:
             raise TypeError(
                 f"{fn}: the mask is traced (under jax.jit or jax.vmap), so the number of "
@@ -356,7 +381,7 @@ def masked_select(
                 "count, as jnp.nonzero(size=...) does), or call it with a concrete mask."
             )
     else:
-        count = _count(mask, shape)
+        count = _count(known, shape)
         if size is None:
             size = count
         elif size < count:
