@@ -169,8 +169,8 @@ def masked_fill(input: ArrayLike, mask: ArrayLike, value: ArrayLike) -> jax.Arra
       >>> from jgather import masked_fill
       >>> scores = jnp.array([[0.5, 1.5, 2.5], [3.0, 1.0, 0.0]])
       >>> masked_fill(scores, jnp.array([False, True, True]), -jnp.inf)
-      Array([[0.5, -inf, -inf],
-             [3. , -inf, -inf]], dtype=float32)
+      Array([[ 0.5, -inf, -inf],
+             [ 3. , -inf, -inf]], dtype=float32)
     """
     fn = "masked_fill"
     input = _checks.as_array(fn, "input", input)
