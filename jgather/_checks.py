@@ -28,6 +28,11 @@ def is_traced(value: Any) -> bool:
     return isinstance(value, jax.core.Tracer)
 
 
+def is_scalar(value: Any) -> bool:
+    """True for a Python or NumPy scalar (a value torch reads as a ``Scalar``, not a tensor)."""
+    return isinstance(value, bool | int | float | complex | np.generic)
+
+
 def traced_where_static(fn: str, name: str, kind: str, what: str) -> TypeError:
     """The error for a traced ``name`` where a static Python ``kind`` is required.
 

@@ -34,10 +34,6 @@ def _kind(dtype: Any) -> int:
     return next(k for k, kind in enumerate(kinds) if jnp.issubdtype(dtype, kind))
 
 
-def _is_scalar(x: Any) -> bool:
-    return isinstance(x, bool | int | float | complex | np.generic)
-
-
 def _mask(fn: str, mask: Any) -> tuple[jax.Array, Any]:
     """The mask as a JAX array, and its values when they are known now (else None).
 
@@ -82,7 +78,7 @@ def _value(fn: str, name: str, value: Any, dtype: Any) -> jax.Array:
     lattice: a weakly typed value of the same or a lower kind, or a dtype that promotes to
     ``dtype``); anything else is a ``TypeError`` asking for an explicit cast.
     """
-    if _is_scalar(value):
+    if _checks.is_scalar(value):
         _indexing.check_scalar_fits(fn, name, value, dtype)
         return _indexing.scalar_as(value, dtype)
     raw, value = value, _checks.as_array(fn, name, value)
@@ -269,7 +265,7 @@ def masked_scatter(
     _indexing.check_mode(fn, mode, (None, "drop"))
     input = _checks.as_array(fn, "input", input)
     mask, known = _mask(fn, mask)
-    if _is_scalar(source):
+    if _checks.is_scalar(source):
         raise TypeError(
             f"{fn}: source must be an array, got {type(source).__name__} {source!r} (torch "
             "wants a tensor too); to write one value use masked_fill."
