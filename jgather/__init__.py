@@ -2,8 +2,9 @@
 
 The package is layered; imports only run downwards:
 
-* ops (bottom): ``_gather``, ``_scatter``, ``_indexing`` (index modes, lowering helpers) and
-  ``_checks`` (the argument checks every public function shares)
+* ops (bottom): ``_gather``, ``_scatter``, ``_masked``, ``_view_scatter``, ``_indexing``
+  (index modes, lowering helpers) and ``_checks`` (the argument checks every public function
+  shares)
 * on ops: ``masking/`` (``jgather.masking``: MAE, its family, patches, loss, keys) and
   ``segment/`` (``jgather.segment``: torch_scatter's API)
 * on masking: ``tokens/`` (``jgather.tokens``: token merging, pruning, score-guided masking)
@@ -27,9 +28,15 @@ from jgather._index import index_reduce as index_reduce
 from jgather._index_put import index_put as index_put
 from jgather._index_put import put as put
 from jgather._index_put import take as take
+from jgather._masked import masked_fill as masked_fill
+from jgather._masked import masked_scatter as masked_scatter
+from jgather._masked import masked_select as masked_select
 from jgather._scatter import scatter as scatter
 from jgather._scatter import scatter_add as scatter_add
 from jgather._scatter import scatter_reduce as scatter_reduce
+from jgather._view_scatter import diagonal_scatter as diagonal_scatter
+from jgather._view_scatter import select_scatter as select_scatter
+from jgather._view_scatter import slice_scatter as slice_scatter
 from jgather.masking import IJepaConfig as IJepaConfig
 from jgather.masking import MaskedTokens as MaskedTokens
 from jgather.masking import MultiBlockMasks as MultiBlockMasks
@@ -75,6 +82,7 @@ __all__ = [
     "apply_masks",
     "block_masking",
     "box_masks",
+    "diagonal_scatter",
     "example_keys",
     "explain",
     "gather",
@@ -88,7 +96,10 @@ __all__ = [
     "inverse_block_masking",
     "mae_loss",
     "mask_schedule",
+    "masked_fill",
     "masked_ids",
+    "masked_scatter",
+    "masked_select",
     "multiblock_masking",
     "patch_dropout",
     "patchify",
@@ -100,7 +111,9 @@ __all__ = [
     "scatter",
     "scatter_add",
     "scatter_reduce",
+    "select_scatter",
     "simmim_masking",
+    "slice_scatter",
     "take",
     "take_along_dim",
     "take_masked",

@@ -28,6 +28,11 @@ def is_traced(value: Any) -> bool:
     return isinstance(value, jax.core.Tracer)
 
 
+def is_scalar(value: Any) -> bool:
+    """True for a Python or NumPy scalar (a value torch reads as a ``Scalar``, not a tensor)."""
+    return isinstance(value, bool | int | float | complex | np.generic)
+
+
 def traced_where_static(fn: str, name: str, kind: str, what: str) -> TypeError:
     """The error for a traced ``name`` where a static Python ``kind`` is required.
 
@@ -246,11 +251,6 @@ def dtype(fn: str, name: str, value: Any, *, hint: str) -> np.dtype:
         return jnp.dtype(value)
     except TypeError as e:
         raise TypeError(f"{fn}: {name} must be a dtype ({hint}), got {value!r}.") from e
-
-
-def is_scalar(x: Any) -> bool:
-    """True for a Python or NumPy scalar (torch's ``Scalar`` arguments: a value, a fill)."""
-    return isinstance(x, bool | int | float | complex | np.generic)
 
 
 def same_dtype(fn: str, name: str, value: jax.Array, dtype: Any) -> None:

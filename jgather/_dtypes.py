@@ -153,3 +153,18 @@ def gather_upcast_transpose(gather_fn: Any, operand: jax.Array, index: jax.Array
         return upcast(x, idx), gather_fn(t.astype(acc), idx).astype(x.dtype)
 
     return upcast(operand, index)
+
+
+def broadcast_upcast_transpose(x: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    """``jnp.broadcast_to(x, shape)`` whose gradient sums in float32 for reduced floats.
+
+    The gradient of a broadcast sums the cotangent over the broadcast axes; for bf16, fp16
+    and float8 the broadcast goes through float32 (a lossless round trip), so that sum adds
+    in float32 and rounds once, on every backend (torch's CPU sums do the same).
+    """
+    if tuple(x.shape) == tuple(shape):
+        return x
+    acc = accumulation_dtype(x.dtype)
+    if acc == x.dtype:
+        return jnp.broadcast_to(x, shape)
+    return jnp.broadcast_to(x.astype(acc), shape).astype(x.dtype)

@@ -179,10 +179,19 @@ def check_scalar_fits(fn: str, name: str, value: Any, dtype: Any) -> None:
 
 
 def scalar_as(value: Any, dtype: Any) -> jax.Array:
-    """A checked (:func:`check_scalar_fits`) concrete scalar as a 0-d array of ``dtype``."""
+    """A checked (:func:`check_scalar_fits`) concrete scalar as a 0-d array of ``dtype``.
+
+    Into a float narrower than 32 bits (float16, bfloat16, float8) the value goes through
+    float32 first, as torch converts a Scalar (its half-precision types are built from a
+    float): ``1 + 2**-8 + 2**-30`` becomes bfloat16 ``1.0`` (the float32 value is a tie, which
+    rounds to even), not the ``1.0078125`` a direct rounding gives.
+    """
     v = np.asarray(value)
-    if v.dtype.kind == "c" and np.dtype(dtype).kind != "c":
+    dtype = np.dtype(dtype)
+    if v.dtype.kind == "c" and dtype.kind != "c":
         v = v.real  # the imaginary part is zero (checked)
+    if jnp.issubdtype(dtype, jnp.floating) and dtype.itemsize < 4 and v.dtype.kind in "iuf":
+        v = v.astype(np.float32)
     return jnp.asarray(v.astype(dtype))
 
 

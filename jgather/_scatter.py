@@ -13,7 +13,6 @@ from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.typing import ArrayLike
 
 from jgather import _checks, _dtypes, _engine, _indexing
@@ -27,10 +26,6 @@ _REDUCE_ALIASES = {"max": "amax", "min": "amin"}
 _SCATTER_REDUCE = {None: "set", "add": "sum", "multiply": "prod"}
 
 
-def _is_scalar(x: Any) -> bool:
-    return isinstance(x, bool | int | float | complex | np.generic)
-
-
 def _prepare(
     fn: str, input: Any, dim: Any, index: Any, src: Any, mode: Any
 ) -> tuple[jax.Array, int, jax.Array, jax.Array, Any]:
@@ -41,7 +36,7 @@ def _prepare(
     _indexing.check_index_dtype(fn, index)
     dim = _indexing.canonical_dim(fn, dim, input.ndim)
     _checks.one_of(fn, "mode", mode, _indexing.SCATTER_MODES)
-    if _is_scalar(src):
+    if _checks.is_scalar(src):
         src_shape = None
         _indexing.check_scalar_fits(fn, "src", src, input.dtype)
         src = _indexing.scalar_as(src, input.dtype)

@@ -142,6 +142,31 @@ def _ops() -> dict[str, Call]:
         lambda b: (_x(1, 6, 3)[0], _idx(b, 4, high=18)),
         (1,),
     )
+    half = lambda b, *shape: _rng(b + 2).random((b, *shape)) < 0.5
+    calls["masked_fill"] = Call(
+        lambda x, m: jgather.masked_fill(x, m, -1.0), lambda b: (_x(b, 6, 3), half(b, 6, 3)), (0, 1)
+    )
+    calls["masked_scatter"] = Call(
+        jgather.masked_scatter, lambda b: (_x(b, 6, 3), half(b, 1, 3), _x(b, 18)), (0, 1, 2)
+    )
+    calls["masked_select"] = Call(
+        lambda x, m: jgather.masked_select(x, m, size=9, fill_value=2.0),
+        lambda b: (_x(b, 6, 3), half(b, 6, 3)),
+        (0, 1),
+    )
+    calls["select_scatter"] = Call(
+        lambda x, s: jgather.select_scatter(x, s, 1, -2), lambda b: (_x(b, 6, 3), _x(b, 3)), (0, 1)
+    )
+    calls["slice_scatter"] = Call(
+        lambda x, s: jgather.slice_scatter(x, s, 1, 1, None, 2),
+        lambda b: (_x(b, 6, 3), _x(b, 3, 3)),
+        (0, 1),
+    )
+    calls["diagonal_scatter"] = Call(
+        lambda x, s: jgather.diagonal_scatter(x, s, 1, 1, 2),
+        lambda b: (_x(b, 4, 5), _x(b, 4)),
+        (0, 1),
+    )
     for reduce in ("sum", "prod", "mean", "amax", "amin"):
         for include_self in (True, False):
             calls[f"scatter_reduce {reduce} include_self={include_self}"] = Call(

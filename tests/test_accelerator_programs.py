@@ -82,6 +82,8 @@ def test_the_counter_sees_loops_and_conditionals_on_cpu():
 X, IDX, SRC = S((10000, 64)), S((200000, 64), I32), S((200000, 64))
 SQ, SQI = S((4096, 4096)), S((4096, 1024), I32)
 ONE = dict(scatter=1, gather=0, sort=0)
+NONE = dict(scatter=0, gather=0, sort=0)
+BOOL = jnp.bool_
 OPS = {
     "gather": (lambda x, i: jgather.gather(x, 1, i), (S((64, 128)), S((64, 32), I32)), {}),
     "take_along_dim": (
@@ -145,6 +147,32 @@ OPS = {
         ONE,
     ),
     "take": (lambda x, i: jgather.take(x, i), (S((64, 128)), S((64, 32), I32)), {}),
+    # The masked family and the view scatters write nothing through a scatter: a select, a
+    # gather by the mask's running count, static slices. masked_select's positions come from
+    # jnp.flatnonzero (one int32 scatter-add, its bincount).
+    "masked_fill": (lambda x, m: jgather.masked_fill(x, m, -1.0), (SQ, S((4096,), BOOL)), NONE),
+    "masked_scatter": (
+        lambda x, m, s: jgather.masked_scatter(x, m, s),
+        (S((64, 128)), S((64, 128), BOOL), S((8192,))),
+        dict(scatter=0, gather=1, sort=0),
+    ),
+    "masked_select": (
+        lambda x, m: jgather.masked_select(x, m, size=4096),
+        (S((64, 128)), S((64, 128), BOOL)),
+        {"scatter": 1, "float scatter": 0, "gather": 1, "sort": 0},
+    ),
+    "select_scatter": (lambda x, s: jgather.select_scatter(x, s, 1, -3), (SQ, S((4096,))), NONE),
+    "slice_scatter": (
+        lambda x, s: jgather.slice_scatter(x, s, 1, 1, None, 2),
+        (SQ, S((4096, 2048))),
+        NONE,
+    ),
+    "slice_scatter contiguous": (
+        lambda x, s: jgather.slice_scatter(x, s, 0, 8, 72),
+        (SQ, S((64, 4096))),
+        NONE,
+    ),
+    "diagonal_scatter": (lambda x, s: jgather.diagonal_scatter(x, s, 1), (SQ, S((4095,))), NONE),
     "scatter bf16 add": (
         lambda x, i, s: jgather.scatter_add(x, 0, i, s),
         (S((64, 8), jnp.bfloat16), S((128, 8), I32), S((128, 8), jnp.bfloat16)),

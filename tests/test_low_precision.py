@@ -261,3 +261,29 @@ def test_index_family_sums_differ_from_torch_on_purpose(dtype):
         got = cases[name](base, keys, ones)
         expected = [float(np.asarray(N, dtype))]
         np.testing.assert_array_equal(np.asarray(got, np.float32), expected, err_msg=name)
+
+
+@pytest.mark.parametrize("dtype", LOW)
+def test_masked_family_gradients_over_broadcast_axes_accumulate_in_float32(dtype):
+    """An input (or masked_fill's value) broadcast over N positions gets the sum of N
+    cotangents of one, rounded once: N in float32 (bf16 accumulation would stop at 256)."""
+    none, every = np.zeros((N, 1), bool), np.ones((N, 1), bool)
+    fns = {
+        "masked_fill input": lambda x: jgather.masked_fill(x, none, 0.0),
+        "masked_fill value": lambda x: jgather.masked_fill(jnp.zeros(1, dtype), every, x[0]),
+        "masked_scatter": lambda x: jgather.masked_scatter(x, none, jnp.zeros(N, dtype)),
+        "masked_select": lambda x: jgather.masked_select(x, every),
+    }
+    every_grad = lambda x: {
+        n: jax.grad(lambda x, f=f: f(x).astype(jnp.float32).sum())(x) for n, f in fns.items()
+    }
+    grads = jax.jit(every_grad)(jnp.zeros(1, dtype))
+    # In the program itself, not only as XLA:CPU happens to compile it: no sum in dtype.
+    jaxpr = str(jax.make_jaxpr(every_grad)(jnp.zeros(1, dtype)))
+    low = jnp.dtype(dtype).name.replace("bfloat", "bf").replace("float", "f")
+    sums = [line for line in jaxpr.splitlines() if "reduce_sum" in line]
+    assert sums and not any(f"{low}[" in line.split("=")[0] for line in sums), sums
+    expected = np.array([N], np.float32).astype(dtype)
+    for name, g in grads.items():
+        assert g.dtype == dtype
+        np.testing.assert_array_equal(np.asarray(g), expected, err_msg=name)

@@ -105,3 +105,22 @@ def test_gradients_through_vmapped_scatters():
     g2 = jax.vmap(jax.grad(per_example, argnums=(0, 2)))(x, i, s)
     for a, b in zip(g1, g2, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+def test_masked_scatter_reports_the_first_position_beyond_the_source():
+    """masked_scatter's k-th True position reads source[k]; with a source of 2 elements the
+    third True position (rank 2) is reported against size 2, in every variant."""
+    fn = lambda x, i: jgather.masked_scatter(x, i > 0, jnp.ones(2))
+    x = jnp.zeros((2, 4))
+    bad = jnp.array([[1, 1, 0, 0], [1, 0, 1, 1]])  # example 1: three True positions
+    good = jnp.array([[1, 1, 0, 0], [0, 1, 0, 1]])
+    for variant, f in _variants(fn).items():
+        checked = checkify.checkify(f, errors=checkify.index_checks)
+        err, _ = checked(x, bad)
+        msg = err.get()
+        assert msg is not None and "index 2 is out of bounds" in msg and "size 2" in msg, (
+            variant,
+            msg,
+        )
+        err, _ = checked(x, good)
+        assert err.get() is None, (variant, err.get())

@@ -1,4 +1,4 @@
-"""The six ops and jgather.segment on a batch-sharded 1-D mesh of 8 host devices, for both kinds of mesh:
+"""The ops and jgather.segment on a batch-sharded 1-D mesh of 8 host devices, for both kinds of mesh:
 ``jax.make_mesh`` (explicit axes, jax 0.10's default) and ``Mesh(...)`` (auto axes).
 
 Values equal the unsharded run, eagerly and under jax.jit; the output stays batch-sharded;
@@ -67,6 +67,15 @@ SCATTERS = {
         x, 1, COLS, s, "amax", include_self=False
     ),
 }
+# Writes at static positions (and a select), along axis 1: per shard, like the gathers.
+WRITES = {
+    "masked_fill": lambda x, i, s: jgather.masked_fill(x, x > 0, -1.0),
+    "select_scatter": lambda x, i, s: jgather.select_scatter(x, s[:, 0], 1, -2),
+    "slice_scatter": lambda x, i, s: jgather.slice_scatter(x, s, 1, 1, None, 2),
+    "diagonal_scatter": lambda x, i, s: jgather.diagonal_scatter(
+        x.reshape(-1, 2, 3), s[:, :2], 0, 1, 2
+    ).reshape(-1, 6),
+}
 SORTED = np.sort(IDX, axis=1)
 INDPTR = np.concatenate([np.zeros((16, 1), np.int32), np.sort(IDX, axis=1)], axis=1)
 RANGES = np.concatenate(  # 3 ranges per row covering the 6 columns
@@ -87,7 +96,7 @@ SEGMENT_GATHERS = {
     "segment.gather_coo": lambda x, i, s: segment.gather_coo(x, i),
     "segment.gather_csr": lambda x, i, s: segment.gather_csr(s, RANGES, out=x),
 }
-OPS = {**GATHERS, **SCATTERS, **SEGMENT_SCATTERS, **SEGMENT_GATHERS}
+OPS = {**GATHERS, **WRITES, **SCATTERS, **SEGMENT_SCATTERS, **SEGMENT_GATHERS}
 
 
 @pytest.fixture(scope="module", params=["make_mesh", "Mesh"])
@@ -132,10 +141,31 @@ def test_values_and_sharding_eager_and_jitted(mesh):
             )
 
 
-def test_no_collectives_for_gathers(mesh):
+def test_no_collectives_for_gathers_and_static_writes(mesh):
     args = _sharded(mesh)
-    compiled = _jit(lambda x, i, s: [f(x, i, s) for f in GATHERS.values()]).lower(*args)
+    fns = [*GATHERS.values(), *WRITES.values()]
+    compiled = _jit(lambda x, i, s: [f(x, i, s) for f in fns]).lower(*args)
     assert _collectives(compiled.compile()) == []
+
+
+def test_masked_scatter_and_select_per_example_on_an_explicit_mesh(mesh):
+    """Their order is row-major over the whole array, so over a sharded batch they run per
+    example (jax.vmap): then each shard counts its own mask, with no collectives."""
+    if not _explicit(mesh):
+        pytest.skip("explicit mesh only")
+    per_example = lambda x: (
+        jgather.masked_scatter(x, x > 0, x[::-1] * 2),
+        jgather.masked_select(x, x > 0, size=6, fill_value=7.0),
+    )
+    batched = jax.vmap(per_example)
+    (x, _, _) = _sharded(mesh)
+    compiled = _jit(batched).lower(x).compile()
+    expected = batched(X)
+    for got in (batched(x), compiled(x)):
+        for g, e in zip(got, expected, strict=True):
+            np.testing.assert_array_equal(g, e)
+            assert g.sharding.is_equivalent_to(NamedSharding(mesh, P("batch")), 2)
+    assert _collectives(compiled) == []
 
 
 def test_no_collectives_for_scatters_jitted_on_an_explicit_mesh(mesh):

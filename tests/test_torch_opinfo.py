@@ -57,6 +57,12 @@ _OPS = {
     "index_reduce",
     "take",
     "put",
+    "masked_fill",
+    "masked_scatter",
+    "masked_select",
+    "select_scatter",
+    "slice_scatter",
+    "diagonal_scatter",
 }
 OPINFOS = {
     (op.name + "." + op.variant_test_name).rstrip("."): op for op in op_db if op.name in _OPS
@@ -84,6 +90,12 @@ _DTYPES = {
     "index_reduce": ("float32", "bfloat16", "int64"),
     "take": ("float32", "bfloat16", "bool", "complex128"),
     "put": ("float32", "bfloat16", "int64", "bool", "complex64"),
+    "masked_fill": ("float32", "bfloat16", "int64", "bool", "complex64"),
+    "masked_scatter": ("float32", "bfloat16", "bool", "complex64"),
+    "masked_select": ("float32", "bfloat16", "bool", "complex64"),
+    "select_scatter": ("float32", "bfloat16", "bool"),
+    "slice_scatter": ("float32", "bfloat16", "bool"),
+    "diagonal_scatter": ("float32", "bfloat16", "bool", "complex64"),
 }
 
 
@@ -237,12 +249,18 @@ def test_sample_inputs_match_torch(op, sample):
 _VJPS = {}  # one jitted program per signature: samples that differ only in values share it
 
 
-def _vjp(op, sample, slots):
+def _jit_kwargs(op, want):
+    """The keywords jgather's documented jit form adds: ``masked_select`` under ``jax.jit``
+    takes the result's length as ``size=`` (its mask is traced there)."""
+    return {"size": want.numel()} if op.name == "masked_select" else {}
+
+
+def _vjp(op, sample, slots, kwargs):
     """jax.jit of (primals, cotangent) -> (output, vjp) for the sample's op and static args."""
     statics = tuple(
         None if i in slots or isinstance(a, torch.Tensor) else a for i, a in enumerate(sample.args)
     )
-    key = (op.name, statics, tuple(sorted(sample.kwargs.items())), tuple(slots))
+    key = (op.name, statics, tuple(sorted(kwargs.items())), tuple(slots))
     if key not in _VJPS:
 
         def fn(primals, others, cot):
@@ -252,7 +270,7 @@ def _vjp(op, sample, slots):
                     args[i] = t
                 for i, t in others.items():
                     args[i] = t
-                return _jgather(op)(x, *args, **sample.kwargs)
+                return _jgather(op)(x, *args, **kwargs)
 
             out, vjp = jax.vjp(call, *primals)
             return out, vjp(cot)
@@ -276,7 +294,8 @@ def test_float64_values_and_gradients_match_torch(op, sample):
     want_out = _torch_call(op, sample)
     cot = np.random.default_rng(0).normal(size=tuple(want_out.shape))
     want = torch.autograd.grad(want_out, diff, torch.from_numpy(cot), allow_unused=True)
-    out, got = _vjp(op, sample, slots)([_jax(t) for t in diff], others, jnp.asarray(cot))
+    kwargs = {**sample.kwargs, **_jit_kwargs(op, want_out)}
+    out, got = _vjp(op, sample, slots, kwargs)([_jax(t) for t in diff], others, jnp.asarray(cot))
     what = f"{op.name}{_describe(sample)}"
     _assert_same(out, want_out, what)
     for k, (g, w) in enumerate(zip(got, want, strict=True)):
@@ -296,6 +315,9 @@ _ERROR_TYPES = {
     "is out of bounds for dimension": IndexError,
     "Expected self.dtype to be equal to src.dtype": TypeError,
     "source tensor shape must match self tensor shape": ValueError,
+    "only supports boolean masks": TypeError,
+    "only supports a 0-dimensional value tensor": ValueError,
+    "value cannot be converted to type .* without overflow": ValueError,
 }
 
 

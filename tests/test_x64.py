@@ -124,3 +124,23 @@ def test_uint64_and_uint32_values_above_int32_stay_out_of_range(x64_on):
             jnp.asarray(X, jnp.float64), idx
         )
         np.testing.assert_array_equal(out, X)
+
+
+def test_view_scatter_positions_and_fill_values_at_full_width(x64):
+    """select_scatter's index and slice_scatter's start are Python ints, compared with the
+    axis at full width; masked_fill checks a 64-bit value against the input's own dtype."""
+    x = jnp.asarray(X)
+    for value in VALUES:
+        with pytest.raises(IndexError, match=f"index {value} is out of range"):
+            jgather.select_scatter(x, jnp.float32(1), 0, np.int64(value))
+        # start beyond the axis: an empty slice; far below it: clamped to the whole axis
+        src = jnp.ones(0 if value > 0 else 4, x.dtype)
+        want = X if value > 0 else np.ones(4, np.float32)
+        np.testing.assert_array_equal(jgather.slice_scatter(x, src, 0, value), want)
+    ints = jnp.zeros(2, jnp.int64 if x64 else jnp.int32)
+    mask = np.array([True, False])
+    if x64:
+        np.testing.assert_array_equal(jgather.masked_fill(ints, mask, 2**40), [2**40, 0])
+    else:
+        with pytest.raises(ValueError, match="masked_fill: value=1099511627776 cannot be"):
+            jgather.masked_fill(ints, mask, 2**40)
