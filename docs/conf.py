@@ -151,8 +151,6 @@ autodoc_type_aliases = {
     "ArrayLike": "ArrayLike",
     "DTypeLike": "DTypeLike",
     "npt.ArrayLike": "numpy.typing.ArrayLike",
-    # unshuffle's ``ids_restore`` takes either masking result (their private base class).
-    "_TokenTuple": "MaskedTokens | PaddedMaskedTokens",
 }
 # The glossary entry each alias's name links to (docs/glossary.md).
 GLOSSARY_TERMS = {"ArrayLike": "ArrayLike", "DTypeLike": "DTypeLike"}
