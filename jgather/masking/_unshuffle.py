@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
@@ -11,13 +10,11 @@ import numpy as np
 
 from jgather import _checks, _permute
 from jgather.masking._arguments import Method, check_method, check_tokens
+from jgather.masking._mae import MaskedTokens
+from jgather.masking._per_sample import PaddedMaskedTokens
 from jgather.masking._placement import batch_sharding, to_batch_sharding
 from jgather.masking._results import TokenTuple
 from jgather.masking._take import take_rows
-
-if TYPE_CHECKING:
-    from jgather.masking._mae import MaskedTokens
-    from jgather.masking._per_sample import PaddedMaskedTokens
 
 __all__ = ["unshuffle"]
 
