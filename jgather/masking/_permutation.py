@@ -138,33 +138,50 @@ def random_permutation(key: jax.Array, length: int) -> jax.Array:
     return wide_argsort(words[0], words[1])
 
 
-def _scatter_inverse(perms: jax.Array) -> jax.Array:
-    (length,) = perms.shape[1:]
+def _rows_inverse(rows: jax.Array, size: int, fill: int, mode: str) -> jax.Array:
+    """[B, L] rows -> [B, size] int32: ``j`` at ``rows[b, j]`` and ``fill`` elsewhere, one
+    batched scatter of ``iota`` (``mode`` for indices outside ``[0, size)``), behind a
+    ``custom_vmap`` boundary.
 
-    def one(perm: jax.Array) -> jax.Array:
-        return (
-            jnp.zeros((length,), jnp.int32)
-            .at[perm]
-            .set(lax.iota(jnp.int32, length), mode="promise_in_bounds", unique_indices=True)
-        )
+    ``jax.experimental.checkify`` cannot check a scatter with batching dimensions (its bounds
+    rule fails with ``IndexError: tuple index out of range``, jax 0.10), so the scatter sits
+    behind a ``custom_vmap`` boundary, which checkify evaluates without looking inside. The
+    rule (for a ``jax.vmap`` of a caller) merges the extra batch axes into the scatter's own
+    batch: unlike ``_batching.fold_batch``'s reductions there is no reduction axis to move,
+    no derivative (integer outputs) and no per-shard split (the batch stays a scatter batching
+    dimension, local on a batch-sharded mesh).
+    """
+    length = rows.shape[-1]
 
-    return jax.vmap(one)(perms)
+    def one(row: jax.Array) -> jax.Array:
+        iota = lax.iota(jnp.int32, length)
+        return jnp.full((size,), fill, jnp.int32).at[row].set(iota, mode=mode, unique_indices=True)
+
+    @jax.custom_batching.custom_vmap
+    def inverse(rows: jax.Array) -> jax.Array:
+        return jax.vmap(one)(rows)
+
+    @inverse.def_vmap
+    def rule(axis_size: int, in_batched: Sequence[bool], rows: jax.Array) -> tuple[jax.Array, bool]:
+        del axis_size
+        if not in_batched[0]:
+            return inverse(rows), False
+        flat = inverse(rows.reshape(-1, rows.shape[-1]))
+        return flat.reshape(*rows.shape[:-1], size), True
+
+    return inverse(rows)
 
 
-@jax.custom_batching.custom_vmap
 def inverse_permutations(perms: jax.Array) -> jax.Array:
     """[N, L] inverse permutations of the rows of ``perms``: one batched scatter of ``iota``.
 
     The scatter is the fastest inverse measured (benchmarks/masking.py, against a second
     sort) and, with the batch as a scatter batching dimension, stays local on a batch-sharded
-    mesh of either kind. ``jax.experimental.checkify`` cannot check a scatter with batching
-    dimensions (its bounds rule fails with ``IndexError: tuple index out of range``, jax
-    0.10), so the scatter sits behind a ``custom_vmap`` boundary, which checkify evaluates
-    without looking inside. Nothing is lost: the indices are a permutation of ``0 .. L - 1``
-    by construction, so there is nothing to check. The batching rule (for a ``jax.vmap`` of a
-    caller) flattens the extra batch axes into one call.
+    mesh of either kind. It is not visible to ``checkify`` (see ``_rows_inverse``); nothing is
+    lost: the indices are a permutation of ``0 .. L - 1`` by construction, so there is nothing
+    to check.
     """
-    return _scatter_inverse(perms)
+    return _rows_inverse(perms, perms.shape[-1], 0, "promise_in_bounds")
 
 
 def inverse_permutation(perm: jax.Array) -> jax.Array:
@@ -173,24 +190,13 @@ def inverse_permutation(perm: jax.Array) -> jax.Array:
     return inverse_permutations(perm[None])[0]
 
 
-@inverse_permutations.def_vmap
-def _inverse_permutations_vmap(
-    axis_size: int, in_batched: Sequence[bool], perms: jax.Array
-) -> tuple[jax.Array, bool]:
-    del axis_size
-    if not in_batched[0]:
-        return inverse_permutations(perms), False
-    flat = inverse_permutations(perms.reshape(-1, perms.shape[-1]))
-    return flat.reshape(perms.shape), True
-
-
 def slots_inverse(slots: jax.Array, size: int) -> jax.Array:
     """[..., L] slots -> [..., size]: at slot ``s``, the position ``j`` with ``slots[j] == s``,
     or ``L`` where no position holds ``s``.
 
     For the partial permutations of the masking (``unshuffle``'s ``ids_restore``, whose kept
     slots are unique and whose removed tokens may share a slot at or above ``size``): one
-    scatter of ``iota`` per row, behind ``inverse_permutations``' checkify-safe boundary.
+    scatter of ``iota`` per row, behind ``_rows_inverse``' checkify-safe boundary.
     Slots outside ``[0, size)`` are given distinct values above it first, so the scatter's
     indices are unique and those updates are dropped.
     """
@@ -199,40 +205,7 @@ def slots_inverse(slots: jax.Array, size: int) -> jax.Array:
     inside = (slots >= 0) & (slots < size)
     distinct = jnp.where(inside, slots, size + iota)
     flat = distinct.reshape(-1, length)
-    return _inverse_of_rows(flat, size).reshape(*slots.shape[:-1], size)
-
-
-def _scatter_slots(rows: jax.Array, size: int) -> jax.Array:
-    (length,) = rows.shape[1:]
-
-    def one(row: jax.Array) -> jax.Array:
-        return (
-            jnp.full((size,), length, jnp.int32)
-            .at[row]
-            .set(lax.iota(jnp.int32, length), mode="drop", unique_indices=True)
-        )
-
-    return jax.vmap(one)(rows)
-
-
-def _inverse_of_rows(rows: jax.Array, size: int) -> jax.Array:
-    """``_scatter_slots`` behind a ``custom_vmap`` boundary (see ``inverse_permutations``)."""
-
-    @jax.custom_batching.custom_vmap
-    def inverse(rows: jax.Array) -> jax.Array:
-        return _scatter_slots(rows, size)
-
-    @inverse.def_vmap
-    def inverse_vmap(
-        axis_size: int, in_batched: Sequence[bool], rows: jax.Array
-    ) -> tuple[jax.Array, bool]:
-        del axis_size
-        if not in_batched[0]:
-            return inverse(rows), False
-        flat = inverse(rows.reshape(-1, rows.shape[-1]))
-        return flat.reshape(*rows.shape[:-1], size), True
-
-    return inverse(rows)
+    return _rows_inverse(flat, size, length, "drop").reshape(*slots.shape[:-1], size)
 
 
 def shuffled_count(key: jax.Array, length: int, count: ArrayLike) -> jax.Array:
