@@ -49,7 +49,7 @@ from benchmarks._timing import (
     torch_line,
     write_results,
 )
-from jgather.masking import _mae, _permutation
+from jgather.masking import _permutation, _take
 
 # ----------------------------------------------------------------------------------------------
 # The implementations compared.
@@ -125,7 +125,7 @@ def _perm_alternatives(n, length):
     key = jax.random.key(2)
     noise = jax.random.uniform(key, (n, length))
     bits = jax.random.bits(key, (2, n, length), jnp.uint32)
-    s = _permutation._position_bits(length)
+    s = _permutation.position_bits(length)
     width = 32 - s
 
     @jax.jit
@@ -173,11 +173,11 @@ def _perm_alternatives(n, length):
 
     @jax.jit
     def packed_u64_1pass(bits):  # what jgather does: 64 - s random bits, one uint64 sort
-        return jax.vmap(_permutation._wide_argsort)(bits[0], bits[1])
+        return jax.vmap(_permutation.wide_argsort)(bits[0], bits[1])
 
     @jax.jit
     def packed_u64_noise_exact(noise):  # jgather with noise= (exact, stable)
-        return jax.vmap(_permutation._argsort_noise)(noise)
+        return jax.vmap(_permutation.argsort_noise)(noise)
 
     fns = {
         "argsort_float": ready(argsort_float, noise),
@@ -211,7 +211,7 @@ def _inverse_alternatives(n, length):
 
     @jax.jit
     def scatter_iota(perm):  # what jgather does
-        return _permutation._inverse_permutations(perm)
+        return _permutation.inverse_permutations(perm)
 
     @jax.jit
     def argsort(perm):
@@ -219,8 +219,8 @@ def _inverse_alternatives(n, length):
 
     @jax.jit
     def packed_sort(perm):
-        s = _permutation._position_bits(length)
-        return jax.vmap(lambda p: _permutation._packed_argsort(p.astype(jnp.uint32), s))(perm)
+        s = _permutation.position_bits(length)
+        return jax.vmap(lambda p: _permutation.packed_argsort(p.astype(jnp.uint32), s))(perm)
 
     @jax.jit
     def compare_sum(perm):  # gather-free: inverse[j] = sum_k k * (perm[k] == j)
@@ -244,7 +244,7 @@ def _gather_alternatives(n, length, d, len_keep, include_onehot):
 
     @jax.jit
     def vmap_index_select(x, ids):  # what jgather does
-        return jax.vmap(lambda a, i: _mae._take_rows(a, i, "gather"))(x, ids)
+        return jax.vmap(lambda a, i: _take.take_rows(a, i, "gather"))(x, ids)
 
     @jax.jit
     def take_along_axis(x, ids):
@@ -257,7 +257,7 @@ def _gather_alternatives(n, length, d, len_keep, include_onehot):
 
     @jax.jit
     def onehot(x, ids):
-        return jax.vmap(lambda a, i: _mae._take_rows(a, i, "onehot"))(x, ids)
+        return jax.vmap(lambda a, i: _take.take_rows(a, i, "onehot"))(x, ids)
 
     fns = {
         "vmap_index_select": ready(vmap_index_select, x, ids),
@@ -458,6 +458,14 @@ def time_multiblock(rounds):
     return cases
 
 
+def _lowered_method(platform):
+    """What ``method=None`` lowers to for ``platform``, read from the exported program."""
+    x = jax.ShapeDtypeStruct((2, 16, 4), jnp.float32)
+    fn = jax.jit(lambda k, x: jgather.random_masking(k, x, 0.75).x_masked)
+    exported = jax.export.export(fn, platforms=(platform,))(jax.random.key(0), x)
+    return "onehot" if "stablehlo.dot_general" in exported.mlir_module() else "gather"
+
+
 def _ms(seconds):
     return "-" if seconds is None else f"{seconds * 1e3:.2f}"
 
@@ -575,7 +583,10 @@ def main(argv=None, target=None):
             "image_ratio_to_copy_max": 1.3,
             "video_vs_torch_min": 2.5,
         },
-        "default_method": {b: _mae.default_method(b) for b in ("cpu", "gpu", "tpu")},
+        "default_method": {
+            name: _lowered_method(platform)
+            for name, platform in (("cpu", "cpu"), ("gpu", "cuda"), ("tpu", "tpu"))
+        },
         "quick": args.quick,
     }
     image_memory = memory.get("mae_image_vitb", {})  # empty: skipped (time budget) or failed

@@ -435,11 +435,13 @@ def test_every_public_function_is_exported_for_the_accelerators():
     assert functions - {"r_schedule"} <= covered, sorted(functions - {"r_schedule"} - covered)
 
 
+@pytest.mark.parametrize("name", ["random_masking", "unshuffle", "take_masked"])
 @pytest.mark.parametrize("platform", ACCELERATORS)
-def test_random_masking_method_follows_the_lowering_platform(platform):
+def test_random_masking_method_follows_the_lowering_platform(platform, name):
     """``method=None`` is a one-hot product on TPU and a gather elsewhere, chosen for the
-    platform the program is lowered for (not the host's default backend)."""
-    fn, avals, _ = MASKING["random_masking"]
+    platform the program is lowered for (not the host's default backend), in every function
+    that moves tokens with ``method``."""
+    fn, avals, _ = MASKING[name]
     text = export.export(jax.jit(fn), platforms=(platform,))(*avals).mlir_module()
     has_dot = "stablehlo.dot_general" in text
     assert has_dot == (platform == "tpu")

@@ -15,7 +15,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import jgather
-from jgather.masking import _mae as _masking
 from jgather.masking import _permutation
 
 # ----------------------------------------------------------------------------------------------
@@ -272,9 +271,6 @@ def test_method_onehot_matches_gather():
         jgather.unshuffle(g.x_masked, g, token, method="onehot"),
         jgather.unshuffle(g.x_masked, g, token, method="gather"),
     )
-    assert _masking.default_method("cpu") == "gather"
-    assert _masking.default_method("gpu") == "gather"
-    assert _masking.default_method("tpu") == "onehot"
 
 
 def test_mask_dtype_is_float32_or_mask_dtype():

@@ -6,8 +6,10 @@ One module per family: ``_mae`` (MAE's ``random_masking``, ``apply_mask``), ``_u
 ``_vjepa``, ``_multiblock_common``), ``_boxes``
 (boxes to masks), ``_apply_masks`` (JEPA's ``apply_masks`` and its inverse),
 ``_masked_tokens`` (VideoMAE's ``patches[mask]``), ``_patch_dropout``, ``_variable_ratio``
-(MaskGIT), ``_per_sample`` (a ratio per sample in fixed shapes), ``_patches``, ``_loss``,
-``_keys`` (PRNG keys, batch placement).
+(MaskGIT), ``_per_sample`` (a ratio per sample in fixed shapes), ``_patches``, ``_loss``.
+What the family shares: ``_keys`` (PRNG keys), ``_placement`` (batch placement on meshes),
+``_arguments`` (argument checks), ``_take`` (moving token rows), ``_results`` (the results'
+tuple behaviour).
 Every name here is also re-exported flat from ``jgather``.
 
 Every strategy here is a pure function of an explicit PRNG key:

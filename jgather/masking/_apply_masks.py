@@ -15,13 +15,12 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 from jax.sharding import NamedSharding
-from jax.sharding import PartitionSpec as P
 from jax.typing import ArrayLike
 
 from jgather import _checks, _indexing, _permute, _rows
 from jgather._gather import index_select
-from jgather.masking._keys import batch_sharding as _batch_sharding
-from jgather.masking._permutation import _slots_inverse
+from jgather.masking._permutation import slots_inverse
+from jgather.masking._placement import batch_sharding, reshape_batch
 
 __all__ = ["apply_masks", "unapply_masks"]
 
@@ -72,13 +71,8 @@ def _check_ids(fn: str, ids: Any, layout: Any, n: int, length: int) -> tuple[jax
 
 
 def _merge_leading(a: jax.Array, sharding: NamedSharding | None) -> jax.Array:
-    """[M, N, ...] -> [M * N, ...]. With ``N`` split over explicit mesh axes the merged rows
-    mix the shards, so the merged axis is given the batch's sharding (XLA moves the rows)."""
-    shape = (a.shape[0] * a.shape[1], *a.shape[2:])
-    if sharding is None:
-        return a.reshape(shape)
-    spec = P(sharding.spec[0], *([None] * (len(shape) - 1)))
-    return lax.reshape(a, shape, out_sharding=NamedSharding(sharding.mesh, spec))
+    """[M, N, ...] -> [M * N, ...], split over its rows like the batch (see ``reshape_batch``)."""
+    return reshape_batch(a, (a.shape[0] * a.shape[1], *a.shape[2:]), sharding)
 
 
 @functools.partial(jax.jit, static_argnames=("unique",))
@@ -86,13 +80,13 @@ def _apply_masks(x: jax.Array, ids: jax.Array, *, unique: bool) -> jax.Array:
     if unique:
         # Each set's inverse [M, N, L] (the slot of each token, K where none): the gradient
         # gathers the cotangent of every set by it and adds the M sets.
-        inverse = _slots_inverse(ids, x.shape[1])
+        inverse = slots_inverse(ids, x.shape[1])
         permuted = lambda xi, i, v: index_select(xi, 0, i, inverse=v)
         out = jax.vmap(jax.vmap(permuted), in_axes=(None, 0, 0))(x, ids, inverse)  # [M, N, K, D]
     else:
         take = lambda xi, i: index_select(xi, 0, i)
         out = jax.vmap(jax.vmap(take), in_axes=(None, 0))(x, ids)
-    return _merge_leading(out, _batch_sharding(x))
+    return _merge_leading(out, batch_sharding(x))
 
 
 def apply_masks(
@@ -185,7 +179,7 @@ def _unapply_masks(
     y: jax.Array, ids: jax.Array, valid: jax.Array | None, *, length: int
 ) -> jax.Array:
     k = ids.shape[2]
-    sharding = _batch_sharding(y)
+    sharding = batch_sharding(y)
     rows = _merge_leading(ids, sharding)
     if valid is not None:
         rows = jnp.where(_merge_leading(valid, sharding), rows, length)  # dropped below

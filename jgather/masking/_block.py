@@ -11,11 +11,8 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jgather import _checks
-from jgather.masking._keys import batch_sharding as _batch_sharding
-from jgather.masking._keys import check_key as _check_key
-from jgather.masking._keys import per_sample_keys as _per_sample_keys
-from jgather.masking._keys import to_batch_sharding as _to_batch_sharding
-from jgather.masking._keys import uniform_int as _uniform_int
+from jgather.masking._keys import check_key, per_sample_keys, uniform_int
+from jgather.masking._placement import batch_sharding, to_batch_sharding
 
 # --------------------------------------------------------------------------------------------
 # Block-wise masking (BEiT).
@@ -97,8 +94,8 @@ def _block_masking_batch(
         bw = jnp.round(jnp.sqrt(area / aspect)).astype(jnp.int32)
         fits = (bw < w_grid) & (bh < h_grid)
         # BEiT's randint(0, H - h), both ends included: floor(U * (H - h + 1)).
-        top = _uniform_int(u_top, h_grid - bh + 1)
-        left = _uniform_int(u_left, w_grid - bw + 1)
+        top = uniform_int(u_top, h_grid - bh + 1)
+        left = uniform_int(u_left, w_grid - bw + 1)
         inside = (rows >= top) & (rows < top + bh) & (cols >= left) & (cols < left + bw)
         new = jnp.sum(inside & jnp.logical_not(state.mask), dtype=jnp.int32)
         # BEiT accepts a block that adds at least one and at most `cap` new tokens.
@@ -120,7 +117,7 @@ def _block_masking_batch(
         return jax.tree.map(keep, new, state)
 
     (n,) = keys.shape
-    sharding = _batch_sharding(keys)
+    sharding = batch_sharding(keys)
     init = _BlockState(
         it=jnp.int32(0),
         mask=jnp.zeros(grid, jnp.bool_),
@@ -129,7 +126,7 @@ def _block_masking_batch(
         done=jnp.bool_(target <= 0),
     )
     init = jax.tree.map(
-        lambda a: _to_batch_sharding(jnp.broadcast_to(a, (n, *a.shape)), sharding), init
+        lambda a: to_batch_sharding(jnp.broadcast_to(a, (n, *a.shape)), sharding), init
     )
     state = jax.lax.while_loop(lambda st: jnp.any(jax.vmap(cond)(st)), batch_body, init)
     return state.mask.reshape(n, -1)
@@ -145,7 +142,7 @@ def _block_masking_blocks(
     max_num_patches: int,
     log_aspect: tuple[float, float],
 ) -> jax.Array:
-    keys = _per_sample_keys(key, batch_size)
+    keys = per_sample_keys(key, batch_size)
     return _block_masking_batch(
         keys, grid, num_masking_patches, min_num_patches, max_num_patches, log_aspect
     )
@@ -254,5 +251,5 @@ def block_masking(
         "block_masking", batch_size, grid, num_masking_patches, min_num_patches,
         max_num_patches, min_aspect, max_aspect,
     )  # fmt: skip
-    key = _check_key("block_masking", key, args.batch_size)
+    key = check_key("block_masking", key, args.batch_size)
     return _block_masking_blocks(key, **args._asdict())

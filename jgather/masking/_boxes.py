@@ -2,7 +2,8 @@
 
 A box is a corner and an extent per grid axis; its mask is exactly NumPy's slicing
 ``mask[top:top + h, left:left + w] = True`` (and ``start:start + t`` first for video),
-flattened row-major. ``multiblock_masking`` draws boxes and builds its masks with ``_box_masks``.
+flattened row-major. ``multiblock_masking``'s samplers draw boxes and build their masks with
+``masks_of_boxes`` (the same construction, unchecked, inside their traced cores).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from jgather import _checks
 __all__ = ["box_masks"]
 
 
-def _box_masks(boxes: jax.Array, grid: tuple[int, ...]) -> jax.Array:
+def masks_of_boxes(boxes: jax.Array, grid: tuple[int, ...]) -> jax.Array:
     """[..., 2d] boxes (corners, then extents, per grid axis) -> [..., prod(grid)] bool.
 
     Positions are counted in ``boxes``' dtype, which must hold every position of the grid
@@ -43,7 +44,7 @@ def _box_masks(boxes: jax.Array, grid: tuple[int, ...]) -> jax.Array:
 
 @functools.partial(jax.jit, static_argnames=("grid",))
 def _box_masks_core(boxes: jax.Array, grid: tuple[int, ...]) -> jax.Array:
-    return _box_masks(boxes, grid)
+    return masks_of_boxes(boxes, grid)
 
 
 def box_masks(boxes: ArrayLike, grid: int | tuple[int, ...]) -> jax.Array:

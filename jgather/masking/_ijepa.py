@@ -16,7 +16,7 @@ import numpy as np
 
 from jgather import _checks
 from jgather.masking import _multiblock_common as common
-from jgather.masking._boxes import _box_masks
+from jgather.masking._boxes import masks_of_boxes
 from jgather.masking._keys import uniform_int
 
 # I-JEPA retries a context block 20 times per constraint level before dropping one target's
@@ -199,7 +199,7 @@ def _one(
     tops = uniform_int(u[0, :m], h_grid - th)
     lefts = uniform_int(u[1, :m], w_grid - tw)
     t_boxes = common.boxes(jnp.stack([tops, lefts], axis=-1), sizes[0])  # [M, 4]
-    targets = _box_masks(t_boxes, args.grid)  # [M, L]
+    targets = masks_of_boxes(t_boxes, args.grid)  # [M, L]
     # Contexts: every attempt the reference could make, drawn at once. Attempt a is restricted
     # to the complement of the first max(M - a // 20, 0) targets; the first attempt keeping
     # more than min_keep tokens is the reference's. The last attempt is unrestricted, and its
@@ -207,7 +207,7 @@ def _one(
     ctops = uniform_int(u[0, m:], h_grid - ch).reshape(c, attempts)
     clefts = uniform_int(u[1, m:], w_grid - cw).reshape(c, attempts)
     c_boxes = common.boxes(jnp.stack([ctops, clefts], axis=-1), sizes[1])  # [C, A, 4]
-    blocks = _box_masks(c_boxes, args.grid)  # [C, A, L]
+    blocks = masks_of_boxes(c_boxes, args.grid)  # [C, A, L]
     if args.allow_overlap:  # unrestricted: the one attempt is accepted
         contexts, c_box = blocks[:, 0], c_boxes[:, 0]
     else:

@@ -11,9 +11,9 @@ from jax import lax
 from jax.typing import ArrayLike
 
 from jgather import _checks
-from jgather.masking._keys import batch_sharding, check_key, per_sample_keys
-from jgather.masking._patches import _reshape
-from jgather.masking._permutation import _inverse_permutation, _wide_argsort
+from jgather.masking._keys import check_key, per_sample_keys
+from jgather.masking._permutation import inverse_permutation, wide_argsort
+from jgather.masking._placement import batch_sharding, reshape_batch
 
 
 class _InverseBlockArgs(NamedTuple):
@@ -65,7 +65,7 @@ def _exact_count(blocked: jax.Array, count: int, high: jax.Array, low: jax.Array
     without replacement over 0/1 weights.
     """
     high = (high >> 1) | jnp.where(blocked, jnp.uint32(0), jnp.uint32(1 << 31))
-    return _inverse_permutation(_wide_argsort(high, low)) < count
+    return inverse_permutation(wide_argsort(high, low)) < count
 
 
 @functools.partial(jax.jit, static_argnames=_InverseBlockArgs._fields)
@@ -95,7 +95,7 @@ def _inverse_block_masking(
 
     sharding = batch_sharding(key)
     masks = jax.vmap(one_sample)(per_sample_keys(key, batch_size, sharding))  # [N, M, L]
-    return _reshape(masks, (batch_size * num_masks, length), sharding)
+    return reshape_batch(masks, (batch_size * num_masks, length), sharding)
 
 
 def inverse_block_masking(

@@ -8,16 +8,8 @@ grows, shrinks or is sharded). Both new-style typed keys (``jax.random.key``) an
 ``check_key`` runs before tracing, on static dtypes and shapes; ``per_sample_keys`` runs inside
 the jitted cores and decides from the (static) key shape whether to split.
 
-Batch placement on explicit-axis meshes
----------------------------------------
-On a mesh from ``jax.make_mesh`` (explicit axes, JAX's default) an array's sharding is part of
-its type, and ``jax.vmap`` requires every mapped input to be sharded alike along the batch axis.
-A user's ``x`` is typically batch-sharded while one key (split inside), ``noise`` or a ``mask``
-arrives replicated. ``batch_sharding`` reads the batch placement from the inputs' types at trace
-time and ``to_batch_sharding`` reshards the others to it before the ``vmap``: taking the local
-rows of a replicated array is a slice on each device, not communication. On auto-axis meshes
-(``Mesh(devices, names)``) and single devices the types carry no sharding, both are no-ops, and
-the compiler propagates the input shardings as before.
+With a batch ``sharding`` (from ``_placement.batch_sharding``) the keys are placed like the
+batch.
 """
 
 from __future__ import annotations
@@ -27,11 +19,11 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import AxisType, NamedSharding
-from jax.sharding import PartitionSpec as P
+from jax.sharding import NamedSharding
 from jax.typing import ArrayLike
 
 from jgather import _checks
+from jgather.masking._placement import to_batch_sharding
 
 
 def _is_typed(key: jax.Array) -> bool:
@@ -87,38 +79,6 @@ def check_key(fn: str, key: Any, n: int) -> jax.Array:
             "per sample."
         )
     return key
-
-
-def batch_sharding(*arrays: Any) -> NamedSharding | None:
-    """The explicit sharding of the leading (batch) axis of the first array that has one.
-
-    Read from the arrays' types (``jax.typeof``), so it is static under ``jax.jit``. Returns
-    ``None`` when no array's batch axis is sharded over explicit mesh axes (auto-axis meshes,
-    single devices, replicated inputs): then nothing needs resharding.
-    """
-    for a in arrays:
-        if a is None or not getattr(a, "ndim", 0):
-            continue
-        sharding = jax.typeof(a).sharding
-        spec = getattr(sharding, "spec", None)
-        if not spec or spec[0] is None:
-            continue
-        names = spec[0] if isinstance(spec[0], tuple) else (spec[0],)
-        types = dict(zip(sharding.mesh.axis_names, sharding.mesh.axis_types, strict=True))
-        if all(types[name] == AxisType.Explicit for name in names):
-            return NamedSharding(sharding.mesh, P(spec[0]))
-    return None
-
-
-def to_batch_sharding(a: jax.Array, sharding: NamedSharding | None) -> jax.Array:
-    """``a`` resharded so its leading axis is split like ``sharding`` (no-op for ``None``)."""
-    if sharding is None:
-        return a
-    current = getattr(jax.typeof(a).sharding, "spec", None)
-    if current and current[0] == sharding.spec[0] and all(s is None for s in current[1:]):
-        return a
-    spec = P(sharding.spec[0], *([None] * (a.ndim - 1)))
-    return jax.sharding.reshard(a, NamedSharding(sharding.mesh, spec))
 
 
 def uniform_int(u: jax.Array, n: jax.Array | int) -> jax.Array:

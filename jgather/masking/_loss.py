@@ -12,9 +12,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from jgather._checks import as_array, is_traced, static_int
-from jgather.masking._keys import batch_sharding, to_batch_sharding
-from jgather.masking._mae import _take_rows
-from jgather.masking._masked_tokens import _removed_rows
+from jgather.masking._masked_tokens import removed_rows
+from jgather.masking._placement import batch_sharding, to_batch_sharding
+from jgather.masking._take import take_rows
 
 # MAE adds this to the per-patch variance before the square root (norm_pix_loss=True/"mae");
 # VideoMAE adds it to the per-channel standard deviation (norm_pix_loss="videomae").
@@ -53,7 +53,7 @@ def _mae_loss(
         pred, target, mask = (to_batch_sharding(a, sharding) for a in (pred, target, mask))
         count = pred.shape[1]
         # astype(bool) is ``mask != 0`` for every dtype, without a Python 0 to promote.
-        pick = lambda t, m: _take_rows(t, _removed_rows(m.astype(jnp.bool_), count), None)
+        pick = lambda t, m: take_rows(t, removed_rows(m.astype(jnp.bool_), count), None)
         target = _normalise(jax.vmap(pick)(target, mask), norm, channels)
         return jnp.mean(jnp.square(pred - target))
     mask = mask.astype(dtype)

@@ -11,62 +11,32 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Iterator
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 import chex  # type: ignore[import-untyped]  # chex ships no py.typed marker
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
 from jax.typing import ArrayLike, DTypeLike
 
-from jgather import _checks, _platform
-from jgather._gather import index_select
-from jgather.masking._keys import batch_sharding, check_key, per_sample_keys, to_batch_sharding
-from jgather.masking._permutation import (
-    _argsort_noise,
-    _inverse_permutations,
-    _packed_argsort,
-    _random_permutation,
+from jgather import _checks
+from jgather.masking._arguments import (
+    check_key_first,
+    check_mask_dtype,
+    check_method,
+    check_noise,
+    check_tokens,
 )
-
-Method = Literal["gather", "onehot"] | None
-
-_METHODS = (None, "gather", "onehot")
-
-
-class _TokenTuple:
-    """Tuple behaviour for the masking results, over their array fields only.
-
-    They unpack, index and count like the NamedTuple (MAE's 3-tuple) they were, while also
-    carrying static facts (``num_prefix``, the kept count) that ``unshuffle`` checks against;
-    the static facts are pytree metadata, so the results pass through ``jax.jit``,
-    ``jax.vmap`` and ``jax.tree.map`` unchanged.
-    """
-
-    _fields: tuple[str, ...] = ()
-    # Declared for the checker only (not dataclass fields here): every result type has them.
-    ids_restore: jax.Array
-    num_prefix: int | None
-
-    def __iter__(self) -> Iterator[jax.Array]:
-        return (getattr(self, name) for name in self._fields)
-
-    def __len__(self) -> int:
-        return len(self._fields)
-
-    def __getitem__(self, index: int | slice) -> Any:
-        return tuple(self)[index]
-
-    def _replace(self, **changes: Any) -> Self:
-        # Every subclass is a dataclass; this mixin itself is not, which replace's TypeVar needs.
-        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
-
-    @property
-    def _kept_slots(self) -> int | None:
-        """Static number of token slots after the prefix in ``x_masked`` (None: unknown)."""
-        raise NotImplementedError
+from jgather.masking._keys import check_key, per_sample_keys
+from jgather.masking._permutation import (
+    argsort_noise,
+    inverse_permutations,
+    packed_argsort,
+    random_permutation,
+)
+from jgather.masking._placement import batch_sharding, to_batch_sharding
+from jgather.masking._results import TokenTuple
+from jgather.masking._take import after_prefix, take_rows
 
 
 @functools.partial(
@@ -75,7 +45,7 @@ class _TokenTuple:
     meta_fields=["num_prefix", "len_keep"],
 )
 @dataclasses.dataclass(frozen=True, eq=False)
-class MaskedTokens(_TokenTuple):
+class MaskedTokens(TokenTuple):
     """The result of ``random_masking`` and ``apply_mask``; unpacks like MAE's 3-tuple.
 
     ``x_masked, mask, ids_restore = random_masking(...)`` works as with MAE; the result also
@@ -108,35 +78,7 @@ class MaskedTokens(_TokenTuple):
 
 
 # ----------------------------------------------------------------------------------------------
-# Argument checks (trace time, static shapes only).
-
-
-def _check_method(fn: str, method: Any) -> Literal["gather", "onehot"] | None:
-    if method not in _METHODS:
-        raise ValueError(
-            f"{fn}: unknown method {method!r}; expected 'gather', 'onehot' or None (the "
-            "backend's default)."
-        )
-    return method
-
-
-def default_method(backend: str | None = None) -> Literal["gather", "onehot"]:
-    """The token-gather lowering that ``method=None`` gives on ``backend``.
-
-    The choice is staged with ``jax.lax.platform_dependent``: it follows the platform the
-    program is lowered for (also ``jax.export`` or AOT compilation for a TPU from a CPU host),
-    not the host's default backend, which is what ``backend=None`` reports here.
-
-    ``'gather'`` on CPU and GPU, where one ``lax.gather`` of whole rows moves each kept byte
-    once while the one-hot product costs ``K * L * D`` multiply-adds per sample (for the
-    measured comparison see ``benchmarks/masking.py`` and ``benchmarks/results/masking.json``).
-    ``'onehot'`` on TPU, where the product runs on the matrix unit and FLIP (Li et al., 2023)
-    reports gathers to be slow when the batch is sharded; not measured here (no TPU).
-    ``'gather'`` is exact for every value; ``'onehot'`` for finite values other than ``-0.0``
-    (see ``random_masking``'s ``method`` for what it does with ``-0.0``, inf and NaN).
-    """
-    backend = jax.default_backend() if backend is None else backend
-    return "onehot" if backend == "tpu" else "gather"
+# Argument checks (trace time, static shapes only) beyond the family's (``_arguments``).
 
 
 def _len_keep(fn: str, mask_ratio: Any, length: int) -> int:
@@ -144,87 +86,6 @@ def _len_keep(fn: str, mask_ratio: Any, length: int) -> int:
     # MAE's formula, float rounding included. It may keep no token (mask_ratio=1.0, or L=16 at
     # 0.95): x_masked is then the prefix tokens only and every token is masked, as in MAE.
     return int(length * (1 - ratio))
-
-
-def _check_mask_dtype(fn: str, mask_dtype: Any) -> np.dtype:
-    return _checks.dtype(fn, "mask_dtype", mask_dtype, hint="default float32, as MAE's mask")
-
-
-def _check_key_first(fn: str, key: Any, call: str) -> None:
-    """Catches data where the key goes: MAE's order ``random_masking(x, mask_ratio)``.
-
-    ``check_key`` would then see the tokens as a key and the ratio as ``x``, and the error would
-    be about ``x``'s shape. Arrays that cannot be keys (a non-key dtype other than uint32, or a
-    uint32 array that is neither one legacy key nor a batch of them) are named here.
-    """
-    dtype, shape = getattr(key, "dtype", None), getattr(key, "shape", None)
-    if dtype is None or shape is None:
-        return  # None, or not an array: check_key (or the noise= path) says what is wrong.
-    if jnp.issubdtype(dtype, jax.dtypes.prng_key):
-        return
-    if dtype == np.uint32 and len(shape) in (1, 2):
-        return  # legacy jax.random.PRNGKey data, one or a batch: check_key reads it.
-    raise TypeError(
-        f"{fn}: key must be a PRNG key (it comes first), got a {dtype} array of shape "
-        f"{tuple(shape)}. jgather's random functions take the key first, as jax.random does: "
-        f"{fn}(key, x, {call}) with key = jax.random.key(seed) (or a batch of N keys); to give "
-        f"the shuffle's noise yourself (as MAE's torch.rand), {fn}(None, x, {call}, "
-        "noise=noise). MAE's own random_masking(x, mask_ratio) has no key argument."
-    )
-
-
-def _check_noise(fn: str, noise: Any, n: int, length: int) -> jax.Array:
-    """``noise`` as an [N, L] floating or integer array (one value per maskable token)."""
-    noise = _checks.as_array(fn, "noise", noise, hint="pass [N, L] floats, or noise=None")
-    if noise.shape != (n, length):
-        raise ValueError(
-            f"{fn}: noise must have shape [N, L] = {(n, length)} (one value per maskable "
-            f"token), got {tuple(noise.shape)}."
-        )
-    if not (jnp.issubdtype(noise.dtype, jnp.floating) or jnp.issubdtype(noise.dtype, jnp.integer)):
-        raise TypeError(f"{fn}: noise must be floating or integer, got {noise.dtype}.")
-    return noise
-
-
-def _check_x(fn: str, x: Any, name: str = "x") -> jax.Array:
-    x = _checks.as_array(fn, name, x, hint="pass tokens [N, L, D]")
-    if x.ndim != 3:
-        raise ValueError(
-            f"{fn}: {name} must have shape [N, L, D] (3 dims), got shape {tuple(x.shape)}; "
-            "flatten the feature dims or add a batch dim with x[None]."
-        )
-    return x
-
-
-def _take_rows(
-    x: jax.Array,
-    rows: jax.Array,
-    method: str | None,
-    inverse: jax.Array | None = None,
-    *,
-    mode: str = "promise_in_bounds",
-) -> jax.Array:
-    """``x[rows]`` for one sample: [L, D] and [K] -> [K, D]; ``method=None`` picks per
-    platform (one-hot on TPU, a gather elsewhere).
-
-    ``inverse`` [L]: the slot of each row of ``x`` in ``rows`` (a value outside ``[0, K)``
-    for rows not taken); with it the gather's gradient is a gather (no scatter). The one-hot
-    product's gradient is a matrix product.
-    """
-
-    def onehot() -> jax.Array:
-        hot = jax.nn.one_hot(rows, x.shape[0], dtype=x.dtype)
-        return jnp.einsum(
-            "kl,ld->kd", hot, x, precision=lax.Precision.HIGHEST, preferred_element_type=x.dtype
-        )
-
-    def gather() -> jax.Array:
-        # The rows come from a permutation: in range (or filled, with mode='fill') and unique.
-        return index_select(x, 0, rows, mode=mode, inverse=inverse)  # type: ignore[arg-type]
-
-    if method is None:
-        return _platform.tpu_or_other(onehot, gather)
-    return onehot() if method == "onehot" else gather()
 
 
 def _mask_batch(
@@ -238,19 +99,13 @@ def _mask_batch(
     """Masks [N, P + L, D] given each sample's shuffle ``perms`` [N, L] of its L tokens."""
     length = perms.shape[1]
     chex.assert_shape(x, (None, num_prefix + length, None))
-    ids_restore = _inverse_permutations(perms)
+    ids_restore = inverse_permutations(perms)
 
     def take(x: jax.Array, perm: jax.Array, restore: jax.Array) -> jax.Array:
-        rows = perm[:len_keep] + num_prefix
         # ids_restore is the slot of each token in the shuffle: the inverse of the kept rows
         # (slots from len_keep on are the removed tokens, outside x_masked).
-        inverse = restore + num_prefix
-        if num_prefix:  # 0..P-1 first: a pad and an add, which explicit sharding allows
-            prefix = jnp.pad(lax.iota(jnp.int32, num_prefix), (0, len_keep))
-            rows = jnp.pad(rows, (num_prefix, 0)) + prefix
-            first = lax.iota(jnp.int32, num_prefix)
-            inverse = jnp.pad(inverse, (num_prefix, 0)) + jnp.pad(first, (0, length))
-        return _take_rows(x, rows, method, inverse)
+        rows = after_prefix(perm[:len_keep], num_prefix)
+        return take_rows(x, rows, method, after_prefix(restore, num_prefix))
 
     x_masked = jax.vmap(take)(x, perms, ids_restore)
     mask = (ids_restore >= len_keep).astype(mask_dtype)
@@ -272,7 +127,7 @@ def _random_masking_keys(
     sharding = batch_sharding(x, key)
     x = to_batch_sharding(x, sharding)
     keys = per_sample_keys(key, n, sharding)
-    perms = jax.vmap(lambda k: _random_permutation(k, length))(keys)
+    perms = jax.vmap(lambda k: random_permutation(k, length))(keys)
     return _mask_batch(x, perms, len_keep, num_prefix, method, mask_dtype)
 
 
@@ -288,7 +143,7 @@ def _random_masking_noise(
 ) -> MaskedTokens:
     sharding = batch_sharding(x, noise)
     x, noise = (to_batch_sharding(a, sharding) for a in (x, noise))
-    perms = jax.vmap(_argsort_noise)(noise)
+    perms = jax.vmap(argsort_noise)(noise)
     return _mask_batch(x, perms, len_keep, num_prefix, method, mask_dtype)
 
 
@@ -324,8 +179,9 @@ def random_masking(
         ``'onehot'`` (one-hot matrix product, exact for finite values other than ``-0.0``,
         which becomes ``+0.0``; an ``inf`` or NaN at feature ``d`` of any token of a sample,
         kept or removed, makes feature ``d`` NaN in every kept token of that sample that does
-        not hold it, since ``0 * inf`` is NaN), or ``None`` for ``default_method()``:
-        ``'gather'`` on CPU/GPU, ``'onehot'`` on TPU.
+        not hold it, since ``0 * inf`` is NaN), or ``None``, chosen for the platform the
+        program is lowered for (also by ``jax.export``): ``'gather'`` on CPU/GPU,
+        ``'onehot'`` on TPU.
       mask_dtype: static dtype of ``mask``: float32 (as MAE's) whatever ``x``'s dtype, so that
         ``mask.sum()`` counts exactly (a bfloat16 mask cannot count past 256 exactly).
 
@@ -390,18 +246,18 @@ def random_masking(
       https://arxiv.org/abs/2111.06377
     """
     fn = "random_masking"
-    _check_key_first(fn, key, "mask_ratio")
-    x = _check_x(fn, x)
+    check_key_first(fn, key, "mask_ratio")
+    x = check_tokens(fn, x)
     n, total, _ = x.shape
     num_prefix = _checks.num_prefix(fn, num_prefix, total)
     length = total - num_prefix
     len_keep = _len_keep(fn, mask_ratio, length)
-    method = _check_method(fn, method)
-    mask_dtype = _check_mask_dtype(fn, mask_dtype)
+    method = check_method(fn, method)
+    mask_dtype = check_mask_dtype(fn, mask_dtype)
     static = dict(len_keep=len_keep, num_prefix=num_prefix, method=method, mask_dtype=mask_dtype)
     facts: dict[str, Any] = dict(num_prefix=num_prefix, len_keep=len_keep)
     if noise is not None:
-        noise = _check_noise(fn, noise, n, length)
+        noise = check_noise(fn, noise, n, length)
         return MaskedTokens(*_random_masking_noise(noise, x, **static), **facts)
     if key is None:
         raise ValueError(f"{fn}: pass a PRNG key, or noise= to choose the shuffle yourself.")
@@ -422,7 +278,7 @@ def _apply_mask(
     sharding = batch_sharding(x, removed)
     x, removed = (to_batch_sharding(a, sharding) for a in (x, removed))
     # Kept tokens first, each group in original order: a stable argsort of the 0/1 mask.
-    argsort = lambda r: _packed_argsort(r.astype(jnp.uint32), key_bits=1)
+    argsort = lambda r: packed_argsort(r.astype(jnp.uint32), key_bits=1)
     perms = jax.vmap(argsort)(removed)
     return _mask_batch(x, perms, num_keep, num_prefix, method, mask_dtype)
 
@@ -474,7 +330,7 @@ def apply_mask(
       ([[2.0, 3.0], [6.0, 7.0]], [2, 0, 3, 1])
     """
     fn = "apply_mask"
-    x = _check_x(fn, x)
+    x = check_tokens(fn, x)
     n, total, _ = x.shape
     num_prefix = _checks.num_prefix(fn, num_prefix, total)
     length = total - num_prefix
@@ -498,8 +354,8 @@ def apply_mask(
                 f"{fn}: every row of mask must keep num_keep={num_keep} tokens; row "
                 f"{int(bad[0])} keeps {int(counts[bad[0]])}."
             )
-    method = _check_method(fn, method)
-    mask_dtype = _check_mask_dtype(fn, mask_dtype)
+    method = check_method(fn, method)
+    mask_dtype = check_mask_dtype(fn, mask_dtype)
     static = dict(num_keep=num_keep, num_prefix=num_prefix, method=method, mask_dtype=mask_dtype)
     facts: dict[str, Any] = dict(num_prefix=num_prefix, len_keep=num_keep)
     return MaskedTokens(*_apply_mask(x, removed, **static), **facts)

@@ -17,23 +17,25 @@ import jax.numpy as jnp
 from jax import lax
 
 from jgather import _checks
-from jgather.masking._keys import batch_sharding, to_batch_sharding
-from jgather.masking._mae import MaskedTokens, _check_method, _check_x, _take_rows
-from jgather.masking._permutation import _packed_argsort
+from jgather.masking._arguments import check_method, check_tokens
+from jgather.masking._mae import MaskedTokens
+from jgather.masking._permutation import packed_argsort
+from jgather.masking._placement import batch_sharding, to_batch_sharding
+from jgather.masking._take import take_rows
 
 
-def _removed_rows(removed: jax.Array, count: int) -> jax.Array:
+def removed_rows(removed: jax.Array, count: int) -> jax.Array:
     """[count] int32: the first ``count`` removed positions of one [L] bool row, ascending.
 
     A stable argsort of ``not removed`` puts the removed tokens first, each group in original
     order; a row with fewer than ``count`` removed tokens continues with its kept ones.
     """
-    order = _packed_argsort(jnp.logical_not(removed).astype(jnp.uint32), key_bits=1)
+    order = packed_argsort(jnp.logical_not(removed).astype(jnp.uint32), key_bits=1)
     return order[:count]
 
 
 def _removed_slots(removed: jax.Array) -> jax.Array:
-    """[L] int32: each token's position in the order of ``_removed_rows`` (its inverse).
+    """[L] int32: each token's position in the order of ``removed_rows`` (its inverse).
 
     Removed tokens count the removed ones before them; kept ones follow all removed ones, in
     order. Two cumulative sums, no scatter: the gradient of ``take_masked`` gathers by it.
@@ -67,7 +69,7 @@ def _check_masked(fn: str, masked: Any) -> tuple[jax.Array, int]:
 @functools.partial(jax.jit, static_argnames=("len_keep",))
 def _masked_ids(ids_restore: jax.Array, *, len_keep: int) -> jax.Array:
     count = ids_restore.shape[1] - len_keep
-    return jax.vmap(lambda r: _removed_rows(r >= len_keep, count))(ids_restore)
+    return jax.vmap(lambda r: removed_rows(r >= len_keep, count))(ids_restore)
 
 
 def masked_ids(masked: MaskedTokens) -> jax.Array:
@@ -119,7 +121,7 @@ def _take_masked(
 
     def one(x: jax.Array, r: jax.Array) -> jax.Array:
         removed = r >= len_keep
-        return _take_rows(x, _removed_rows(removed, count), method, _removed_slots(removed))
+        return take_rows(x, removed_rows(removed, count), method, _removed_slots(removed))
 
     return jax.vmap(one)(x, ids_restore)
 
@@ -168,11 +170,11 @@ def take_masked(
     """
     fn = "take_masked"
     ids_restore, len_keep = _check_masked(fn, masked)
-    x = _check_x(fn, x)
+    x = check_tokens(fn, x)
     if x.shape[:2] != ids_restore.shape:
         raise ValueError(
             f"{fn}: x must be [N, L, D] with [N, L] = {tuple(ids_restore.shape)} (masked's "
             f"tokens), got {tuple(x.shape)}; drop prefix tokens first (x[:, num_prefix:])."
         )
-    method = _check_method(fn, method)
+    method = check_method(fn, method)
     return _take_masked(x, ids_restore, len_keep=len_keep, method=method)

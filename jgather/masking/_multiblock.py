@@ -19,7 +19,7 @@ from jax.typing import ArrayLike
 from jgather import _checks
 from jgather.masking import _multiblock_common as common
 from jgather.masking._ijepa import IJepaConfig
-from jgather.masking._keys import check_key as _check_key
+from jgather.masking._keys import check_key
 from jgather.masking._multiblock_common import MultiBlockMasks
 from jgather.masking._vjepa import VJepaConfig
 
@@ -142,7 +142,7 @@ def multiblock_masking(
         )
     batch_size = _checks.static_int(fn, "`batch_size`", batch_size, minimum=1)
     per_sample_size = _checks.static_bool(fn, "`per_sample_size`", per_sample_size)
-    key = _check_key(fn, key, batch_size)
+    key = check_key(fn, key, batch_size)
     batched = key.shape[: key.ndim - (0 if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else 1)]
     if size_key is not None:
         if per_sample_size:
@@ -150,7 +150,7 @@ def multiblock_masking(
                 f"{fn}: size_key draws one block size for the batch and per_sample_size=True "
                 "draws one per sample from its key; pass one or the other."
             )
-        size_key = _check_key(fn, size_key, 1)
+        size_key = check_key(fn, size_key, 1)
         if size_key.shape not in ((), (2,)) or (
             size_key.dtype == jnp.uint32 and size_key.shape != (2,)
         ):

@@ -30,8 +30,9 @@ import numpy as np
 from jax import lax
 
 from jgather import _checks
-from jgather.masking._keys import batch_sharding, per_sample_keys, to_batch_sharding
-from jgather.masking._permutation import _inverse_permutation
+from jgather.masking._keys import per_sample_keys
+from jgather.masking._permutation import inverse_permutation
+from jgather.masking._placement import batch_sharding, to_batch_sharding
 
 # ----------------------------------------------------------------------------------------------
 # Exact step tables (static, Python float64 on float32 inputs).
@@ -253,7 +254,7 @@ def index_set(mask: jax.Array, capacity: int) -> tuple[jax.Array, jax.Array]:
     count = jnp.sum(m)
     before = jnp.cumsum(m) - m  # the set's tokens before each token
     slot = jnp.where(mask, before, count + lax.iota(jnp.int32, m.shape[0]) - before)
-    return _inverse_permutation(slot)[:capacity], lax.iota(jnp.int32, capacity) < count
+    return inverse_permutation(slot)[:capacity], lax.iota(jnp.int32, capacity) < count
 
 
 # One sample: (key, sizes) -> (context, targets, context box, target boxes).

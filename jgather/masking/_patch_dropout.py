@@ -11,11 +11,9 @@ from jax.typing import ArrayLike
 
 from jgather import _checks
 from jgather._gather import index_select
-from jgather.masking._keys import batch_sharding as _batch_sharding
-from jgather.masking._keys import check_key as _check_key
-from jgather.masking._keys import per_sample_keys as _per_sample_keys
-from jgather.masking._keys import to_batch_sharding as _to_batch_sharding
-from jgather.masking._permutation import _inverse_permutation
+from jgather.masking._keys import check_key, per_sample_keys
+from jgather.masking._permutation import inverse_permutation
+from jgather.masking._placement import batch_sharding, to_batch_sharding
 
 # --------------------------------------------------------------------------------------------
 # Patch dropout (timm PatchDropout / FLIP token dropping).
@@ -50,7 +48,7 @@ def _patch_dropout(
         keep = perm[:num_keep]
         # Each body token's slot among the kept ones (num_keep or more: dropped), the
         # inverse that makes the gradient a gather.
-        slot = _inverse_permutation(perm)
+        slot = inverse_permutation(perm)
         if ordered:
             keep = jnp.sort(keep)
             kept = (slot < num_keep).astype(jnp.int32)
@@ -64,9 +62,9 @@ def _patch_dropout(
         out = index_select(xi, 0, idx, mode="promise_in_bounds", inverse=inverse)
         return out, idx
 
-    sharding = _batch_sharding(x, key)
-    x = _to_batch_sharding(x, sharding)
-    out, idx = jax.vmap(one)(_per_sample_keys(key, n, sharding), x)
+    sharding = batch_sharding(x, key)
+    x = to_batch_sharding(x, sharding)
+    out, idx = jax.vmap(one)(per_sample_keys(key, n, sharding), x)
     return PatchDropoutOutput(out, idx)
 
 
@@ -140,7 +138,7 @@ def patch_dropout(
     n, length = x.shape[:2]
     num_prefix = _checks.num_prefix(fn, num_prefix, length)
     body = length - num_prefix
-    key = _check_key(fn, key, n)
+    key = check_key(fn, key, n)
     if p == 0.0:  # timm returns its input untouched when nothing is dropped
         return PatchDropoutOutput(
             x, jnp.broadcast_to(jnp.arange(length, dtype=jnp.int32), (n, length))

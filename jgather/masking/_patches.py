@@ -22,12 +22,9 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-from jax import lax
-from jax.sharding import NamedSharding
-from jax.sharding import PartitionSpec as P
 
 from jgather import _checks
-from jgather.masking._keys import batch_sharding
+from jgather.masking._placement import batch_sharding, reshape_batch
 
 
 def _check_layout(fn: str, channels_first: Any) -> bool | None:
@@ -42,15 +39,6 @@ def _looks_channels_first(shape: tuple[int, ...], q: int) -> bool:
     return shape[1] in (1, 3, 4) and shape[-1] > q and shape[-1] not in (1, 3, 4)
 
 
-def _reshape(x: jax.Array, shape: tuple[int, ...], sharding: NamedSharding | None) -> jax.Array:
-    """``x.reshape(shape)`` keeping the batch axis where it is; on an explicit-axis mesh the
-    output sharding must be stated (JAX cannot infer it for a split of the other axes)."""
-    if sharding is None:
-        return x.reshape(shape)
-    spec = P(sharding.spec[0], *([None] * (len(shape) - 1)))
-    return lax.reshape(x, shape, out_sharding=NamedSharding(sharding.mesh, spec))
-
-
 @functools.partial(jax.jit, static_argnames=("patch", "tubelet", "channels_first"))
 def _patchify(
     imgs: jax.Array, *, patch: tuple[int, int], tubelet: int | None, channels_first: bool
@@ -62,13 +50,13 @@ def _patchify(
     if tubelet is None:
         n, hh, ww, c = imgs.shape
         h, w = hh // p, ww // q
-        x = _reshape(imgs, (n, h, p, w, q, c), sharding).transpose(0, 1, 3, 2, 4, 5)
-        return _reshape(x, (n, h * w, p * q * c), sharding)
+        x = reshape_batch(imgs, (n, h, p, w, q, c), sharding).transpose(0, 1, 3, 2, 4, 5)
+        return reshape_batch(x, (n, h * w, p * q * c), sharding)
     u = tubelet
     n, tt, hh, ww, c = imgs.shape
     t, h, w = tt // u, hh // p, ww // q
-    x = _reshape(imgs, (n, t, u, h, p, w, q, c), sharding).transpose(0, 1, 3, 5, 2, 4, 6, 7)
-    return _reshape(x, (n, t * h * w, u * p * q * c), sharding)
+    x = reshape_batch(imgs, (n, t, u, h, p, w, q, c), sharding).transpose(0, 1, 3, 5, 2, 4, 6, 7)
+    return reshape_batch(x, (n, t * h * w, u * p * q * c), sharding)
 
 
 def patchify(
@@ -187,13 +175,13 @@ def _unpatchify(
     sharding = batch_sharding(x)
     if tubelet is None:
         h, w = grid
-        imgs = _reshape(x, (n, h, w, p, q, c), sharding).transpose(0, 1, 3, 2, 4, 5)
-        imgs = _reshape(imgs, (n, h * p, w * q, c), sharding)
+        imgs = reshape_batch(x, (n, h, w, p, q, c), sharding).transpose(0, 1, 3, 2, 4, 5)
+        imgs = reshape_batch(imgs, (n, h * p, w * q, c), sharding)
         return jnp.moveaxis(imgs, -1, 1) if first else imgs
     t, h, w = grid
     u = tubelet
-    vids = _reshape(x, (n, t, h, w, u, p, q, c), sharding).transpose(0, 1, 4, 2, 5, 3, 6, 7)
-    vids = _reshape(vids, (n, t * u, h * p, w * q, c), sharding)
+    vids = reshape_batch(x, (n, t, h, w, u, p, q, c), sharding).transpose(0, 1, 4, 2, 5, 3, 6, 7)
+    vids = reshape_batch(vids, (n, t * u, h * p, w * q, c), sharding)
     return jnp.moveaxis(vids, -1, 1) if first else vids
 
 

@@ -37,17 +37,18 @@ from jax import lax
 from jax.typing import ArrayLike, DTypeLike
 
 from jgather import _checks
-from jgather.masking._keys import batch_sharding, check_key, per_sample_keys, to_batch_sharding
-from jgather.masking._mae import (
-    _check_key_first,
-    _check_mask_dtype,
-    _check_method,
-    _check_noise,
-    _check_x,
-    _take_rows,
-    _TokenTuple,
+from jgather.masking._arguments import (
+    check_key_first,
+    check_mask_dtype,
+    check_method,
+    check_noise,
+    check_tokens,
 )
-from jgather.masking._permutation import _argsort_noise, _inverse_permutation, _random_permutation
+from jgather.masking._keys import check_key, per_sample_keys
+from jgather.masking._permutation import argsort_noise, inverse_permutation, random_permutation
+from jgather.masking._placement import batch_sharding, to_batch_sharding
+from jgather.masking._results import TokenTuple
+from jgather.masking._take import after_prefix, take_rows
 from jgather.masking._variable_ratio import mask_schedule
 
 
@@ -57,7 +58,7 @@ from jgather.masking._variable_ratio import mask_schedule
     meta_fields=["num_prefix", "capacity"],
 )
 @dataclasses.dataclass(frozen=True, eq=False)
-class PaddedMaskedTokens(_TokenTuple):
+class PaddedMaskedTokens(TokenTuple):
     """The result of ``random_masking_per_sample``: MAE's triple, then the padding facts.
 
     Unpacks as the five arrays below; also records ``num_prefix`` and ``capacity`` as static
@@ -204,14 +205,11 @@ def _pad_one(
     """Masks one sample [P + L, D] with shuffle ``perm`` [L], keeping ``len_keep`` (traced)."""
     (length,) = perm.shape
     chex.assert_shape(x, (num_prefix + length, None))
-    ids = _inverse_permutation(perm)  # shuffle position of each token
-    rows = perm[:capacity] + num_prefix
-    if num_prefix:  # 0..P-1 first: a pad and an add, which explicit sharding allows under vmap
-        prefix = jnp.pad(lax.iota(jnp.int32, num_prefix), (0, capacity))
-        rows = jnp.pad(rows, (num_prefix, 0)) + prefix
+    ids = inverse_permutation(perm)  # shuffle position of each token
+    rows = after_prefix(perm[:capacity], num_prefix)
     slot_valid = lax.iota(jnp.int32, capacity) < len_keep
     valid = jnp.pad(slot_valid, (num_prefix, 0), constant_values=True)
-    rows_x = _take_rows(x, rows, method)
+    rows_x = take_rows(x, rows, method)
     x_masked = jnp.where(valid[:, None], rows_x, jnp.zeros_like(rows_x))
     kept = ids < len_keep
     ids_restore = jnp.where(kept, ids, jnp.maximum(ids, capacity))
@@ -236,7 +234,7 @@ def _per_sample_keys(
     length = x.shape[1] - num_prefix
 
     def one(key: jax.Array, x: jax.Array, k: jax.Array) -> PaddedMaskedTokens:
-        perm = _random_permutation(key, length)
+        perm = random_permutation(key, length)
         return _pad_one(x, perm, k, capacity, num_prefix, method, mask_dtype)
 
     sharding = batch_sharding(x, key, len_keep)
@@ -256,7 +254,7 @@ def _per_sample_noise(
     mask_dtype: Any,
 ) -> PaddedMaskedTokens:
     def one(noise: jax.Array, x: jax.Array, k: jax.Array) -> PaddedMaskedTokens:
-        return _pad_one(x, _argsort_noise(noise), k, capacity, num_prefix, method, mask_dtype)
+        return _pad_one(x, argsort_noise(noise), k, capacity, num_prefix, method, mask_dtype)
 
     sharding = batch_sharding(x, noise, len_keep)
     x, noise, len_keep = (to_batch_sharding(a, sharding) for a in (x, noise, len_keep))
@@ -352,24 +350,24 @@ def random_masking_per_sample(
     of ``x`` through ``x_masked``.
     """
     fn = "random_masking_per_sample"
-    _check_key_first(fn, key, "mask_ratio, capacity=K")
+    check_key_first(fn, key, "mask_ratio, capacity=K")
     if mask_ratio is None:
         raise TypeError(
             f"{fn}: mask_ratio is required: {fn}(key, x, mask_ratio, capacity=K) with a float "
             "or an [N] array of ratios (e.g. sample_mask_ratios)."
         )
-    x = _check_x(fn, x)
+    x = check_tokens(fn, x)
     n, total, _ = x.shape
     num_prefix = _checks.num_prefix(fn, num_prefix, total)
     length = total - num_prefix
     capacity = _check_capacity(fn, capacity, length)
     len_keep = _check_ratio(fn, mask_ratio, n, length, capacity)
-    method = _check_method(fn, method)
-    mask_dtype = _check_mask_dtype(fn, mask_dtype)
+    method = check_method(fn, method)
+    mask_dtype = check_mask_dtype(fn, mask_dtype)
     static = dict(capacity=capacity, num_prefix=num_prefix, method=method, mask_dtype=mask_dtype)
     facts: dict[str, Any] = dict(num_prefix=num_prefix, capacity=capacity)
     if noise is not None:
-        noise = _check_noise(fn, noise, n, length)
+        noise = check_noise(fn, noise, n, length)
         return PaddedMaskedTokens(*_per_sample_noise(noise, x, len_keep, **static), **facts)
     if key is None:
         raise ValueError(f"{fn}: pass a PRNG key, or noise= to choose the shuffle yourself.")

@@ -51,7 +51,7 @@ from jax import lax
 from jax.typing import ArrayLike
 
 
-def _position_bits(length: int) -> int:
+def position_bits(length: int) -> int:
     """Bits that hold every position ``0 .. length - 1`` (at least one)."""
     return max(1, (length - 1).bit_length())
 
@@ -62,29 +62,29 @@ def tie_probability_bound(length: int) -> float:
     It bounds the total-variation distance between the shuffle drawn without ``noise=`` and a
     uniformly random permutation of ``length`` tokens: ``L (L - 1) / 2 * 2**-(64 - s)``.
     """
-    return length * (length - 1) / 2 * 2.0 ** -(64 - _position_bits(length))
+    return length * (length - 1) / 2 * 2.0 ** -(64 - position_bits(length))
 
 
-def _packed_argsort(keys: jax.Array, key_bits: int) -> jax.Array:
+def packed_argsort(keys: jax.Array, key_bits: int) -> jax.Array:
     """Stable argsort of a [L] ``uint32`` array with values below ``2**key_bits``.
 
     One single-operand ``uint32`` sort of ``(key << s) | position`` (unique, hence stable);
     needs ``key_bits + s <= 32`` (for the 0/1 keys of ``apply_mask``: ``L <= 2**31``).
     """
     (length,) = keys.shape
-    bits = _position_bits(length)
+    bits = position_bits(length)
     packed = lax.shift_left(keys, jnp.uint32(bits)) | lax.iota(jnp.uint32, length)
     return (lax.sort(packed) & jnp.uint32((1 << bits) - 1)).astype(jnp.int32)
 
 
-def _wide_argsort(high: jax.Array, low: jax.Array | None) -> jax.Array:
+def wide_argsort(high: jax.Array, low: jax.Array | None) -> jax.Array:
     """Argsort of [L] 64-bit keys ``high << 32 | low`` whose low ``s`` bits are replaced by the
     position: one single-operand ``uint64`` sort, ties broken by lower position.
 
     With ``low=None`` the key is ``high`` alone and the argsort is exact and stable.
     """
     (length,) = high.shape
-    bits = _position_bits(length)
+    bits = position_bits(length)
     with jax.enable_x64(True):
         key = lax.shift_left(lax.convert_element_type(high, jnp.uint64), jnp.uint64(32))
         if low is not None:
@@ -119,113 +119,50 @@ def _orderable_bits(noise: jax.Array) -> jax.Array:
     return jnp.where(negative, ~b, b | sign)
 
 
-def _argsort_noise(noise: jax.Array) -> jax.Array:
+def argsort_noise(noise: jax.Array) -> jax.Array:
     """``numpy.argsort(noise, kind='stable')`` for one [L] row, as int32."""
     (length,) = noise.shape
     if jnp.issubdtype(noise.dtype, jnp.floating):
         if jnp.finfo(noise.dtype).bits <= 32:  # f32, f16, bf16 (fp8 is widened to 16 bits)
             if jnp.finfo(noise.dtype).bits < 16:
                 noise = noise.astype(jnp.float16)  # exact: fp8 values are normal in float16
-            return _wide_argsort(_orderable_bits(noise).astype(jnp.uint32), None)
+            return wide_argsort(_orderable_bits(noise).astype(jnp.uint32), None)
         noise = _orderable_bits(noise)  # float64 under x64: a stable sort of uint64 keys
     _, order = lax.sort((noise, lax.iota(jnp.int32, length)), num_keys=1, is_stable=True)
     return order
 
 
-def _random_permutation(key: jax.Array, length: int) -> jax.Array:
+def random_permutation(key: jax.Array, length: int) -> jax.Array:
     """A random permutation of ``length`` positions from ``key`` (see module docstring)."""
     words = jax.random.bits(key, (2, length), jnp.uint32)
-    return _wide_argsort(words[0], words[1])
+    return wide_argsort(words[0], words[1])
 
 
-def _scatter_inverse(perms: jax.Array) -> jax.Array:
-    (length,) = perms.shape[1:]
+def _rows_inverse(rows: jax.Array, size: int, fill: int, mode: str) -> jax.Array:
+    """[B, L] rows -> [B, size] int32: ``j`` at ``rows[b, j]`` and ``fill`` elsewhere, one
+    batched scatter of ``iota`` (``mode`` for indices outside ``[0, size)``), behind a
+    ``custom_vmap`` boundary.
 
-    def one(perm: jax.Array) -> jax.Array:
-        return (
-            jnp.zeros((length,), jnp.int32)
-            .at[perm]
-            .set(lax.iota(jnp.int32, length), mode="promise_in_bounds", unique_indices=True)
-        )
-
-    return jax.vmap(one)(perms)
-
-
-@jax.custom_batching.custom_vmap
-def _inverse_permutations(perms: jax.Array) -> jax.Array:
-    """[N, L] inverse permutations of the rows of ``perms``: one batched scatter of ``iota``.
-
-    The scatter is the fastest inverse measured (benchmarks/masking.py, against a second
-    sort) and, with the batch as a scatter batching dimension, stays local on a batch-sharded
-    mesh of either kind. ``jax.experimental.checkify`` cannot check a scatter with batching
-    dimensions (its bounds rule fails with ``IndexError: tuple index out of range``, jax
-    0.10), so the scatter sits behind a ``custom_vmap`` boundary, which checkify evaluates
-    without looking inside. Nothing is lost: the indices are a permutation of ``0 .. L - 1``
-    by construction, so there is nothing to check. The batching rule (for a ``jax.vmap`` of a
-    caller) flattens the extra batch axes into one call.
+    ``jax.experimental.checkify`` cannot check a scatter with batching dimensions (its bounds
+    rule fails with ``IndexError: tuple index out of range``, jax 0.10), so the scatter sits
+    behind a ``custom_vmap`` boundary, which checkify evaluates without looking inside. The
+    rule (for a ``jax.vmap`` of a caller) merges the extra batch axes into the scatter's own
+    batch: unlike ``_batching.fold_batch``'s reductions there is no reduction axis to move,
+    no derivative (integer outputs) and no per-shard split (the batch stays a scatter batching
+    dimension, local on a batch-sharded mesh).
     """
-    return _scatter_inverse(perms)
-
-
-def _inverse_permutation(perm: jax.Array) -> jax.Array:
-    """[L] inverse of one permutation (for cores written per sample, e.g. the per-sample
-    ratio masking): under their ``vmap`` it becomes one ``_inverse_permutations`` call."""
-    return _inverse_permutations(perm[None])[0]
-
-
-@_inverse_permutations.def_vmap
-def _inverse_permutations_vmap(
-    axis_size: int, in_batched: Sequence[bool], perms: jax.Array
-) -> tuple[jax.Array, bool]:
-    del axis_size
-    if not in_batched[0]:
-        return _inverse_permutations(perms), False
-    flat = _inverse_permutations(perms.reshape(-1, perms.shape[-1]))
-    return flat.reshape(perms.shape), True
-
-
-def _slots_inverse(slots: jax.Array, size: int) -> jax.Array:
-    """[..., L] slots -> [..., size]: at slot ``s``, the position ``j`` with ``slots[j] == s``,
-    or ``L`` where no position holds ``s``.
-
-    For the partial permutations of the masking (``unshuffle``'s ``ids_restore``, whose kept
-    slots are unique and whose removed tokens may share a slot at or above ``size``): one
-    scatter of ``iota`` per row, behind ``_inverse_permutations``' checkify-safe boundary.
-    Slots outside ``[0, size)`` are given distinct values above it first, so the scatter's
-    indices are unique and those updates are dropped.
-    """
-    length = slots.shape[-1]
-    iota = lax.broadcasted_iota(slots.dtype, slots.shape, slots.ndim - 1)
-    inside = (slots >= 0) & (slots < size)
-    distinct = jnp.where(inside, slots, size + iota)
-    flat = distinct.reshape(-1, length)
-    return _inverse_of_rows(flat, size).reshape(*slots.shape[:-1], size)
-
-
-def _scatter_slots(rows: jax.Array, size: int) -> jax.Array:
-    (length,) = rows.shape[1:]
+    length = rows.shape[-1]
 
     def one(row: jax.Array) -> jax.Array:
-        return (
-            jnp.full((size,), length, jnp.int32)
-            .at[row]
-            .set(lax.iota(jnp.int32, length), mode="drop", unique_indices=True)
-        )
-
-    return jax.vmap(one)(rows)
-
-
-def _inverse_of_rows(rows: jax.Array, size: int) -> jax.Array:
-    """``_scatter_slots`` behind a ``custom_vmap`` boundary (see ``_inverse_permutations``)."""
+        iota = lax.iota(jnp.int32, length)
+        return jnp.full((size,), fill, jnp.int32).at[row].set(iota, mode=mode, unique_indices=True)
 
     @jax.custom_batching.custom_vmap
     def inverse(rows: jax.Array) -> jax.Array:
-        return _scatter_slots(rows, size)
+        return jax.vmap(one)(rows)
 
     @inverse.def_vmap
-    def inverse_vmap(
-        axis_size: int, in_batched: Sequence[bool], rows: jax.Array
-    ) -> tuple[jax.Array, bool]:
+    def rule(axis_size: int, in_batched: Sequence[bool], rows: jax.Array) -> tuple[jax.Array, bool]:
         del axis_size
         if not in_batched[0]:
             return inverse(rows), False
@@ -235,7 +172,43 @@ def _inverse_of_rows(rows: jax.Array, size: int) -> jax.Array:
     return inverse(rows)
 
 
-def _shuffled_count(key: jax.Array, length: int, count: ArrayLike) -> jax.Array:
+def inverse_permutations(perms: jax.Array) -> jax.Array:
+    """[N, L] inverse permutations of the rows of ``perms``: one batched scatter of ``iota``.
+
+    The scatter is the fastest inverse measured (benchmarks/masking.py, against a second
+    sort) and, with the batch as a scatter batching dimension, stays local on a batch-sharded
+    mesh of either kind. It is not visible to ``checkify`` (see ``_rows_inverse``); nothing is
+    lost: the indices are a permutation of ``0 .. L - 1`` by construction, so there is nothing
+    to check.
+    """
+    return _rows_inverse(perms, perms.shape[-1], 0, "promise_in_bounds")
+
+
+def inverse_permutation(perm: jax.Array) -> jax.Array:
+    """[L] inverse of one permutation (for cores written per sample, e.g. the per-sample
+    ratio masking): under their ``vmap`` it becomes one ``inverse_permutations`` call."""
+    return inverse_permutations(perm[None])[0]
+
+
+def slots_inverse(slots: jax.Array, size: int) -> jax.Array:
+    """[..., L] slots -> [..., size]: at slot ``s``, the position ``j`` with ``slots[j] == s``,
+    or ``L`` where no position holds ``s``.
+
+    For the partial permutations of the masking (``unshuffle``'s ``ids_restore``, whose kept
+    slots are unique and whose removed tokens may share a slot at or above ``size``): one
+    scatter of ``iota`` per row, behind ``_rows_inverse``' checkify-safe boundary.
+    Slots outside ``[0, size)`` are given distinct values above it first, so the scatter's
+    indices are unique and those updates are dropped.
+    """
+    length = slots.shape[-1]
+    iota = lax.broadcasted_iota(slots.dtype, slots.shape, slots.ndim - 1)
+    inside = (slots >= 0) & (slots < size)
+    distinct = jnp.where(inside, slots, size + iota)
+    flat = distinct.reshape(-1, length)
+    return _rows_inverse(flat, size, length, "drop").reshape(*slots.shape[:-1], size)
+
+
+def shuffled_count(key: jax.Array, length: int, count: ArrayLike) -> jax.Array:
     """A boolean [length] vector with exactly ``count`` True at uniformly random positions.
 
     A random permutation of ``[True] * count + [False] * (length - count)``; ``count`` may be

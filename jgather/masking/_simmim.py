@@ -10,9 +10,8 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jgather import _checks
-from jgather.masking._keys import check_key as _check_key
-from jgather.masking._keys import per_sample_keys as _per_sample_keys
-from jgather.masking._permutation import _shuffled_count
+from jgather.masking._keys import check_key, per_sample_keys
+from jgather.masking._permutation import shuffled_count
 
 # --------------------------------------------------------------------------------------------
 # SimMIM masking.
@@ -26,10 +25,10 @@ def _simmim_masking(
     gh, gw = coarse
 
     def one(k: jax.Array) -> jax.Array:
-        m = _shuffled_count(k, gh * gw, mask_count).reshape(gh, gw)
+        m = shuffled_count(k, gh * gw, mask_count).reshape(gh, gw)
         return jnp.repeat(jnp.repeat(m, scale, axis=0), scale, axis=1).reshape(-1)
 
-    return jax.vmap(one)(_per_sample_keys(key, batch_size))
+    return jax.vmap(one)(per_sample_keys(key, batch_size))
 
 
 def simmim_masking(
@@ -110,5 +109,5 @@ def simmim_masking(
         )
     coarse = (size[0] // mask_patch, size[1] // mask_patch)
     mask_count = int(np.ceil(coarse[0] * coarse[1] * ratio))
-    key = _check_key(fn, key, batch_size)
+    key = check_key(fn, key, batch_size)
     return _simmim_masking(key, batch_size, coarse, mask_patch // model_patch, mask_count)

@@ -8,12 +8,14 @@ from typing import TYPE_CHECKING, Literal
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
 
-from jgather import _checks, _permute, _platform
-from jgather.masking._keys import batch_sharding, to_batch_sharding
-from jgather.masking._mae import _check_method, _check_x, _take_rows, _TokenTuple
-from jgather.masking._permutation import _slots_inverse
+from jgather import _checks, _permute
+from jgather.masking._arguments import check_method, check_tokens
+from jgather.masking._mae import MaskedTokens
+from jgather.masking._per_sample import PaddedMaskedTokens
+from jgather.masking._placement import batch_sharding, to_batch_sharding
+from jgather.masking._results import TokenTuple
+from jgather.masking._take import take_rows
 
 if TYPE_CHECKING:  # the result types that unshuffle reads, named in its signature
     from jgather.masking._mae import MaskedTokens
@@ -42,27 +44,11 @@ def _unshuffle(
             body = jnp.broadcast_to(mask_token, (ids.shape[0], x.shape[-1]))
             return jnp.concatenate([x[:num_prefix], body]) if num_prefix else body
 
-        def onehot() -> jax.Array:
-            hot = jax.nn.one_hot(ids, len_keep, dtype=x.dtype)  # removed rows are all zero
-            return jnp.einsum(
-                "lk,kd->ld",
-                hot,
-                kept,
-                precision=lax.Precision.HIGHEST,
-                preferred_element_type=x.dtype,
-            )
-
-        def gather() -> jax.Array:
-            # Kept token k sits at output position perm[k] (perm: the shuffle, the inverse of
-            # ids), so the gradient gathers there. The removed positions read a clamped row
-            # but are replaced by the mask token below, so no gradient reaches it from them.
-            perm = _slots_inverse(ids, len_keep)
-            return _take_rows(kept, jnp.minimum(ids, len_keep - 1), "gather", perm)
-
-        if method is None:
-            rows = _platform.tpu_or_other(onehot, gather)
-        else:
-            rows = onehot() if method == "onehot" else gather()
+        # Output token j reads kept slot ids[j]; a removed token (ids[j] >= len_keep) reads a
+        # row that the mask token replaces below, so no gradient reaches the kept tokens from
+        # it. Kept token k sits at output position perm[k] (perm: the shuffle, the inverse of
+        # ids), so the gather's gradient gathers there.
+        rows = take_rows(kept, ids, method, partial=True)
         body = jnp.where(removed, mask_token, rows)
         return jnp.concatenate([x[:num_prefix], body]) if num_prefix else body
 
@@ -136,10 +122,10 @@ def unshuffle(
     ``ids_restore`` is checked (``ValueError``); under ``jax.jit`` it is taken as given.
     """
     fn = "unshuffle"
-    x_masked = _check_x(fn, x_masked, "x_masked")
+    x_masked = check_tokens(fn, x_masked, "x_masked")
     n, kept_total, d = x_masked.shape
     slots = None
-    if isinstance(ids_restore, _TokenTuple):
+    if isinstance(ids_restore, TokenTuple):
         slots = ids_restore._kept_slots
         if num_prefix is None:
             num_prefix = ids_restore.num_prefix
@@ -199,7 +185,7 @@ def unshuffle(
             f"{fn}: mask_token must have shape [D] = [{d}] (or [1, 1, {d}]), got "
             f"{tuple(mask_token.shape)}."
         )
-    method = _check_method(fn, method)
+    method = check_method(fn, method)
     if not _checks.is_traced(ids_restore):
         ids = np.asarray(jax.device_get(ids_restore)).astype(np.int64)
         beyond = len_keep + np.arange(length)  # removed tokens may share a slot: distinct here

@@ -12,11 +12,9 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jgather import _checks
-from jgather.masking._keys import batch_sharding as _batch_sharding
-from jgather.masking._keys import check_key as _check_key
-from jgather.masking._keys import per_sample_keys as _per_sample_keys
-from jgather.masking._keys import to_batch_sharding as _to_batch_sharding
-from jgather.masking._permutation import _shuffled_count
+from jgather.masking._keys import check_key, per_sample_keys
+from jgather.masking._permutation import shuffled_count
+from jgather.masking._placement import batch_sharding, to_batch_sharding
 
 # --------------------------------------------------------------------------------------------
 # MaskGIT schedules and variable-ratio masking.
@@ -151,13 +149,13 @@ def _variable_ratio_masking(
         r_i = jax.random.uniform(k_r, (), jnp.float32) if r_given is None else r_given
         ratio = _schedule(schedule, r_i, num_tokens)
         count = jnp.clip(jnp.ceil(ratio * num_tokens), 1, num_tokens).astype(jnp.int32)
-        return VariableRatioMask(_shuffled_count(k_pos, num_tokens, count), count, r_i)
+        return VariableRatioMask(shuffled_count(k_pos, num_tokens, count), count, r_i)
 
-    sharding = _batch_sharding(key, r)
-    keys = _per_sample_keys(key, batch_size, sharding)
+    sharding = batch_sharding(key, r)
+    keys = per_sample_keys(key, batch_size, sharding)
     if r is None:
         return jax.vmap(lambda k: one(k, None))(keys)
-    r = _to_batch_sharding(r.astype(jnp.float32), sharding)
+    r = to_batch_sharding(r.astype(jnp.float32), sharding)
     # A traced NaN is treated as r = 1, the schedule's floor: one token masked, never zero.
     r = jnp.where(jnp.isnan(r), jnp.float32(1.0), jnp.clip(r, 0.0, 1.0))
     return jax.vmap(one)(keys, r)
@@ -239,5 +237,5 @@ def variable_ratio_masking(
             if not ((r_np >= 0) & (r_np <= 1)).all():
                 raise ValueError(f"{fn}: `r` must lie in [0, 1], got values outside it: {r_np}.")
             r = jnp.asarray(r_np, jnp.float32)
-    key = _check_key(fn, key, batch_size)
+    key = check_key(fn, key, batch_size)
     return _variable_ratio_masking(key, r, batch_size, num_tokens, schedule)

@@ -9,9 +9,8 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jgather import _checks
-from jgather.masking._keys import check_key as _check_key
-from jgather.masking._keys import per_sample_keys as _per_sample_keys
-from jgather.masking._permutation import _shuffled_count
+from jgather.masking._keys import check_key, per_sample_keys
+from jgather.masking._permutation import shuffled_count
 
 # --------------------------------------------------------------------------------------------
 # Tube masking (VideoMAE).
@@ -25,10 +24,10 @@ def _tube_masking(
     t, h, w = grid
 
     def one(k: jax.Array) -> jax.Array:
-        frame = _shuffled_count(k, h * w, num_masked)  # [H*W]
+        frame = shuffled_count(k, h * w, num_masked)  # [H*W]
         return jnp.tile(frame, t)  # [T*H*W]: the same spatial mask in every frame
 
-    return jax.vmap(one)(_per_sample_keys(key, batch_size))
+    return jax.vmap(one)(per_sample_keys(key, batch_size))
 
 
 def tube_masking(
@@ -85,7 +84,7 @@ def tube_masking(
     dims = _checks.static_grid(fn, "`grid`", grid, 3)
     ratio = _checks.static_ratio(fn, "`mask_ratio`", mask_ratio)
     num_masked = int(ratio * (dims[1] * dims[2]))
-    key = _check_key(fn, key, batch_size)
+    key = check_key(fn, key, batch_size)
     return _tube_masking(key, batch_size, dims, num_masked)
 
 
@@ -113,7 +112,7 @@ def _running_cell_masking(
         pos = (jnp.arange(h).reshape(1, h, 1) % ch) * cw + jnp.arange(w).reshape(1, 1, w) % cw
         return ((pos + tt + phase) % size < masks_per_cell).reshape(-1)
 
-    return jax.vmap(one)(_per_sample_keys(key, batch_size))
+    return jax.vmap(one)(per_sample_keys(key, batch_size))
 
 
 def running_cell_masking(
@@ -211,5 +210,5 @@ def running_cell_masking(
             f"positions per {ch}x{cw} cell; it must be between 1 and {size - 1}, e.g. "
             f"mask_ratio=0.5 or 0.75 for a 2x2 cell."
         )
-    key = _check_key(fn, key, batch_size)
+    key = check_key(fn, key, batch_size)
     return _running_cell_masking(key, batch_size, dims, cells, masks_per_cell)

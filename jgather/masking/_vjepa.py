@@ -16,7 +16,7 @@ import numpy as np
 
 from jgather import _checks
 from jgather.masking import _multiblock_common as common
-from jgather.masking._boxes import _box_masks
+from jgather.masking._boxes import masks_of_boxes
 from jgather.masking._keys import uniform_int
 
 # V-JEPA resamples a clip's target blocks while its context is empty; here a fixed number of
@@ -227,7 +227,7 @@ def _one(
     tops = uniform_int(u[1], h_grid - sizes[1] + 1)
     lefts = uniform_int(u[2], w_grid - sizes[2] + 1)
     boxes = common.boxes(jnp.stack([starts, tops, lefts], axis=-1), sizes)  # [R, B, 6]
-    union = jnp.any(_box_masks(boxes, args.grid), axis=1)  # [R, L]
+    union = jnp.any(masks_of_boxes(boxes, args.grid), axis=1)  # [R, L]
     frames = h_grid * w_grid
     later = np.arange(duration * frames) >= args.context_frames * frames  # static [L]
     contexts = jnp.logical_not(union) & jnp.logical_not(later.reshape(1, -1))  # [R, L]

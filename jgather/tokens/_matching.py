@@ -18,19 +18,20 @@ from jax import lax
 from jax.typing import ArrayLike
 
 from jgather import _checks
-from jgather.masking._keys import batch_sharding, check_key, per_sample_keys, to_batch_sharding
+from jgather.masking._keys import check_key, per_sample_keys
 from jgather.masking._permutation import (
-    _argsort_noise,
-    _inverse_permutation,
-    _random_permutation,
+    argsort_noise,
+    inverse_permutation,
+    random_permutation,
 )
-from jgather.tokens._merge import Merge, _check_tokens
+from jgather.masking._placement import batch_sharding, to_batch_sharding
+from jgather.tokens._merge import Merge, check_tokens
 
 _Fields = tuple[jax.Array, jax.Array, jax.Array, jax.Array]  # keep, src, dst, slot
 
 
 def _check_metric(fn: str, metric: Any) -> jax.Array:
-    metric = _check_tokens(fn, "metric", metric)
+    metric = check_tokens(fn, "metric", metric)
     if not jnp.issubdtype(metric.dtype, jnp.floating):
         raise TypeError(f"{fn}: metric must be floating (e.g. the keys), got {metric.dtype}.")
     return metric
@@ -88,7 +89,7 @@ def _bipartite_one(metric: jax.Array, r: int, class_token: bool, distill_token: 
     keep = keep + fixed
     dst = dst_slot(node_idx[src_idx])
     # Where each a-token went: its rank in [src, unm] picks an unmerged slot or a dst.
-    rank = _inverse_permutation(jnp.pad(src_idx, (0, u)) + jnp.pad(unm_idx, (r, 0)))
+    rank = inverse_permutation(jnp.pad(src_idx, (0, u)) + jnp.pad(unm_idx, (r, 0)))
     a_slot = jnp.where(rank >= r, unm_slot(rank - r), dst[jnp.minimum(rank, r - 1)])
     b_slot = np.zeros((ta, 2), np.int32)
     b_slot[:tb, 1] = np.where(iota_b == 0, 1, u + iota_b) if distill_token else u + iota_b
@@ -118,7 +119,7 @@ def _random_one(metric: jax.Array, perm: jax.Array, r: int) -> _Fields:
     by_rank = jnp.pad(dst, (0, perm.shape[0] - r)) + np.pad(
         np.arange(perm.shape[0] - r, dtype=np.int32), (r, 0)
     )
-    return b_pos, a_pos, dst, by_rank[_inverse_permutation(perm)]
+    return b_pos, a_pos, dst, by_rank[inverse_permutation(perm)]
 
 
 @functools.partial(jax.jit, static_argnames=("r", "class_token", "distill_token"))
@@ -145,7 +146,7 @@ def _random_keys(key: jax.Array, metric: jax.Array, *, r: int) -> Merge:
     sharding = batch_sharding(metric, key)
     metric = to_batch_sharding(metric, sharding)
     keys = per_sample_keys(key, metric.shape[0], sharding)
-    perms = jax.vmap(lambda k: _random_permutation(k, metric.shape[1]))(keys)
+    perms = jax.vmap(lambda k: random_permutation(k, metric.shape[1]))(keys)
     return _random_from_perms(metric, perms, r)
 
 
@@ -153,7 +154,7 @@ def _random_keys(key: jax.Array, metric: jax.Array, *, r: int) -> Merge:
 def _random_noise(noise: jax.Array, metric: jax.Array, *, r: int) -> Merge:
     sharding = batch_sharding(metric, noise)
     metric, noise = (to_batch_sharding(a, sharding) for a in (metric, noise))
-    return _random_from_perms(metric, jax.vmap(_argsort_noise)(noise), r)
+    return _random_from_perms(metric, jax.vmap(argsort_noise)(noise), r)
 
 
 def _identity(metric: jax.Array) -> Merge:

@@ -82,7 +82,7 @@ class Merge:
 # Argument checks.
 
 
-def _check_tokens(fn: str, name: str, x: Any) -> jax.Array:
+def check_tokens(fn: str, name: str, x: Any) -> jax.Array:
     x = _checks.as_array(fn, name, x, hint="pass tokens [N, T, C]")
     if x.ndim != 3:
         raise ValueError(
@@ -120,7 +120,7 @@ def _unmerge(x: jax.Array, slot: jax.Array) -> jax.Array:
 
 
 def _check_applied(fn: str, m: Merge, x: Any, want: int, what: str) -> jax.Array:
-    x = _check_tokens(fn, "x", x)
+    x = check_tokens(fn, "x", x)
     n = m.keep.shape[0]
     if x.shape[:2] != (n, want):
         raise ValueError(

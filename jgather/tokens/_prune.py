@@ -14,7 +14,7 @@ from jax import lax
 from jgather import _checks
 from jgather._gather import take_along_dim
 from jgather._scatter import scatter
-from jgather.masking._permutation import _inverse_permutations, _packed_argsort
+from jgather.masking._permutation import inverse_permutations, packed_argsort
 from jgather.tokens._scores import check_scores
 
 
@@ -45,7 +45,7 @@ def _keep_topk(
     ids = order[:, :k]
     parts = [x[:, :num_prefix], take_along_dim(body, ids[..., None], 1, mode="promise_in_bounds")]
     if fuse:
-        kept = _inverse_permutations(order) < k  # each token's rank in the order
+        kept = inverse_permutations(order) < k  # each token's rank in the order
         weighted = body * scores.astype(x.dtype)[..., None]
         parts.append(jnp.sum(jnp.where(kept[..., None], 0, weighted), axis=1, keepdims=True))
     return KeptTokens(jnp.concatenate(parts, axis=1), ids)
@@ -155,7 +155,7 @@ def _complement(idx: jax.Array, *, dim: int) -> jax.Array:
     zeros = jnp.zeros((flat.shape[0], dim), jnp.uint32)
     taken = scatter(zeros, 1, flat, jnp.ones(flat.shape, jnp.uint32), mode="drop")
     # Positions not taken (key 0) first, each group in position order: a stable sort.
-    order = jax.vmap(lambda t: _packed_argsort(t, key_bits=1))(taken)
+    order = jax.vmap(lambda t: packed_argsort(t, key_bits=1))(taken)
     return order[:, : dim - idx.shape[-1]].reshape(*idx.shape[:-1], dim - idx.shape[-1])
 
 

@@ -9,13 +9,10 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike, DTypeLike
 
 from jgather import _checks
-from jgather.masking._keys import batch_sharding, check_key, per_sample_keys, to_batch_sharding
-from jgather.masking._mae import (
-    MaskedTokens,
-    _check_mask_dtype,
-    _check_method,
-    random_masking,
-)
+from jgather.masking import MaskedTokens, random_masking
+from jgather.masking._arguments import check_mask_dtype, check_method
+from jgather.masking._keys import check_key, per_sample_keys
+from jgather.masking._placement import batch_sharding, to_batch_sharding
 from jgather.tokens._scores import check_scores
 
 
@@ -93,8 +90,8 @@ def score_masking(
     n = scores.shape[0]
     _checks.static_ratio(fn, "mask_ratio", mask_ratio, what="the shape of x_masked")
     gumbel = _checks.static_bool(fn, "gumbel", gumbel)
-    method = _check_method(fn, method)
-    mask_dtype = _check_mask_dtype(fn, mask_dtype)
+    method = check_method(fn, method)
+    mask_dtype = check_mask_dtype(fn, mask_dtype)
     noise: Any
     if gumbel:
         if key is None:

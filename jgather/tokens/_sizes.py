@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from jgather import _checks, _dtypes
 from jgather._scatter import Reduction
-from jgather.tokens._merge import Merge, _check_tokens, merge
+from jgather.tokens._merge import Merge, check_tokens, merge
 
 
 def _apply(
@@ -91,7 +91,7 @@ def merge_source(
     """
     apply = _apply("merge_source", m)
     if source is None:
-        x = _check_tokens("merge_source", "x", x)
+        x = check_tokens("merge_source", "x", x)
         n, t, _ = x.shape
         source = jnp.broadcast_to(jnp.eye(t, dtype=jnp.float32), (n, t, t))
     return apply(source, "amax")
