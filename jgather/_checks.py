@@ -72,9 +72,14 @@ def one_of(
     Raises:
       ValueError: ``value`` is not one of them (the message lists them, then ``hint``).
     """
-    # Names compare as strings (a NumPy str too); anything else only by identity (None), so
-    # an array, which compares elementwise, is never a choice.
-    ok = any(value is a or (isinstance(value, str) and value == a) for a in allowed)
+    # Names compare as strings (a NumPy str too), flags as bools; anything else only by
+    # identity (None), so an array, which compares elementwise, is never a choice.
+    ok = any(
+        value is a
+        or (isinstance(value, str) and value == a)
+        or (isinstance(value, bool | np.bool_) and isinstance(a, bool) and bool(value) == a)
+        for a in allowed
+    )
     if not ok:
         tail = f" {hint}" if hint else ""
         raise ValueError(
@@ -95,8 +100,9 @@ def static_int(
     minimum: int | None = None,
     maximum: int | None = None,
     what: str = "the output shape",
+    hint: str | None = None,
 ) -> int:
-    """A static Python int, optionally in ``[minimum, maximum]``.
+    """A static Python int, optionally in ``[minimum, maximum]`` (``hint`` ends the message).
 
     Raises:
       TypeError: ``value`` is traced, or not an int (bools are not ints here).
@@ -107,10 +113,11 @@ def static_int(
     if not _is_int(value):
         raise TypeError(f"{fn}: {name} must be an int, got {type(value).__name__} {value!r}.")
     value = int(value)
+    tail = f" {hint}" if hint else ""
     if minimum is not None and value < minimum:
-        raise ValueError(f"{fn}: {name} must be >= {minimum}, got {value}.")
+        raise ValueError(f"{fn}: {name} must be >= {minimum}, got {value}.{tail}")
     if maximum is not None and value > maximum:
-        raise ValueError(f"{fn}: {name} must be <= {maximum}, got {value}.")
+        raise ValueError(f"{fn}: {name} must be <= {maximum}, got {value}.{tail}")
     return value
 
 
@@ -260,3 +267,21 @@ def same_dtype(fn: str, name: str, value: jax.Array, dtype: Any) -> None:
             f"{fn}: {name} dtype {value.dtype} differs from input dtype {np.dtype(dtype)} "
             f"(torch raises too); cast {name} with {name}.astype({np.dtype(dtype)})."
         )
+
+
+def static_range(
+    fn: str, name: str, value: Any, *, low: float, high: float, what: str = "the block sizes"
+) -> tuple[float, float]:
+    """A static ``(lo, hi)`` pair with ``low <= lo <= hi <= high`` (a float means ``(x, x)``)."""
+    if isinstance(value, tuple | list):
+        if len(value) != 2:
+            raise ValueError(f"{fn}: `{name}` must be a pair (lo, hi), got {value!r}.")
+        lo = static_float(fn, f"`{name}[0]`", value[0], what=what)
+        hi = static_float(fn, f"`{name}[1]`", value[1], what=what)
+    else:
+        lo = hi = static_float(fn, f"`{name}`", value, what=what)
+    if not low <= lo <= hi <= high:
+        raise ValueError(
+            f"{fn}: `{name}` must satisfy {low} <= lo <= hi <= {high}, got ({lo}, {hi})."
+        )
+    return lo, hi

@@ -438,7 +438,7 @@ ERRORS = [
     (lambda: tokens.merge(M, X3[:, :7]), ValueError, "merge: x must have shape"),
     (lambda: tokens.merge(lambda x: x, X3), TypeError, "jgather.tokens.Merge"),
     (lambda: tokens.unmerge(M, X3), ValueError, "unmerge: x must have shape"),
-    (lambda: tokens.merge(M, X3, "median"), ValueError, "median"),
+    (lambda: tokens.merge(M, X3, "median"), ValueError, "merge: unknown mode 'median'"),
     (lambda: tokens.merge_wavg(3, X3), TypeError, "merge_wavg"),
     (lambda: tokens.keep_topk(X3, jnp.ones((2, 8)), 0), ValueError, "k must be >= 1"),
     (lambda: tokens.keep_topk(X3, jnp.ones((2, 7)), 2), ValueError, "scores must have shape"),

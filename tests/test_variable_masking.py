@@ -285,10 +285,10 @@ def test_traced_overflow_clips_and_stays_consistent():
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        (dict(capacity=0), ValueError, r"capacity must be in \[1, L=20\]"),
-        (dict(capacity=21), ValueError, r"capacity must be in \[1, L=20\]"),
-        (dict(capacity=2.0), TypeError, "capacity must be a Python int"),
-        (dict(capacity=True), TypeError, "capacity must be a Python int"),
+        (dict(capacity=0), ValueError, r"capacity must be (>= 1|<= 20)"),
+        (dict(capacity=21), ValueError, r"capacity must be (>= 1|<= 20)"),
+        (dict(capacity=2.0), TypeError, "capacity must be an int"),
+        (dict(capacity=True), TypeError, "capacity must be an int"),
         (dict(mask_ratio=np.full(5, 0.5)), ValueError, r"shape \[N\] = \(6,\)"),
         (dict(mask_ratio="0.5"), TypeError, "mask_ratio must be a float"),
         (dict(mask_ratio=np.array([True] * 6)), TypeError, "real number"),

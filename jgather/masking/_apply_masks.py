@@ -36,12 +36,14 @@ def _mask_major(fn: str, ids: Any, layout: Any, name: str = "ids") -> tuple[jax.
     [N, K] is one index set (M = 1); a 3-D array is read in the ``layout`` the caller names,
     never guessed from its shape (``N`` may equal ``M``).
     """
-    if layout not in _LAYOUTS:
-        raise ValueError(
-            f"{fn}: unknown layout {layout!r}; expected 'MNK' (ids [M, N, K], mask-major, as "
-            "the references' list of masks stacked) or 'NMK' (multiblock_masking's "
-            "target_ids [N, M, K])."
-        )
+    _checks.one_of(
+        fn,
+        "layout",
+        layout,
+        _LAYOUTS,
+        hint="'MNK': ids [M, N, K], mask-major, as the references' list of masks stacked; "
+        "'NMK': multiblock_masking's target_ids [N, M, K].",
+    )
     ids, wide = _indexing.as_index(fn, name, ids)
     _indexing.check_index_dtype(fn, ids, name)
     if ids.ndim == 2:

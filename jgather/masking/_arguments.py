@@ -21,11 +21,7 @@ METHODS = (None, "gather", "onehot")
 def check_method(fn: str, method: Any) -> Literal["gather", "onehot"] | None:
     """``method`` as given: ``'gather'``, ``'onehot'``, or ``None`` (chosen per platform when
     the program is lowered, see ``_take.take_rows``)."""
-    if method not in METHODS:
-        raise ValueError(
-            f"{fn}: unknown method {method!r}; expected 'gather', 'onehot' or None (the "
-            "platform's default)."
-        )
+    _checks.one_of(fn, "method", method, METHODS, hint="(None: the platform's default.)")
     return method
 
 

@@ -93,13 +93,13 @@ class IJepaConfig:
         """The config's values validated and normalised (hashable, for the cache)."""
         return _Settings(
             num_targets=_checks.static_int(fn, "`num_targets`", self.num_targets, minimum=1),
-            target_scale=common.check_range(
+            target_scale=_checks.static_range(
                 fn, "target_scale", self.target_scale, low=0.0, high=1.0
             ),
-            aspect_ratio=common.check_range(
+            aspect_ratio=_checks.static_range(
                 fn, "aspect_ratio", self.aspect_ratio, low=1e-6, high=float("inf")
             ),
-            context_scale=common.check_range(
+            context_scale=_checks.static_range(
                 fn, "context_scale", self.context_scale, low=0.0, high=1.0
             ),
             min_keep=_checks.static_int(fn, "`min_keep`", self.min_keep, minimum=0),

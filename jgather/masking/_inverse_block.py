@@ -208,12 +208,14 @@ def inverse_block_masking(
     dims = _checks.static_grid(fn, "`grid`", grid, 2)
     ratio = _checks.static_ratio(fn, "`mask_ratio`", mask_ratio)
     num_masks = _checks.static_int(fn, "`num_masks`", num_masks, minimum=1)
-    mask_length = _checks.static_int(fn, "`mask_length`", mask_length)
-    if mask_length < 2:
-        raise ValueError(
-            f"{fn}: `mask_length` must be >= 2 (the side of a square block), got "
-            f"{mask_length}; for single tokens use random_masking, as data2vec 2.0 does."
-        )
+    mask_length = _checks.static_int(
+        fn,
+        "`mask_length`",
+        mask_length,
+        minimum=2,
+        hint="(the side of a square block); for single tokens use random_masking, as "
+        "data2vec 2.0 does.",
+    )
     adjust = _checks.static_float(fn, "`mask_prob_adjust`", mask_prob_adjust)
     same = _checks.static_bool(fn, "`require_same_masks`", require_same_masks)
     inverse = _checks.static_bool(fn, "`inverse`", inverse)

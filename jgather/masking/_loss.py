@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jgather import _checks
 from jgather._checks import as_array, is_traced, static_int
 from jgather.masking._masked_tokens import removed_rows
 from jgather.masking._placement import batch_sharding, to_batch_sharding
@@ -206,11 +207,14 @@ def _check_norm(
             f"{fn}: norm_pix_loss must be a bool or 'mae' / 'videomae', got "
             f"{type(norm_pix_loss).__name__} {norm_pix_loss!r}."
         )
-    if norm_pix_loss not in _NORMS:
-        raise ValueError(
-            f"{fn}: norm_pix_loss must be False, True / 'mae' (per patch, MAE) or 'videomae' "
-            f"(per channel over the tubelet, VideoMAE, with channels=C), got {norm_pix_loss!r}."
-        )
+    _checks.one_of(
+        fn,
+        "norm_pix_loss",
+        norm_pix_loss,
+        tuple(_NORMS),
+        hint="True or 'mae': per patch (MAE); 'videomae': per channel over the tubelet "
+        "(VideoMAE, with channels=C).",
+    )
     norm = _NORMS[norm_pix_loss]
     if norm != "videomae":
         if channels is not None:

@@ -134,12 +134,15 @@ def multiblock_masking(
     """
     fn = "multiblock_masking"
     config = _config(fn, preset, overrides)
-    if truncate not in (None, "batch_min", "batch_min_valid"):
-        raise ValueError(
-            f"{fn}: unknown truncate {truncate!r}; expected None (padded index sets with valid "
-            "flags), 'batch_min' (cut to the batch's shortest, as the reference collators; "
-            "eager) or 'batch_min_valid' (the same cut through the valid flags; jittable)."
-        )
+    _checks.one_of(
+        fn,
+        "truncate",
+        truncate,
+        (None, "batch_min", "batch_min_valid"),
+        hint="None: padded index sets with valid flags; 'batch_min': cut to the batch's "
+        "shortest, as the reference collators (eager); 'batch_min_valid': the same cut "
+        "through the valid flags (jittable).",
+    )
     batch_size = _checks.static_int(fn, "`batch_size`", batch_size, minimum=1)
     per_sample_size = _checks.static_bool(fn, "`per_sample_size`", per_sample_size)
     key = check_key(fn, key, batch_size)

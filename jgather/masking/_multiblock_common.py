@@ -22,7 +22,7 @@ import functools
 import itertools
 import math
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -201,22 +201,6 @@ class MultiBlockMasks:
 
 # ----------------------------------------------------------------------------------------------
 # Static argument checks.
-
-
-def check_range(fn: str, name: str, value: Any, *, low: float, high: float) -> tuple[float, float]:
-    """A static ``(lo, hi)`` pair with ``low <= lo <= hi <= high`` (a float means ``(x, x)``)."""
-    if isinstance(value, tuple | list):
-        if len(value) != 2:
-            raise ValueError(f"{fn}: `{name}` must be a pair (lo, hi), got {value!r}.")
-        lo = _checks.static_float(fn, f"`{name}[0]`", value[0], what="the block sizes")
-        hi = _checks.static_float(fn, f"`{name}[1]`", value[1], what="the block sizes")
-    else:
-        lo = hi = _checks.static_float(fn, f"`{name}`", value, what="the block sizes")
-    if not low <= lo <= hi <= high:
-        raise ValueError(
-            f"{fn}: `{name}` must satisfy {low} <= lo <= hi <= {high}, got ({lo}, {hi})."
-        )
-    return lo, hi
 
 
 # ----------------------------------------------------------------------------------------------

@@ -99,20 +99,15 @@ class PaddedMaskedTokens(TokenTuple):
 
 
 def _check_capacity(fn: str, capacity: Any, length: int) -> int:
-    if _checks.is_traced(capacity):
-        raise _checks.traced_where_static(fn, "capacity", "int", "the length of x_masked")
-    if isinstance(capacity, bool) or not isinstance(capacity, int | np.integer):
-        raise TypeError(
-            f"{fn}: capacity must be a Python int (the number of kept slots K), got "
-            f"{type(capacity).__name__} {capacity!r}."
-        )
-    capacity = int(capacity)
-    if not 1 <= capacity <= length:
-        raise ValueError(
-            f"{fn}: capacity must be in [1, L={length}], got {capacity}; use "
-            f"int(L * (1 - min_ratio)) for ratios of at least min_ratio."
-        )
-    return capacity
+    return _checks.static_int(
+        fn,
+        "capacity",
+        capacity,
+        minimum=1,
+        maximum=length,
+        what="the length of x_masked",
+        hint=f"(L={length}); use int(L * (1 - min_ratio)) for ratios of at least min_ratio.",
+    )
 
 
 def _keep_counts_concrete(fn: str, ratio: np.ndarray, length: int, capacity: int) -> np.ndarray:

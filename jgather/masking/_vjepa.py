@@ -97,16 +97,16 @@ class VJepaConfig:
             keep = _checks.static_int(fn, "`max_keep`", keep, minimum=1)
         return _Settings(
             num_blocks=_checks.static_int(fn, "`num_blocks`", self.num_blocks, minimum=1),
-            spatial_scale=common.check_range(
+            spatial_scale=_checks.static_range(
                 fn, "spatial_scale", self.spatial_scale, low=0.0, high=1.0
             ),
-            temporal_scale=common.check_range(
+            temporal_scale=_checks.static_range(
                 fn, "temporal_scale", self.temporal_scale, low=0.0, high=1.0
             ),
-            aspect_ratio=common.check_range(
+            aspect_ratio=_checks.static_range(
                 fn, "aspect_ratio", self.aspect_ratio, low=1e-6, high=float("inf")
             ),
-            max_temporal_keep=common.check_range(
+            max_temporal_keep=_checks.static_range(
                 fn, "max_temporal_keep", self.max_temporal_keep, low=0.0, high=1.0
             )[0],
             max_keep=keep,

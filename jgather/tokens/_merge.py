@@ -174,6 +174,7 @@ def merge(
     fn = "merge"
     m = _check_merge(fn, m)
     x = _check_applied(fn, m, x, m.num_tokens, "T")
+    _checks.one_of(fn, "mode", mode, ("sum", "prod", "mean", "amax", "amin", "max", "min"))
     if m.r == 0:
         return x
     return _merge(x, m, mode=mode)
