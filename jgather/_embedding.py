@@ -15,9 +15,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 from jax.typing import ArrayLike
 
-from jgather import _checks, _dtypes, _engine, _indexing
+from jgather import _checks, _dtypes, _engine, _indexing, _sharding
 
 __all__ = ["embedding", "embedding_bag"]
 
@@ -192,9 +194,54 @@ def _check_values(fn: str, wide: Any, size: int) -> None:
     if values.size and (values.min() < 0 or values.max() >= size):
         bad = values[(values < 0) | (values >= size)][0]
         raise IndexError(
-            f"{fn}: input holds index {int(bad)}, out of range for a weight with {size} rows "
-            f"(torch: 'index out of range in self'); values must lie in [0, {size})."
+            f"{fn}: index {int(bad)} is out of range for a weight with {size} rows (torch: "
+            f"'index out of range in self'); input values must lie in [0, {size})."
         )
+
+
+def _by_examples(
+    fn: Any, index: jax.Array, weight: jax.Array, extra: jax.Array | None, split: int
+) -> jax.Array:
+    """``fn(index, weight, extra)``, per shard of ``index``'s first ``split`` axes when it is
+    sharded over a mesh (explicit axes, or auto axes eagerly): the lookups and bags of
+    different examples are independent, so each shard computes its own with the (replicated)
+    weight and no communication. Other layouts on an explicit mesh are replicated first (a
+    collective, but the right answer); under the caller's ``jax.jit`` an auto-axis layout is
+    left to XLA's partitioner."""
+    arrays = [a for a in (index, weight, extra) if a is not None]
+    mesh = _sharding.explicit_mesh(index)
+    spec: tuple[Any, ...] | None = None
+    if mesh is not None:
+        spec = _sharding.spec_of(index)
+        if not _checks.is_traced(index):
+            mesh = index.sharding.mesh  # type: ignore[attr-defined]
+    else:
+        layout = _sharding.auto_layout(index)
+        if layout is not None:
+            mesh, spec = layout
+    if mesh is None or spec is None or not any(spec[:split]):
+        mesh = _sharding.explicit_mesh(*arrays)
+        if mesh is None:
+            return fn(index, weight, extra)
+        whole = NamedSharding(mesh, P())
+        extra = None if extra is None else jax.sharding.reshard(extra, whole)
+        return fn(jax.sharding.reshard(index, whole), jax.sharding.reshard(weight, whole), extra)
+    # The output has the split axes, then one of width D (its last).
+    out_spec = (*spec[:split], None)
+    ok = [d < split for d in range(index.ndim)]
+
+    def body(i: jax.Array, w: jax.Array, *e: jax.Array) -> jax.Array:
+        return fn(i, w, e[0] if e else None)
+
+    return _sharding.per_shard(
+        mesh,
+        body,
+        arrays,
+        [ok, [False, False], *([ok] if extra is not None else [])],
+        out_spec,
+        [True] * split + [False],
+        explicit=_sharding.explicit_mesh(*arrays) is not None,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -283,9 +330,12 @@ def embedding(
     by_freq = _checks.static_bool(fn, "scale_grad_by_freq", scale_grad_by_freq)
     _checks.static_bool(fn, "sparse", sparse)
     _check_values(fn, wide, weight.shape[0])
-    return _embedding_core(
-        index, weight, padding_idx=padding, renorm=renorm, scale_grad_by_freq=by_freq
+    core = functools.partial(
+        _embedding_core, padding_idx=padding, renorm=renorm, scale_grad_by_freq=by_freq
     )
+    if index.ndim == 0:
+        return core(index, weight)
+    return _by_examples(lambda i, w, _: core(i, w), index, weight, None, index.ndim)
 
 
 # --------------------------------------------------------------------------------------------
@@ -302,7 +352,8 @@ def _round_like_torch(total: jax.Array, dtype: Any, ties_away: bool) -> jax.Arra
         return nearest
     bits = lax.bitcast_convert_type(lax.stop_gradient(total), jnp.uint32)
     finite = jnp.isfinite(lax.stop_gradient(total))
-    away = lax.bitcast_convert_type((bits + 0x8000) & 0xFFFF0000, jnp.float32).astype(dtype)
+    half, high = jnp.uint32(0x8000), jnp.uint32(0xFFFF0000)
+    away = lax.bitcast_convert_type((bits + half) & high, jnp.float32).astype(dtype)
     differs = finite & (away != lax.stop_gradient(nearest))
     # Adjacent finite values: their difference, and the sum below, are exact in bfloat16.
     return jnp.where(differs, nearest + lax.stop_gradient(away - nearest), nearest)
@@ -403,7 +454,6 @@ def _bag_max(rows: jax.Array, bag: jax.Array, num_bags: int, bag_scatter: Any) -
         jnp.full((num_bags, width), low, values.dtype),
         jnp.where(nan, low, values),
         "amax",
-        include_self=False,
     )
     at_top = _indexing.clamp(bag, num_bags)
     position = lax.broadcasted_iota(jnp.int32, (n, width), 0)
@@ -412,7 +462,6 @@ def _bag_max(rows: jax.Array, bag: jax.Array, num_bags: int, bag_scatter: Any) -
         jnp.full((num_bags, width), n, jnp.int32),
         jnp.where(candidate, position, n),
         "amin",
-        include_self=False,
     )
     # The bag's first entry, and whether it is NaN (then it stays).
     first = _engine.scatter(
@@ -422,7 +471,6 @@ def _bag_max(rows: jax.Array, bag: jax.Array, num_bags: int, bag_scatter: Any) -
         dim=0,
         op="amin",
         mode="drop",
-        include_self=False,
     )
     first_nan = jnp.isnan(values[jnp.clip(first, 0, n - 1)]) & (first < n)[:, None]
     chosen = jnp.where(first_nan, first[:, None], first_top)
@@ -565,7 +613,7 @@ def embedding_bag(
                 f"{fn}: a 2-D input [B, L] is B bags of L entries, so offsets must be None; "
                 "for bags of different sizes pass a 1-D input with offsets."
             )
-        offsets_array, num_bags, bag_len = None, index.shape[0], index.shape[1]
+        offsets_array, num_bags = None, index.shape[0]
     elif index.ndim == 1:
         if offsets is None:
             raise ValueError(
@@ -573,7 +621,6 @@ def embedding_bag(
                 "pass a 2-D input [B, L] of equal-sized bags."
             )
         offsets_array, num_bags = _offsets(fn, offsets, index.shape[0], last)
-        bag_len = 0
     else:
         raise ValueError(f"{fn}: input must be 1-D (with offsets) or 2-D, got shape {index.shape}.")
     psw = None
@@ -594,15 +641,26 @@ def embedding_bag(
                 f"{weight.dtype}; cast it with per_sample_weights.astype({weight.dtype})."
             )
     _check_values(fn, wide, weight.shape[0])
-    return _bag_core(
-        index,
-        offsets_array,
-        weight,
-        psw,
-        num_bags=num_bags,
-        bag_len=bag_len,
+    core = functools.partial(
+        _bag_core,
         mode=mode,
         padding_idx=padding,
         renorm=renorm,
         scale_grad_by_freq=by_freq,
     )
+    if offsets_array is not None:  # bags are runs of the whole input: not split
+        arrays = [a for a in (index, offsets_array, weight, psw) if a is not None]
+        mesh = _sharding.explicit_mesh(*arrays)
+        if mesh is not None:
+            whole = NamedSharding(mesh, P())
+            index, offsets_array, weight = (
+                jax.sharding.reshard(a, whole) for a in (index, offsets_array, weight)
+            )
+            psw = None if psw is None else jax.sharding.reshard(psw, whole)
+        return core(index, offsets_array, weight, psw, num_bags=num_bags, bag_len=0)
+
+    def bags(i: jax.Array, w: jax.Array, p: jax.Array | None) -> jax.Array:
+        # A shard of the batch holds whole bags: its own rows of the input.
+        return core(i, None, w, p, num_bags=i.shape[0], bag_len=i.shape[1])
+
+    return _by_examples(bags, index, weight, psw, 1)

@@ -34,6 +34,8 @@ OPS = {
     "scatter_reduce_amax": lambda x, i: jgather.scatter_reduce(
         x, 0, i, SRC, "amax", include_self=False
     ),
+    "embedding": lambda x, i: jgather.embedding(i, x[:, None]),
+    "embedding_bag": lambda x, i: jgather.embedding_bag(i, x[:, None], jnp.array([0, 2])),
     # jgather.segment shares the probe: the same report, the caller's value and axis size.
     "segment.scatter_sum": lambda x, i: segment.scatter_sum(SRC, i, 0, out=x),
     "segment.scatter_max": lambda x, i: segment.scatter_max(SRC, i, 0, out=x)[0],
