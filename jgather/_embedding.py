@@ -199,6 +199,25 @@ def _check_values(fn: str, wide: Any, size: int) -> None:
         )
 
 
+def _replicated(*arrays: Any) -> list[Any]:
+    """The arrays replicated over the mesh one of them is sharded on (a collective, but the
+    order of torch's sums where the work cannot be split): explicit axes, or auto axes
+    eagerly; as they are without one."""
+    sharded = [a for a in arrays if a is not None and _sharding.explicit_mesh(a) is not None]
+    if not sharded:
+        auto = next((lay for a in arrays if (lay := _sharding.auto_layout(a)) is not None), None)
+        if auto is None:
+            return list(arrays)
+        whole = NamedSharding(auto[0], P())
+        return [None if a is None else jax.device_put(a, whole) for a in arrays]
+    ref = sharded[0]
+    if _checks.is_traced(ref):
+        whole = NamedSharding(_sharding.explicit_mesh(ref), P())
+        return [None if a is None else jax.sharding.reshard(a, whole) for a in arrays]
+    whole = NamedSharding(ref.sharding.mesh, P())  # eager: the concrete mesh
+    return [None if a is None else jax.device_put(a, whole) for a in arrays]
+
+
 def _by_examples(
     fn: Any, index: jax.Array, weight: jax.Array, extra: jax.Array | None, split: int
 ) -> jax.Array:
@@ -220,12 +239,7 @@ def _by_examples(
         if layout is not None:
             mesh, spec = layout
     if mesh is None or spec is None or not any(spec[:split]):
-        mesh = _sharding.explicit_mesh(*arrays)
-        if mesh is None:
-            return fn(index, weight, extra)
-        whole = NamedSharding(mesh, P())
-        extra = None if extra is None else jax.sharding.reshard(extra, whole)
-        return fn(jax.sharding.reshard(index, whole), jax.sharding.reshard(weight, whole), extra)
+        return fn(*_replicated(index, weight, extra))
     # The output has the split axes, then one of width D (its last).
     out_spec = (*spec[:split], None)
     ok = [d < split for d in range(index.ndim)]
@@ -649,14 +663,7 @@ def embedding_bag(
         scale_grad_by_freq=by_freq,
     )
     if offsets_array is not None:  # bags are runs of the whole input: not split
-        arrays = [a for a in (index, offsets_array, weight, psw) if a is not None]
-        mesh = _sharding.explicit_mesh(*arrays)
-        if mesh is not None:
-            whole = NamedSharding(mesh, P())
-            index, offsets_array, weight = (
-                jax.sharding.reshard(a, whole) for a in (index, offsets_array, weight)
-            )
-            psw = None if psw is None else jax.sharding.reshard(psw, whole)
+        index, offsets_array, weight, psw = _replicated(index, offsets_array, weight, psw)
         return core(index, offsets_array, weight, psw, num_bags=num_bags, bag_len=0)
 
     def bags(i: jax.Array, w: jax.Array, p: jax.Array | None) -> jax.Array:

@@ -224,3 +224,18 @@ def test_vmap_over_a_batch_sharded_on_an_explicit_mesh(mesh):
                 np.testing.assert_allclose(got, expected[name], rtol=1e-6, atol=1e-6, err_msg=name)
     if _explicit(mesh):
         assert _collectives(compiled) == []
+
+
+def test_embedding_bag_with_offsets_on_a_sharded_index(mesh):
+    """Bags cut by offsets run across shards. On explicit axes the index is replicated first
+    (eagerly and under jit): the unsharded values. On auto axes under jit XLA's partitioner
+    places the scatter and may add partial sums in another order (within an ulp)."""
+    index = jax.device_put(IDX.reshape(-1), NamedSharding(mesh, P("batch")))
+    offsets = np.array([0, 5, 5, 30], np.int32)
+    want = jgather.embedding_bag(IDX.reshape(-1), TABLE, offsets)
+    np.testing.assert_array_equal(jgather.embedding_bag(index, TABLE, offsets), want)
+    jitted = _jit(lambda i: jgather.embedding_bag(i, TABLE, offsets))(index)
+    if _explicit(mesh):
+        np.testing.assert_array_equal(jitted, want)
+    else:
+        np.testing.assert_allclose(jitted, want, rtol=1e-6, atol=1e-6)
