@@ -2,9 +2,9 @@
 
 The package is layered; imports only run downwards:
 
-* ops (bottom): ``_gather``, ``_scatter``, ``_masked``, ``_view_scatter``, ``_indexing``
-  (index modes, lowering helpers) and ``_checks`` (the argument checks every public function
-  shares)
+* ops (bottom): ``_gather``, ``_scatter``, ``_index``, ``_index_put``, ``_masked``,
+  ``_view_scatter``, ``_embedding``, ``_indexing`` (index modes, lowering helpers) and
+  ``_checks`` (the argument checks every public function shares)
 * on ops: ``masking/`` (``jgather.masking``: MAE, its family, patches, loss, keys) and
   ``segment/`` (``jgather.segment``: torch_scatter's API)
 * on masking: ``tokens/`` (``jgather.tokens``: token merging, pruning, score-guided masking)
@@ -16,6 +16,8 @@ Every public name of ``jgather.masking`` is also re-exported here, flat.
 from jgather import masking as masking
 from jgather import segment as segment
 from jgather import tokens as tokens
+from jgather._embedding import embedding as embedding
+from jgather._embedding import embedding_bag as embedding_bag
 from jgather._explain import explain as explain
 from jgather._explain import infer_gather as infer_gather
 from jgather._gather import gather as gather
@@ -83,6 +85,8 @@ __all__ = [
     "block_masking",
     "box_masks",
     "diagonal_scatter",
+    "embedding",
+    "embedding_bag",
     "example_keys",
     "explain",
     "gather",

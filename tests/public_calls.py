@@ -88,6 +88,27 @@ def _ops() -> dict[str, Call]:
             lambda b: (_x(b, 6, 3), np.array([5, 0, 0, 2], np.int32)),
             (0,),
         ),
+        # embedding's weight is 2-D, as torch's: a batch of tables goes through jax.vmap.
+        "embedding": Call(
+            jax.vmap(lambda i, w: jgather.embedding(i, w, padding_idx=0, scale_grad_by_freq=True)),
+            lambda b: (_idx(b, 5, 2, high=6), _x(b, 6, 3)),
+            (0, 1),
+        ),
+        "embedding_bag": Call(
+            jax.vmap(lambda i, w, o: jgather.embedding_bag(i, w, o, padding_idx=1)),
+            lambda b: (_idx(b, 8, high=6), _x(b, 6, 3), _indptr(b)[:, :3]),
+            (0, 1, 2),
+        ),
+        "embedding_bag max 2-D": Call(
+            jax.vmap(lambda i, w: jgather.embedding_bag(i, w, mode="max")),
+            lambda b: (_idx(b, 4, 3, high=6), _x(b, 6, 3)),
+            (0, 1),
+        ),
+        "embedding_bag sum per_sample_weights": Call(
+            jax.vmap(lambda i, w, p: jgather.embedding_bag(i, w, mode="sum", per_sample_weights=p)),
+            lambda b: (_idx(b, 4, 3, high=6), _x(b, 6, 3), _x(b, 4, 3)),
+            (0, 1, 2),
+        ),
         "scatter": Call(
             lambda x, i, s: jgather.scatter(x, 1, i, s),
             lambda b: (_x(b, 6, 3), _idx(b, 8, 3, high=6), _x(b, 8, 3)),

@@ -173,6 +173,23 @@ OPS = {
         NONE,
     ),
     "diagonal_scatter": (lambda x, s: jgather.diagonal_scatter(x, s, 1), (SQ, S((4095,))), NONE),
+    "embedding": (
+        lambda i, w: jgather.embedding(i, w, padding_idx=0),
+        (S((64, 32), I32), S((1000, 64))),
+        dict(scatter=0, gather=1, sort=0),
+    ),
+    # Bag starts (an int32 scatter), the row sums, the bag sizes; max: the maximum, the
+    # first maximal entry, the first entry, then one gather of the chosen rows.
+    "embedding_bag mean": (
+        lambda i, w, o: jgather.embedding_bag(i, w, o),
+        (S((4096,), I32), S((1000, 64)), S((128,), I32)),
+        dict(scatter=3, gather=1, sort=0),
+    ),
+    "embedding_bag max": (
+        lambda i, w, o: jgather.embedding_bag(i, w, o, mode="max"),
+        (S((4096,), I32), S((1000, 64)), S((128,), I32)),
+        dict(scatter=4, sort=0),
+    ),
     "scatter bf16 add": (
         lambda x, i, s: jgather.scatter_add(x, 0, i, s),
         (S((64, 8), jnp.bfloat16), S((128, 8), I32), S((128, 8), jnp.bfloat16)),

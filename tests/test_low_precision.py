@@ -181,6 +181,10 @@ def test_gather_family_gradients_accumulate_in_float32(dtype):
         "index_select": lambda x: jgather.index_select(x, 0, idx),
         "segment.gather_coo": lambda x: segment.gather_coo(x, idx),
         "take": lambda x: jgather.take(x, idx),
+        "embedding": lambda x: jgather.embedding(idx, x[:, None]),
+        "embedding_bag": lambda x: jgather.embedding_bag(
+            idx, x[:, None], jnp.array([0]), mode="sum"
+        ),
         "segment.gather_csr": lambda x: segment.gather_csr(x, np.array([0, reads, reads, reads])),
     }
 
@@ -287,3 +291,13 @@ def test_masked_family_gradients_over_broadcast_axes_accumulate_in_float32(dtype
     for name, g in grads.items():
         assert g.dtype == dtype
         np.testing.assert_array_equal(np.asarray(g), expected, err_msg=name)
+
+
+def test_embedding_bag_thousands_of_ones(dtype):
+    """embedding_bag adds in float32 and rounds once, as torch's CPU kernel: N ones sum to N
+    and average to 1 (tests/test_embedding.py checks torch's rounding of random sums)."""
+    ones = jnp.ones((1, 2), dtype)
+    index, offsets = jnp.zeros(N, jnp.int32), jnp.array([0, 0])
+    f = jax.jit(jgather.embedding_bag, static_argnames="mode")
+    np.testing.assert_array_equal(f(index, ones, offsets, mode="sum")[1], np.full(2, N, dtype))
+    np.testing.assert_array_equal(f(index, ones, offsets, mode="mean")[1], np.ones(2, dtype))

@@ -42,6 +42,8 @@ OPS = {
     "index_put_accumulate": lambda x, i: jgather.index_put(x, (i,), SRC, True),
     "take": lambda x, i: jgather.take(x, i),
     "put": lambda x, i: jgather.put(x, i, SRC, True),
+    "embedding": lambda x, i: jgather.embedding(i, x[:, None]),
+    "embedding_bag": lambda x, i: jgather.embedding_bag(i, x[:, None], jnp.array([0, 2])),
     # jgather.segment shares the probe: the same report, the caller's value and axis size.
     "segment.scatter_sum": lambda x, i: segment.scatter_sum(SRC, i, 0, out=x),
     "segment.scatter_max": lambda x, i: segment.scatter_max(SRC, i, 0, out=x)[0],

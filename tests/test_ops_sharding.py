@@ -45,11 +45,15 @@ IDX = RNG.integers(0, 6, (16, 3)).astype(np.int32)
 S = RNG.standard_normal((16, 3)).astype(np.float32)
 SEL = np.array([0, 5, 2, 5], np.int32)
 COLS = np.array([5, 0, 5], np.int32)  # one column index per column of S
+# embedding and embedding_bag read a replicated table [6, 4] at the batch-sharded index: each
+# example's rows (and each 2-D input row's bag) are its shard's own.
+TABLE = RNG.standard_normal((6, 4)).astype(np.float32)
 
 GATHERS = {
     "gather": lambda x, i, s: jgather.gather(x, 1, i),
     "take_along_dim": lambda x, i, s: jgather.take_along_dim(x, i, 1),
     "index_select": lambda x, i, s: jgather.index_select(x, 1, SEL),
+    "embedding": lambda x, i, s: jgather.embedding(i, TABLE, padding_idx=0),
 }
 SCATTERS = {
     "scatter": lambda x, i, s: jgather.scatter(x, 1, i, s),
@@ -66,6 +70,10 @@ SCATTERS = {
     "index_reduce_amax": lambda x, i, s: jgather.index_reduce(
         x, 1, COLS, s, "amax", include_self=False
     ),
+    "embedding_bag": lambda x, i, s: jgather.embedding_bag(
+        i, TABLE, mode="sum", per_sample_weights=s
+    ),
+    "embedding_bag max": lambda x, i, s: jgather.embedding_bag(i, TABLE, mode="max"),
 }
 # Writes at static positions (and a select), along axis 1: per shard, like the gathers.
 WRITES = {
@@ -130,7 +138,7 @@ def test_values_and_sharding_eager_and_jitted(mesh):
         np.testing.assert_array_equal(eager, expected[name], err_msg=name)
         np.testing.assert_array_equal(jitted[name], expected[name], err_msg=name)
         outs = (eager, jitted[name])
-        if name.startswith("segment.") and not _explicit(mesh):
+        if name.startswith(("segment.", "embedding_bag")) and not _explicit(mesh):
             # Under jit an auto-axis sharding is invisible at trace time; segment outputs
             # start from fresh buffers, so XLA's partitioner may replicate them.
             outs = (eager,)
@@ -232,6 +240,10 @@ def test_vmap_over_a_batch_sharded_on_an_explicit_mesh(mesh):
     args = _sharded(mesh)
     # segment_coo, segment_csr and gather_csr above read whole-batch constants (their index).
     fixed = ("segment.segment_coo", "segment.segment_csr", "segment.gather_csr")
+    # embedding's table is not batched: jax.vmap's gather of an unbatched operand at a batch
+    # sharded over explicit axes has no output sharding jax can infer (ShardingTypeError);
+    # a batch of lookups is embedding's own leading axes, which test_values_... covers.
+    fixed += ("embedding", "embedding_bag", "embedding_bag max")
     batched = {
         name: jax.vmap(lambda x, i, s, fn=fn: fn(x[None], i[None], s[None])[0])
         for name, fn in OPS.items()
@@ -250,3 +262,18 @@ def test_vmap_over_a_batch_sharded_on_an_explicit_mesh(mesh):
                 np.testing.assert_allclose(got, expected[name], rtol=1e-6, atol=1e-6, err_msg=name)
     if _explicit(mesh):
         assert _collectives(compiled) == []
+
+
+def test_embedding_bag_with_offsets_on_a_sharded_index(mesh):
+    """Bags cut by offsets run across shards. On explicit axes the index is replicated first
+    (eagerly and under jit): the unsharded values. On auto axes under jit XLA's partitioner
+    places the scatter and may add partial sums in another order (within an ulp)."""
+    index = jax.device_put(IDX.reshape(-1), NamedSharding(mesh, P("batch")))
+    offsets = np.array([0, 5, 5, 30], np.int32)
+    want = jgather.embedding_bag(IDX.reshape(-1), TABLE, offsets)
+    np.testing.assert_array_equal(jgather.embedding_bag(index, TABLE, offsets), want)
+    jitted = _jit(lambda i: jgather.embedding_bag(i, TABLE, offsets))(index)
+    if _explicit(mesh):
+        np.testing.assert_array_equal(jitted, want)
+    else:
+        np.testing.assert_allclose(jitted, want, rtol=1e-6, atol=1e-6)

@@ -144,3 +144,21 @@ def test_view_scatter_positions_and_fill_values_at_full_width(x64):
     else:
         with pytest.raises(ValueError, match="masked_fill: value=1099511627776 cannot be"):
             jgather.masked_fill(ints, mask, 2**40)
+
+
+def test_embedding_index_values_never_wrap(x64):
+    """embedding and embedding_bag read a NumPy int64 index at full width: eagerly torch's
+    IndexError; under jit the row reads NaN (embedding) or the entry leaves its bag."""
+    weight = jnp.asarray(X)[:, None]
+    for value in VALUES:
+        index = np.array([value], np.int64)
+        with pytest.raises(IndexError, match=f"index {value} is out of"):
+            jgather.embedding(index, weight)
+        with pytest.raises(IndexError, match=f"index {value} is out of"):
+            jgather.embedding_bag(index, weight, np.array([0]))
+    index = jgather._indexing.as_index("t", "i", np.array(VALUES, np.int64))[0]
+    rows, bags = jax.jit(
+        lambda i: (jgather.embedding(i, weight), jgather.embedding_bag(i[:, None], weight))
+    )(index)
+    np.testing.assert_array_equal(rows, np.full((4, 1), np.nan))
+    np.testing.assert_array_equal(bags, np.zeros((4, 1)))
