@@ -132,16 +132,6 @@ def _masked_fill_core(
 def masked_fill(input: ArrayLike, mask: ArrayLike, value: ArrayLike) -> jax.Array:
     """Fills ``input`` with ``value`` where ``mask`` is True.
 
-    Mirrors ``torch.masked_fill(input, mask, value)`` (``input.masked_fill(mask, value)``):
-    ``mask`` and ``input`` are broadcast to their common shape, and the result keeps
-    ``input``'s dtype. ``value`` is converted to that dtype as torch converts it: fractional
-    floats into integers truncate towards zero, anything non-zero into bool is True, and a
-    value the dtype cannot hold raises.
-
-    Gradients as torch's: w.r.t. ``input``, the cotangent where ``mask`` is False (summed
-    over broadcast axes); w.r.t. a 0-d array ``value``, the sum of the cotangent where
-    ``mask`` is True.
-
     Args:
       input: array of any shape and dtype.
       mask: bool array broadcastable against ``input``.
@@ -166,6 +156,16 @@ def masked_fill(input: ArrayLike, mask: ArrayLike, value: ArrayLike) -> jax.Arra
       >>> masked_fill(scores, jnp.array([False, True, True]), -jnp.inf)
       Array([[ 0.5, -inf, -inf],
              [ 3. , -inf, -inf]], dtype=float32)
+
+    Mirrors ``torch.masked_fill(input, mask, value)`` (``input.masked_fill(mask, value)``):
+    ``mask`` and ``input`` are broadcast to their common shape, and the result keeps
+    ``input``'s dtype. ``value`` is converted to that dtype as torch converts it: fractional
+    floats into integers truncate towards zero, anything non-zero into bool is True, and a
+    value the dtype cannot hold raises.
+
+    Gradients as torch's: w.r.t. ``input``, the cotangent where ``mask`` is False (summed
+    over broadcast axes); w.r.t. a 0-d array ``value``, the sum of the cotangent where
+    ``mask`` is True.
     """
     fn = "masked_fill"
     input = _checks.as_array(fn, "input", input)
@@ -220,17 +220,6 @@ def masked_scatter(
 ) -> jax.Array:
     """Writes ``source``'s elements, in order, into ``input`` where ``mask`` is True.
 
-    Mirrors ``torch.masked_scatter(input, mask, source)`` (``input.masked_scatter(mask,
-    source)``): ``mask`` and ``input`` are broadcast to their common shape; the k-th True
-    position of the broadcast mask, in row-major order, receives the k-th element of
-    ``source`` (flattened, row-major; ``source`` may have any shape and more elements than
-    needed). Lowers without a scatter: each position gathers ``source`` at the running count
-    of the mask.
-
-    Gradients as torch's: w.r.t. ``input``, the cotangent where ``mask`` is False (summed
-    over broadcast axes); w.r.t. ``source``, the cotangent at the True positions in order,
-    zero for the elements no position reads.
-
     Args:
       input: array of any shape and dtype.
       mask: bool array broadcastable against ``input``.
@@ -259,6 +248,17 @@ def masked_scatter(
       >>> masked_scatter(x, mask, jnp.array([1, 2, 3, 4, 5]))
       Array([[1, 0, 2],
              [0, 3, 4]], dtype=int32)
+
+    Mirrors ``torch.masked_scatter(input, mask, source)`` (``input.masked_scatter(mask,
+    source)``): ``mask`` and ``input`` are broadcast to their common shape; the k-th True
+    position of the broadcast mask, in row-major order, receives the k-th element of
+    ``source`` (flattened, row-major; ``source`` may have any shape and more elements than
+    needed). Lowers without a scatter: each position gathers ``source`` at the running count
+    of the mask.
+
+    Gradients as torch's: w.r.t. ``input``, the cotangent where ``mask`` is False (summed
+    over broadcast axes); w.r.t. ``source``, the cotangent at the True positions in order,
+    zero for the elements no position reads.
     """
     fn = "masked_scatter"
     _checks.one_of(fn, "mode", mode, (None, "drop"))
@@ -324,16 +324,6 @@ def masked_select(
 ) -> jax.Array:
     """The elements of ``input`` where ``mask`` is True, as a 1-D array in row-major order.
 
-    Mirrors ``torch.masked_select(input, mask)``: ``mask`` and ``input`` are broadcast to
-    their common shape first. The result's length is the number of True values, which must
-    be known when the function is traced: with a concrete ``mask`` it is counted; with a
-    traced one (under ``jax.jit`` or ``jax.vmap``) pass ``size=``, as for ``jnp.nonzero`` and
-    ``jnp.extract``: the result then has ``size`` elements, padded with ``fill_value``
-    beyond the True count, and True values beyond ``size`` are left out.
-
-    Gradient as torch's: w.r.t. ``input``, each selected element's cotangent at its position
-    (summed over broadcast axes), zero elsewhere; padding receives none.
-
     Args:
       input: array of any shape and dtype.
       mask: bool array broadcastable against ``input``.
@@ -360,6 +350,16 @@ def masked_select(
       Array([2, 4, 6], dtype=int32)
       >>> jax.jit(lambda x: masked_select(x, x > 2, size=5, fill_value=-1))(x)
       Array([ 3,  4,  5,  6, -1], dtype=int32)
+
+    Mirrors ``torch.masked_select(input, mask)``: ``mask`` and ``input`` are broadcast to
+    their common shape first. The result's length is the number of True values, which must
+    be known when the function is traced: with a concrete ``mask`` it is counted; with a
+    traced one (under ``jax.jit`` or ``jax.vmap``) pass ``size=``, as for ``jnp.nonzero`` and
+    ``jnp.extract``: the result then has ``size`` elements, padded with ``fill_value``
+    beyond the True count, and True values beyond ``size`` are left out.
+
+    Gradient as torch's: w.r.t. ``input``, each selected element's cotangent at its position
+    (summed over broadcast axes), zero elsewhere; padding receives none.
     """
     fn = "masked_select"
     input = _checks.as_array(fn, "input", input)

@@ -156,3 +156,62 @@ def per_shard_off_axis(
     return per_shard(
         mesh, body, present, splittable, spec, split, explicit=explicit, restore=restore
     )
+
+
+def replicated(*arrays: Any) -> list[Any]:
+    """The arrays replicated over the mesh one of them is sharded on (a collective, but the
+    order of torch's sums where the work cannot be split): explicit axes, or auto axes
+    eagerly; as they are without one."""
+    sharded = [a for a in arrays if a is not None and explicit_mesh(a) is not None]
+    if not sharded:
+        auto = next((lay for a in arrays if (lay := auto_layout(a)) is not None), None)
+        if auto is None:
+            return list(arrays)
+        whole = NamedSharding(auto[0], P())
+        return [None if a is None else jax.device_put(a, whole) for a in arrays]
+    ref = sharded[0]
+    if _checks.is_traced(ref):
+        whole = NamedSharding(explicit_mesh(ref), P())
+        return [None if a is None else jax.sharding.reshard(a, whole) for a in arrays]
+    whole = NamedSharding(ref.sharding.mesh, P())  # eager: the concrete mesh
+    return [None if a is None else jax.device_put(a, whole) for a in arrays]
+
+
+def per_shard_of_index(
+    fn: Any, index: jax.Array, weight: jax.Array, extra: jax.Array | None, split: int
+) -> jax.Array:
+    """``fn(index, weight, extra)``, per shard of ``index``'s first ``split`` axes when it is
+    sharded over a mesh (explicit axes, or auto axes eagerly): the lookups and bags of
+    different examples are independent, so each shard computes its own with the (replicated)
+    weight and no communication. Other layouts on an explicit mesh are replicated first (a
+    collective, but the right answer); under the caller's ``jax.jit`` an auto-axis layout is
+    left to XLA's partitioner."""
+    arrays = [a for a in (index, weight, extra) if a is not None]
+    mesh = explicit_mesh(index)
+    spec: tuple[Any, ...] | None = None
+    if mesh is not None:
+        spec = spec_of(index)
+        if not _checks.is_traced(index):
+            mesh = index.sharding.mesh  # type: ignore[attr-defined]
+    else:
+        layout = auto_layout(index)
+        if layout is not None:
+            mesh, spec = layout
+    if mesh is None or spec is None or not any(spec[:split]):
+        return fn(*replicated(index, weight, extra))
+    # The output has the split axes, then one of width D (its last).
+    out_spec = (*spec[:split], None)
+    ok = [d < split for d in range(index.ndim)]
+
+    def body(i: jax.Array, w: jax.Array, *e: jax.Array) -> jax.Array:
+        return fn(i, w, e[0] if e else None)
+
+    return per_shard(
+        mesh,
+        body,
+        arrays,
+        [ok, [False, False], *([ok] if extra is not None else [])],
+        out_spec,
+        [True] * split + [False],
+        explicit=explicit_mesh(*arrays) is not None,
+    )

@@ -156,17 +156,6 @@ def slice_scatter(
 ) -> jax.Array:
     """Writes ``src`` into a copy of ``input`` at the slice ``start:end:step`` along ``dim``.
 
-    Mirrors ``torch.slice_scatter(input, src, dim=0, start=None, end=None, step=1)``: the
-    result equals ``input`` except that its slice along ``dim`` is ``src``. ``start`` and
-    ``end`` are read as Python's slicing reads them (negative values count from the end; out
-    of range values are clamped to the axis, so the slice may be empty), and ``step`` must be
-    positive. ``src`` has exactly the slice's shape and is converted to ``input``'s dtype,
-    as torch copies it. A contiguous slice lowers to one ``lax.dynamic_update_slice``, a
-    strided one to ``lax.pad`` and a select; neither scatters.
-
-    Gradients as torch's: w.r.t. ``input``, the cotangent with the slice zeroed; w.r.t.
-    ``src``, the cotangent's slice.
-
     Args:
       input: array ``[..., N, ...]`` with ``N`` at ``dim``, at least 1-D.
       src: array of the slice's shape (``input``'s, with the slice's length at ``dim``).
@@ -189,6 +178,17 @@ def slice_scatter(
       >>> from jgather import slice_scatter
       >>> slice_scatter(jnp.zeros(6, jnp.int32), jnp.array([1, 2, 3]), start=1, step=2)
       Array([0, 1, 0, 2, 0, 3], dtype=int32)
+
+    Mirrors ``torch.slice_scatter(input, src, dim=0, start=None, end=None, step=1)``: the
+    result equals ``input`` except that its slice along ``dim`` is ``src``. ``start`` and
+    ``end`` are read as Python's slicing reads them (negative values count from the end; out
+    of range values are clamped to the axis, so the slice may be empty), and ``step`` must be
+    positive. ``src`` has exactly the slice's shape and is converted to ``input``'s dtype,
+    as torch copies it. A contiguous slice lowers to one ``lax.dynamic_update_slice``, a
+    strided one to ``lax.pad`` and a select; neither scatters.
+
+    Gradients as torch's: w.r.t. ``input``, the cotangent with the slice zeroed; w.r.t.
+    ``src``, the cotangent's slice.
     """
     fn = "slice_scatter"
     input = _input(fn, input, "slice")
@@ -239,17 +239,6 @@ def diagonal_scatter(
 ) -> jax.Array:
     """Writes ``src`` into a copy of ``input`` along the diagonal of ``dim1`` and ``dim2``.
 
-    Mirrors ``torch.diagonal_scatter(input, src, offset=0, dim1=0, dim2=1)``: the result
-    equals ``input`` except that ``out.diagonal(offset, dim1, dim2)`` is ``src``. Element
-    ``k`` of the diagonal is at position ``k + max(-offset, 0)`` along ``dim1`` and ``k +
-    max(offset, 0)`` along ``dim2`` (offset > 0: above the main diagonal). ``src`` has
-    exactly the diagonal's shape -- ``input``'s without ``dim1`` and ``dim2``, then the
-    diagonal's length (zero for an offset beyond the matrix) -- and is converted to
-    ``input``'s dtype, as torch copies it. Lowers to a select under an iota mask; no scatter.
-
-    Gradients as torch's: w.r.t. ``input``, the cotangent with the diagonal zeroed; w.r.t.
-    ``src``, the cotangent's diagonal.
-
     Args:
       input: array with at least 2 dimensions.
       src: array of the diagonal's shape.
@@ -275,6 +264,17 @@ def diagonal_scatter(
       Array([[0, 1, 0, 0],
              [0, 0, 2, 0],
              [0, 0, 0, 3]], dtype=int32)
+
+    Mirrors ``torch.diagonal_scatter(input, src, offset=0, dim1=0, dim2=1)``: the result
+    equals ``input`` except that ``out.diagonal(offset, dim1, dim2)`` is ``src``. Element
+    ``k`` of the diagonal is at position ``k + max(-offset, 0)`` along ``dim1`` and ``k +
+    max(offset, 0)`` along ``dim2`` (offset > 0: above the main diagonal). ``src`` has
+    exactly the diagonal's shape -- ``input``'s without ``dim1`` and ``dim2``, then the
+    diagonal's length (zero for an offset beyond the matrix) -- and is converted to
+    ``input``'s dtype, as torch copies it. Lowers to a select under an iota mask; no scatter.
+
+    Gradients as torch's: w.r.t. ``input``, the cotangent with the diagonal zeroed; w.r.t.
+    ``src``, the cotangent's diagonal.
     """
     fn = "diagonal_scatter"
     input = _checks.as_array(fn, "input", input)
