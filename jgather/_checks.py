@@ -88,6 +88,24 @@ def one_of(
         )
 
 
+def per_token(
+    fn: str, name: str, value: Any, n: int, length: int, num_prefix: int, *, hint: str
+) -> jax.Array:
+    """``value`` as an ``[N, L]`` array: one entry per token after ``num_prefix`` prefix tokens.
+
+    Raises:
+      TypeError: ``value`` is not an array.
+      ValueError: ``value`` does not have shape ``(n, length)``.
+    """
+    value = as_array(fn, name, value, hint=hint)
+    if value.shape != (n, length):
+        raise ValueError(
+            f"{fn}: {name} must have shape [N, L] = {(n, length)} (one per token after the "
+            f"{num_prefix} prefix tokens), got {tuple(value.shape)}."
+        )
+    return value
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int | np.integer) and not isinstance(value, bool)
 

@@ -8,7 +8,7 @@ dimensions for every axis but ``dim``; no iota index grid).
 from __future__ import annotations
 
 import functools
-from typing import Literal
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
@@ -65,18 +65,20 @@ def _gather_impl(
     return out
 
 
-@functools.partial(jax.jit, static_argnames=("dim", "mode", "unique"))
-def _gather_core(
+@functools.partial(jax.jit, static_argnames=("impl", "dim", "mode", "unique"))
+def _core(
     input: jax.Array,
     index: jax.Array,
     fill: jax.Array | None,
     inverse: jax.Array | None,
     *,
+    impl: Any,
     dim: int,
     mode: str | None,
     unique: bool,
 ) -> jax.Array:
-    return _gather_impl(input, index, fill, dim, mode, unique, inverse)
+    """The jitted entry of ``gather`` and ``index_select``: ``impl`` on checked operands."""
+    return impl(input, index, fill, dim, mode, unique, inverse)
 
 
 def gather(
@@ -144,11 +146,9 @@ def gather(
              [4, 3]], dtype=int32)
     """
     fn = "gather"
-    input = _checks.as_array(fn, "input", input)
-    index, wide = _indexing.as_index(fn, "index", index)
-    _indexing.check_index_dtype(fn, index)
-    dim = _indexing.canonical_dim(fn, dim, input.ndim)
-    _checks.one_of(fn, "mode", mode, _indexing.GATHER_MODES)
+    input, index, wide, dim = _indexing.operands(
+        fn, input, index, mode, _indexing.GATHER_MODES, dim=dim
+    )
     _indexing.check_gather_shapes(fn, input.shape, index.shape, dim)
     fill = _indexing.fill_scalar(fn, mode, fill_value, input.dtype)
     size = input.shape[dim] if input.ndim else 1
@@ -158,7 +158,7 @@ def gather(
     unique, inv = _permute.check_promise(
         fn, unique_indices, inverse, wide, shape, dim if index.ndim else 0, size
     )
-    return _gather_core(input, index, fill, inv, dim=dim, mode=mode, unique=unique)
+    return _core(input, index, fill, inv, impl=_gather_impl, dim=dim, mode=mode, unique=unique)
 
 
 def _index_select_impl(
@@ -207,20 +207,6 @@ def _index_select_impl(
         ok = lax.broadcast_in_dim((index >= 0) & (index < size), out.shape, (dim,))
         out = jnp.where(ok, out, fill)
     return out
-
-
-@functools.partial(jax.jit, static_argnames=("dim", "mode", "unique"))
-def _index_select_core(
-    input: jax.Array,
-    index: jax.Array,
-    fill: jax.Array | None,
-    inverse: jax.Array | None,
-    *,
-    dim: int,
-    mode: str | None,
-    unique: bool,
-) -> jax.Array:
-    return _index_select_impl(input, index, fill, dim, mode, unique, inverse)
 
 
 def index_select(
@@ -279,11 +265,9 @@ def index_select(
              [5, 3]], dtype=int32)
     """
     fn = "index_select"
-    input = _checks.as_array(fn, "input", input)
-    index, wide = _indexing.as_index(fn, "index", index)
-    _indexing.check_index_dtype(fn, index)
-    dim = _indexing.canonical_dim(fn, dim, input.ndim)
-    _checks.one_of(fn, "mode", mode, _indexing.GATHER_MODES)
+    input, index, wide, dim = _indexing.operands(
+        fn, input, index, mode, _indexing.GATHER_MODES, dim=dim
+    )
     if index.ndim > 1:
         raise ValueError(
             f"{fn}: index must be 1-D (or 0-d), got shape {index.shape}; flatten it with "
@@ -299,7 +283,9 @@ def index_select(
         _indexing.check_bounds_eagerly(fn, wide, dim, size)
     flat = wide if _checks.is_traced(wide) else np.asarray(wide).reshape(-1)
     unique, inv = _permute.check_promise(fn, unique_indices, inverse, flat, (size,), 0, size)
-    return _index_select_core(input, index, fill, inv, dim=dim, mode=mode, unique=unique)
+    return _core(
+        input, index, fill, inv, impl=_index_select_impl, dim=dim, mode=mode, unique=unique
+    )
 
 
 def _broadcast_off_dim(
@@ -411,10 +397,9 @@ def take_along_dim(
       Array([10, 50], dtype=int32)
     """
     fn = "take_along_dim"
-    input = _checks.as_array(fn, "input", input)
-    indices, wide = _indexing.as_index(fn, "indices", indices)
-    _indexing.check_index_dtype(fn, indices, "indices")
-    _checks.one_of(fn, "mode", mode, _indexing.GATHER_MODES)
+    input, indices, wide, _ = _indexing.operands(
+        fn, input, indices, mode, _indexing.GATHER_MODES, name="indices"
+    )
     if dim is None:
         size, check_dim = input.size, 0
     else:

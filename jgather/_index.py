@@ -333,6 +333,7 @@ def index_reduce(
     mode: Literal["clip", "drop", "promise_in_bounds"] | None = None,
 ) -> jax.Array:
     """Reduces slices of ``source`` into a copy of ``input`` at ``index`` along ``dim``.
+
     Args:
       input: array ``[..., N, ...]`` with ``N`` at ``dim``; integer or floating dtype.
       dim: the axis; negative values count from the end. Static.

@@ -168,6 +168,7 @@ def index_put(
     mode: Literal["clip", "drop", "promise_in_bounds"] | None = None,
 ) -> jax.Array:
     """Writes (or adds) ``values`` into a copy of ``input`` at ``input[indices]``.
+
     Args:
       input: array with ``ndim >= k``; any dtype.
       indices: a tuple (or list) of ``k`` integer arrays or bool masks.
@@ -292,10 +293,7 @@ def put(
              [0., 2.]], dtype=float32)
     """
     fn = "put"
-    input = _checks.as_array(fn, "input", input)
-    index, wide = _indexing.as_index(fn, "index", index)
-    _indexing.check_index_dtype(fn, index)
-    _checks.one_of(fn, "mode", mode, _indexing.SCATTER_MODES)
+    input, index, wide, _ = _indexing.operands(fn, input, index, mode, _indexing.SCATTER_MODES)
     accumulate = _checks.static_bool(fn, "accumulate", accumulate)
     source = _checks.as_array(fn, "source", source)
     _checks.same_dtype(fn, "source", source, input.dtype)
@@ -367,10 +365,7 @@ def take(
              [8, 8]], dtype=int32)
     """
     fn = "take"
-    input = _checks.as_array(fn, "input", input)
-    index, wide = _indexing.as_index(fn, "index", index)
-    _indexing.check_index_dtype(fn, index)
-    _checks.one_of(fn, "mode", mode, _indexing.GATHER_MODES)
+    input, index, wide, _ = _indexing.operands(fn, input, index, mode, _indexing.GATHER_MODES)
     if mode is None:
         _indexing.check_bounds_eagerly(fn, wide, 0, input.size, wrap=True)
     return _take_core(input, index, mode=mode)

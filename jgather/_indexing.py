@@ -67,6 +67,31 @@ def as_index(fn: str, name: str, x: Any) -> tuple[jax.Array, Any]:
     return _checks.as_array(fn, name, wide), wide
 
 
+def operands(
+    fn: str,
+    input: Any,
+    index: Any,
+    mode: Any,
+    modes: tuple[Any, ...],
+    *,
+    dim: Any = None,
+    name: str = "index",
+) -> tuple[jax.Array, jax.Array, Any, Any]:
+    """The checks every indexing function starts with; returns ``(input, index, wide, dim)``.
+
+    ``input`` as an array, ``index`` at full width (:func:`as_index`, ``wide`` the caller's
+    values) with an integer dtype, ``dim`` canonical when given (else None) and ``mode`` one
+    of ``modes``.
+    """
+    input = _checks.as_array(fn, "input", input)
+    index, wide = as_index(fn, name, index)
+    check_index_dtype(fn, index, name)
+    if dim is not None:
+        dim = canonical_dim(fn, dim, input.ndim)
+    _checks.one_of(fn, "mode", mode, modes)
+    return input, index, wide, dim
+
+
 def check_index_dtype(fn: str, index: jax.Array | np.ndarray, name: str = "index") -> None:
     """Raises ``TypeError`` unless ``index`` has an integer (not bool) dtype."""
     if not jnp.issubdtype(index.dtype, jnp.integer):

@@ -31,11 +31,9 @@ def _prepare(
 ) -> tuple[jax.Array, int, jax.Array, jax.Array, Any]:
     """Shared trace-time checks; returns canonical (input, dim, index, src) and the index as
     the caller gave it (a NumPy array, or the same JAX array or tracer)."""
-    input = _checks.as_array(fn, "input", input)
-    index, wide = _indexing.as_index(fn, "index", index)
-    _indexing.check_index_dtype(fn, index)
-    dim = _indexing.canonical_dim(fn, dim, input.ndim)
-    _checks.one_of(fn, "mode", mode, _indexing.SCATTER_MODES)
+    input, index, wide, dim = _indexing.operands(
+        fn, input, index, mode, _indexing.SCATTER_MODES, dim=dim
+    )
     if _checks.is_scalar(src):
         src_shape = None
         _indexing.check_scalar_fits(fn, "src", src, input.dtype)

@@ -293,6 +293,7 @@ def test_masked_family_gradients_over_broadcast_axes_accumulate_in_float32(dtype
         np.testing.assert_array_equal(np.asarray(g), expected, err_msg=name)
 
 
+@pytest.mark.parametrize("dtype", LOW, ids=lambda d: np.dtype(d).name)
 def test_embedding_bag_thousands_of_ones(dtype):
     """embedding_bag adds in float32 and rounds once, as torch's CPU kernel: N ones sum to N
     and average to 1 (tests/test_embedding.py checks torch's rounding of random sums)."""

@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import jax
 
@@ -52,32 +52,29 @@ class _Parser(argparse.ArgumentParser):
         raise _Exit(status)
 
 
-def _ratio(text: str) -> float:
+def _parsed(text: str, parse: Callable[[str], Any], ok: Callable[[Any], bool], want: str) -> Any:
+    """``parse(text)`` when it reads and ``ok`` accepts it, else argparse's error ("expected
+    {want}")."""
     try:
-        value = float(text)
+        value = parse(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {value}")
+        raise argparse.ArgumentTypeError(f"expected {want}, got {text!r}") from None
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"expected {want}, got {value}")
     return value
+
+
+def _ratio(text: str) -> float:
+    return float(_parsed(text, float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)"))
 
 
 def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+    return int(_parsed(text, int, lambda v: v >= 1, "a positive integer"))
 
 
 def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
     low, high = SEED_RANGE
+    value = int(_parsed(text, int, lambda v: True, "an integer"))
     if not low <= value <= high:
         raise argparse.ArgumentTypeError(
             f"{value} is out of range; a seed must be an integer in [-2**63, 2**63 - 1]"

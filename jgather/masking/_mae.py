@@ -334,12 +334,8 @@ def apply_mask(
     n, total, _ = x.shape
     num_prefix = _checks.num_prefix(fn, num_prefix, total)
     length = total - num_prefix
-    mask = _checks.as_array(fn, "mask", mask, hint="pass an [N, L] boolean mask, True = removed")
-    if mask.shape != (n, length):
-        raise ValueError(
-            f"{fn}: mask must have shape [N, L] = {(n, length)} (x without its {num_prefix} "
-            f"prefix tokens), got {tuple(mask.shape)}."
-        )
+    hint = "pass an [N, L] boolean mask, True = removed"
+    mask = _checks.per_token(fn, "mask", mask, n, length, num_prefix, hint=hint)
     num_keep = _checks.static_int(
         fn, "num_keep", num_keep, minimum=0, maximum=length, what="the shape of x_masked"
     )

@@ -22,12 +22,9 @@ def check_scores(
     n, total, _ = x.shape
     num_prefix = _checks.num_prefix(fn, num_prefix, total)
     length = total - num_prefix
-    scores = _checks.as_array(fn, "scores", scores, hint="pass [N, L] scores")
-    if scores.shape != (n, length):
-        raise ValueError(
-            f"{fn}: scores must have shape [N, L] = {(n, length)} (one per token after the "
-            f"{num_prefix} prefix tokens), got {tuple(scores.shape)}."
-        )
+    scores = _checks.per_token(
+        fn, "scores", scores, n, length, num_prefix, hint="pass [N, L] scores"
+    )
     if not jnp.issubdtype(scores.dtype, jnp.floating):
         raise TypeError(f"{fn}: scores must be floating, got {scores.dtype}.")
     return x, scores, num_prefix
