@@ -64,9 +64,7 @@ def lookup(weight: jax.Array, index: jax.Array) -> jax.Array:
     or the dtype's fill (lax's ``FILL_OR_DROP``). The gradient accumulates in float32 for
     reduced floats."""
     size = weight.shape[0]
-    if _indexing.narrows_lossily(index):
-        _indexing.probe(index, size)  # checkify reports the caller's full-width value
-    index = _indexing.narrow_index(index, size)
+    index = _indexing.prepare(index, size, None, probe_lossy=True)
     dnums = lax.GatherDimensionNumbers(
         offset_dims=(1,), collapsed_slice_dims=(0,), start_index_map=(0,)
     )
