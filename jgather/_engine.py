@@ -229,42 +229,28 @@ def scatter(
 
     The arguments are trusted: every public function checks them first.
     """
-    if trailing is not None:
-        if _sharding.auto_layout(input) is None and (
-            _sharding.explicit_mesh(input, index, src) is None
-        ):
-            return scatter_core(
-                input,
-                index,
-                src,
-                dim=dim,
-                mode=mode,
-                op=op,
-                include_self=include_self,
-                trailing=trailing,
-            )
-        full = index.shape + trailing
-        index = jnp.broadcast_to(index.reshape(index.shape + (1,) * len(trailing)), full)
-        wide = None
-    wide = index if wide is None else wide
-    layout = _sharding.auto_layout(input) if index.ndim == input.ndim else None
+    layout = _sharding.auto_layout(input)
     sharded = layout is not None or (
         input.ndim and index.size and _sharding.explicit_mesh(input, index, src) is not None
     )
-    first = None if sharded or not index.size else rows_source(index, wide, dim, input.shape)
-    if first is not None:
-        return scatter_core(
-            input,
-            first,
-            src,
-            dim=dim,
-            mode=mode,
-            op=op,
-            include_self=include_self,
-            trailing=tuple(input.shape[dim + 1 :]),
-        )
+    if trailing is None and not sharded and index.size:
+        first = rows_source(index, index if wide is None else wide, dim, input.shape)
+        if first is not None:  # found at trace time: whole rows
+            index, trailing = first, tuple(input.shape[dim + 1 :])
+    if trailing is not None and sharded:  # the per-shard paths take the whole index
+        full = index.shape + trailing
+        index = jnp.broadcast_to(index.reshape(index.shape + (1,) * len(trailing)), full)
+        trailing = None
     return scatter_core(
-        input, index, src, dim=dim, mode=mode, op=op, include_self=include_self, layout=layout
+        input,
+        index,
+        src,
+        dim=dim,
+        mode=mode,
+        op=op,
+        include_self=include_self,
+        layout=layout if trailing is None else None,
+        trailing=trailing,
     )
 
 

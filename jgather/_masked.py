@@ -270,12 +270,7 @@ def masked_scatter(
             "wants a tensor too); to write one value use masked_fill."
         )
     source = _checks.as_array(fn, "source", source)
-    if source.dtype != input.dtype:
-        raise TypeError(
-            f"{fn}: source dtype {source.dtype} differs from input dtype {input.dtype} (torch "
-            f"expects self and source to have the same dtype); cast source with "
-            f"source.astype({input.dtype})."
-        )
+    _checks.same_dtype(fn, "source", source, input.dtype)
     shape = _broadcast(fn, input.shape, mask.shape)
     _dtypes.key_dtype_for(fn, math.prod(shape))
     if mode is None and known is not None:

@@ -40,12 +40,7 @@ def _prepare(
         src = _indexing.scalar_as(src, input.dtype)
     else:
         src = _checks.as_array(fn, "src", src)
-        if src.dtype != input.dtype:
-            raise TypeError(
-                f"{fn}: src dtype {src.dtype} differs from input dtype {input.dtype} (torch "
-                f"raises 'Expected self.dtype to be equal to src.dtype'); cast src with "
-                f"src.astype({input.dtype})."
-            )
+        _checks.same_dtype(fn, "src", src, input.dtype)
         src_shape = src.shape
     _indexing.check_scatter_shapes(fn, input.shape, index.shape, src_shape, dim)
     if index.size:  # the scatter addresses the input with flat keys

@@ -56,6 +56,22 @@ def auto_layout(a: Any) -> tuple[Any, tuple[Any, ...]] | None:
     return sharding.mesh, spec
 
 
+def layout_of(*arrays: Any) -> tuple[Any, tuple[Any, ...], bool] | None:
+    """``(mesh, spec, explicit)`` of the first array sharded over a mesh, else None.
+
+    Explicit axes first (also traced; eagerly the concrete mesh), then the auto axes of a
+    concrete array (:func:`auto_layout`). ``None`` entries are skipped.
+    """
+    for a in arrays:
+        if a is not None and explicit_mesh(a) is not None:
+            mesh = explicit_mesh(a) if _checks.is_traced(a) else a.sharding.mesh
+            return mesh, spec_of(a), True
+    for a in arrays:
+        if a is not None and (found := auto_layout(a)) is not None:
+            return found[0], found[1], False
+    return None
+
+
 def per_shard(
     mesh: Any,
     body: Callable[..., Any],
@@ -121,18 +137,12 @@ def per_shard_off_axis(
     slots = [k for k, a in enumerate(arrays) if a is not None]
     present = [a for a in arrays if a is not None]
     flags = [True] * len(arrays) if broadcastable is None else list(broadcastable)
-    mesh = explicit_mesh(*present)
-    explicit = mesh is not None
-    if mesh is not None:
-        sharded = [a for a in present if explicit_mesh(a) is not None]
-        spec = spec_of(sharded[0])
-        if not _checks.is_traced(sharded[0]):  # eager: the concrete mesh
-            mesh = sharded[0].sharding.mesh  # type: ignore[attr-defined]
-    else:
-        found = layout or next((lay for a in present if (lay := auto_layout(a)) is not None), None)
-        if found is None:
-            return fn(*arrays)
-        mesh, spec = found
+    found = layout_of(*present)
+    if layout is not None and (found is None or not found[2]):
+        found = (layout[0], layout[1], False)
+    if found is None:
+        return fn(*arrays)
+    mesh, spec, explicit = found
     ref = present[0]
 
     def fits(k: int, a: Any, d: int) -> bool:
@@ -162,19 +172,13 @@ def replicated(*arrays: Any) -> list[Any]:
     """The arrays replicated over the mesh one of them is sharded on (a collective, but the
     order of torch's sums where the work cannot be split): explicit axes, or auto axes
     eagerly; as they are without one."""
-    sharded = [a for a in arrays if a is not None and explicit_mesh(a) is not None]
-    if not sharded:
-        auto = next((lay for a in arrays if (lay := auto_layout(a)) is not None), None)
-        if auto is None:
-            return list(arrays)
-        whole = NamedSharding(auto[0], P())
-        return [None if a is None else jax.device_put(a, whole) for a in arrays]
-    ref = sharded[0]
-    if _checks.is_traced(ref):
-        whole = NamedSharding(explicit_mesh(ref), P())
-        return [None if a is None else jax.sharding.reshard(a, whole) for a in arrays]
-    whole = NamedSharding(ref.sharding.mesh, P())  # eager: the concrete mesh
-    return [None if a is None else jax.device_put(a, whole) for a in arrays]
+    found = layout_of(*arrays)
+    if found is None:
+        return list(arrays)
+    whole = NamedSharding(found[0], P())
+    traced = any(_checks.is_traced(a) for a in arrays if a is not None)
+    move = jax.sharding.reshard if found[2] and traced else jax.device_put
+    return [None if a is None else move(a, whole) for a in arrays]
 
 
 def per_shard_of_index(
@@ -187,18 +191,10 @@ def per_shard_of_index(
     collective, but the right answer); under the caller's ``jax.jit`` an auto-axis layout is
     left to XLA's partitioner."""
     arrays = [a for a in (index, weight, extra) if a is not None]
-    mesh = explicit_mesh(index)
-    spec: tuple[Any, ...] | None = None
-    if mesh is not None:
-        spec = spec_of(index)
-        if not _checks.is_traced(index):
-            mesh = index.sharding.mesh  # type: ignore[attr-defined]
-    else:
-        layout = auto_layout(index)
-        if layout is not None:
-            mesh, spec = layout
-    if mesh is None or spec is None or not any(spec[:split]):
+    found = layout_of(index)
+    if found is None or not any(found[1][:split]):
         return fn(*replicated(index, weight, extra))
+    mesh, spec, _ = found
     # The output has the split axes, then one of width D (its last).
     out_spec = (*spec[:split], None)
     ok = [d < split for d in range(index.ndim)]
