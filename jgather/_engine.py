@@ -47,49 +47,57 @@ def rows_source(index: Any, wide: Any, dim: int, input_shape: tuple[int, ...]) -
     return _jax_private.broadcast_operand(index, dim)
 
 
-def scatter_impl(
-    input: jax.Array,
+def lower(
+    operand: jax.Array,
     index: jax.Array,
-    src: jax.Array,
+    updates: jax.Array,
     dim: int,
     mode: str | None,
     op: str,
     include_self: bool,
     primal: bool = True,
-    trailing: tuple[int, ...] | None = None,
+    sorted: bool = False,
 ) -> jax.Array:
-    """The scatter on validated operands.
+    """The scatter of one canonical request, the lowering under every scatter-shaped op.
 
-    ``trailing`` not None: ``index`` holds only the axes up to ``dim`` of an index that is
-    constant along the axes after it (which have sizes ``trailing``, equal to ``input``'s),
-    known at trace time (:func:`rows_source`); whole trailing slices move, with no
-    ``lax.cond``. Otherwise, when ``index`` spans ``input``'s trailing axes, a ``lax.cond``
-    decides at run time; ``primal=False`` (inside the JVP rule) skips it (see
-    ``batchable``).
+    ``operand`` has at least one axis; ``updates`` its rank, with sizes at most
+    ``operand``'s off ``dim``; ``index`` is prepared (:func:`jgather._indexing.prepare`) and
+    aligned with ``updates``: its size on ``dim``, and on every other axis ``updates``' size
+    or 1. An axis of size 1 where ``updates`` spans ``operand`` is a window, known at trace
+    time: the index is constant along it and whole slices move with one key (torch's
+    ``index.expand`` idiom, the index family's rows, ``jgather.segment``'s broadcast index),
+    with no ``lax.cond``. An index with no window is per element; on XLA:CPU it may scatter
+    in chunks, and when it spans ``operand``'s trailing axes a ``lax.cond`` looks for whole
+    rows at run time; ``primal=False`` (inside the derivative rules) skips both (see
+    ``batchable``). ``mode`` 'clip' promises the index in range (clamped); otherwise an
+    out-of-range value is dropped. ``sorted``: the index is sorted along ``dim`` (passed to
+    XLA where the keys are the index values in their order).
     """
-    if index.size == 0:
-        return input
-    if input.ndim == 0:
-        out = scatter_impl(input[None], index, src, 0, mode, op, include_self, primal)
-        return out.reshape(())
-    index = index.reshape(index.shape or (1,))
-    src = src.reshape(src.shape or (1,))
-    size = input.shape[dim]
+    if index.size == 0 or updates.size == 0:
+        return operand
+    size = operand.shape[dim]
     if size == 0:  # nothing is in range; every update is dropped
-        return input
-    full_shape = index.shape if trailing is None else index.shape + trailing
-    if src.size == 1:
-        updates = jnp.broadcast_to(src.reshape((1,) * len(full_shape)), full_shape)
-    else:
-        updates = _indexing.slice_to(src, full_shape, None)
-    index = _indexing.prepare(index, size, mode)  # checkify's probe is scatter_core's
-    # Keys address the input itself (its own strides; no slice of it is copied).
+        return operand
+    # An axis of size 1 where updates cover only a part of operand's is keyed, not a window.
+    keyed_ones = [
+        d
+        for d in range(updates.ndim)
+        if d != dim and index.shape[d] == 1 != updates.shape[d] != operand.shape[d]
+    ]
+    if keyed_ones:
+        index = jnp.broadcast_to(
+            index,
+            tuple(updates.shape[d] if d in keyed_ones else n for d, n in enumerate(index.shape)),
+        )
+    whole = any(index.shape[d] == 1 != updates.shape[d] for d in range(updates.ndim) if d != dim)
+    # Keys address the operand itself (its own strides; no slice of it is copied).
     # Python ints, or symbolic dimensions under a shape-polymorphic jax.export.
-    strides = [math.prod(input.shape[d + 1 :]) for d in range(input.ndim)]
-    lead_in = math.prod(input.shape[:dim])
+    strides = [math.prod(operand.shape[d + 1 :]) for d in range(operand.ndim)]
+    lead_in = math.prod(operand.shape[:dim])
     trail_in = strides[dim]
-    key_dtype = _dtypes.key_dtype_for("scatter", input.size)
-    needs_base = _rows.needs_base(input.dtype, op, include_self)
+    key_dtype = _dtypes.key_dtype_for("scatter", operand.size)
+    needs_base = _rows.needs_base(operand.dtype, op, include_self, operand.size, updates.size)
+    plain_sorted = sorted and index.ndim == 1
 
     def drop_out_of_range(keys: jax.Array, idx: jax.Array, scaled: bool) -> jax.Array:
         # XLA drops out-of-range keys natively. An out-of-range index value can only alias
@@ -97,10 +105,10 @@ def scatter_impl(
         # is scaled (int32 overflow); only then does it need an explicit drop key.
         if mode == "clip" or (lead_in == 1 and not scaled):
             return keys
-        return jnp.where((idx >= 0) & (idx < size), keys, input.size)
+        return jnp.where((idx >= 0) & (idx < size), keys, operand.size)
 
     def element_keys(idx: jax.Array = index, row0: Any = 0) -> jax.Array:
-        # One key per index element: its flat position in ``input``. ``idx`` holds the rows
+        # One key per index element: its flat position in ``operand``. ``idx`` holds the rows
         # [row0, row0 + len(idx)) of the index's leading axis (all of it by default).
         keys = idx.astype(key_dtype) * trail_in
         for d in range(idx.ndim):
@@ -111,18 +119,30 @@ def scatter_impl(
                 keys = keys + pos * strides[d]
         return drop_out_of_range(keys, idx, trail_in > 1).reshape(-1)
 
-    def whole_rows(first: jax.Array, base: jax.Array | None) -> jax.Array:
-        # ``first`` [..., K] (axes up to dim): the index, constant along every axis after dim
-        # (torch's ``index.expand`` idiom) and spanning the input's trailing axes. Whole
-        # trailing slices move, one key per (leading position, index value).
-        idx = first.reshape(first.shape + (1,) * (input.ndim - dim - 1))
-
+    def whole_rows(idx: jax.Array, base: jax.Array | None) -> jax.Array:
+        # ``idx`` has size 1 on its windows: whole slices move, one key per position of
+        # the keyed axes (:func:`jgather._rows.into_rows`).
         def reduce(
             region: jax.Array, keys: jax.Array, values: jax.Array, *, axis: int, plain: bool
         ) -> jax.Array:
-            # [rows, width] views; along dim only when every axis before it has size 1 (an
-            # axis of the index's size 1 where the input has more is keyed, not a window)
-            rows, shape = region.shape[axis], region.shape
+            # Along ``axis`` of the arrays as they are (plain), or of [rows, width] views
+            # (axis 0). A window before ``axis`` (a folded batch) is moved behind it for the
+            # reductions that group keys, which work on [rows, width] views.
+            grouped = _rows.groups_keys(region.dtype, op, region.size, values.size)
+            if axis and not grouped:
+                return _rows.reduce_rows(
+                    region, keys, values, op, include_self, sorted=sorted, axis=axis
+                )
+            if axis:
+                out = reduce(
+                    jnp.moveaxis(region, axis, 0),
+                    keys,
+                    jnp.moveaxis(values, axis, 0),
+                    axis=0,
+                    plain=plain,
+                )
+                return jnp.moveaxis(out, 0, axis)
+            rows, shape = region.shape[0], region.shape
             region = region.reshape(rows, -1)
             values = values.reshape(keys.shape[0], -1)
             b = base
@@ -130,35 +150,44 @@ def scatter_impl(
                 b = b.reshape(values.shape)
             elif needs_base:
                 b = _rows.take_rows(region, jnp.clip(keys, 0, rows - 1))
-            return _rows.reduce_rows(region, keys, values, op, include_self, b).reshape(shape)
+            out = _rows.reduce_rows(
+                region, keys, values, op, include_self, b, sorted=sorted and plain
+            )
+            return out.reshape(shape)
 
         drop = mode != "clip"
-        return _rows.into_rows(reduce, input, updates, idx, dim, drop=drop, fn="scatter")
+        return _rows.into_rows(reduce, operand, updates, idx, dim, drop=drop, fn="scatter")
 
-    if trailing is not None:  # known at trace time: whole rows, no conditional
+    if whole:  # known at trace time: whole rows, no conditional
         return whole_rows(index, None)
 
     base = None
     if needs_base:  # read once, outside the conds below
-        base = _rows.take_rows(input.reshape(-1), jnp.clip(element_keys(), 0, input.size - 1))
+        base = _rows.take_rows(operand.reshape(-1), jnp.clip(element_keys(), 0, operand.size - 1))
 
     def one_piece() -> jax.Array:
         out = _rows.reduce_rows(
-            input.reshape(-1), element_keys(), updates.reshape(-1), op, include_self, base
+            operand.reshape(-1),
+            element_keys(),
+            updates.reshape(-1),
+            op,
+            include_self,
+            base,
+            sorted=plain_sorted,
         )
-        return out.reshape(input.shape)
+        return out.reshape(operand.shape)
 
     # XLA:CPU only: a large multi-dimensional index scatters in cache-sized chunks, and an
     # opaque index that may be expanded gets a run-time whole-rows test. On GPU and TPU a loop
     # of small scatters would serialise kernel launches and a conditional on index contents
     # would synchronise with the host, so they scatter in one piece.
-    chunk_rows = _rows.chunk_rows(index.shape, input.dtype, op) if primal else 0
+    chunk_rows = _rows.chunk_rows(index.shape, operand.dtype, op) if primal else 0
     runtime_test = (
         not _dtypes.is_symbolic(index.size, trail_in)
         and trail_in > 1
         and primal
         and index.size >= _RUNTIME_ROWS_MIN
-        and index.shape[dim + 1 :] == input.shape[dim + 1 :]
+        and index.shape[dim + 1 :] == operand.shape[dim + 1 :]
     )
     if not chunk_rows and not runtime_test:
         return one_piece()
@@ -167,9 +196,9 @@ def scatter_impl(
         if not chunk_rows:
             return one_piece()
         out = _rows.chunked_reduce(
-            input.reshape(-1), index, updates, op, include_self, chunk_rows, element_keys
+            operand.reshape(-1), index, updates, op, include_self, chunk_rows, element_keys
         )
-        return out.reshape(input.shape)
+        return out.reshape(operand.shape)
 
     def on_cpu() -> jax.Array:
         if not runtime_test:
@@ -177,17 +206,18 @@ def scatter_impl(
         # A first test reads one trailing slice (at the first leading position); only when
         # that slice is constant does a second one read the whole index, so a per-element
         # index -- whose first slice is almost never constant -- costs no extra pass. (The
-        # tests are chained, not nested: XLA then still writes the scatter into the input's
+        # tests are chained, not nested: XLA then still writes the scatter into the operand's
         # buffer.) The full test's per-row maximum is then the index's leading part.
         lead_shape = index.shape[: dim + 1]
         head = index[(*(0,) * (dim + 1), ...)]
+        rows_shape = lead_shape + (1,) * (index.ndim - dim - 1)
 
         def full_test() -> tuple[jax.Array, jax.Array]:
             high, low = _rows.row_extremes(index, dim)
-            return jnp.all(high == low), high.reshape(lead_shape)
+            return jnp.all(high == low), high.reshape(rows_shape)
 
         def skip() -> tuple[jax.Array, jax.Array]:
-            return jnp.bool_(False), jnp.zeros(lead_shape, index.dtype)
+            return jnp.bool_(False), jnp.zeros(rows_shape, index.dtype)
 
         expanded, first = lax.cond(jnp.all(head == head.reshape(-1)[0]), full_test, skip)
         return lax.cond(expanded, lambda: whole_rows(first, base), elementwise)
@@ -280,17 +310,27 @@ def scatter_core(
             include_self=include_self,
         )
         return out.reshape(())
-    if src.ndim == 0 and index.size:  # one value for every index element
-        full = index.shape if trailing is None else index.shape + trailing
-        src = jnp.broadcast_to(src.reshape((1,) * len(full)), full)
 
     def body(input: jax.Array, index: jax.Array, src: jax.Array) -> jax.Array:
+        # torch's layout made canonical: the updates cut to the index's extent (a 0-d src
+        # broadcast over it), the index prepared and, for whole rows, aligned with them.
         size = input.shape[dim]
-        if index.size and size and mode != "clip":
+        if not index.size or not size:
+            return input
+        if mode != "clip":
             # checkify.index_checks reports the caller's index value and axis size here (the
             # scatters below see flattened, narrowed keys).
             _indexing.probe(index, size)
-        return batchable(dim, mode, op, include_self, trailing)(input, index, src)
+        index = index.reshape(index.shape or (1,))  # torch reads a 0-d index as [1]
+        full = index.shape if trailing is None else index.shape + trailing
+        if src.size == 1:
+            updates = jnp.broadcast_to(src.reshape((1,) * len(full)), full)
+        else:
+            updates = _indexing.slice_to(src, full, None)
+        index = _indexing.prepare(index, size, mode)
+        if trailing is not None:
+            index = index.reshape(index.shape + (1,) * len(trailing))
+        return batchable(dim, mode, op, include_self)(input, index, updates)
 
     if trailing is not None or not index.size:  # the caller passes it only off the sharded paths
         return body(input, index, src)
@@ -301,25 +341,27 @@ def scatter_core(
 
 @functools.cache
 def batchable(
-    dim: int, mode: str | None, op: str, include_self: bool, trailing: tuple[int, ...] | None
+    dim: int, mode: str | None, op: str, include_self: bool, sorted: bool = False
 ) -> Callable[[jax.Array, jax.Array, jax.Array], jax.Array]:
-    """``scatter_impl`` for fixed static arguments, batched by folding
-    (:func:`jgather._batching.fold_batch`), with the scatter's derivative rules.
+    """:func:`lower` for fixed static arguments, on ``(operand, index, updates)``, batched
+    by folding (:func:`jgather._batching.fold_batch`), with the scatter's derivative rules.
 
-    ``jax.vmap``'s rule for a scatter with a batched index adds batching dimensions, which
-    ``checkify``'s scatter rule (jax 0.10) cannot read; folding the batch into one more
-    leading axis keeps the flattened-key scatter. Operands have equal ranks (``scatter_core``
-    makes a 0-d input 1-D and broadcasts a 0-d ``src`` first). ``checkify`` does not look
-    inside the fold; the caller's index is checked by the probe in ``scatter_core``.
+    Every scatter-shaped op ends here: the torch-style faces through :func:`scatter` and
+    ``jgather.segment``'s reductions directly. ``jax.vmap``'s rule for a scatter with a
+    batched index adds batching dimensions, which ``checkify``'s scatter rule (jax 0.10)
+    cannot read; folding the batch into one more leading axis keeps the flattened-key
+    scatter. An unbatched index gets a batch axis of size 1, a window (the same index for
+    every batch element). ``checkify`` does not look inside the fold; callers probe the index
+    they were given first.
     """
 
     def make(d: int) -> Callable[[jax.Array, jax.Array, jax.Array], jax.Array]:
-        return lambda x, i, s: scatter_impl(x, i, s, d, mode, op, include_self, True, trailing)
+        return lambda x, i, u: lower(x, i, u, d, mode, op, include_self, True, sorted)
 
     def jvp(d: int) -> Callable[..., tuple[jax.Array, jax.Array]]:
-        return functools.partial(_scatter_jvp, d, mode, op, include_self, trailing)
+        return functools.partial(_scatter_jvp, d, mode, op, include_self, sorted)
 
-    return _batching.fold_batch(make, dim, (False, False, False), jvp=jvp)
+    return _batching.fold_batch(make, dim, (False, True, False), jvp=jvp)
 
 
 def _scatter_jvp(
@@ -327,34 +369,32 @@ def _scatter_jvp(
     mode: str | None,
     op: str,
     include_self: bool,
-    trailing: tuple[int, ...] | None,
+    sorted: bool,
     primals: tuple[jax.Array, jax.Array, jax.Array],
     tangents: tuple[Any, Any, Any],
 ) -> tuple[jax.Array, jax.Array]:
-    """The scatter's JVP: that of ``scatter_impl`` itself (only for the arguments with a
-    non-zero tangent: JAX has no 'prod' derivative w.r.t. src with duplicates, which must
-    not be asked for by a zero), torch's rules for a floating 'prod' (:func:`product_tangent`)
-    and for NaN extrema."""
-    x, i, s = primals
-    tx, _, ts = tangents
-    live = [(k, a, t) for k, a, t in ((0, x, tx), (2, s, ts)) if not _symbolic_zero(t)]
+    """The scatter's JVP: that of :func:`lower` itself (only for the arguments with a
+    non-zero tangent: JAX has no 'prod' derivative w.r.t. the updates with duplicates, which
+    must not be asked for by a zero), torch's rules for a floating 'prod'
+    (:func:`product_tangent`) and for NaN extrema."""
+    x, i, u = primals
+    tx, _, tu = tangents
+    live = [(k, a, t) for k, a, t in ((0, x, tx), (2, u, tu)) if not _symbolic_zero(t)]
 
     def f(*args: jax.Array) -> jax.Array:
-        full = [x, i, s]
+        full = [x, i, u]
         for (k, _, _), a in zip(live, args, strict=True):
             full[k] = a
-        # Elementwise keys only (primal=False): the whole-rows lax.cond, batched and then
+        # No run-time strategies (primal=False): the whole-rows lax.cond, batched and then
         # differentiated, leaves a stop_gradient that jax 0.10 cannot transpose.
-        return scatter_impl(full[0], full[1], full[2], dim, mode, op, include_self, False, trailing)
+        return lower(full[0], full[1], full[2], dim, mode, op, include_self, False, sorted)
 
     inexact = jnp.issubdtype(x.dtype, jnp.inexact)
-    if op == "prod" and inexact and not _symbolic_zero(ts):
+    if op == "prod" and inexact and not _symbolic_zero(tu):
         zero = lambda t, a: jnp.zeros_like(a) if _symbolic_zero(t) else t
         # Differentiable again by this rule (a second order).
-        out = batchable(dim, mode, op, include_self, trailing)(x, i, s)
-        tangent = product_tangent(
-            x, i, s, zero(tx, x), zero(ts, s), dim, mode, include_self, trailing
-        )
+        out = batchable(dim, mode, op, include_self, sorted)(x, i, u)
+        tangent = product_tangent(x, i, u, zero(tx, x), zero(tu, u), dim, mode, include_self)
         return out, tangent
     out, tangent = jax.jvp(f, tuple(a for _, a, _ in live), tuple(t for _, _, t in live))
     if op in ("amax", "amin") and inexact:
@@ -371,41 +411,32 @@ def _symbolic_zero(t: Any) -> bool:
 def product_tangent(
     x: jax.Array,
     i: jax.Array,
-    s: jax.Array,
+    u: jax.Array,
     tx: jax.Array,
-    ts: jax.Array,
+    tu: jax.Array,
     dim: int,
     mode: str | None,
     include_self: bool,
-    trailing: tuple[int, ...] | None,
 ) -> jax.Array:
     """The tangent of a floating 'prod' scatter (:func:`jgather._rows.product_tangent` on
-    this layout): XLA has no derivative of a scatter-multiply w.r.t. its updates when
-    indices repeat."""
-    full = i.shape if trailing is None else i.shape + trailing
-    if i.size == 0 or x.shape[dim] == 0:
+    the canonical layout): XLA has no derivative of a scatter-multiply w.r.t. its updates
+    when indices repeat."""
+    if i.size == 0 or u.size == 0 or x.shape[dim] == 0:
         return tx
 
-    def at_index(v: jax.Array) -> jax.Array:  # v [input's shape] read at the index: [full]
-        idx = (
-            i
-            if trailing is None
-            else jnp.broadcast_to(i.reshape(i.shape + (1,) * len(trailing)), full)
-        )
-        idx = _indexing.prepare(idx, v.shape[dim], "clip")
-        operand = _indexing.slice_to(v, full, dim)
+    def at_index(v: jax.Array) -> jax.Array:  # v [operand's shape] read at the index: [u]
+        idx = _indexing.prepare(jnp.broadcast_to(i, u.shape), v.shape[dim], "clip")
+        operand = _indexing.slice_to(v, u.shape, dim)
         return _indexing.batched_gather(operand, idx, dim, lax.GatherScatterMode.PROMISE_IN_BOUNDS)
 
-    s = jnp.broadcast_to(s, full) if s.size == 1 else _indexing.slice_to(s, full, None)
-    ts = jnp.broadcast_to(ts, full) if ts.size == 1 else _indexing.slice_to(ts, full, None)
     tangent, _, _ = _rows.product_tangent(
-        lambda base, v: scatter_impl(base, i, v, dim, mode, "sum", True, False, trailing),
-        lambda base, v: batchable(dim, mode, "prod", include_self, trailing)(base, i, v),
+        lambda base, v: lower(base, i, v, dim, mode, "sum", True, False),
+        lambda base, v: batchable(dim, mode, "prod", include_self)(base, i, v),
         at_index,
         x,
-        s,
+        u,
         tx,
-        ts,
+        tu,
         include_self=include_self,
     )
     return tangent

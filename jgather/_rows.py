@@ -147,11 +147,43 @@ def group_ids(keys: jax.Array, rows: int) -> jax.Array:
     return rows_scatter("set", jnp.zeros((m,), jnp.int32), order, run)
 
 
-def needs_base(dtype: Any, op: str, include_self: bool) -> bool:
+def upcasts_region(dtype: Any, op: str, region_size: Any, updates_size: Any) -> bool:
+    """Whether a reduced-precision sum accumulates in a float32 copy of the whole region.
+
+    It does when the region has no more elements than the updates (a segment sum of many
+    entries into few rows): one scatter into the copy, rounded once. A larger region (a few
+    updates into a big operand) sums per group of equal keys instead, so every temporary has
+    O(updates) elements. Both add in index order from the operand's value and round once:
+    the results are the same.
+    """
+    if op != "sum" or np.dtype(dtype) == np.bool_ or _dtypes.accumulation_dtype(dtype) == dtype:
+        return False
+    if _dtypes.is_symbolic(region_size, updates_size):
+        return False
+    return bool(region_size <= updates_size)
+
+
+def needs_base(
+    dtype: Any, op: str, include_self: bool, region_size: Any = None, updates_size: Any = None
+) -> bool:
     """Whether ``reduce_rows`` reads the operand's values at the keys (``base``)."""
     if not include_self or dtype == jnp.bool_ or op not in ("sum", "mean"):
         return False
+    if region_size is not None and upcasts_region(dtype, op, region_size, updates_size):
+        return False
     return _dtypes.accumulation_dtype(dtype) != dtype
+
+
+def groups_keys(dtype: Any, op: str, region_size: Any, updates_size: Any) -> bool:
+    """Whether ``reduce_rows`` combines the updates per group of equal keys first ('set',
+    'mean', a reduced-precision sum into a larger region); the other reductions are one
+    scatter (two with ``include_self=False``), along any axis."""
+    if op in ("set", "mean"):
+        return True
+    if op != "sum" or np.dtype(dtype) == np.bool_:
+        return False
+    low = _dtypes.accumulation_dtype(dtype) != dtype
+    return low and not upcasts_region(dtype, op, region_size, updates_size)
 
 
 def reduce_rows(
@@ -161,11 +193,18 @@ def reduce_rows(
     op: str,
     include_self: bool,
     base: jax.Array | None = None,
+    *,
+    sorted: bool = False,
+    axis: int = 0,
 ) -> jax.Array:
     """``region`` [R] or [R, T] with ``updates`` [M] or [M, T] reduced into rows ``keys`` [M].
 
+    Or along ``axis`` of arrays of any rank, for the reductions that do not group keys
+    (:func:`groups_keys`).
+
     Out-of-range keys are dropped. ``base`` [M] or [M, T] holds ``region``'s values at the
-    keys where :func:`needs_base` says so. Beyond the output buffer (``region`` itself,
+    keys where :func:`needs_base` says so. ``sorted``: the keys are sorted (passed to XLA as
+    ``indices_are_sorted`` for the plain reductions). Beyond the output buffer (``region`` itself,
     reused when donated) every temporary has O(M) elements: reductions with
     ``include_self=False`` first set the identity at the touched rows; 'set', 'mean' and
     reduced-precision sums first combine the updates per distinct key (:func:`group_ids`)
@@ -174,7 +213,8 @@ def reduce_rows(
     """
     dtype = region.dtype
     m = keys.shape[0]
-    rows = region.shape[0]
+    rows = region.shape[axis]
+    assert not (axis and groups_keys(dtype, op, region.size, updates.size)), (op, axis)
     if dtype == jnp.bool_:  # 'sum'/'amax' are "or", 'prod'/'amin' are "and"
         op = {"sum": "amax", "prod": "amin"}.get(op, op)
 
@@ -182,7 +222,7 @@ def reduce_rows(
         return v if updates.ndim == 1 else v[:, None]
 
     def write(values: jax.Array) -> jax.Array:
-        return rows_scatter("set", region, keys, values)
+        return rows_scatter("set", region, keys, values, axis)
 
     if op == "set":
         # Deterministic "last write wins": each group learns its largest key ordinal
@@ -193,6 +233,15 @@ def reduce_rows(
         winner = rows_scatter("max", jnp.full((m,), -1, jnp.int32), gid, ordinal)
         return write(take_rows(updates, take_rows(winner, gid)))
     acc = _dtypes.accumulation_dtype(dtype)
+    if upcasts_region(dtype, op, region.size, updates.size):
+        # A reduced-precision sum into a region no larger than the updates: in a float32
+        # copy of the region, from the operand's values (or zeros where include_self=False
+        # excludes them), in index order, rounded once.
+        copy = region.astype(acc)
+        if not include_self:
+            copy = rows_scatter("set", copy, keys, jnp.zeros(updates.shape, acc), axis)
+        total = rows_scatter("add", copy, keys, updates.astype(acc), axis, sorted=sorted)
+        return total.astype(dtype)
     if op == "mean" and include_self and acc == dtype:
         # The updates add into the operand's own values at their rows (the output buffer; no
         # other region-sized temporary), in index order, as torch accumulates:
@@ -223,7 +272,7 @@ def reduce_rows(
         return write(_dtypes.mean(total, count, dtype))
     if not include_self:
         region = write(jnp.full(updates.shape, _dtypes.identity(dtype, op), dtype))
-    return rows_scatter(KIND[op], region, keys, updates)
+    return rows_scatter(KIND[op], region, keys, updates, axis, sorted=sorted)
 
 
 def product_of_others(

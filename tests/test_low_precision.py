@@ -302,3 +302,30 @@ def test_embedding_bag_thousands_of_ones(dtype):
     f = jax.jit(jgather.embedding_bag, static_argnames="mode")
     np.testing.assert_array_equal(f(index, ones, offsets, mode="sum")[1], np.full(2, N, dtype))
     np.testing.assert_array_equal(f(index, ones, offsets, mode="mean")[1], np.ones(2, dtype))
+
+
+@pytest.mark.parametrize("include_self", [True, False])
+@pytest.mark.parametrize("dtype", LOW, ids=lambda d: np.dtype(d).name)
+def test_both_accumulation_strategies_give_the_same_bits(dtype, include_self):
+    """A reduced-precision sum accumulates in a float32 copy of a region no larger than the
+    updates, and per group of equal keys otherwise (``jgather._rows.upcasts_region``); both
+    add in index order from the operand's value and round once, so they agree bit for bit."""
+    from jgather import _rows
+
+    rng = np.random.default_rng(5)
+    region = jnp.asarray(rng.standard_normal((16, 3)), dtype)
+    keys = jnp.asarray(rng.integers(-2, 18, 400), jnp.int32)  # repeats and dropped keys
+    updates = jnp.asarray(rng.standard_normal((400, 3)), dtype)
+    base = _rows.take_rows(region, jnp.clip(keys, 0, 15))
+    results = []
+    for upcast in (True, False):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(_rows, "upcasts_region", lambda *a, upcast=upcast: upcast)
+            b = base if include_self and not upcast else None
+            results.append(_rows.reduce_rows(region, keys, updates, "sum", include_self, b))
+    keep = (np.asarray(keys) >= 0) & (np.asarray(keys) < 16)
+    want = _sum_ref(
+        np.asarray(region), np.asarray(keys)[keep], np.asarray(updates)[keep], include_self
+    )
+    np.testing.assert_array_equal(np.asarray(results[0]), np.asarray(results[1]))
+    np.testing.assert_array_equal(np.asarray(results[0], np.float32), np.asarray(want, np.float32))

@@ -1,4 +1,4 @@
-"""torch_scatter's index alignment on top of the shared kernel (``jgather._rows``).
+"""torch_scatter's index alignment on top of the scatter engine (``jgather._engine``).
 
 An *aligned* index has ``src.ndim`` axes, each of ``src``'s size or 1 (torch_scatter's
 ``broadcast`` before its expand). :func:`scatter_into` reduces along ``dim`` with it,
@@ -16,10 +16,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jgather import _batching, _checks, _indexing, _rows, _sharding
-
-_DROP = lax.GatherScatterMode.FILL_OR_DROP
-_PROMISE = lax.GatherScatterMode.PROMISE_IN_BOUNDS
+from jgather import _batching, _checks, _engine, _indexing, _sharding
 
 
 def along_dim(idx: jax.Array, n: int, dim: int) -> jax.Array:
@@ -123,6 +120,10 @@ def set_segment(values: jax.Array, dim: int, position: int, value: Any) -> jax.A
     return jnp.where(at == position, jnp.asarray(value, values.dtype), values)
 
 
+# torch_scatter's reductions as the engine names them.
+_OPS = {"add": "sum", "mul": "prod", "max": "amax", "min": "amin"}
+
+
 def scatter_into(
     kind: str,
     operand: jax.Array,
@@ -135,24 +136,17 @@ def scatter_into(
 ) -> jax.Array:
     """``operand[..., idx[..., e, ...], ...] <kind>= updates[..., e, ...]`` along ``dim``.
 
-    ``idx`` is aligned (``updates.ndim`` axes, each ``updates``' size or 1) and already
-    clamped for mode 'clip'. ``operand`` has ``updates``' shape except on ``dim``.
+    ``idx`` is aligned (``updates.ndim`` axes, each ``updates``' size or 1) and prepared
+    (:func:`jgather._indexing.prepare`). ``operand`` has ``updates``' shape except on
+    ``dim``. ``kind`` is 'add', 'mul', 'max' or 'min'. The request goes to the scatter
+    engine (:func:`jgather._engine.batchable`): its strategies, its derivative rules
+    (torch's product rule for 'mul') and its accumulation of reduced-precision sums.
     """
     if updates.size == 0 or operand.size == 0:
         return operand
     idx = along_dim(idx, updates.shape[dim], dim)
-    lmode = _PROMISE if mode in ("clip", "promise_in_bounds") else _DROP
-
-    def reduce(
-        region: jax.Array, keys: jax.Array, values: jax.Array, *, axis: int, plain: bool
-    ) -> jax.Array:
-        return _rows.rows_scatter(
-            kind, region, keys, values, axis, sorted=sorted and plain, mode=lmode
-        )
-
-    return _rows.into_rows(
-        reduce, operand, updates, idx, dim, drop=lmode == _DROP, fn="jgather.segment"
-    )
+    clipped = "clip" if mode in ("clip", "promise_in_bounds") else "drop"
+    return _engine.batchable(dim, clipped, _OPS[kind], True, sorted)(operand, idx, updates)
 
 
 def gather_back(

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.typing import ArrayLike
 
-from jgather import _dtypes, _indexing, _rows
+from jgather import _dtypes, _indexing
 from jgather.segment import _arguments, _lowering
 
 
@@ -44,8 +44,11 @@ def reduce_sum(
     mode: str | None,
     sorted: bool = False,
 ) -> jax.Array:
-    total, _ = _accumulated_sum(src, idx, out, dim, size, mode, sorted)
-    return total.astype(src.dtype)
+    """``out + sum``; a reduced-precision sum accumulates in float32 in the engine."""
+    shape = _lowering.out_shape(src.shape, dim, size)
+    base = out if out is not None else jnp.zeros(shape, src.dtype)
+    idx = _indexing.prepare(idx, size, mode)
+    return _lowering.scatter_into("add", base, src, idx, dim, mode, sorted=sorted)
 
 
 def reduce_mean(
@@ -66,43 +69,6 @@ def reduce_mean(
     return _dtypes.mean(total, jnp.maximum(n, 1), src.dtype, kernel=kernel)
 
 
-def _product(
-    kind_base: jax.Array, src: jax.Array, idx: jax.Array, dim: int, mode: str | None, sorted: bool
-) -> jax.Array:
-    return _lowering.scatter_into("mul", kind_base, src, idx, dim, mode, sorted=sorted)
-
-
-@functools.partial(jax.custom_jvp, nondiff_argnums=(3, 4, 5))
-def _float_product(
-    base: jax.Array, src: jax.Array, idx: jax.Array, dim: int, mode: str | None, sorted: bool
-) -> jax.Array:
-    return _product(base, src, idx, dim, mode, sorted)
-
-
-@_float_product.defjvp
-def _float_product_jvp(
-    dim: int,
-    mode: str | None,
-    sorted: bool,
-    primals: tuple[jax.Array, jax.Array, jax.Array],
-    tangents: tuple[jax.Array, jax.Array, Any],
-) -> tuple[jax.Array, jax.Array]:
-    # d prod = sum over factors f of (product of the others) * df (_rows.product_tangent: no
-    # NaN or inf from zeros, where torch_scatter divides by src and masks the NaN).
-    base, src, idx = primals
-    dbase, dsrc, _ = tangents
-    tangent, zeros, nonzero = _rows.product_tangent(
-        lambda b, v: _lowering.scatter_into("add", b, v, idx, dim, mode, sorted=sorted),
-        lambda b, v: _float_product(b, v, idx, dim, mode, sorted),
-        lambda p: _lowering.gather_back(p, idx, dim),
-        base,
-        src,
-        dbase,
-        dsrc,
-    )
-    return jnp.where(zeros > 0, 0, nonzero).astype(base.dtype), tangent
-
-
 def reduce_mul(
     src: jax.Array,
     idx: jax.Array,
@@ -117,9 +83,8 @@ def reduce_mul(
         return jnp.zeros(shape, src.dtype)
     base = out if out is not None else jnp.ones(shape, src.dtype)
     idx = _indexing.prepare(idx, size, mode)
-    if jnp.issubdtype(src.dtype, jnp.inexact):
-        return _float_product(base, src, idx, dim, mode, sorted)
-    return _product(base, src, idx, dim, mode, sorted)
+    # A floating product's derivative is torch's rule, in the engine (no division by zero).
+    return _lowering.scatter_into("mul", base, src, idx, dim, mode, sorted=sorted)
 
 
 def reduce_arg(
