@@ -291,6 +291,23 @@ def _ops_cases(q: bool, rng: np.random.Generator) -> Iterator[Case]:
         (ints(bins, values), normal(values)),
         exact=False,
     )
+    table_rows, bags = (100_000, 1024) if q else (1_000_000, 4096)
+    yield Case(
+        "ops",
+        "embedding_bag mean",
+        f"table[{table_rows}, 64] {bags} bags of 20",
+        lambda jg: lambda w, i, o: jg.embedding_bag(i, w, o, mode="mean"),
+        (normal(table_rows, 64), ints(table_rows, bags * 20), jnp.arange(0, bags * 20, 20)),
+        exact=False,
+    )
+    yield Case(
+        "ops",
+        "index_add",
+        f"[{n}, {f}] <- [{e}, {f}] dim 0",
+        lambda jg: lambda x, i, s: jg.index_add(x, 0, i, s),
+        (jnp.zeros((n, f)), ints(n, e), normal(e, f)),
+        exact=False,
+    )
     yield Case(
         "ops",
         "tiny gather",
@@ -329,6 +346,32 @@ def _segment_cases(q: bool, rng: np.random.Generator) -> Iterator[Case]:
             (js, ji),
             exact=name == "scatter_max",
         )
+    # A per-element index (no broadcast axis) and reduced precision: the engine's CPU
+    # strategies and its float32 accumulation.
+    full = jnp.asarray(rng.integers(0, n, (e, f)).astype(np.int32))
+    yield Case(
+        "segment",
+        "scatter_sum per element",
+        shape + " index per element",
+        _segment_scatter("scatter_sum", n),
+        (js, full),
+        exact=False,
+    )
+    yield Case(
+        "segment",
+        "scatter_sum bf16",
+        shape + " unsorted bf16",
+        _segment_scatter("scatter_sum", n),
+        (js.astype(jnp.bfloat16), ji),
+    )
+    yield Case(
+        "segment",
+        "scatter_mul",
+        shape + " unsorted",
+        _segment_scatter("scatter_mul", n),
+        (jnp.asarray(rng.uniform(0.9, 1.1, (e, f)).astype(np.float32)), ji),
+        exact=False,
+    )
     yield Case(
         "segment",
         "segment_coo sum",

@@ -91,7 +91,7 @@ def _bag_core(
         keep = keep & (index != padding_idx)
     bag = jnp.where(keep, bag, num_bags)
     # The padding rows' gradient is zero already: their entries are dropped.
-    rows = _table.torch_rows(weight, index, None, renorm, scale_grad_by_freq)
+    rows = _table.torch_rows(weight, index, None, renorm, scale_grad_by_freq, dropped=True)
     acc = _dtypes.accumulation_dtype(dtype)
     zeros = jnp.zeros((num_bags, width), acc)
 

@@ -59,20 +59,25 @@ def renorm_of(fn: str, max_norm: Any, norm_type: Any) -> tuple[float, float] | N
     return limit, float(norm_type)
 
 
-def lookup(weight: jax.Array, index: jax.Array) -> jax.Array:
+def lookup(weight: jax.Array, index: jax.Array, *, dropped: bool = False) -> jax.Array:
     """``weight[index]`` for a 1-D index [n]: rows [n, D]; out-of-range rows read NaN (floats)
-    or the dtype's fill (lax's ``FILL_OR_DROP``). The gradient accumulates in float32 for
-    reduced floats."""
+    or the dtype's fill (lax's ``FILL_OR_DROP``), or, where the caller drops those entries
+    itself (``dropped``), a clamped row (a gather XLA:CPU runs faster). The gradient
+    accumulates in float32 for reduced floats."""
     size = weight.shape[0]
-    index = _indexing.prepare(index, size, None, probe_lossy=True)
+    if dropped:
+        _indexing.probe(index, size)  # checkify reports the caller's value
+        index = _indexing.prepare(index, size, "clip")
+        mode = lax.GatherScatterMode.PROMISE_IN_BOUNDS
+    else:
+        index = _indexing.prepare(index, size, None, probe_lossy=True)
+        mode = lax.GatherScatterMode.FILL_OR_DROP
     dnums = lax.GatherDimensionNumbers(
         offset_dims=(1,), collapsed_slice_dims=(0,), start_index_map=(0,)
     )
 
     def take(w: jax.Array, i: jax.Array) -> jax.Array:
-        return lax.gather(
-            w, i[:, None], dnums, (1, w.shape[1]), mode=lax.GatherScatterMode.FILL_OR_DROP
-        )
+        return lax.gather(w, i[:, None], dnums, (1, w.shape[1]), mode=mode)
 
     return _dtypes.gather_upcast_transpose(take, weight, index)
 
@@ -147,9 +152,12 @@ def torch_rows(
     padding_idx: int | None,
     renorm: tuple[float, float] | None,
     scale_grad_by_freq: bool,
+    *,
+    dropped: bool = False,
 ) -> jax.Array:
-    """The rows [n, D] torch's lookup reads for a 1-D index [n], with torch's gradient."""
-    rows = lookup(weight, index)
+    """The rows [n, D] torch's lookup reads for a 1-D index [n], with torch's gradient
+    (``dropped``: the caller drops out-of-range entries; see :func:`lookup`)."""
+    rows = lookup(weight, index, dropped=dropped)
     if not jnp.issubdtype(rows.dtype, jnp.inexact):  # no gradient, no renormalisation
         return rows
     if padding_idx is None and renorm is None and not scale_grad_by_freq:
