@@ -177,6 +177,8 @@ class Bench:
         }
         if "bound" in med:
             case["bound_vs_jgather"] = jg / med["bound"]
+        if "bare_rows" in med:  # the row gather alone (embedding_bag's floor in JAX)
+            case["rows_gather_s"] = med["bare_rows"]
         if "bare_jnp" in med:  # tiny: times of the bare jitted ops (< 1.5 is the target)
             case["jitted_over_idiomatic"] = jg / best
             case["eager_over_idiomatic"] = med["jgather_eager"] / best
@@ -192,6 +194,8 @@ class Bench:
         extra = ""
         if "bound" in med:
             extra = f"bound {ms('bound')} ms"
+        if "bare_rows" in med:
+            extra += f"; the row gather alone {ms('bare_rows')} ms"
         if "bare_jnp" in med:
             extra = (
                 f"eager {ms('jgather_eager')} ms; jitted/eager over idiomatic "
@@ -427,7 +431,9 @@ def _embedding_bag_case(
     """``embedding_bag`` mode='mean' of a 1-D index with offsets (torch's ``nn.EmbeddingBag``
     layout), against ``jax.ops.segment_sum`` over ``jnp.take`` divided by the bag sizes, with
     the bag ids computed from the offsets inside the jitted function as jgather must (and,
-    as ``bound``, with the bag ids and sizes passed in)."""
+    as ``bound``, with the bag ids and sizes passed in); ``bare_rows`` is the row gather
+    alone (``jnp.take`` of the rows, promised in bounds), the floor of any JAX program for
+    the job."""
     n, bags = idx.shape[0], offsets.shape[0]
     jw, ji, jo = jnp.asarray(table), jnp.asarray(idx, jnp.int32), jnp.asarray(offsets, jnp.int32)
     jg = jax.jit(lambda w, i, o: jgather.embedding_bag(i, w, o, mode="mean"))
@@ -444,10 +450,12 @@ def _embedding_bag_case(
     ids = jnp.asarray(np.repeat(np.arange(bags), np.diff(offsets, append=n)), jnp.int32)
     sizes = jnp.asarray(np.diff(offsets, append=n), jnp.int32)
     bound = jax.jit(bag_mean)
+    rows = jax.jit(lambda w, i: jnp.take(w, i, axis=0, mode="promise_in_bounds"))
     fns = {
         "jgather": ready(lambda: jg(jw, ji, jo)),
         "segment_sum": ready(lambda: segment_sum(jw, ji, jo)),
         "bound": ready(lambda: bound(jw, ji, ids, sizes)),
+        "bare_rows": ready(lambda: rows(jw, ji)),
     }
     if torch is not None:
         tw, ti = bench.target.to_torch(table), bench.target.to_torch(idx.astype(np.int64))

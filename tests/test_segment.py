@@ -296,6 +296,18 @@ def test_mul_gradient_with_zeros_has_no_nan():
     np.testing.assert_allclose(g, [6, 0, 0, 0, 0, 1])
 
 
+def test_mul_value_is_the_same_when_differentiated():
+    """Under ``jax.jvp`` / ``jax.grad`` the value of a product is the plain forward one: a
+    segment multiplying 0 by inf is NaN (torch_scatter's ``scatter_mul`` gives NaN too), not
+    the 0 of the derivative rule's zero count."""
+    src = jnp.array([0.0, jnp.inf, 2.0, 3.0])
+    idx = jnp.array([0, 0, 1, 1])
+    f = lambda s: seg.scatter_mul(s, idx, dim_size=2)
+    value, _ = jax.jvp(f, (src,), (jnp.ones(4),))
+    np.testing.assert_array_equal(np.asarray(value), np.asarray(f(src)))
+    np.testing.assert_array_equal(np.asarray(value), [np.nan, 6.0])
+
+
 def test_max_tie_gradient_goes_wholly_to_the_argmax():
     x = jnp.array([2.0, 5.0, 5.0, 1.0])
     g = jax.grad(lambda x: jnp.sum(seg.scatter_max(x, jnp.array([0, 0, 0, 1]))[0]))(x)
