@@ -432,7 +432,7 @@ def _embedding_bag_case(
     layout), against ``jax.ops.segment_sum`` over ``jnp.take`` divided by the bag sizes, with
     the bag ids computed from the offsets inside the jitted function as jgather must (and,
     as ``bound``, with the bag ids and sizes passed in); ``bare_rows`` is the row gather
-    alone (``jnp.take`` of the rows, promised in bounds), the floor of any JAX program for
+    alone (``w.at[i].get`` promised in bounds), the floor of any JAX program for
     the job."""
     n, bags = idx.shape[0], offsets.shape[0]
     jw, ji, jo = jnp.asarray(table), jnp.asarray(idx, jnp.int32), jnp.asarray(offsets, jnp.int32)
@@ -450,7 +450,7 @@ def _embedding_bag_case(
     ids = jnp.asarray(np.repeat(np.arange(bags), np.diff(offsets, append=n)), jnp.int32)
     sizes = jnp.asarray(np.diff(offsets, append=n), jnp.int32)
     bound = jax.jit(bag_mean)
-    rows = jax.jit(lambda w, i: jnp.take(w, i, axis=0, mode="promise_in_bounds"))
+    rows = jax.jit(lambda w, i: w.at[i].get(mode="promise_in_bounds"))
     fns = {
         "jgather": ready(lambda: jg(jw, ji, jo)),
         "segment_sum": ready(lambda: segment_sum(jw, ji, jo)),
