@@ -354,3 +354,58 @@ def test_gradients_of_the_trace_time_whole_rows_path(reduce):
     want = jax.grad(elements, argnums=argnums)(x, s)
     for a, b in zip(got, want, strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16], ids=["f32", "bf16"])
+def test_embedding_bag_sums_fixed_size_bags_slot_by_slot(dtype):
+    """On XLA:CPU, bags of one length sum slot by slot (row gathers added to a running
+    total): a 2-D input compiles with no scatter, evenly spaced offsets get a run-time test
+    (one conditional). Values, vmap and gradients are the same bits as the scatter program
+    every other input takes (forced here by allowing no slots)."""
+    from jgather._embedding import _bags
+
+    rng = np.random.default_rng(6)
+    weight = jnp.asarray(rng.standard_normal((30, 8)), dtype)
+    index = rng.integers(-1, 30, (6, 5)).astype(np.int32)  # -1: dropped under jit
+    psw = jnp.asarray(rng.standard_normal((6, 5)), dtype)
+    flat, even, uneven = index.reshape(-1), np.arange(0, 30, 5), np.array([0, 4, 9, 15, 20, 26])
+    calls = {
+        "2-D sum": lambda w, i, o: jgather.embedding_bag(i, w, mode="sum", per_sample_weights=psw),
+        "2-D mean": lambda w, i, o: jgather.embedding_bag(i, w, mode="mean", padding_idx=3),
+        "offsets mean": lambda w, i, o: jgather.embedding_bag(i.reshape(-1), w, o, mode="mean"),
+        "offsets sum": lambda w, i, o: jgather.embedding_bag(i.reshape(-1), w, o, mode="sum"),
+    }
+    assert flat.size == 30
+
+    def results():
+        out = {}
+        for name, f in calls.items():
+            for label, offsets in (("even", even), ("uneven", uneven)):
+                if name.startswith("2-D") and label == "uneven":
+                    continue
+                args = (weight, jnp.asarray(index), jnp.asarray(offsets))
+                loss = lambda w, f=f, a=args: f(w, a[1], a[2]).astype(jnp.float32).sum()
+                out[name, label] = (
+                    jax.jit(f)(*args),
+                    jax.vmap(f, (None, 0, None))(weight, jnp.stack([args[1]] * 2), args[2])[1],
+                    jax.jit(jax.grad(loss))(weight),
+                )
+        return out
+
+    text = {
+        name: _hlo(f, weight, jnp.asarray(index), jnp.asarray(even)) for name, f in calls.items()
+    }
+    assert _count(text["2-D sum"], "scatter") == 0 and _count(text["2-D mean"], "scatter") == 0
+    assert _count(text["offsets mean"], "conditional") == 1
+    slot_by_slot = results()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_bags, "_UNROLLED_SLOTS", 0)
+        jax.clear_caches()
+        assert _count(_hlo(calls["2-D sum"], weight, jnp.asarray(index), None), "scatter") >= 1
+        scattered = results()
+    jax.clear_caches()
+    for key, got in slot_by_slot.items():
+        for a, b in zip(got, scattered[key], strict=True):
+            np.testing.assert_array_equal(
+                np.asarray(a, np.float32), np.asarray(b, np.float32), err_msg=str(key)
+            )
