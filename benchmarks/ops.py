@@ -582,6 +582,12 @@ def main(argv: list[str] | None = None, target: Target | None = None) -> dict[st
         _embedding_bag_case(bench, "embedding_bag_mean", normal(rows, 64),
                             rng.integers(0, rows, bags * per_bag),
                             np.arange(0, bags * per_bag, per_bag))  # fmt: skip
+    if want("embedding_bag_mean_ragged"):  # the same with bags of 10 to 30 entries
+        rows, bags = (100_000, 1024) if q else (1_000_000, 4096)
+        sizes = rng.integers(10, 31, bags)
+        _embedding_bag_case(bench, "embedding_bag_mean_ragged", normal(rows, 64),
+                            rng.integers(0, rows, int(sizes.sum())),
+                            np.concatenate([[0], np.cumsum(sizes)[:-1]]))  # fmt: skip
 
     cases = bench.cases
     summary: dict[str, Any] = {}

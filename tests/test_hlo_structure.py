@@ -357,31 +357,38 @@ def test_gradients_of_the_trace_time_whole_rows_path(reduce):
 
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16], ids=["f32", "bf16"])
-def test_embedding_bag_sums_fixed_size_bags_slot_by_slot(dtype):
-    """On XLA:CPU, bags of one length sum slot by slot (row gathers added to a running
-    total): a 2-D input compiles with no scatter, evenly spaced offsets get a run-time test
-    (one conditional). Values, vmap and gradients are the same bits as the scatter program
-    every other input takes (forced here by allowing no slots)."""
+def test_embedding_bag_sums_short_bags_slot_by_slot(dtype):
+    """On XLA:CPU, short bags sum slot by slot (row gathers added to a running total): a
+    2-D input compiles with no scatter, offsets get a run-time test of whether every bag
+    fits (one conditional). Values, vmap and gradients are the same bits as the scatter
+    program bags that do not fit take (forced here by allowing no slots)."""
     from jgather._embedding import _bags
 
     rng = np.random.default_rng(6)
     weight = jnp.asarray(rng.standard_normal((30, 8)), dtype)
     index = rng.integers(-1, 30, (6, 5)).astype(np.int32)  # -1: dropped under jit
     psw = jnp.asarray(rng.standard_normal((6, 5)), dtype)
-    flat, even, uneven = index.reshape(-1), np.arange(0, 30, 5), np.array([0, 4, 9, 15, 20, 26])
+    flat, even = index.reshape(-1), np.arange(0, 30, 5)  # 30 entries: 5 slots, all full
+    ragged = np.array([0, 3, 3, 10, 17, 22, 26])  # 7 bags of 3, 0, 7, 7, 5, 4, 4: 8 slots
+    too_long = np.array([0, 1, 2, 3, 4, 5])  # 6 bags: the last holds 25 entries
     calls = {
         "2-D sum": lambda w, i, o: jgather.embedding_bag(i, w, mode="sum", per_sample_weights=psw),
         "2-D mean": lambda w, i, o: jgather.embedding_bag(i, w, mode="mean", padding_idx=3),
         "offsets mean": lambda w, i, o: jgather.embedding_bag(i.reshape(-1), w, o, mode="mean"),
         "offsets sum": lambda w, i, o: jgather.embedding_bag(i.reshape(-1), w, o, mode="sum"),
     }
-    assert flat.size == 30
+    assert flat.size == 30 and _bags._slot_cap(30, 6) == 5 and _bags._slot_cap(30, 7) == 8
+    fits = [
+        bool(_bags._slots(jnp.asarray(o), 30, len(o), _bags._slot_cap(30, len(o)))[2])
+        for o in (even, ragged, too_long)
+    ]
+    assert fits == [True, True, False]  # which branch each takes at run time
 
     def results():
         out = {}
         for name, f in calls.items():
-            for label, offsets in (("even", even), ("uneven", uneven)):
-                if name.startswith("2-D") and label == "uneven":
+            for label, offsets in (("even", even), ("ragged", ragged), ("too_long", too_long)):
+                if name.startswith("2-D") and label != "even":
                     continue
                 args = (weight, jnp.asarray(index), jnp.asarray(offsets))
                 loss = lambda w, f=f, a=args: f(w, a[1], a[2]).astype(jnp.float32).sum()
@@ -399,7 +406,7 @@ def test_embedding_bag_sums_fixed_size_bags_slot_by_slot(dtype):
     assert _count(text["offsets mean"], "conditional") == 1
     slot_by_slot = results()
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(_bags, "_UNROLLED_SLOTS", 0)
+        patch.setattr(_bags, "_MAX_SLOTS", 0)
         jax.clear_caches()
         assert _count(_hlo(calls["2-D sum"], weight, jnp.asarray(index), None), "scatter") >= 1
         scattered = results()

@@ -1,9 +1,9 @@
 """``embedding_bag``: torch's ``F.embedding_bag``, a gather of rows reduced over bags.
 
 The reduction is handed to the scatter engine (``jgather._engine.scatter``) as whole-row sums,
-maxima and minima into a ``[num_bags, D]`` operand. On XLA:CPU, sums of bags of one length
-run slot by slot instead (row gathers added to a running total: no scatter, no ``[n, D]``
-array of rows), differentiated as the scatter program.
+maxima and minima into a ``[num_bags, D]`` operand. On XLA:CPU, sums of short bags run slot
+by slot instead (row gathers added to a running total: no scatter, no ``[n, D]`` array of
+rows), differentiated as the scatter program.
 """
 
 from __future__ import annotations
@@ -107,17 +107,14 @@ def _bag_core(
         renorm=renorm,
         scale_grad_by_freq=scale_grad_by_freq,
     )
-    # Bags of one length, entry j in slot j % length of bag j // length: always for a 2-D
-    # input, for offsets when they are evenly spaced (tested at run time).
-    length = 0
-    if renorm is None and not _dtypes.is_symbolic(n) and n % num_bags == 0:
-        length = n // num_bags
-    if length > _UNROLLED_SLOTS:  # the slot-by-slot sum is for short bags
-        length = 0
-    even = None if offsets is None or not length else _evenly_spaced(offsets, num_bags, length)
+    # Bags of at most ``cap`` entries sum slot by slot on XLA:CPU: a 2-D input [B, L] (cap
+    # L), or offsets whose bags all fit (tested at run time).
+    cap = 0
+    if renorm is None and not _dtypes.is_symbolic(n):
+        cap = bag_len if offsets is None else _slot_cap(n, num_bags)
     psw = () if per_sample_weights is None else (per_sample_weights,)
-    if length:
-        total, counts = _bag_sums(weight, psw, index, keep, offsets, even, scattered, length)
+    if 0 < cap <= _MAX_SLOTS:
+        total, counts = _bag_sums(weight, psw, index, keep, offsets, scattered, cap, num_bags)
     else:
         total, counts = scattered(weight, psw, index, keep, offsets)
     total = _round_like_torch(total, dtype, padding_idx is None)
@@ -127,20 +124,50 @@ def _bag_core(
     return _dtypes.mean(total, jnp.maximum(counts, 1)[:, None], dtype)
 
 
-# XLA:CPU sums bags of one length fastest as one fused loop over their slots: a gather of
-# each slot's rows added to a running [bags, D] total, with no [n, D] array of rows and no
-# scatter (4096 bags of 20 rows of a 1M x 64 table: about 1.7 ms against 9 ms for the gather
-# and scatter, benchmarks/ops.py). Bags of up to this many slots, unrolled.
-_UNROLLED_SLOTS = 32
+# XLA:CPU sums short bags fastest as one fused loop over their slots: a gather of each
+# slot's rows added to a running [bags, D] total, with no [n, D] array of rows and no scatter
+# (4096 bags of 20 rows of a 1M x 64 table: 4x to 6x faster than the gather and the scatter,
+# benchmarks/ops.py). Bags of up to this many slots, unrolled.
+_MAX_SLOTS = 32
 
 
-def _evenly_spaced(offsets: jax.Array, num_bags: int, length: int) -> jax.Array | None:
-    """Whether bag ``b`` starts at ``b * length`` for every bag after the first (read as
-    ``_bag_ids`` reads offsets); None for one bag (it holds every entry)."""
-    if num_bags < 2:
-        return None
-    starts = offsets[1:num_bags].astype(jnp.int32)
-    return jnp.all(starts == lax.iota(jnp.int32, num_bags - 1) * length + length)
+def _slot_cap(n: int, num_bags: int) -> int:
+    """The slots per bag for ``n`` entries in ``num_bags`` bags given by offsets (0: none).
+
+    When ``n`` is a multiple of ``num_bags`` the slots are exactly ``n / num_bags`` (bags
+    fit only when all have that length: every slot holds an entry); otherwise room for bags
+    half again as long as the average, as a power of two. At most ``_MAX_SLOTS``.
+    """
+    mean = -(-n // num_bags)
+    if mean > _MAX_SLOTS:
+        return 0
+    if n % num_bags == 0:
+        return mean
+    return min(_MAX_SLOTS, 1 << max(0, (3 * mean + 1) // 2 - 1).bit_length())
+
+
+def _slots(
+    offsets: jax.Array | None, n: int, num_bags: int, cap: int
+) -> tuple[jax.Array, jax.Array, jax.Array | None]:
+    """Where each bag's slots read: (positions [num_bags, cap] in ``[0, n)``, whether a
+    slot holds an entry, whether every bag fits in ``cap`` slots: None when known).
+
+    Bags from offsets are read as ``_bag_ids`` reads them: bag ``b`` holds the entries from
+    its offset to the next (the first offset taken as 0, the last bag running to ``n``).
+    Offsets that decrease, pass ``n`` or leave a bag longer than ``cap`` do not fit.
+    """
+    slot = lax.broadcasted_iota(jnp.int32, (num_bags, cap), 1)
+    if offsets is None:  # a 2-D input: bag b holds entries [b * cap, (b + 1) * cap)
+        start = lax.broadcasted_iota(jnp.int32, (num_bags, cap), 0) * cap
+        return start + slot, jnp.ones((num_bags, cap), jnp.bool_), None
+    starts = _indexing.widen_index(offsets[:num_bags])
+    starts = jnp.concatenate([jnp.zeros((1,), starts.dtype), starts[1:]])
+    ends = jnp.concatenate([starts[1:], jnp.full((1,), n, starts.dtype)])
+    sizes = ends - starts
+    fits = jnp.all((sizes >= 0) & (sizes <= cap))
+    begin = jnp.clip(starts, 0, n).astype(jnp.int32)[:, None]
+    held = slot < jnp.clip(sizes, 0, cap).astype(jnp.int32)[:, None]
+    return jnp.clip(begin + slot, 0, max(n - 1, 0)), held, fits
 
 
 def _read(
@@ -193,15 +220,14 @@ def _bag_sums(
     index: jax.Array,
     keep: jax.Array,
     offsets: jax.Array | None,
-    even: jax.Array | None,
     scattered: Any,
-    length: int,
+    cap: int,
+    num_bags: int,
 ) -> tuple[jax.Array, jax.Array]:
-    """:func:`_scattered`'s sums and sizes for bags of one static ``length`` (``even``
-    None: known; else a run-time test of the offsets). On XLA:CPU they sum slot by slot,
-    adding in the same order as the scatter (the same bits); elsewhere, when ``even`` is
-    False, and under differentiation, ``scattered(weight, psw, index, keep, offsets)``
-    runs."""
+    """:func:`_scattered`'s sums and sizes for ``num_bags`` bags of at most ``cap`` entries (a 2-D
+    input, or offsets tested at run time). On XLA:CPU they sum slot by slot, adding in the
+    same order as the scatter (the same bits); elsewhere, for offsets whose bags do not
+    fit, and under differentiation, ``scattered(weight, psw, index, keep, offsets)`` runs."""
     _indexing.probe(index, weight.shape[0])  # checkify reports the caller's value either way
 
     @jax.custom_jvp
@@ -211,17 +237,21 @@ def _bag_sums(
         index: jax.Array,
         keep: jax.Array,
         offsets: jax.Array | None,
-        even: jax.Array | None,
     ) -> tuple[jax.Array, jax.Array]:
-        def dense() -> tuple[jax.Array, jax.Array]:
+        def dense(position: jax.Array, held: jax.Array) -> tuple[jax.Array, jax.Array]:
             acc = _dtypes.accumulation_dtype(w.dtype)
-            bags = index.shape[0] // length
-            slots = _indexing.prepare(index, w.shape[0], "clip").reshape(bags, length)
-            kept = keep.reshape(bags, length)
-            scales = [p.reshape(bags, length).astype(acc) for p in psw]
-            total = jnp.zeros((bags, w.shape[1]), acc)
-            for slot in range(length):
-                rows = _rows.take_rows(w, slots[:, slot]).astype(acc)
+            safe = _indexing.prepare(index, w.shape[0], "clip")
+            if cap * num_bags == index.shape[0]:  # full bags: slot l of bag b is entry b * cap + l
+                at = lambda a: a.reshape(num_bags, cap)
+                kept, rows_at = at(keep), at(safe)
+            else:
+                at = lambda a: a.reshape(-1)[position]
+                kept = held & at(keep)
+                rows_at = jnp.where(kept, at(safe), 0)  # an empty slot reads row 0 (cached)
+            scales = [at(p).astype(acc) for p in psw]
+            total = jnp.zeros((num_bags, w.shape[1]), acc)
+            for slot in range(cap):
+                rows = _rows.take_rows(w, rows_at[:, slot]).astype(acc)
                 for scale in scales:
                     rows = rows * scale[:, slot, None]
                 total = total + jnp.where(kept[:, slot, None], rows, 0)
@@ -232,9 +262,10 @@ def _bag_sums(
             return out
 
         def on_cpu() -> tuple[jax.Array, jax.Array]:
-            if even is None:
-                return dense()
-            return lax.cond(even, dense, any_bags)
+            position, held, fits = _slots(offsets, index.shape[0], num_bags, cap)
+            if fits is None:
+                return dense(position, held)
+            return lax.cond(fits, lambda: dense(position, held), any_bags)
 
         return _platform.cpu_or_accelerator(on_cpu, any_bags)
 
@@ -242,10 +273,10 @@ def _bag_sums(
     def _(primals: tuple[Any, ...], tangents: tuple[Any, ...]) -> tuple[Any, Any]:
         # Differentiated as the program for any bags: one gather, one scatter (its transpose
         # is one scatter into the table), with torch's gradient rules for the rows.
-        w, psw, index, keep, offsets, _ = primals
+        w, psw, index, keep, offsets = primals
         return jax.jvp(lambda w, p: scattered(w, p, index, keep, offsets), (w, psw), tangents[:2])
 
-    out: tuple[jax.Array, jax.Array] = sums(weight, psw, index, keep, offsets, even)
+    out: tuple[jax.Array, jax.Array] = sums(weight, psw, index, keep, offsets)
     return out
 
 
@@ -399,9 +430,10 @@ def embedding_bag(
     first entry and replaces it only by a strictly greater one: ties go to the first entry,
     a NaN shows only when it comes first, and the gradient goes to the chosen entry alone.
 
-    On CPU, 'sum' and 'mean' bags of one length up to 32 (a 2-D ``input``, or evenly spaced
-    ``offsets``, tested at run time) are summed slot by slot, with no scatter, in the same
-    order and to the same bits; their gradient is the scatter program's.
+    On CPU, 'sum' and 'mean' of short bags (a 2-D ``input`` of up to 32 columns, or
+    ``offsets`` whose bags all fit in up to 32 slots, tested at run time) are summed slot by
+    slot, with no scatter, in the same order and to the same bits; their gradient is the
+    scatter program's.
 
     Under ``jax.jit`` values are not checked: ``checkify.index_checks`` reports an
     out-of-range ``input`` value, and that entry is left out of its bag. Offsets are read as
