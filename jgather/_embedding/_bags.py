@@ -224,10 +224,11 @@ def _bag_sums(
     cap: int,
     num_bags: int,
 ) -> tuple[jax.Array, jax.Array]:
-    """:func:`_scattered`'s sums and sizes for ``num_bags`` bags of at most ``cap`` entries (a 2-D
-    input, or offsets tested at run time). On XLA:CPU they sum slot by slot, adding in the
-    same order as the scatter (the same bits); elsewhere, for offsets whose bags do not
-    fit, and under differentiation, ``scattered(weight, psw, index, keep, offsets)`` runs."""
+    """:func:`_scattered`'s sums and sizes for ``num_bags`` bags of at most ``cap`` entries
+    (a 2-D input, or offsets tested at run time). On XLA:CPU they sum slot by slot, adding
+    in the same order as the scatter (the same bits); elsewhere, for offsets whose bags do
+    not fit, and under differentiation, ``scattered(weight, psw, index, keep, offsets)``
+    runs."""
     _indexing.probe(index, weight.shape[0])  # checkify reports the caller's value either way
 
     @jax.custom_jvp
