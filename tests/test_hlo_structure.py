@@ -356,63 +356,59 @@ def test_gradients_of_the_trace_time_whole_rows_path(reduce):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16], ids=["f32", "bf16"])
-def test_embedding_bag_sums_short_bags_slot_by_slot(dtype):
+def test_embedding_bag_sums_short_bags_slot_by_slot():
     """On XLA:CPU, short bags sum slot by slot (row gathers added to a running total): a
     2-D input compiles with no scatter, offsets get a run-time test of whether every bag
-    fits (one conditional). Values, vmap and gradients are the same bits as the scatter
-    program bags that do not fit take (forced here by allowing no slots)."""
+    fits (one conditional). Values, vmap and gradients, in float32 and bfloat16, are the
+    same bits as the scatter program bags that do not fit take (forced here by allowing no
+    slots). Every case is one output of one jitted function (one compile a program)."""
     from jgather._embedding import _bags
 
     rng = np.random.default_rng(6)
-    weight = jnp.asarray(rng.standard_normal((30, 8)), dtype)
-    index = rng.integers(-1, 30, (6, 5)).astype(np.int32)  # -1: dropped under jit
-    psw = jnp.asarray(rng.standard_normal((6, 5)), dtype)
-    flat, even = index.reshape(-1), np.arange(0, 30, 5)  # 30 entries: 5 slots, all full
+    index = jnp.asarray(rng.integers(-1, 30, (6, 5)), jnp.int32)  # -1: dropped under jit
+    even = np.arange(0, 30, 5)  # 30 entries: 5 slots, all full
     ragged = np.array([0, 3, 3, 10, 17, 22, 26])  # 7 bags of 3, 0, 7, 7, 5, 4, 4: 8 slots
     too_long = np.array([0, 1, 2, 3, 4, 5])  # 6 bags: the last holds 25 entries
-    calls = {
-        "2-D sum": lambda w, i, o: jgather.embedding_bag(i, w, mode="sum", per_sample_weights=psw),
-        "2-D mean": lambda w, i, o: jgather.embedding_bag(i, w, mode="mean", padding_idx=3),
-        "offsets mean": lambda w, i, o: jgather.embedding_bag(i.reshape(-1), w, o, mode="mean"),
-        "offsets sum": lambda w, i, o: jgather.embedding_bag(i.reshape(-1), w, o, mode="sum"),
-    }
-    assert flat.size == 30 and _bags._slot_cap(30, 6) == 5 and _bags._slot_cap(30, 7) == 8
+    assert _bags._slot_cap(30, 6) == 5 and _bags._slot_cap(30, 7) == 8
     fits = [
         bool(_bags._slots(jnp.asarray(o), 30, len(o), _bags._slot_cap(30, len(o)))[2])
         for o in (even, ragged, too_long)
     ]
     assert fits == [True, True, False]  # which branch each takes at run time
+    weights = [jnp.asarray(rng.standard_normal((30, 8)), d) for d in (jnp.float32, jnp.bfloat16)]
+    psw = rng.standard_normal((6, 5))
 
-    def results():
-        out = {}
-        for name, f in calls.items():
-            for label, offsets in (("even", even), ("ragged", ragged), ("too_long", too_long)):
-                if name.startswith("2-D") and label != "even":
-                    continue
-                args = (weight, jnp.asarray(index), jnp.asarray(offsets))
-                loss = lambda w, f=f, a=args: f(w, a[1], a[2]).astype(jnp.float32).sum()
-                out[name, label] = (
-                    jax.jit(f)(*args),
-                    jax.vmap(f, (None, 0, None))(weight, jnp.stack([args[1]] * 2), args[2])[1],
-                    jax.jit(jax.grad(loss))(weight),
-                )
+    def two_d_sum(w, i):
+        return jgather.embedding_bag(i, w, mode="sum", per_sample_weights=psw.astype(w.dtype))
+
+    def two_d_mean(w, i):
+        return jgather.embedding_bag(i, w, mode="mean", padding_idx=3)
+
+    def offsets_mean(w, i, o):
+        return jgather.embedding_bag(i.reshape(-1), w, o, mode="mean")
+
+    def every(ws, i, offsets):
+        out = []
+        for w in ws:
+            calls = [lambda w: two_d_sum(w, i), lambda w: two_d_mean(w, i)]
+            calls += [lambda w, o=o: offsets_mean(w, i, o) for o in offsets]
+            for f in calls:
+                out.append(f(w))
+                out.append(jax.grad(lambda w, f=f: f(w).astype(jnp.float32).sum())(w))
+            batched = jax.vmap(offsets_mean, (None, 0, None))
+            out.append(batched(w, jnp.stack([i, i[::-1]]), offsets[1]))
         return out
 
-    text = {
-        name: _hlo(f, weight, jnp.asarray(index), jnp.asarray(even)) for name, f in calls.items()
-    }
-    assert _count(text["2-D sum"], "scatter") == 0 and _count(text["2-D mean"], "scatter") == 0
-    assert _count(text["offsets mean"], "conditional") == 1
-    slot_by_slot = results()
+    args = (weights, index, [jnp.asarray(o) for o in (even, ragged, too_long)])
+    assert _count(_hlo(two_d_sum, weights[0], index), "scatter") == 0
+    assert _count(_hlo(offsets_mean, weights[0], index, args[2][0]), "conditional") == 1
+    slot_by_slot = jax.jit(every)(*args)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(_bags, "_MAX_SLOTS", 0)
         jax.clear_caches()
-        assert _count(_hlo(calls["2-D sum"], weight, jnp.asarray(index), None), "scatter") >= 1
-        scattered = results()
+        assert _count(_hlo(two_d_sum, weights[0], index), "scatter") >= 1
+        scattered = jax.jit(every)(*args)
     jax.clear_caches()
-    for key, got in slot_by_slot.items():
-        for a, b in zip(got, scattered[key], strict=True):
-            np.testing.assert_array_equal(
-                np.asarray(a, np.float32), np.asarray(b, np.float32), err_msg=str(key)
-            )
+    assert len(slot_by_slot) == 2 * (2 * 5 + 1)
+    for k, (a, b) in enumerate(zip(slot_by_slot, scattered, strict=True)):
+        np.testing.assert_array_equal(np.asarray(a, np.float32), np.asarray(b, np.float32), str(k))
