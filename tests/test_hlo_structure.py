@@ -359,9 +359,9 @@ def test_gradients_of_the_trace_time_whole_rows_path(reduce):
 def test_embedding_bag_sums_short_bags_slot_by_slot():
     """On XLA:CPU, short bags sum slot by slot (row gathers added to a running total): a
     2-D input compiles with no scatter, offsets get a run-time test of whether every bag
-    fits (one conditional). Values, vmap and gradients, in float32 and bfloat16, are the
-    same bits as the scatter program bags that do not fit take (forced here by allowing no
-    slots). Every case is one output of one jitted function (one compile a program)."""
+    fits (one conditional). Values, vmap and gradients are the same bits as the scatter
+    program bags that do not fit take (forced here by allowing no slots). Every case is one
+    output of one jitted function (one compile a program)."""
     from jgather._embedding import _bags
 
     rng = np.random.default_rng(6)
@@ -375,7 +375,9 @@ def test_embedding_bag_sums_short_bags_slot_by_slot():
         for o in (even, ragged, too_long)
     ]
     assert fits == [True, True, False]  # which branch each takes at run time
-    weights = [jnp.asarray(rng.standard_normal((30, 8)), d) for d in (jnp.float32, jnp.bfloat16)]
+    # float32 here; bfloat16 bags on this path are compared with torch bit for bit in
+    # tests/test_embedding.py (test_low_precision_sums_round_as_torch: bags of 20).
+    weights = [jnp.asarray(rng.standard_normal((30, 8)), jnp.float32)]
     psw = rng.standard_normal((6, 5))
 
     def two_d_sum(w, i):
@@ -409,6 +411,6 @@ def test_embedding_bag_sums_short_bags_slot_by_slot():
         assert _count(_hlo(two_d_sum, weights[0], index), "scatter") >= 1
         scattered = jax.jit(every)(*args)
     jax.clear_caches()
-    assert len(slot_by_slot) == 2 * (2 * 5 + 1)
+    assert len(slot_by_slot) == 2 * 5 + 1
     for k, (a, b) in enumerate(zip(slot_by_slot, scattered, strict=True)):
         np.testing.assert_array_equal(np.asarray(a, np.float32), np.asarray(b, np.float32), str(k))
