@@ -10,8 +10,6 @@
   already sets the level wins (``--xla_backend_optimization_level=3`` is XLA's default).
 * Strict NumPy semantics: implicit rank promotion raises (as equinox's test suite does).
 * A hypothesis profile sized for CI (2 cores, < 10 minutes for the whole suite).
-* Tests marked ``slow`` are collected first, so that under ``pytest -n auto`` the workers
-  start on the long ones and finish on short ones (no worker idles through a long tail).
 * Shared fixtures: ``x64`` (each test runs with jax_enable_x64 off, then on), ``x64_on`` (on),
   both restoring the session's setting and asserting that they did; ``key``, the fixed PRNG key
   ``jax.random.key(0)`` for tests that need one key and no particular one.
@@ -73,8 +71,3 @@ def x64_on():
 def key():
     """The fixed PRNG key jax.random.key(0)."""
     return jax.random.key(0)
-
-
-def pytest_collection_modifyitems(items):
-    """The tests marked ``slow`` first, each group in its usual order."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -31,10 +31,6 @@ import jgather
 import jgather.masking
 import jgather.segment
 
-pytestmark = (
-    pytest.mark.slow
-)  # the site is built once for the module: collected first (conftest.py)
-
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 API_PAGES = sorted((DOCS / "api").glob("*.md"))

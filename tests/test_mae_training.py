@@ -16,8 +16,6 @@ from flax import nnx
 
 import jgather
 
-pytestmark = pytest.mark.slow  # training steps compile: collected first (conftest.py)
-
 TINY = dict(
     embed_dim=16,
     depth=1,

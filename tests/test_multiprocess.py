@@ -24,8 +24,6 @@ import multiprocess_worker as worker
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.slow  # two processes start and compile: collected first (conftest.py)
-
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PROCESSES, LOCAL_DEVICES = 2, 4
 TIMEOUT_S = 300  # the two workers take ~15 s of CPU each on an idle 2-core machine
