@@ -1,11 +1,13 @@
 """The scatter engine: one request (operand, index, updates, reduction), one lowering.
 
-:func:`scatter` is the entry every scatter-shaped public function hands its validated
-request to (``jgather.scatter``, ``scatter_add``, ``scatter_reduce`` and the torch index
-family). It chooses between the sharded, whole-rows and per-element paths at trace time and
-calls the jitted ``scatter_core``, which owns index preparation, key building, the
-per-platform strategies, the batching rule and the derivative rules. The design and its
-measurements are under "Internals" in ``docs/development.md``.
+:func:`scatter` is the entry every torch-style scatter hands its validated request to
+(``jgather.scatter``, ``scatter_add``, ``scatter_reduce``, the torch index family,
+``embedding_bag``): at trace time it finds an index expanded along the trailing axes and
+the sharded path, and the jitted ``scatter_core`` makes torch's layout canonical.
+:func:`batchable` (the canonical request, batched, with the derivative rules) over
+:func:`lower` (key building and the per-platform strategies) is the one lowering under it
+and under ``jgather.segment``'s reductions. The design and its measurements are under
+"Internals" in ``docs/development.md``.
 """
 
 from __future__ import annotations
