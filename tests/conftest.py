@@ -1,13 +1,9 @@
 """Test-session configuration shared by every test module.
 
-* 8 host CPU devices, so the sharding tests can build a real 1-D mesh on a CPU-only machine.
-  This must happen before JAX initialises its backend, hence at import time here.
-* XLA's CPU backend without LLVM optimisation (``--xla_backend_optimization_level=0``): most
-  of a compile's time on CPU, and the suite's time is mostly compiles. Every HLO pass still
-  runs as by default (fusion, layout, the SPMD partitioner), so the programs whose structure
-  the tests read are the ones users get (tests/test_sharding.py asserts the optimised HLO is
-  identical at both levels); only the machine code is unoptimised. An ``XLA_FLAGS`` that
-  already sets the level wins (``--xla_backend_optimization_level=3`` is XLA's default).
+* The XLA settings of ``pipelines.SESSION_FLAGS``, which says what each does: 8 host CPU
+  devices (real meshes on a CPU-only machine), and compiles for speed (no LLVM optimisation,
+  XLA:CPU's faster-compiling fusion emitters). They go into ``XLA_FLAGS`` at import time here,
+  before JAX initialises its backend; a flag that ``XLA_FLAGS`` already sets wins.
 * Strict NumPy semantics: implicit rank promotion raises (as equinox's test suite does).
 * A hypothesis profile sized for CI (2 cores, < 10 minutes for the whole suite).
 * Shared fixtures: ``x64`` (each test runs with jax_enable_x64 off, then on), ``x64_on`` (on),
@@ -18,11 +14,9 @@
 import contextlib
 import os
 
-_FLAGS = {
-    "--xla_force_host_platform_device_count": "8",
-    "--xla_backend_optimization_level": "0",
-}
-for _name, _value in _FLAGS.items():
+from pipelines import SESSION_FLAGS
+
+for _name, _value in SESSION_FLAGS.items():
     if _name not in os.environ.get("XLA_FLAGS", ""):
         os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_name}={_value}".strip()
 

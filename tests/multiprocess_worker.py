@@ -22,6 +22,7 @@ import sys
 
 import jax
 import numpy as np
+from pipelines import users_compile
 
 import jgather
 from jgather import segment
@@ -127,7 +128,7 @@ def main(process_id: int, num_processes: int, local_devices: int, port: int, out
             jax.make_array_from_process_local_data(batch, data[k][own], data[k].shape)
             for k in names
         ]
-        compiled = jax.jit(fn).lower(*args).compile()
+        compiled = users_compile(jax.jit(fn).lower(*args))
         found = sorted(set(COLLECTIVES.findall(compiled.as_text())))
         results[f"{name}/collectives"] = np.array(found, dtype=str)
         for j, leaf in enumerate(jax.tree.leaves(compiled(*args))):
@@ -142,7 +143,7 @@ def main(process_id: int, num_processes: int, local_devices: int, port: int, out
     # The control: a sum over the batch must exchange partial sums between the processes, so
     # the collectives check above reads programs where it would see them.
     x = jax.make_array_from_process_local_data(batch, data["x"][own], data["x"].shape)
-    compiled = jax.jit(lambda x: x.sum(axis=0)).lower(x).compile()
+    compiled = users_compile(jax.jit(lambda x: x.sum(axis=0)).lower(x))
     results["control/collectives"] = np.array(
         sorted(set(COLLECTIVES.findall(compiled.as_text()))), dtype=str
     )

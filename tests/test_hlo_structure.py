@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from pipelines import users_compile
 from reference import scatter_reduce as ref_scatter_reduce
 
 import jgather
@@ -27,7 +28,7 @@ _ARRAY = re.compile(r"^\w+\[([\d,]*)\]\{([\d,]*)[^}]*\}$")
 
 
 def _hlo(fn, *avals):
-    return jax.jit(fn).lower(*avals).compile().as_text()
+    return users_compile(jax.jit(fn).lower(*avals)).as_text()
 
 
 def _opcodes(text: str) -> list[str]:

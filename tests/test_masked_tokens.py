@@ -17,6 +17,7 @@ import pytest
 from jax.experimental import checkify
 from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
+from pipelines import users_compile
 
 import jgather
 
@@ -223,7 +224,7 @@ def test_batch_sharded_on_both_mesh_kinds_without_collectives(kind):
     pred = X[:, :12] + 1
     expected = fn(X, MASKED, pred)
     args = jax.device_put((X, MASKED, pred), sharding)
-    compiled = jax.jit(fn).lower(*args).compile()
+    compiled = users_compile(jax.jit(fn).lower(*args))
     ids, rows, loss = compiled(*args)
     chex.assert_trees_all_equal((ids, rows), expected[:2])
     np.testing.assert_allclose(loss, expected[2], rtol=1e-6)

@@ -23,6 +23,7 @@ import pytest
 from jax.experimental import checkify
 from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
+from pipelines import users_compile
 from scipy import stats
 
 import jgather
@@ -94,9 +95,8 @@ def sample(grid, mask_ratio, **kw):
     return _sample(grid, mask_ratio, tuple(sorted(kw.items())))
 
 
-# XLA's backend optimisations off where only values are checked: a third of the compile time,
-# and the masks are integer and comparison results that do not depend on them. (The sharding
-# test compiles with the defaults, as users do.)
+# XLA's backend optimisations off where only values are checked (as in the whole session,
+# tests/pipelines.py); the sharding test reads its program through users_compile.
 _jit = functools.partial(jax.jit, compiler_options={"xla_backend_optimization_level": 0})
 
 
@@ -261,7 +261,7 @@ def test_batch_sharded_on_both_mesh_kinds_without_collectives(kind):
     sharding = NamedSharding(mesh, P("batch"))
     expected = np.asarray(fn(KEYS))
     sharded = jax.device_put(KEYS, sharding)
-    compiled = jax.jit(_fn).lower(sharded).compile()
+    compiled = users_compile(jax.jit(_fn).lower(sharded))
     out = compiled(sharded)
     np.testing.assert_array_equal(out, expected)
     assert out.sharding.is_equivalent_to(sharding, 2), out.sharding

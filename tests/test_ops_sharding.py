@@ -7,11 +7,10 @@ a strict xfail: with an *auto*-axis mesh under the caller's ``jax.jit`` the inpu
 is not visible at trace time, and XLA's partitioner all-gathers around the flattened-key
 scatter.
 
-The jitted programs compile with ``xla_backend_optimization_level=0``: XLA's HLO passes, the
-SPMD partitioner among them, run as by default (tests/test_sharding.py checks that the HLO is
-the same), so the collectives counted are those users get; only LLVM's code generation is
-skipped. The eager runs compile jgather's own jitted functions with the session's settings
-(tests/conftest.py).
+A program whose collectives are counted is compiled with ``pipelines.users_compile``: XLA's
+default HLO passes, the SPMD partitioner among them, so the collectives counted are those users
+get (tests/test_sharding.py checks that the unoptimised LLVM it keeps leaves the HLO as it is).
+The other programs compile with the session's faster settings (tests/pipelines.py).
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ import numpy as np
 import pytest
 from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
+from pipelines import users_compile
 
 import jgather
 from jgather import _engine, _sharding, segment
@@ -153,7 +153,7 @@ def test_no_collectives_for_gathers_and_static_writes(mesh):
     args = _sharded(mesh)
     fns = [*GATHERS.values(), *WRITES.values()]
     compiled = _jit(lambda x, i, s: [f(x, i, s) for f in fns]).lower(*args)
-    assert _collectives(compiled.compile()) == []
+    assert _collectives(users_compile(compiled)) == []
 
 
 def test_masked_scatter_and_select_per_example_on_an_explicit_mesh(mesh):
@@ -167,7 +167,7 @@ def test_masked_scatter_and_select_per_example_on_an_explicit_mesh(mesh):
     )
     batched = jax.vmap(per_example)
     (x, _, _) = _sharded(mesh)
-    compiled = _jit(batched).lower(x).compile()
+    compiled = users_compile(_jit(batched).lower(x))
     expected = batched(X)
     for got in (batched(x), compiled(x)):
         for g, e in zip(got, expected, strict=True):
@@ -182,7 +182,7 @@ def test_no_collectives_for_scatters_jitted_on_an_explicit_mesh(mesh):
     args = _sharded(mesh)
     fns = [*SCATTERS.values(), *SEGMENT_SCATTERS.values(), *SEGMENT_GATHERS.values()]
     compiled = _jit(lambda x, i, s: [f(x, i, s) for f in fns]).lower(*args)
-    assert _collectives(compiled.compile()) == []
+    assert _collectives(users_compile(compiled)) == []
 
 
 def test_no_collectives_for_eager_scatters(mesh):
@@ -194,7 +194,7 @@ def test_no_collectives_for_eager_scatters(mesh):
         lowered = _engine.scatter_core.lower(
             x, i, s, dim=1, mode=None, op=op, include_self=op != "amax", layout=layout
         )
-        assert _collectives(lowered.compile(O0)) == [], op
+        assert _collectives(users_compile(lowered)) == [], op
 
 
 @pytest.mark.xfail(strict=True, reason="auto axes: sharding unknown at trace time under jit")
@@ -203,7 +203,7 @@ def test_jitted_scatters_on_an_auto_mesh_gather(mesh):
         pytest.skip("explicit meshes are covered above")
     args = _sharded(mesh)
     compiled = _jit(lambda x, i, s: jgather.scatter_add(x, 1, i, s)).lower(*args)
-    assert _collectives(compiled.compile()) == []
+    assert _collectives(users_compile(compiled)) == []
 
 
 def test_gradients_on_an_explicit_mesh(mesh):
@@ -251,7 +251,7 @@ def test_vmap_over_a_batch_sharded_on_an_explicit_mesh(mesh):
     }
     every_op = lambda x, i, s: {n: f(x, i, s) for n, f in batched.items()}
     expected = _jit(every_op)(X, IDX, S)
-    compiled = _jit(every_op).lower(*args).compile()
+    compiled = users_compile(_jit(every_op).lower(*args))
     jitted = compiled(*args)
     for name, run in batched.items():
         for got in (run(*args), jitted[name]):

@@ -14,9 +14,14 @@ then, each against it:
   the leading axis of each batched argument), serialised and deserialised.
 
 Functions whose batch size is a static argument (``public_calls.STATIC_BATCH``) export with
-their fixed batch. Every check here is of values and of tracing, so the two programs each call
-compiles (the reference and the deserialised export) are compiled without XLA's backend (LLVM)
-optimisations, which changes nothing in the HLO and most of the compile time.
+their fixed batch.
+
+Each call compiles two programs, and they are compiled two ways (tests/pipelines.py): the
+reference with XLA's default HLO passes and fusion emitters (``pipelines.USERS_PIPELINE``, the
+program a user's CPU runs), the deserialised export with the session's faster-compiling
+emitters. So the comparison of the two also checks, for every public function, that the
+session's settings give the same bits as users' (the premise of the rest of the suite's value
+checks). Both compile without LLVM optimisation, which leaves the HLO as it is.
 """
 
 from __future__ import annotations
@@ -27,13 +32,12 @@ import jax
 import numpy as np
 import pytest
 from jax import export
+from pipelines import USERS_PIPELINE
 from public_calls import CALLS, STATIC_BATCH, as_jax, covered, public_functions
 
 import jgather
 
 B = 4
-# Value checks only: no LLVM optimisation (the HLO passes still run).
-O0 = {"xla_backend_optimization_level": 0}
 
 
 @contextlib.contextmanager
@@ -69,7 +73,7 @@ def test_every_public_function_is_in_the_table():
 def _check(name, fn, args, avals):
     """The strict-flag trace, the transfer guard and the round-tripped export of ``fn``."""
     fn = _flat(fn)
-    jitted = jax.jit(fn, compiler_options=O0)
+    jitted = jax.jit(fn, compiler_options=USERS_PIPELINE)
     want = jitted(*args)  # compiled outside the guard: tracing may read Python constants
     with jax.transfer_guard("disallow"):
         _equal(jitted(*args), want, name)
@@ -79,7 +83,8 @@ def _check(name, fn, args, avals):
     with jax.debug_nans(True), jax.debug_infs(True):
         _equal(jitted(*args), want, name)
     exported = _roundtrip(export.export(jax.jit(fn))(*avals))
-    _equal(jax.jit(exported.call, compiler_options=O0)(*args), want, f"{name}, exported")
+    # The session's emitters (tests/pipelines.py), against the reference's default ones.
+    _equal(jax.jit(exported.call)(*args), want, f"{name}, exported")
 
 
 @pytest.mark.parametrize("name", sorted(CALLS))

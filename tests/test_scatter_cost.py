@@ -10,6 +10,7 @@ Only abstract shapes are compiled; nothing of 10M elements is allocated.
 import jax
 import jax.numpy as jnp
 import pytest
+from pipelines import users_compile
 
 import jgather
 
@@ -34,7 +35,7 @@ def _temp_bytes(fn, dtype, shape=(BIG,), index_shape=(SMALL,)):
     x = jax.ShapeDtypeStruct(shape, dtype)
     i = jax.ShapeDtypeStruct(index_shape, jnp.int32)
     s = jax.ShapeDtypeStruct(index_shape, dtype)
-    compiled = jax.jit(fn, donate_argnums=0).lower(x, i, s).compile()
+    compiled = users_compile(jax.jit(fn, donate_argnums=0).lower(x, i, s))
     stats = compiled.memory_analysis()
     if stats is None:
         pytest.skip("this backend reports no memory analysis")

@@ -7,11 +7,11 @@ to be sharded alike, and ``Mesh(devices, names)`` (auto axes), where the compile
 them. Inputs are mixed on purpose: a sharded ``x`` with one (replicated) key, replicated
 ``noise``, a replicated ``mask``, as users pass them.
 
-The jitted programs compile with ``xla_backend_optimization_level=0``: XLA's HLO passes, the
-SPMD partitioner among them, run as by default, so the program whose collectives are counted
-is the one users get (``test_backend_optimisation_level_leaves_the_hlo_alone`` checks it);
-only LLVM's code generation is skipped, most of the compile time. The eager runs on sharded
-inputs compile jgather's own jitted functions with the session's settings (tests/conftest.py).
+A program whose collectives are counted is compiled with ``pipelines.users_compile``: XLA's
+default HLO passes, the SPMD partitioner among them, as users' CPUs run them, with LLVM
+unoptimised (``test_backend_optimisation_level_leaves_the_hlo_alone`` checks that this leaves
+the HLO as it is). The other programs compile with the session's faster settings
+(tests/pipelines.py).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
+from pipelines import USERS_PIPELINE, users_compile
 
 import jgather
 
@@ -75,7 +76,7 @@ def assert_no_collectives(compiled, loop_test=False):
 def check(mesh, fn, unsharded, sharded, *, sharded_out=True, loop_test=False):
     """``fn`` on sharded inputs, eagerly and under jit, equals ``fn`` on plain arrays."""
     expected = _jit(fn)(*unsharded)
-    compiled = _jit(fn).lower(*sharded).compile()
+    compiled = users_compile(_jit(fn).lower(*sharded))
     for run in (fn, compiled):
         out = run(*sharded)
         chex.assert_trees_all_equal(out, expected)
@@ -197,7 +198,7 @@ def test_mae_loss(mesh):
         expected = fn(pred, X, mask)
         args = (shard(mesh, pred), shard(mesh, X), mask)
         np.testing.assert_allclose(fn(*args), expected, rtol=1e-6)
-        compiled = _jit(fn).lower(*args).compile()
+        compiled = users_compile(_jit(fn).lower(*args))
         np.testing.assert_allclose(compiled(*args), expected, rtol=1e-6)
         hlo = compiled.as_text()
         assert not re.findall(r"all-gather|all-to-all|collective-permute", hlo)
@@ -217,11 +218,12 @@ def _without_metadata(hlo):
 
 def test_backend_optimisation_level_leaves_the_hlo_alone():
     """The premise of ``_jit`` and of the session's ``--xla_backend_optimization_level=0``
-    (tests/conftest.py): the optimised HLO (collectives, loops) of a sharded program is the
-    same at XLA's default level (3) and at 0; only the machine code differs."""
+    (tests/pipelines.py): the optimised HLO (collectives, loops) of a sharded program is the
+    same at XLA's default level (3) and at 0; only the machine code differs. So
+    ``users_compile``, which keeps level 0, reads the HLO of XLA's defaults."""
     mesh = jax.make_mesh((8,), ("batch",), devices=jax.devices()[:8])
     lowered = jax.jit(STRATEGIES["block"]).lower(shard(mesh, KEYS))
-    default = lowered.compile({"xla_backend_optimization_level": 3}).as_text()
-    unoptimised = lowered.compile({"xla_backend_optimization_level": 0}).as_text()
+    default = lowered.compile({"xla_backend_optimization_level": 3, **USERS_PIPELINE}).as_text()
+    unoptimised = users_compile(lowered).as_text()
     assert COLLECTIVES.search(default)  # a partitioned program with its one all-reduce
     assert _without_metadata(unoptimised) == _without_metadata(default)

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from pipelines import users_compile
 
 import jgather
 from jgather import tokens
@@ -513,13 +514,15 @@ def test_batch_sharded_on_both_mesh_kinds_without_collectives(kind):
     batch = NamedSharding(mesh, P("batch"))
     sharded = [jax.device_put(a, batch) for a in SHARD_IN]
     want = _sharded_calls(*SHARD_IN)
-    compiled = jax.jit(_sharded_calls).lower(*sharded).compile()
+    compiled = users_compile(jax.jit(_sharded_calls).lower(*sharded))
     for got in (compiled(*sharded), _sharded_calls(*sharded)):
         chex.assert_trees_all_equal(got, want)
         for a in got:
             assert a.sharding.is_equivalent_to(batch, a.ndim)
     if kind == "auto":
-        compiled = jax.jit(lambda *a: _sharded_calls(*a, merges=False)).lower(*sharded).compile()
+        compiled = users_compile(
+            jax.jit(lambda *a: _sharded_calls(*a, merges=False)).lower(*sharded)
+        )
     assert not _collectives(compiled)
 
 
@@ -532,4 +535,4 @@ def test_merge_on_an_auto_mesh_under_jit_has_no_collectives():
     batch = NamedSharding(_mesh("auto"), P("batch"))
     metric, x, _ = (jax.device_put(a, batch) for a in SHARD_IN)
     fn = lambda m, x: tokens.merge(tokens.bipartite_soft_matching(m, 3), x, "sum")
-    assert not _collectives(jax.jit(fn).lower(metric, x).compile())
+    assert not _collectives(users_compile(jax.jit(fn).lower(metric, x)))
