@@ -11,7 +11,7 @@ the multi-process workers) inherit them:
   optimised HLO is the same as at XLA's default level, 3
   (``tests/test_sharding.py::test_backend_optimisation_level_leaves_the_hlo_alone``).
 * ``--xla_cpu_use_fusion_emitters=false``: XLA:CPU's loop emitters for fused computations
-  instead of its default MLIR fusion emitters. They compile in about half the time. They also
+  instead of its default MLIR fusion emitters, which roughly halves this suite's compile time. They also
   take a different route through XLA's HLO passes (gathers are canonicalised differently and
   the fusions differ), so:
 
@@ -25,6 +25,7 @@ the multi-process workers) inherit them:
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 SESSION_FLAGS = {
@@ -42,3 +43,12 @@ def users_compile(lowered: Any) -> Any:
     """``lowered`` (a ``jax.stages.Lowered``) compiled as a user's CPU compiles it: XLA's
     default HLO passes and fusion emitters; only the LLVM level is the session's."""
     return lowered.compile(USERS_PIPELINE)
+
+
+def child_xla_flags(devices: int | None = None) -> str:
+    """``XLA_FLAGS`` for a process a test starts (a notebook kernel, ``python -m jgather``, a
+    multi-process worker): this session's compile settings, with ``devices`` host devices
+    (``None``: the default, one, as a user's machine has)."""
+    device_count = "--xla_force_host_platform_device_count"
+    kept = [f for f in os.environ.get("XLA_FLAGS", "").split() if not f.startswith(device_count)]
+    return " ".join(kept + ([f"{device_count}={devices}"] if devices is not None else []))

@@ -11,6 +11,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+from pipelines import child_xla_flags
 
 pytest.importorskip("matplotlib")
 from matplotlib.image import imread
@@ -309,7 +310,9 @@ def test_without_matplotlib_one_line_pointing_at_the_extra(monkeypatch, capsys):
 def _run_module(args, cwd):
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    env.pop("XLA_FLAGS", None)  # run as a user would, on the default single host device
+    # As a user runs it, on one host device; compiled with the session's faster settings
+    # (tests/pipelines.py), which give the same values.
+    env["XLA_FLAGS"] = child_xla_flags()
     return subprocess.run(
         [sys.executable, "-m", "jgather", *args],
         cwd=cwd,

@@ -23,6 +23,7 @@ import jax
 import multiprocess_worker as worker
 import numpy as np
 import pytest
+from pipelines import child_xla_flags
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PROCESSES, LOCAL_DEVICES = 2, 4
@@ -39,12 +40,7 @@ def _env() -> dict[str, str]:
     """This session's environment with 4 host devices (conftest sets 8), CPU only, and the
     checkout first on the path (the worker is run as a script)."""
     env = dict(os.environ)
-    flags = [
-        f
-        for f in env.get("XLA_FLAGS", "").split()
-        if not f.startswith("--xla_force_host_platform_device_count")
-    ]
-    env["XLA_FLAGS"] = " ".join([*flags, f"--xla_force_host_platform_device_count={LOCAL_DEVICES}"])
+    env["XLA_FLAGS"] = child_xla_flags(LOCAL_DEVICES)
     env["JAX_PLATFORMS"] = "cpu"
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
     return env

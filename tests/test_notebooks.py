@@ -7,7 +7,6 @@ percent-format source beside it, and a committed ``.ipynb`` whose cells differ f
 fails here (outputs are not compared).
 """
 
-import os
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
 from _build_percent import percent_sources, read_percent  # noqa: E402 (notebooks/ on pythonpath)
+from pipelines import child_xla_flags  # noqa: E402
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))
@@ -54,12 +54,10 @@ QUICK_PARAMETERS = {
 
 
 def _kernel_environment(monkeypatch):
-    """The kernel inherits the environment: drop the test session's 8 fake devices, so the
-    notebook sees the devices a reader sees, and keep the rest of its ``XLA_FLAGS`` (the
-    backend optimisation level of tests/conftest.py: compiles are most of a notebook's time)."""
-    flags = os.environ.get("XLA_FLAGS", "").split()
-    kept = [f for f in flags if not f.startswith("--xla_force_host_platform_device_count")]
-    monkeypatch.setenv("XLA_FLAGS", " ".join(kept))
+    """The kernel inherits the environment: the devices a reader has (one host device, not the
+    session's 8) and the session's compile settings (tests/pipelines.py: compiles are most of
+    a notebook's time)."""
+    monkeypatch.setenv("XLA_FLAGS", child_xla_flags())
 
 
 def _with_quick_parameters(nb, name: str):
