@@ -11,9 +11,9 @@ the multi-process workers) inherit them:
   optimised HLO is the same as at XLA's default level, 3
   (``tests/test_sharding.py::test_backend_optimisation_level_leaves_the_hlo_alone``).
 * ``--xla_cpu_use_fusion_emitters=false``: XLA:CPU's loop emitters for fused computations
-  instead of its default MLIR fusion emitters, which roughly halves this suite's compile time. They also
-  take a different route through XLA's HLO passes (gathers are canonicalised differently and
-  the fusions differ), so:
+  instead of its default MLIR fusion emitters, which roughly halves this suite's compile time.
+  They also take a different route through XLA's HLO passes (gathers are canonicalised
+  differently and the fusions differ), so:
 
   * a test that reads a compiled program (its scatters, loops, conditionals, collectives or
     memory) compiles it with :func:`users_compile`, which switches the default emitters back
