@@ -166,8 +166,13 @@ def check_scalar_fits(fn: str, name: str, value: Any, dtype: Any) -> None:
 
     torch raises "value cannot be converted to type X without overflow" for such values;
     without this check ``astype`` would wrap (300 into uint8), saturate (1e10 into int32),
-    drop an imaginary part, or raise a bare OverflowError (2**40 into int32). Fractional
-    floats into integers truncate, as in torch; NaN and infinities into integers raise.
+    drop an imaginary part, or raise a bare OverflowError (2**40 into int32). torch's
+    bounds, which this follows:
+
+    * into an integer dtype, a float must lie in ``[min, max]`` (127.5 into int8 raises) and
+      truncates toward zero (2.7 -> 2); NaN and infinities raise;
+    * into an unsigned dtype, a negative integer down to ``-max`` wraps, two's complement
+      (-1 into uint8 is 255; -256 raises); a negative float raises.
     """
     if _checks.is_traced(value) or np.dtype(dtype) == np.bool_:
         return
@@ -185,10 +190,15 @@ def check_scalar_fits(fn: str, name: str, value: Any, dtype: Any) -> None:
     elif dtype.kind in "iu":
         real = item.real if isinstance(item, complex) else item
         info = np.iinfo(dtype)
-        if isinstance(real, float) and not np.isfinite(real):
-            problem = "is not finite"
-        elif not info.min <= real < info.max + 1:
-            problem = f"is outside [{info.min}, {info.max}]"
+        if isinstance(real, float):
+            if not np.isfinite(real):
+                problem = "is not finite"
+            elif not info.min <= real <= info.max:
+                problem = f"is outside [{info.min}, {info.max}]"
+        else:  # torch wraps a negative integer into an unsigned dtype
+            low = -info.max if dtype.kind == "u" else info.min
+            if not low <= real <= info.max:
+                problem = f"is outside [{low}, {info.max}]"
     elif jnp.issubdtype(dtype, jnp.floating):
         real = item.real if isinstance(item, complex) else item
         finfo = jnp.finfo(dtype)

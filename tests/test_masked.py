@@ -216,6 +216,10 @@ CONVERSIONS = [
     ("float16", float("nan")),
     ("float16", 1 / 3),
     ("int32", np.float32(7.9)),
+    # A negative integer into an unsigned dtype wraps down to -max (two's complement).
+    ("uint8", -1),
+    ("uint8", -255),
+    ("int8", 127.0),
     # torch converts into half precision through float32: a tie there rounds to even.
     ("bfloat16", 1 + 2**-8 + 2**-30),
     ("float16", 1 + 2**-11 + 2**-30),
@@ -224,6 +228,9 @@ CONVERSIONS = [
 OVERFLOWS = [
     ("int32", 1e20),
     ("uint8", 300),
+    ("uint8", -256),
+    ("uint8", -0.5),  # a negative float does not wrap
+    ("int8", 127.5),  # a float must lie within [min, max], not just truncate into it
     ("float16", 1e6),
     ("int32", float("nan")),
     ("float32", 1j),

@@ -542,7 +542,9 @@ _SCALAR_CASES = [
     (2**40, jnp.int32, "outside"),
     (1e10, jnp.int32, "outside"),
     (300, jnp.uint8, "outside"),
-    (-1, jnp.uint8, "outside"),
+    (-256, jnp.uint8, "outside [-255, 255]"),  # -1 to -255 wrap, as in torch
+    (-0.5, jnp.uint8, "outside [0, 255]"),
+    (127.5, jnp.int8, "outside [-128, 127]"),
     (float("nan"), jnp.int32, "not finite"),
     (1 + 2j, jnp.float32, "imaginary"),
     (1e6, jnp.float16, "outside"),
@@ -575,6 +577,9 @@ def test_scalar_src_and_fill_value_that_do_not_fit_raise_like_torch(value, dtype
 def test_scalars_that_fit_are_accepted():
     out = jgather.scatter(jnp.zeros(3, jnp.uint8), 0, jnp.array([1]), 255)
     assert_matches(out, np.array([0, 255, 0], np.uint8))
+    for value, wrapped in ((-1, 255), (-255, 1)):  # torch wraps these (two's complement)
+        out = jgather.scatter(jnp.zeros(3, jnp.uint8), 0, jnp.array([1]), value)
+        assert_matches(out, np.array([0, wrapped, 0], np.uint8))
     out = jgather.scatter(jnp.zeros(3, jnp.int32), 0, jnp.array([1]), 2.5)  # truncates (torch)
     assert_matches(out, np.array([0, 2, 0], np.int32))
     out = jgather.scatter(jnp.zeros(3, jnp.float32), 0, jnp.array([1]), 2**40)
