@@ -109,6 +109,8 @@ def _put_indices(fn: str, input: jax.Array, indices: Any) -> tuple[list[jax.Arra
         )
     if not indices:
         raise ValueError(f"{fn}: indices is empty; pass at least one index array.")
+    if input.ndim == 0:  # torch: before it reads the index, even a 0-d bool mask
+        raise _too_many(fn, 0, len(indices))
     arrays: list[jax.Array] = []
     wides: list[Any] = []
     for d, raw in enumerate(indices):
@@ -151,12 +153,16 @@ def _put_indices(fn: str, input: jax.Array, indices: Any) -> tuple[list[jax.Arra
             )
         arrays.append(index)
         wides.append(wide)
-    if len(arrays) > max(input.ndim, 0):
-        raise IndexError(
-            f"{fn}: too many indices for an input of {input.ndim} dimensions (got "
-            f"{len(arrays)}, counting each dimension of a bool mask)."
-        )
+    if len(arrays) > input.ndim:
+        raise _too_many(fn, input.ndim, len(arrays))
     return arrays, wides
+
+
+def _too_many(fn: str, ndim: int, count: int) -> IndexError:
+    return IndexError(
+        f"{fn}: too many indices for an input of {ndim} dimensions (got {count}, counting "
+        "each dimension of a bool mask); index at most one axis per input dimension."
+    )
 
 
 def index_put(

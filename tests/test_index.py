@@ -295,6 +295,9 @@ ERRORS = [
     (lambda: jgather.index_put(F, (), 1.0), ValueError, "empty"),
     (lambda: jgather.index_put(F, (None, I1), 1.0), TypeError, "arrays"),
     (lambda: jgather.index_put(F, (I1, I1, I1), 1.0), IndexError, "too many"),
+    # A 0-d input takes no index, a 0-d bool mask included (torch's IndexError).
+    (lambda: jgather.index_put(np.float32(5), (np.array(True),), 1.0), IndexError, "too many"),
+    (lambda: jgather.index_put(np.float32(5), (np.array(0),), 1.0), IndexError, "too many"),
     (lambda: jgather.index_put(F, (I1, np.arange(3)), 1.0), ValueError, "broadcast"),
     (lambda: jgather.index_put(F, (I1,), np.ones((3, 2))), ValueError, "broadcast"),
     (lambda: jgather.index_put(F, (I1,), np.ones(2, np.float32)), TypeError, "dtype"),
