@@ -363,16 +363,16 @@ def test_embedding_bag_sums_short_bags_slot_by_slot():
     fits (one conditional). Values, vmap and gradients are the same bits as the scatter
     program bags that do not fit take (forced here by allowing no slots). Every case is one
     output of one jitted function (one compile a program)."""
-    from jgather._embedding import _bags
+    from jgather._embedding import _slots
 
     rng = np.random.default_rng(6)
     index = jnp.asarray(rng.integers(-1, 30, (6, 5)), jnp.int32)  # -1: dropped under jit
     even = np.arange(0, 30, 5)  # 30 entries: 5 slots, all full
     ragged = np.array([0, 3, 3, 10, 17, 22, 26])  # 7 bags of 3, 0, 7, 7, 5, 4, 4: 8 slots
     too_long = np.array([0, 1, 2, 3, 4, 5])  # 6 bags: the last holds 25 entries
-    assert _bags._slot_cap(30, 6) == 5 and _bags._slot_cap(30, 7) == 8
+    assert _slots.slot_cap(30, 6) == 5 and _slots.slot_cap(30, 7) == 8
     fits = [
-        bool(_bags._slots(jnp.asarray(o), 30, len(o), _bags._slot_cap(30, len(o)))[2])
+        bool(_slots.slots(jnp.asarray(o), 30, len(o), _slots.slot_cap(30, len(o)))[2])
         for o in (even, ragged, too_long)
     ]
     assert fits == [True, True, False]  # which branch each takes at run time
@@ -407,7 +407,7 @@ def test_embedding_bag_sums_short_bags_slot_by_slot():
     assert _count(_hlo(offsets_mean, weights[0], index, args[2][0]), "conditional") == 1
     slot_by_slot = jax.jit(every)(*args)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(_bags, "_MAX_SLOTS", 0)
+        patch.setattr(_slots, "MAX_SLOTS", 0)
         jax.clear_caches()
         assert _count(_hlo(two_d_sum, weights[0], index), "scatter") >= 1
         scattered = jax.jit(every)(*args)

@@ -17,8 +17,8 @@ import numpy as np
 from jax import lax
 from jax.typing import ArrayLike
 
-from jgather import _checks, _dtypes, _engine, _indexing, _platform, _rows, _sharding
-from jgather._embedding import _table
+from jgather import _checks, _dtypes, _engine, _indexing, _sharding
+from jgather._embedding import _slots, _table
 
 __all__ = ["embedding_bag"]
 
@@ -111,10 +111,10 @@ def _bag_core(
     # L), or offsets whose bags all fit (tested at run time).
     cap = 0
     if renorm is None and not _dtypes.is_symbolic(n):
-        cap = bag_len if offsets is None else _slot_cap(n, num_bags)
+        cap = bag_len if offsets is None else _slots.slot_cap(n, num_bags)
     psw = () if per_sample_weights is None else (per_sample_weights,)
-    if 0 < cap <= _MAX_SLOTS:
-        total, counts = _bag_sums(weight, psw, index, keep, offsets, scattered, cap, num_bags)
+    if 0 < cap <= _slots.MAX_SLOTS:
+        total, counts = _slots.bag_sums(weight, psw, index, keep, offsets, scattered, cap, num_bags)
     else:
         total, counts = scattered(weight, psw, index, keep, offsets)
     total = _round_like_torch(total, dtype, padding_idx is None)
@@ -122,52 +122,6 @@ def _bag_core(
         return total
     # torch divides the rounded sum by the bag's size; an empty bag gives 0.
     return _dtypes.mean(total, jnp.maximum(counts, 1)[:, None], dtype)
-
-
-# XLA:CPU sums short bags fastest as one fused loop over their slots: a gather of each
-# slot's rows added to a running [bags, D] total, with no [n, D] array of rows and no scatter
-# (4096 bags of 20 rows of a 1M x 64 table: 4x to 6x faster than the gather and the scatter,
-# benchmarks/ops.py). Bags of up to this many slots, unrolled.
-_MAX_SLOTS = 32
-
-
-def _slot_cap(n: int, num_bags: int) -> int:
-    """The slots per bag for ``n`` entries in ``num_bags`` bags given by offsets (0: none).
-
-    When ``n`` is a multiple of ``num_bags`` the slots are exactly ``n / num_bags`` (bags
-    fit only when all have that length: every slot holds an entry); otherwise room for bags
-    half again as long as the average, as a power of two. At most ``_MAX_SLOTS``.
-    """
-    mean = -(-n // num_bags)
-    if mean > _MAX_SLOTS:
-        return 0
-    if n % num_bags == 0:
-        return mean
-    return min(_MAX_SLOTS, 1 << max(0, (3 * mean + 1) // 2 - 1).bit_length())
-
-
-def _slots(
-    offsets: jax.Array | None, n: int, num_bags: int, cap: int
-) -> tuple[jax.Array, jax.Array, jax.Array | None]:
-    """Where each bag's slots read: (positions [num_bags, cap] in ``[0, n)``, whether a
-    slot holds an entry, whether every bag fits in ``cap`` slots: None when known).
-
-    Bags from offsets are read as ``_bag_ids`` reads them: bag ``b`` holds the entries from
-    its offset to the next (the first offset taken as 0, the last bag running to ``n``).
-    Offsets that decrease, pass ``n`` or leave a bag longer than ``cap`` do not fit.
-    """
-    slot = lax.broadcasted_iota(jnp.int32, (num_bags, cap), 1)
-    if offsets is None:  # a 2-D input: bag b holds entries [b * cap, (b + 1) * cap)
-        start = lax.broadcasted_iota(jnp.int32, (num_bags, cap), 0) * cap
-        return start + slot, jnp.ones((num_bags, cap), jnp.bool_), None
-    starts = _indexing.widen_index(offsets[:num_bags])
-    starts = jnp.concatenate([jnp.zeros((1,), starts.dtype), starts[1:]])
-    ends = jnp.concatenate([starts[1:], jnp.full((1,), n, starts.dtype)])
-    sizes = ends - starts
-    fits = jnp.all((sizes >= 0) & (sizes <= cap))
-    begin = jnp.clip(starts, 0, n).astype(jnp.int32)[:, None]
-    held = slot < jnp.clip(sizes, 0, cap).astype(jnp.int32)[:, None]
-    return jnp.clip(begin + slot, 0, max(n - 1, 0)), held, fits
 
 
 def _read(
@@ -212,73 +166,6 @@ def _scattered(
         jnp.zeros((num_bags,), jnp.int32), bag, one, dim=0, op="sum", mode="drop"
     )
     return total, counts
-
-
-def _bag_sums(
-    weight: jax.Array,
-    psw: tuple[jax.Array, ...],
-    index: jax.Array,
-    keep: jax.Array,
-    offsets: jax.Array | None,
-    scattered: Any,
-    cap: int,
-    num_bags: int,
-) -> tuple[jax.Array, jax.Array]:
-    """:func:`_scattered`'s sums and sizes for ``num_bags`` bags of at most ``cap`` entries
-    (a 2-D input, or offsets tested at run time). On XLA:CPU they sum slot by slot, adding
-    in the same order as the scatter (the same bits); elsewhere, for offsets whose bags do
-    not fit, and under differentiation, ``scattered(weight, psw, index, keep, offsets)``
-    runs."""
-    _indexing.probe(index, weight.shape[0])  # checkify reports the caller's value either way
-
-    @jax.custom_jvp
-    def sums(
-        w: jax.Array,
-        psw: tuple[jax.Array, ...],
-        index: jax.Array,
-        keep: jax.Array,
-        offsets: jax.Array | None,
-    ) -> tuple[jax.Array, jax.Array]:
-        def dense(position: jax.Array, held: jax.Array) -> tuple[jax.Array, jax.Array]:
-            acc = _dtypes.accumulation_dtype(w.dtype)
-            safe = _indexing.prepare(index, w.shape[0], "clip")
-            if cap * num_bags == index.shape[0]:  # full bags: slot l of bag b is entry b * cap + l
-                at = lambda a: a.reshape(num_bags, cap)
-                kept, rows_at = at(keep), at(safe)
-            else:
-                at = lambda a: a.reshape(-1)[position]
-                kept = held & at(keep)
-                rows_at = jnp.where(kept, at(safe), 0)  # an empty slot reads row 0 (cached)
-            scales = [at(p).astype(acc) for p in psw]
-            total = jnp.zeros((num_bags, w.shape[1]), acc)
-            for slot in range(cap):
-                rows = _rows.take_rows(w, rows_at[:, slot]).astype(acc)
-                for scale in scales:
-                    rows = rows * scale[:, slot, None]
-                total = total + jnp.where(kept[:, slot, None], rows, 0)
-            return total, jnp.sum(kept, axis=1, dtype=jnp.int32)
-
-        def any_bags() -> tuple[jax.Array, jax.Array]:
-            out: tuple[jax.Array, jax.Array] = scattered(w, psw, index, keep, offsets)
-            return out
-
-        def on_cpu() -> tuple[jax.Array, jax.Array]:
-            position, held, fits = _slots(offsets, index.shape[0], num_bags, cap)
-            if fits is None:
-                return dense(position, held)
-            return lax.cond(fits, lambda: dense(position, held), any_bags)
-
-        return _platform.cpu_or_accelerator(on_cpu, any_bags)
-
-    @sums.defjvp
-    def _(primals: tuple[Any, ...], tangents: tuple[Any, ...]) -> tuple[Any, Any]:
-        # Differentiated as the program for any bags: one gather, one scatter (its transpose
-        # is one scatter into the table), with torch's gradient rules for the rows.
-        w, psw, index, keep, offsets = primals
-        return jax.jvp(lambda w, p: scattered(w, p, index, keep, offsets), (w, psw), tangents[:2])
-
-    out: tuple[jax.Array, jax.Array] = sums(weight, psw, index, keep, offsets)
-    return out
 
 
 def _bag_max(rows: jax.Array, bag: jax.Array, num_bags: int, bag_scatter: Any) -> jax.Array:
