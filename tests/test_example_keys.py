@@ -61,12 +61,7 @@ def _inputs(ids):
 
 
 def _all(names):
-    # XLA's backend optimisations off: a third of the compile time, and the masks are integer
-    # and comparison results that do not depend on them (every layout compiles the same way).
-    return jax.jit(
-        lambda k, rk, x: {name: STRATEGIES[name](k, rk, x) for name in names},
-        compiler_options={"xla_backend_optimization_level": 0},
-    )
+    return jax.jit(lambda k, rk, x: {name: STRATEGIES[name](k, rk, x) for name in names})
 
 
 @functools.cache

@@ -95,14 +95,9 @@ def sample(grid, mask_ratio, **kw):
     return _sample(grid, mask_ratio, tuple(sorted(kw.items())))
 
 
-# XLA's backend optimisations off where only values are checked (as in the whole session,
-# tests/pipelines.py); the sharding test reads its program through users_compile.
-_jit = functools.partial(jax.jit, compiler_options={"xla_backend_optimization_level": 0})
-
-
 @functools.cache
 def _sample(grid, mask_ratio, kw):
-    draw = _jit(lambda k: jgather.inverse_block_masking(k, 250, grid, mask_ratio, **dict(kw)))
+    draw = jax.jit(lambda k: jgather.inverse_block_masking(k, 250, grid, mask_ratio, **dict(kw)))
     m = np.asarray(draw(jax.random.key(7)))
     m.setflags(write=False)
     return m
@@ -120,7 +115,7 @@ def test_blocks_equal_the_reference_clamped_indices(grid, mask_length):
     # Rows with fewer distinct centres (repeats, as torch.randint draws them), down to one.
     distinct = rng.integers(1, 13, size=256)
     centres = np.take_along_axis(centres, np.arange(12)[None] % distinct[:, None], axis=1)
-    got = _jit(jax.vmap(lambda c: _blocks(c, grid, mask_length)))(centres)
+    got = jax.jit(jax.vmap(lambda c: _blocks(c, grid, mask_length)))(centres)
     np.testing.assert_array_equal(got, reference_blocks(centres, grid, mask_length))
 
 
@@ -161,7 +156,7 @@ def test_default_keeps_random_maskings_len_keep_and_feeds_apply_mask():
 def test_masks_are_sample_major_and_mask_j_does_not_depend_on_num_masks():
     three = np.asarray(fn(KEYS)).reshape(8, 3, 36)
     one = np.asarray(
-        _jit(lambda k: jgather.inverse_block_masking(k, 8, (6, 6), 0.75, num_masks=1))(KEYS)
+        jax.jit(lambda k: jgather.inverse_block_masking(k, 8, (6, 6), 0.75, num_masks=1))(KEYS)
     )
     np.testing.assert_array_equal(three[:, 0], one)
     assert (three[:, 0] != three[:, 1]).any(axis=1).sum() >= 4  # the clones are drawn anew
@@ -226,7 +221,7 @@ def _fn(keys):
     return jgather.inverse_block_masking(keys, keys.shape[0], (6, 6), 0.75, num_masks=3)
 
 
-fn = _jit(_fn)
+fn = jax.jit(_fn)
 
 
 KEYS = jgather.example_keys(jax.random.key(42), jnp.arange(8))
@@ -243,7 +238,7 @@ def test_jit_vmap_and_checkify():
     eager = fn(KEYS)
     # checkify of a vmap over an outer axis of key batches, under jit: one call per batch,
     # and no error found.
-    run = _jit(checkify.checkify(jax.vmap(_fn), errors=checkify.all_checks))
+    run = jax.jit(checkify.checkify(jax.vmap(_fn), errors=checkify.all_checks))
     err, out = run(jnp.stack([KEYS, KEYS[::-1]]))
     assert err.get() is None, err.get()
     chex.assert_trees_all_equal(out[0], eager)

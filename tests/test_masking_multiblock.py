@@ -44,9 +44,6 @@ VJEPA_GRID = (4, 8, 8)
 GRIDS_OF = {"ijepa": IJEPA_GRID, "vjepa": VJEPA_GRID}
 N = 8
 SIZE_KEY = jax.random.key(7)
-# XLA's backend optimisations off: compiles are most of this module's time, and the masks are
-# integer and comparison results that do not depend on them.
-O0 = {"xla_backend_optimization_level": 0}
 
 
 def ijepa(key, n=N, **kw):
@@ -61,7 +58,7 @@ def vjepa(key, n=N, **kw):
 def _jitted(preset, n, grid, items):
     kw = dict(items)
     fn = lambda k, sk: jgather.multiblock_masking(k, n, grid, preset=preset, size_key=sk, **kw)
-    return jax.jit(fn, compiler_options=O0)
+    return jax.jit(fn)
 
 
 def sample(key, n, preset="ijepa", grid=None, size_key=None, **kw):
@@ -210,7 +207,7 @@ def test_vmap_over_key_batches_under_checkify():
     # the whole jitted program finds no error.
     keys = jnp.stack([jax.random.key(0), jax.random.key(1)])
     checked = checkify.checkify(jax.vmap(lambda k: ijepa(k)), errors=checkify.all_checks)
-    err, batched = jax.jit(checked, compiler_options=O0)(keys)
+    err, batched = jax.jit(checked)(keys)
     assert err.get() is None
     for i in range(2):
         one = sample(keys[i], N, "ijepa")  # the plain jitted run
@@ -575,7 +572,7 @@ def test_vjepa_configs_share_the_size_draw_with_one_size_key():
     short = jgather.VJepaConfig(1, (0.1, 0.3), (0.25, 1.0), (0.75, 1.5))
     long = jgather.VJepaConfig(1, (0.4, 0.6), (0.25, 1.0), (0.75, 1.5))
 
-    @functools.partial(jax.jit, compiler_options=O0)
+    @jax.jit
     def pairs(keys, size_keys, other_size_keys):
         def one(k, sk, sk2):
             k1, k2 = jax.random.split(k)
@@ -740,7 +737,7 @@ def test_apply_masks_on_a_batch_sharded_mesh(kind):
         rows = jgather.apply_masks(x, i)
         return rows, jgather.unapply_masks(rows, i, 16)
 
-    out, back = jax.jit(run, compiler_options=O0)(xs, ids_s)
+    out, back = jax.jit(run)(xs, ids_s)
     np.testing.assert_array_equal(np.asarray(out), expected)
     np.testing.assert_array_equal(
         np.asarray(back), np.asarray(jgather.unapply_masks(expected, ids, 16))

@@ -15,7 +15,6 @@ The other programs compile with the session's faster settings (tests/pipelines.p
 
 from __future__ import annotations
 
-import functools
 import re
 
 import jax
@@ -28,10 +27,6 @@ from pipelines import users_compile
 
 import jgather
 from jgather import _engine, _sharding, segment
-
-# See the module docstring: the HLO is the default one, LLVM runs unoptimised.
-O0 = {"xla_backend_optimization_level": 0}
-_jit = functools.partial(jax.jit, compiler_options=O0)
 
 COLLECTIVES = re.compile(r"all-gather|all-reduce|all-to-all|collective-permute|reduce-scatter")
 
@@ -132,7 +127,7 @@ def _explicit(mesh):
 def test_values_and_sharding_eager_and_jitted(mesh):
     args = _sharded(mesh)
     expected = {n: f(X, IDX, S) for n, f in OPS.items()}
-    jitted = _jit(lambda x, i, s: {n: f(x, i, s) for n, f in OPS.items()})(*args)
+    jitted = jax.jit(lambda x, i, s: {n: f(x, i, s) for n, f in OPS.items()})(*args)
     for name, fn in OPS.items():
         eager = fn(*args)
         np.testing.assert_array_equal(eager, expected[name], err_msg=name)
@@ -152,7 +147,7 @@ def test_values_and_sharding_eager_and_jitted(mesh):
 def test_no_collectives_for_gathers_and_static_writes(mesh):
     args = _sharded(mesh)
     fns = [*GATHERS.values(), *WRITES.values()]
-    compiled = _jit(lambda x, i, s: [f(x, i, s) for f in fns]).lower(*args)
+    compiled = jax.jit(lambda x, i, s: [f(x, i, s) for f in fns]).lower(*args)
     assert _collectives(users_compile(compiled)) == []
 
 
@@ -167,7 +162,7 @@ def test_masked_scatter_and_select_per_example_on_an_explicit_mesh(mesh):
     )
     batched = jax.vmap(per_example)
     (x, _, _) = _sharded(mesh)
-    compiled = users_compile(_jit(batched).lower(x))
+    compiled = users_compile(jax.jit(batched).lower(x))
     expected = batched(X)
     for got in (batched(x), compiled(x)):
         for g, e in zip(got, expected, strict=True):
@@ -181,7 +176,7 @@ def test_no_collectives_for_scatters_jitted_on_an_explicit_mesh(mesh):
         pytest.skip("see test_jitted_scatters_on_an_auto_mesh_gather")
     args = _sharded(mesh)
     fns = [*SCATTERS.values(), *SEGMENT_SCATTERS.values(), *SEGMENT_GATHERS.values()]
-    compiled = _jit(lambda x, i, s: [f(x, i, s) for f in fns]).lower(*args)
+    compiled = jax.jit(lambda x, i, s: [f(x, i, s) for f in fns]).lower(*args)
     assert _collectives(users_compile(compiled)) == []
 
 
@@ -202,7 +197,7 @@ def test_jitted_scatters_on_an_auto_mesh_gather(mesh):
     if _explicit(mesh):
         pytest.skip("explicit meshes are covered above")
     args = _sharded(mesh)
-    compiled = _jit(lambda x, i, s: jgather.scatter_add(x, 1, i, s)).lower(*args)
+    compiled = jax.jit(lambda x, i, s: jgather.scatter_add(x, 1, i, s)).lower(*args)
     assert _collectives(users_compile(compiled)) == []
 
 
@@ -211,7 +206,7 @@ def test_gradients_on_an_explicit_mesh(mesh):
         pytest.skip("explicit mesh only")
     x, i, s = _sharded(mesh)
     loss = lambda x, i, s: (jgather.scatter_reduce(x, 1, i, s, "mean") ** 2).sum()
-    got = _jit(jax.grad(loss, argnums=(0, 2)))(x, i, s)
+    got = jax.jit(jax.grad(loss, argnums=(0, 2)))(x, i, s)
     expected = jax.grad(loss, argnums=(0, 2))(jnp.asarray(X), jnp.asarray(IDX), jnp.asarray(S))
     for a, b in zip(got, expected, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-6)
@@ -224,7 +219,7 @@ def test_int64_indices_with_x64_on_a_sharded_mesh(mesh):
         x = jax.device_put(X, sh)
         i = jax.device_put(IDX.astype(np.int64), sh)
         s = jax.device_put(S, sh)
-        jitted = _jit(lambda x, i, s: {n: f(x, i, s) for n, f in OPS.items()})(x, i, s)
+        jitted = jax.jit(lambda x, i, s: {n: f(x, i, s) for n, f in OPS.items()})(x, i, s)
         for name, fn in OPS.items():
             expected = fn(X, IDX.astype(np.int64), S)
             np.testing.assert_array_equal(jitted[name], expected, err_msg=name)
@@ -250,8 +245,8 @@ def test_vmap_over_a_batch_sharded_on_an_explicit_mesh(mesh):
         if name not in fixed
     }
     every_op = lambda x, i, s: {n: f(x, i, s) for n, f in batched.items()}
-    expected = _jit(every_op)(X, IDX, S)
-    compiled = users_compile(_jit(every_op).lower(*args))
+    expected = jax.jit(every_op)(X, IDX, S)
+    compiled = users_compile(jax.jit(every_op).lower(*args))
     jitted = compiled(*args)
     for name, run in batched.items():
         for got in (run(*args), jitted[name]):
@@ -272,7 +267,7 @@ def test_embedding_bag_with_offsets_on_a_sharded_index(mesh):
     offsets = np.array([0, 5, 5, 30], np.int32)
     want = jgather.embedding_bag(IDX.reshape(-1), TABLE, offsets)
     np.testing.assert_array_equal(jgather.embedding_bag(index, TABLE, offsets), want)
-    jitted = _jit(lambda i: jgather.embedding_bag(i, TABLE, offsets))(index)
+    jitted = jax.jit(lambda i: jgather.embedding_bag(i, TABLE, offsets))(index)
     if _explicit(mesh):
         np.testing.assert_array_equal(jitted, want)
     else:

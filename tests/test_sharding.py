@@ -16,7 +16,6 @@ the HLO as it is). The other programs compile with the session's faster settings
 
 from __future__ import annotations
 
-import functools
 import re
 
 import chex
@@ -29,9 +28,6 @@ from jax.sharding import PartitionSpec as P
 from pipelines import USERS_PIPELINE, users_compile
 
 import jgather
-
-# See the module docstring: the HLO is the default one, LLVM runs unoptimised.
-_jit = functools.partial(jax.jit, compiler_options={"xla_backend_optimization_level": 0})
 
 COLLECTIVES = re.compile(r"all-gather|all-reduce|all-to-all|collective-permute|reduce-scatter")
 
@@ -75,8 +71,8 @@ def assert_no_collectives(compiled, loop_test=False):
 
 def check(mesh, fn, unsharded, sharded, *, sharded_out=True, loop_test=False):
     """``fn`` on sharded inputs, eagerly and under jit, equals ``fn`` on plain arrays."""
-    expected = _jit(fn)(*unsharded)
-    compiled = users_compile(_jit(fn).lower(*sharded))
+    expected = jax.jit(fn)(*unsharded)
+    compiled = users_compile(jax.jit(fn).lower(*sharded))
     for run in (fn, compiled):
         out = run(*sharded)
         chex.assert_trees_all_equal(out, expected)
@@ -198,7 +194,7 @@ def test_mae_loss(mesh):
         expected = fn(pred, X, mask)
         args = (shard(mesh, pred), shard(mesh, X), mask)
         np.testing.assert_allclose(fn(*args), expected, rtol=1e-6)
-        compiled = users_compile(_jit(fn).lower(*args))
+        compiled = users_compile(jax.jit(fn).lower(*args))
         np.testing.assert_allclose(compiled(*args), expected, rtol=1e-6)
         hlo = compiled.as_text()
         assert not re.findall(r"all-gather|all-to-all|collective-permute", hlo)
@@ -217,7 +213,7 @@ def _without_metadata(hlo):
 
 
 def test_backend_optimisation_level_leaves_the_hlo_alone():
-    """The premise of ``_jit`` and of the session's ``--xla_backend_optimization_level=0``
+    """The premise of the session's ``--xla_backend_optimization_level=0``
     (tests/pipelines.py): the optimised HLO (collectives, loops) of a sharded program is the
     same at XLA's default level (3) and at 0; only the machine code differs. So
     ``users_compile``, which keeps level 0, reads the HLO of XLA's defaults."""

@@ -312,9 +312,7 @@ def _vjp(op, sample, slots, kwargs):
             out, vjp = jax.vjp(call, *primals)
             return out, vjp(cot)
 
-        # XLA's backend optimisations off: a third of the compile time, which dominates here;
-        # the values are still compared bit for bit.
-        _VJPS[key] = jax.jit(fn, compiler_options={"xla_backend_optimization_level": 0})
+        _VJPS[key] = jax.jit(fn)
     return _VJPS[key]
 
 
